@@ -1,0 +1,131 @@
+/* store: the collector's LMDB store. Records keyed by (body_id, record_id) with their revision, and
+ * per-neighbourhood totals kept exactly in step with them, one write transaction per group of
+ * batches. One writer (the thread calling store_apply); any number of reader threads. */
+#ifndef TOTALPLACE_STORE_H
+#define TOTALPLACE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spending.pb-c.h"
+#include "wire.h"
+
+typedef struct _store_t store_t;
+
+/* Error codes returned by store functions (0 is success). */
+#define STORE_ERR -1          /* I/O or LMDB failure; the message says which */
+#define STORE_ERR_FULL -2     /* the map is full and may not grow further; nothing was applied */
+#define STORE_ERR_NOTFOUND -3 /* the neighbourhood, record or agent asked for is not stored */
+
+#define STORE_ERR_LEN 256
+
+typedef struct {
+    const char *path;      /* folder holding data.mdb; created when missing (unless read_only) */
+    size_t map_size;       /* initial LMDB map size in bytes; 0 means 1 GiB */
+    size_t max_map_size;   /* the map doubles when full up to this; 0 means 1 TiB */
+    bool read_only;        /* open for reading only (the CLI on the collector host) */
+    bool no_sync;          /* skip fsync at commit: benchmarks of the ceiling only, never production */
+} store_options_t;
+
+/* What one record did. Callers set every result to STORE_PENDING before store_apply; a result set
+ * to STORE_REJECTED beforehand (with a reason) marks a record refused upstream, e.g. by
+ * authorisation, which store_apply then leaves out. */
+typedef enum {
+    STORE_PENDING = 0,
+    STORE_ACCEPTED,   /* a key not seen before */
+    STORE_DUPLICATE,  /* same key, revision and content as stored: ignored */
+    STORE_SUPERSEDED, /* higher revision than stored: replaced it in the record and the totals */
+    STORE_STALE,      /* lower revision than stored: ignored */
+    STORE_REJECTED,   /* invalid, or a conflict (same revision, other content), or would overflow */
+} store_outcome_t;
+
+typedef struct {
+    store_outcome_t outcome;
+    char reason[WIRE_REASON_LEN]; /* why, when REJECTED */
+} store_result_t;
+
+typedef struct {
+    int64_t amount_pence;
+    int64_t records;
+} store_amount_t;
+
+typedef struct {
+    uint64_t batches;
+    uint64_t accepted, duplicate, superseded, stale, rejected;
+    uint64_t records_stored;   /* keys held, withdrawn ones included */
+    size_t map_size;           /* bytes */
+    size_t used_bytes;         /* bytes of the map in use */
+} store_counters_t;
+
+typedef struct {
+    const char *agent_id;
+    uint64_t last_batch_seq;   /* highest batch_seq applied from this agent */
+    uint64_t batches;
+    int64_t last_seen;         /* unix seconds of the last batch applied */
+} store_agent_t;
+
+/* Opens (or creates) the store. Returns NULL with a message in err on failure. */
+store_t *store_new (const store_options_t *options, char *err, size_t err_len);
+
+/* Closes the store and sets *self_p to NULL; safe on NULL. */
+void store_destroy (store_t **self_p);
+
+/* Applies batches in ONE write transaction, committed durably before it returns 0, together with
+ * each agent's batch high-water mark and the counters. results[b] has batches[b]->n_records
+ * entries, filled with each record's outcome. On error nothing at all is applied: returns
+ * STORE_ERR_FULL when the map cannot grow, STORE_ERR otherwise, with a message in err. The map
+ * grows (doubling up to max_map_size) when a transaction fills it, and the group is retried. */
+int store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                 store_result_t *const *results, char *err, size_t err_len);
+
+/* Breakdowns of a neighbourhood's total. */
+typedef enum {
+    STORE_BY_NONE = 0,
+    STORE_BY_BODY,
+    STORE_BY_SERVICE,
+    STORE_BY_FISCAL_YEAR,
+    STORE_BY_MONTH,
+    STORE_BY_POOLABLE,
+    STORE_BY_NEIGHBOURHOOD,
+} store_breakdown_t;
+
+/* Filters on totals; NULL fields (and poolable < 0) match everything. */
+typedef struct {
+    const char *body_id;
+    const char *service;
+    const char *fiscal_year; /* "2013-14" */
+    const char *month;       /* "2013-04" */
+    int poolable;            /* 1, 0, or -1 for either */
+} store_filter_t;
+
+/* Called once per row, keys in ascending order; for STORE_BY_NONE once with key "". For
+ * STORE_BY_POOLABLE the keys are "no" and "yes". Return non-zero to stop early. */
+typedef int (store_row_fn) (void *arg, const char *key, store_amount_t amount);
+
+/* Totals of one neighbourhood (or of all when neighbourhood is NULL) matching filter (NULL for none),
+ * broken down as asked. Returns 0, STORE_ERR_NOTFOUND for a neighbourhood with no records, or
+ * STORE_ERR. All rows come from one read transaction: they never show half a batch. */
+int store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
+                  const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
+                  size_t err_len);
+
+/* Every neighbourhood with its total, ranked by amount (largest first, then by code). */
+int store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, size_t err_len);
+
+/* Looks up one stored record (withdrawn ones too). On 0, *record is the stored record: free it with
+ * protobuf_c_message_free_unpacked(&(*record)->base, NULL). STORE_ERR_NOTFOUND when not stored. */
+int store_get_record (store_t *self, const char *body_id, const char *record_id,
+                      Totalplace__SpendingRecord **record, char *err, size_t err_len);
+
+/* Counters kept in the store (they survive restarts) and the map's size. */
+int store_counters (store_t *self, store_counters_t *counters, char *err, size_t err_len);
+
+/* Calls fn once per agent that ever delivered a batch, in agent id order. */
+typedef int (store_agent_fn) (void *arg, const store_agent_t *agent);
+int store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t err_len);
+
+/* Name of an outcome, e.g. "duplicate". */
+const char *store_outcome_name (store_outcome_t outcome);
+
+#endif

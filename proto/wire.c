@@ -1,0 +1,205 @@
+/* wire: the one place that knows the message limits and what makes a record acceptable. */
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "period.h"
+
+static int
+fail (char *reason, size_t reason_len, const char *format, ...)
+{
+    if (reason && reason_len) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (reason, reason_len, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+static bool
+is_identifier_char (unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '_' || c == '.';
+}
+
+/* Returns the byte length of a valid UTF-8 sequence starting at s, or 0 when it is invalid
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+static size_t
+utf8_sequence_length (const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned int cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    }
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    }
+    else
+        return 0;
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF
+        || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int
+check_identifier (const char *field, const char *value, size_t max, char *reason,
+                  size_t reason_len)
+{
+    size_t len = value ? strlen (value) : 0;
+    if (len == 0)
+        return fail (reason, reason_len, "%s is missing", field);
+    if (len > max)
+        return fail (reason, reason_len, "%s is %zu bytes, longer than the limit of %zu", field,
+                     len, (size_t) max);
+    for (size_t i = 0; i < len; i++)
+        if (!is_identifier_char ((unsigned char) value[i]))
+            return fail (reason, reason_len,
+                         "%s has character 0x%02x at byte %zu; only A-Z a-z 0-9 . _ - are allowed",
+                         field, (unsigned char) value[i], i + 1);
+    return 0;
+}
+
+static int
+check_text (const char *field, const char *value, size_t max, bool required, char *reason,
+            size_t reason_len)
+{
+    size_t len = value ? strlen (value) : 0;
+    if (len == 0)
+        return required ? fail (reason, reason_len, "%s is missing", field) : 0;
+    if (len > max)
+        return fail (reason, reason_len, "%s is %zu bytes, longer than the limit of %zu", field,
+                     len, (size_t) max);
+    const unsigned char *s = (const unsigned char *) value;
+    for (size_t i = 0; i < len;) {
+        if (s[i] < 0x20 || s[i] == 0x7F)
+            return fail (reason, reason_len, "%s has control character 0x%02x at byte %zu", field,
+                         s[i], i + 1);
+        size_t n = utf8_sequence_length (s + i, len - i);
+        if (n == 0)
+            return fail (reason, reason_len, "%s is not valid UTF-8 at byte %zu", field, i + 1);
+        i += n;
+    }
+    return 0;
+}
+
+int
+wire_validate_record (const Totalplace__SpendingRecord *r, char *reason, size_t reason_len)
+{
+    if (!r)
+        return fail (reason, reason_len, "record is missing");
+    if (check_identifier ("body_id", r->body_id, WIRE_MAX_BODY_ID, reason, reason_len)
+        || check_text ("record_id", r->record_id, WIRE_MAX_RECORD_ID, true, reason, reason_len)
+        || check_identifier ("neighbourhood", r->neighbourhood, WIRE_MAX_NEIGHBOURHOOD, reason,
+                             reason_len)
+        || check_text ("service", r->service, WIRE_MAX_SERVICE, true, reason, reason_len)
+        || check_text ("supplier", r->supplier, WIRE_MAX_SUPPLIER, false, reason, reason_len)
+        || check_text ("description", r->description, WIRE_MAX_DESCRIPTION, false, reason,
+                       reason_len))
+        return -1;
+    if (r->revision < 1)
+        return fail (reason, reason_len, "revision is 0; revisions start at 1");
+    if (period_parse (r->period, NULL, NULL) != 0)
+        return fail (reason, reason_len, "period \"%.16s\" is not a month YYYY-MM between %d and %d",
+                     r->period ? r->period : "", PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
+    if (r->amount_pence > WIRE_MAX_ABS_AMOUNT_PENCE || r->amount_pence < -WIRE_MAX_ABS_AMOUNT_PENCE)
+        return fail (reason, reason_len,
+                     "amount_pence %lld is beyond the limit of +/-%lld pence",
+                     (long long) r->amount_pence, (long long) WIRE_MAX_ABS_AMOUNT_PENCE);
+    return 0;
+}
+
+int
+wire_validate_batch (const Totalplace__Batch *batch, char *reason, size_t reason_len)
+{
+    if (!batch)
+        return fail (reason, reason_len, "batch is missing");
+    if (check_identifier ("agent_id", batch->agent_id, WIRE_MAX_AGENT_ID, reason, reason_len))
+        return -1;
+    if (batch->n_records > WIRE_MAX_RECORDS_PER_BATCH)
+        return fail (reason, reason_len, "batch has %zu records, more than the limit of %u",
+                     batch->n_records, WIRE_MAX_RECORDS_PER_BATCH);
+    for (size_t i = 0; i < batch->n_records; i++)
+        if (!batch->records[i])
+            return fail (reason, reason_len, "record %zu is missing", i);
+    return 0;
+}
+
+int
+wire_encode (const ProtobufCMessage *message, uint8_t **data, size_t *size, char *err,
+             size_t err_len)
+{
+    size_t packed_size = protobuf_c_message_get_packed_size (message);
+    if (packed_size > WIRE_MAX_MESSAGE_BYTES)
+        return fail (err, err_len, "%s would be %zu bytes, over the message limit of %u",
+                     message->descriptor->short_name, packed_size, WIRE_MAX_MESSAGE_BYTES);
+    /* malloc(0) may return NULL; an empty message is legal. */
+    uint8_t *buffer = malloc (packed_size ? packed_size : 1);
+    if (!buffer)
+        return fail (err, err_len, "out of memory encoding %zu bytes", packed_size);
+    size_t written = protobuf_c_message_pack (message, buffer);
+    if (written != packed_size) {
+        free (buffer);
+        return fail (err, err_len, "protobuf-c packed %zu bytes, expected %zu", written,
+                     packed_size);
+    }
+    *data = buffer;
+    *size = packed_size;
+    return 0;
+}
+
+ProtobufCMessage *
+wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data, size_t size,
+             char *err, size_t err_len)
+{
+    if (size > WIRE_MAX_MESSAGE_BYTES) {
+        fail (err, err_len, "message of %zu bytes is over the limit of %u", size,
+              WIRE_MAX_MESSAGE_BYTES);
+        return NULL;
+    }
+    ProtobufCMessage *message =
+      protobuf_c_message_unpack (descriptor, NULL, size, (const uint8_t *) data);
+    if (!message)
+        fail (err, err_len, "%zu bytes are not a valid %s message", size, descriptor->short_name);
+    return message;
+}
+
+static bool
+text_equal (const char *a, const char *b)
+{
+    return strcmp (a ? a : "", b ? b : "") == 0;
+}
+
+int
+wire_records_equal (const Totalplace__SpendingRecord *a, const Totalplace__SpendingRecord *b)
+{
+    return text_equal (a->body_id, b->body_id) && text_equal (a->record_id, b->record_id)
+           && a->revision == b->revision && text_equal (a->neighbourhood, b->neighbourhood)
+           && text_equal (a->service, b->service) && text_equal (a->period, b->period)
+           && a->amount_pence == b->amount_pence && a->poolable == b->poolable
+           && text_equal (a->supplier, b->supplier) && text_equal (a->description, b->description)
+           && a->withdrawn == b->withdrawn;
+}

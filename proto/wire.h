@@ -1,0 +1,49 @@
+/* wire: encode, decode and validate totalplace messages, with the limits every component shares. */
+#ifndef TOTALPLACE_WIRE_H
+#define TOTALPLACE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spending.pb-c.h"
+
+/* Limits. Every socket refuses messages over WIRE_MAX_MESSAGE_BYTES; a batch never holds more than
+ * WIRE_MAX_RECORDS_PER_BATCH records. Field bounds are in bytes of UTF-8. */
+#define WIRE_MAX_MESSAGE_BYTES (8u * 1024u * 1024u)
+#define WIRE_MAX_RECORDS_PER_BATCH 5000u
+#define WIRE_MAX_AGENT_ID 64u
+#define WIRE_MAX_BODY_ID 64u
+#define WIRE_MAX_RECORD_ID 128u
+#define WIRE_MAX_NEIGHBOURHOOD 32u
+#define WIRE_MAX_SERVICE 128u
+#define WIRE_MAX_SUPPLIER 256u
+#define WIRE_MAX_DESCRIPTION 1024u
+/* No single payment is larger than ten trillion pounds; anything beyond is a broken export. */
+#define WIRE_MAX_ABS_AMOUNT_PENCE INT64_C (1000000000000000)
+
+/* Room for any reason text produced here. */
+#define WIRE_REASON_LEN 160
+
+/* Checks one record: required fields present, identifiers made of [A-Za-z0-9._-], free text valid
+ * UTF-8 without control characters, every length within its bound, period "YYYY-MM", revision >= 1
+ * and |amount| within WIRE_MAX_ABS_AMOUNT_PENCE. Returns 0, or -1 with a reason naming the field. */
+int wire_validate_record (const Totalplace__SpendingRecord *record, char *reason, size_t reason_len);
+
+/* Checks a batch's own fields (agent id, record count). Records are checked one by one by the
+ * store so that one bad record does not sink the rest. Returns 0 or -1 with a reason. */
+int wire_validate_batch (const Totalplace__Batch *batch, char *reason, size_t reason_len);
+
+/* Packs any message into a new malloc'd buffer. Returns 0, or -1 when it would exceed
+ * WIRE_MAX_MESSAGE_BYTES or memory runs out. The caller frees *data. */
+int wire_encode (const ProtobufCMessage *message, uint8_t **data, size_t *size, char *err,
+                 size_t err_len);
+
+/* Unpacks bytes from the network. Returns NULL with a reason when the size is over the limit or the
+ * bytes are not a valid message of that type. Free with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data,
+                               size_t size, char *err, size_t err_len);
+
+/* True when two records carry the same content (every field equal). */
+int wire_records_equal (const Totalplace__SpendingRecord *a, const Totalplace__SpendingRecord *b);
+
+#endif
