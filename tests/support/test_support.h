@@ -1,0 +1,29 @@
+/* test_support: temporary folders and record/batch builders shared by the unit tests. */
+#ifndef TOTALPLACE_TEST_SUPPORT_H
+#define TOTALPLACE_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spending.pb-c.h"
+
+/* A new empty folder under $TOTALPLACE_TEST_TMP (or /tmp); free() the returned path. */
+char *test_tmpdir (const char *tag);
+
+/* Removes a folder and everything below it. */
+void test_rmtree (const char *path);
+
+/* A record with every string strdup'd; free with test_record_free. */
+Totalplace__SpendingRecord *test_record (const char *body_id, const char *record_id,
+                                         uint32_t revision, const char *neighbourhood,
+                                         const char *service, const char *period,
+                                         int64_t amount_pence, bool poolable);
+Totalplace__SpendingRecord *test_record_copy (const Totalplace__SpendingRecord *record);
+void test_record_free (Totalplace__SpendingRecord **record_p);
+
+/* A batch owning its records; records added with test_batch_add are owned by the batch. */
+Totalplace__Batch *test_batch_new (const char *agent_id, uint64_t batch_seq);
+void test_batch_add (Totalplace__Batch *batch, Totalplace__SpendingRecord *record);
+void test_batch_free (Totalplace__Batch **batch_p);
+
+#endif
