@@ -1,0 +1,923 @@
+/* test_outbox: the agent's durable outbox keeps every batch, in order, across closes, crashes and
+ * limits, and never reuses a sequence number. */
+/* nftw is an XSI function. */
+#define _XOPEN_SOURCE 700
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "outbox.h"
+
+typedef struct {
+    char root[512]; /* the fresh temp folder of one test */
+    char dir[600];  /* the outbox folder inside it */
+} fixture_t;
+
+static int
+setup (void **state)
+{
+    fixture_t *fx = calloc (1, sizeof *fx);
+    if (!fx)
+        return -1;
+    const char *base = getenv ("TOTALPLACE_TEST_TMP");
+    if (!base || !*base)
+        base = "/tmp";
+    mkdir (base, 0700); /* ctest's folder may not exist yet */
+    snprintf (fx->root, sizeof fx->root, "%s/test_outbox.XXXXXX", base);
+    if (!mkdtemp (fx->root)) {
+        free (fx);
+        return -1;
+    }
+    snprintf (fx->dir, sizeof fx->dir, "%s/outbox", fx->root);
+    *state = fx;
+    return 0;
+}
+
+static int
+remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove (path);
+}
+
+static int
+teardown (void **state)
+{
+    fixture_t *fx = *state;
+    nftw (fx->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free (fx);
+    return 0;
+}
+
+/* Sizes vary from 1 byte to over two LMDB pages so both inline and overflow-page values occur. */
+static size_t
+payload_size (uint64_t seq)
+{
+    return 1 + (size_t)((seq * 2654435761u) % 9000u);
+}
+
+/* Bytes that differ per seq and per position, so a swapped or torn batch cannot pass. */
+static void
+payload_fill (uint64_t seq, uint8_t *out, size_t size)
+{
+    uint64_t x = seq * UINT64_C (0x9E3779B97F4A7C15) + 1;
+    for (size_t i = 0; i < size; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = (uint8_t)x;
+    }
+}
+
+static uint8_t *
+payload_make (uint64_t seq, size_t size)
+{
+    uint8_t *data = malloc (size);
+    assert_non_null (data);
+    payload_fill (seq, data, size);
+    return data;
+}
+
+static outbox_t *
+open_outbox (const char *dir, const outbox_limits_t *limits)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = outbox_new (dir, limits, err, sizeof err);
+    if (!outbox)
+        fail_msg ("outbox_new(%s): %s", dir, err);
+    return outbox;
+}
+
+/* Puts the next batch with the generated payload of its seq and given size. */
+static int
+put_next_sized (outbox_t *outbox, size_t size, char *err, size_t err_len)
+{
+    uint64_t seq = outbox_next_seq (outbox);
+    uint8_t *data = payload_make (seq, size);
+    int rc = outbox_put (outbox, seq, data, size, err, err_len);
+    free (data);
+    return rc;
+}
+
+static void
+put_next (outbox_t *outbox)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    uint64_t seq = outbox_next_seq (outbox);
+    if (put_next_sized (outbox, payload_size (seq), err, sizeof err) != 0)
+        fail_msg ("put %llu: %s", (unsigned long long)seq, err);
+}
+
+static void
+assert_batch (outbox_t *outbox, uint64_t seq, size_t size)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    void *got = NULL;
+    size_t got_size = 0;
+    int rc = outbox_get (outbox, seq, &got, &got_size, err, sizeof err);
+    if (rc != 0)
+        fail_msg ("get %llu: %d %s", (unsigned long long)seq, rc, err);
+    assert_int_equal (got_size, size);
+    uint8_t *want = payload_make (seq, size);
+    assert_memory_equal (got, want, size);
+    free (want);
+    free (got);
+}
+
+static void
+assert_absent (outbox_t *outbox, uint64_t seq)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    void *got = (void *)1;
+    size_t got_size = 7;
+    assert_int_equal (outbox_get (outbox, seq, &got, &got_size, err, sizeof err),
+                      OUTBOX_ERR_NOTFOUND);
+    assert_null (got);
+    assert_int_equal (got_size, 0);
+    assert_non_null (strstr (err, "not pending"));
+}
+
+static void
+assert_remove (outbox_t *outbox, uint64_t seq, bool want_existed)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    bool existed = !want_existed;
+    if (outbox_remove (outbox, seq, &existed, err, sizeof err) != 0)
+        fail_msg ("remove %llu: %s", (unsigned long long)seq, err);
+    assert_true (existed == want_existed);
+}
+
+/* foreach collector: seqs seen, and whether each payload was the one put under that seq. */
+typedef struct {
+    uint64_t seqs[1024];
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+    bool all_exact;
+    bool ascending; /* every seq above the one before */
+    uint64_t first, last;
+} walk_t;
+
+static int
+collect (void *arg, uint64_t seq, const void *payload, size_t size)
+{
+    walk_t *walk = arg;
+    if (walk->n < sizeof walk->seqs / sizeof walk->seqs[0])
+        walk->seqs[walk->n] = seq;
+    if (walk->n == 0)
+        walk->first = seq;
+    else if (seq <= walk->last)
+        walk->ascending = false;
+    walk->last = seq;
+    walk->n++;
+    uint8_t *want = malloc (size);
+    payload_fill (seq, want, size);
+    if (size != payload_size (seq) || memcmp (want, payload, size) != 0)
+        walk->all_exact = false;
+    free (want);
+    return walk->stop_after && walk->n >= walk->stop_after;
+}
+
+static void
+test_roundtrip (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_next_seq (outbox), 1);
+    assert_int_equal (outbox_count (outbox), 0);
+    assert_int_equal (outbox_bytes (outbox), 0);
+
+    const char batch[] = "\x0a\x05GB-XX\x10\x01";
+    assert_int_equal (outbox_put (outbox, 1, batch, sizeof batch - 1, err, sizeof err), 0);
+    assert_int_equal (outbox_next_seq (outbox), 2);
+    assert_int_equal (outbox_count (outbox), 1);
+    assert_int_equal (outbox_bytes (outbox), sizeof batch - 1);
+
+    void *got = NULL;
+    size_t got_size = 0;
+    assert_int_equal (outbox_get (outbox, 1, &got, &got_size, err, sizeof err), 0);
+    assert_int_equal (got_size, sizeof batch - 1);
+    assert_memory_equal (got, batch, got_size);
+    free (got);
+
+    assert_remove (outbox, 1, true);
+    assert_int_equal (outbox_count (outbox), 0);
+    assert_int_equal (outbox_bytes (outbox), 0);
+    assert_absent (outbox, 1);
+    /* The Ack can arrive twice; the second remove is harmless and says the batch was gone. */
+    assert_remove (outbox, 1, false);
+    assert_remove (outbox, 999, false);
+    assert_int_equal (outbox_remove (outbox, 1, NULL, err, sizeof err), 0);
+    assert_int_equal (outbox_next_seq (outbox), 2);
+
+    outbox_destroy (&outbox);
+    assert_null (outbox);
+    outbox_destroy (&outbox);
+    outbox_destroy (NULL);
+}
+
+static void
+test_foreach_order (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    /* Over 256 batches, so any key byte order other than big-endian would show out of order. */
+    for (int i = 0; i < 600; i++)
+        put_next (outbox);
+    for (uint64_t seq = 3; seq <= 600; seq += 3)
+        assert_remove (outbox, seq, true);
+
+    walk_t walk = {.all_exact = true, .ascending = true};
+    assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
+    assert_int_equal (walk.n, 400);
+    assert_true (walk.all_exact);
+    size_t i = 0;
+    for (uint64_t seq = 1; seq <= 600; seq++)
+        if (seq % 3 != 0) {
+            assert_int_equal (walk.seqs[i], seq);
+            i++;
+        }
+
+    walk_t stopped = {.all_exact = true, .ascending = true, .stop_after = 5};
+    assert_int_equal (outbox_foreach (outbox, collect, &stopped, err, sizeof err), 0);
+    assert_int_equal (stopped.n, 5);
+    assert_int_equal (stopped.seqs[4], 7);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_empty_foreach (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    walk_t walk = {.all_exact = true, .ascending = true};
+    assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
+    assert_int_equal (walk.n, 0);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_seq_never_reused (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_next (outbox);
+    put_next (outbox);
+    put_next (outbox);
+    /* Removing the newest batch must not give its number back. */
+    assert_remove (outbox, 3, true);
+    assert_int_equal (outbox_next_seq (outbox), 4);
+    assert_int_equal (outbox_put (outbox, 3, "x", 1, err, sizeof err), OUTBOX_ERR_SEQ);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_next_seq (outbox), 4);
+    assert_int_equal (outbox_count (outbox), 2);
+    assert_remove (outbox, 1, true);
+    assert_remove (outbox, 2, true);
+    assert_int_equal (outbox_count (outbox), 0);
+    outbox_destroy (&outbox);
+
+    /* Empty outbox after a restart: still no reuse. */
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_next_seq (outbox), 4);
+    assert_int_equal (outbox_count (outbox), 0);
+    put_next (outbox);
+    assert_int_equal (outbox_next_seq (outbox), 5);
+    assert_batch (outbox, 4, payload_size (4));
+    outbox_destroy (&outbox);
+}
+
+static void
+test_persistence (void **state)
+{
+    fixture_t *fx = *state;
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    uint64_t total = 0;
+    for (uint64_t seq = 1; seq <= 100; seq++) {
+        put_next (outbox);
+        total += payload_size (seq);
+    }
+    assert_int_equal (outbox_bytes (outbox), total);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 100);
+    assert_int_equal (outbox_bytes (outbox), total);
+    assert_int_equal (outbox_next_seq (outbox), 101);
+    for (uint64_t seq = 1; seq <= 100; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+    for (uint64_t seq = 1; seq <= 100; seq += 4) {
+        assert_remove (outbox, seq, true);
+        total -= payload_size (seq);
+    }
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 75);
+    assert_int_equal (outbox_bytes (outbox), total);
+    assert_int_equal (outbox_next_seq (outbox), 101);
+    for (uint64_t seq = 1; seq <= 100; seq++) {
+        if (seq % 4 == 1)
+            assert_absent (outbox, seq);
+        else
+            assert_batch (outbox, seq, payload_size (seq));
+    }
+    outbox_destroy (&outbox);
+}
+
+static void
+test_limit_batches (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_limits_t limits = {.max_batches = 5};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    for (int i = 0; i < 5; i++) {
+        assert_true (outbox_has_room (outbox, 10));
+        put_next (outbox);
+    }
+    assert_false (outbox_has_room (outbox, 10));
+    assert_false (outbox_has_room (outbox, 0));
+    uint64_t bytes = outbox_bytes (outbox);
+
+    assert_int_equal (put_next_sized (outbox, 10, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_non_null (strstr (err, "max_batches"));
+    assert_int_equal (outbox_count (outbox), 5);
+    assert_int_equal (outbox_bytes (outbox), bytes);
+    assert_int_equal (outbox_next_seq (outbox), 6);
+    assert_absent (outbox, 6);
+
+    assert_remove (outbox, 2, true);
+    assert_true (outbox_has_room (outbox, 10));
+    assert_int_equal (put_next_sized (outbox, 10, err, sizeof err), 0);
+    assert_batch (outbox, 6, 10);
+    assert_int_equal (outbox_count (outbox), 5);
+    outbox_destroy (&outbox);
+
+    /* A refused put left nothing behind on disk either. */
+    outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (outbox_count (outbox), 5);
+    assert_int_equal (outbox_next_seq (outbox), 7);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_limit_bytes (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_limits_t limits = {.max_bytes = 10000};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (put_next_sized (outbox, 4000, err, sizeof err), 0);
+    assert_int_equal (put_next_sized (outbox, 4000, err, sizeof err), 0);
+    assert_true (outbox_has_room (outbox, 2000));
+    assert_false (outbox_has_room (outbox, 2001));
+
+    assert_int_equal (put_next_sized (outbox, 2001, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_non_null (strstr (err, "max_bytes"));
+    assert_int_equal (outbox_count (outbox), 2);
+    assert_int_equal (outbox_bytes (outbox), 8000);
+    assert_int_equal (outbox_next_seq (outbox), 3);
+    assert_absent (outbox, 3);
+
+    /* Exactly at the limit is allowed. */
+    assert_int_equal (put_next_sized (outbox, 2000, err, sizeof err), 0);
+    assert_int_equal (outbox_bytes (outbox), 10000);
+    assert_false (outbox_has_room (outbox, 1));
+    assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), OUTBOX_ERR_FULL);
+
+    assert_remove (outbox, 1, true);
+    assert_true (outbox_has_room (outbox, 4000));
+    assert_int_equal (put_next_sized (outbox, 4000, err, sizeof err), 0);
+    assert_int_equal (outbox_bytes (outbox), 10000);
+    assert_batch (outbox, 4, 4000);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_too_big (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_limits_t limits = {.max_bytes = 10000};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    /* Even an empty outbox can never hold it: a distinct code, so the agent does not wait. */
+    assert_false (outbox_has_room (outbox, 10001));
+    assert_int_equal (put_next_sized (outbox, 10001, err, sizeof err), OUTBOX_ERR_TOO_BIG);
+    assert_non_null (strstr (err, "10001"));
+    assert_int_equal (outbox_count (outbox), 0);
+    assert_int_equal (outbox_next_seq (outbox), 1);
+    assert_absent (outbox, 1);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_wrong_seq_and_empty (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_put (outbox, 0, "x", 1, err, sizeof err), OUTBOX_ERR_SEQ);
+    assert_int_equal (outbox_put (outbox, 2, "x", 1, err, sizeof err), OUTBOX_ERR_SEQ);
+    assert_non_null (strstr (err, "next seq is 1"));
+    assert_int_equal (outbox_put (outbox, 1, "", 0, err, sizeof err), OUTBOX_ERR);
+    assert_int_equal (outbox_put (outbox, 1, NULL, 5, err, sizeof err), OUTBOX_ERR);
+    assert_int_equal (outbox_count (outbox), 0);
+    assert_int_equal (outbox_next_seq (outbox), 1);
+    assert_absent (outbox, 1);
+    assert_absent (outbox, 2);
+    assert_int_equal (outbox_put (outbox, 1, "x", 1, err, sizeof err), 0);
+    assert_int_equal (outbox_put (outbox, 1, "y", 1, err, sizeof err), OUTBOX_ERR_SEQ);
+    outbox_destroy (&outbox);
+}
+
+/* Builds n items with seqs first, first + 1, ... and the generated payloads. */
+static outbox_item_t *
+items_make (uint64_t first, size_t n, size_t size)
+{
+    outbox_item_t *items = calloc (n, sizeof *items);
+    assert_non_null (items);
+    for (size_t i = 0; i < n; i++) {
+        items[i].seq = first + i;
+        items[i].size = size ? size : payload_size (first + i);
+        items[i].payload = payload_make (first + i, items[i].size);
+    }
+    return items;
+}
+
+static void
+items_free (outbox_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free ((void *)items[i].payload);
+    free (items);
+}
+
+static void
+test_put_many (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_put_many (outbox, NULL, 0, err, sizeof err), 0);
+    assert_int_equal (outbox_next_seq (outbox), 1);
+
+    outbox_item_t *items = items_make (1, 50, 0);
+    assert_int_equal (outbox_put_many (outbox, items, 50, err, sizeof err), 0);
+    items_free (items, 50);
+    assert_int_equal (outbox_count (outbox), 50);
+    assert_int_equal (outbox_next_seq (outbox), 51);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 50);
+    assert_int_equal (outbox_next_seq (outbox), 51);
+    for (uint64_t seq = 1; seq <= 50; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+
+    /* A gap, a wrong start, or one empty batch sinks the whole group. */
+    items = items_make (51, 5, 0);
+    items[3].seq = 55;
+    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), OUTBOX_ERR_SEQ);
+    items[3].seq = 54;
+    items[2].size = 0;
+    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), OUTBOX_ERR);
+    assert_int_equal (outbox_put_many (outbox, items + 1, 3, err, sizeof err), OUTBOX_ERR_SEQ);
+    assert_int_equal (outbox_count (outbox), 50);
+    assert_int_equal (outbox_next_seq (outbox), 51);
+    for (uint64_t seq = 51; seq <= 55; seq++)
+        assert_absent (outbox, seq);
+    items_free (items, 5);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_put_many_all_or_nothing (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_limits_t limits = {.max_batches = 8, .max_bytes = 20000};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    outbox_item_t *items = items_make (1, 5, 1000);
+    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), 0);
+    items_free (items, 5);
+
+    /* 5 + 4 batches > 8. */
+    items = items_make (6, 4, 1000);
+    assert_int_equal (outbox_put_many (outbox, items, 4, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_non_null (strstr (err, "max_batches"));
+    items_free (items, 4);
+    /* 5000 + 3 * 6000 bytes > 20000, though 3 batches would fit the count. */
+    items = items_make (6, 3, 6000);
+    assert_int_equal (outbox_put_many (outbox, items, 3, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_non_null (strstr (err, "max_bytes"));
+    items_free (items, 3);
+
+    assert_int_equal (outbox_count (outbox), 5);
+    assert_int_equal (outbox_bytes (outbox), 5000);
+    assert_int_equal (outbox_next_seq (outbox), 6);
+    for (uint64_t seq = 6; seq <= 9; seq++)
+        assert_absent (outbox, seq);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (outbox_count (outbox), 5);
+    assert_int_equal (outbox_bytes (outbox), 5000);
+    assert_int_equal (outbox_next_seq (outbox), 6);
+    /* What does fit still goes in. */
+    items = items_make (6, 3, 5000);
+    assert_int_equal (outbox_put_many (outbox, items, 3, err, sizeof err), 0);
+    items_free (items, 3);
+    assert_int_equal (outbox_bytes (outbox), 20000);
+    assert_batch (outbox, 8, 5000);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_lower_limits_on_reopen (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    for (int i = 0; i < 10; i++)
+        put_next (outbox);
+    outbox_destroy (&outbox);
+
+    /* Already over the new limit: it opens, keeps everything, and takes nothing new. */
+    outbox_limits_t limits = {.max_batches = 5};
+    outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (outbox_count (outbox), 10);
+    assert_false (outbox_has_room (outbox, 1));
+    assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), OUTBOX_ERR_FULL);
+    for (uint64_t seq = 1; seq <= 6; seq++)
+        assert_remove (outbox, seq, true);
+    assert_true (outbox_has_room (outbox, 1));
+    assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), 0);
+    assert_int_equal (outbox_count (outbox), 5);
+    outbox_destroy (&outbox);
+}
+
+/* In a child: open, put n batches, then die by SIGKILL without closing anything. Exit codes say
+ * where it failed otherwise. */
+static void
+child_put_and_die (const char *dir, int n)
+{
+    char err[OUTBOX_ERR_LEN];
+    outbox_t *outbox = outbox_new (dir, NULL, err, sizeof err);
+    if (!outbox)
+        _exit (2);
+    for (int i = 0; i < n; i++) {
+        uint64_t seq = outbox_next_seq (outbox);
+        size_t size = payload_size (seq);
+        uint8_t *data = malloc (size);
+        if (!data)
+            _exit (3);
+        payload_fill (seq, data, size);
+        if (outbox_put (outbox, seq, data, size, err, sizeof err) != 0)
+            _exit (4);
+        free (data);
+    }
+    raise (SIGKILL);
+    _exit (5);
+}
+
+static void
+test_crash_after_puts (void **state)
+{
+    fixture_t *fx = *state;
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0)
+        child_put_and_die (fx->dir, 40);
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    if (!WIFSIGNALED (status))
+        fail_msg ("child exited with %d before dying", WEXITSTATUS (status));
+    assert_int_equal (WTERMSIG (status), SIGKILL);
+
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 40);
+    assert_int_equal (outbox_next_seq (outbox), 41);
+    for (uint64_t seq = 1; seq <= 40; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+    outbox_destroy (&outbox);
+
+    /* A second crash after a restart appends after the first run's batches. */
+    pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0)
+        child_put_and_die (fx->dir, 10);
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 50);
+    for (uint64_t seq = 1; seq <= 50; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+    outbox_destroy (&outbox);
+}
+
+/* Killed from outside at an arbitrary moment, mid-put: every put the child saw succeed is there,
+ * whole, and at most the one in flight besides; nothing torn. */
+static void
+test_crash_mid_stream (void **state)
+{
+    fixture_t *fx = *state;
+    int fds[2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        close (fds[0]);
+        char err[OUTBOX_ERR_LEN];
+        outbox_t *outbox = outbox_new (fx->dir, NULL, err, sizeof err);
+        if (!outbox)
+            _exit (2);
+        for (;;) {
+            uint64_t seq = outbox_next_seq (outbox);
+            size_t size = payload_size (seq);
+            uint8_t *data = malloc (size);
+            if (!data)
+                _exit (3);
+            payload_fill (seq, data, size);
+            if (outbox_put (outbox, seq, data, size, err, sizeof err) != 0)
+                _exit (4);
+            free (data);
+            if (write (fds[1], &seq, sizeof seq) != sizeof seq)
+                _exit (5);
+        }
+    }
+    close (fds[1]);
+    uint64_t confirmed = 0, seq;
+    while (confirmed < 30 && read (fds[0], &seq, sizeof seq) == sizeof seq)
+        confirmed = seq;
+    assert_int_equal (kill (pid, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    if (!WIFSIGNALED (status))
+        fail_msg ("child exited with %d before being killed", WEXITSTATUS (status));
+    while (read (fds[0], &seq, sizeof seq) == sizeof seq)
+        confirmed = seq;
+    close (fds[0]);
+    assert_true (confirmed >= 30);
+
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    size_t count = outbox_count (outbox);
+    assert_true (count >= confirmed && count <= confirmed + 1);
+    assert_int_equal (outbox_next_seq (outbox), count + 1);
+    walk_t walk = {.all_exact = true, .ascending = true};
+    char err[OUTBOX_ERR_LEN] = "";
+    assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
+    assert_int_equal (walk.n, count);
+    assert_true (walk.all_exact);
+    /* count seqs, ascending, from 1 to count: exactly 1..count, no gap. */
+    assert_true (walk.ascending);
+    assert_int_equal (walk.first, 1);
+    assert_int_equal (walk.last, count);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_map_grows (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    /* A 1 MiB map cannot hold 6 MB: the puts succeed only if the map grows. */
+    outbox_limits_t limits = {.max_bytes = 64u << 20, .map_size = 1u << 20};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    outbox_item_t *items = items_make (1, 20, 100000);
+    assert_int_equal (outbox_put_many (outbox, items, 20, err, sizeof err), 0);
+    items_free (items, 20);
+    for (int i = 0; i < 40; i++)
+        if (put_next_sized (outbox, 100000, err, sizeof err) != 0)
+            fail_msg ("put %d: %s", i, err);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (outbox_count (outbox), 60);
+    assert_int_equal (outbox_bytes (outbox), 6000000);
+    for (uint64_t seq = 1; seq <= 60; seq++)
+        assert_batch (outbox, seq, 100000);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_one_process_per_outbox (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *first = open_outbox (fx->dir, NULL);
+    put_next (first);
+    outbox_t *second = outbox_new (fx->dir, NULL, err, sizeof err);
+    assert_null (second);
+    assert_non_null (strstr (err, "in use"));
+    char pid[32];
+    snprintf (pid, sizeof pid, "pid %ld", (long)getpid ());
+    assert_non_null (strstr (err, pid));
+    /* The refused open did not disturb the first. */
+    put_next (first);
+    assert_int_equal (outbox_count (first), 2);
+    outbox_destroy (&first);
+
+    second = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (second), 2);
+    outbox_destroy (&second);
+}
+
+typedef struct {
+    outbox_t *outbox;
+    int put_rc, remove_rc, get_rc, foreach_rc;
+    char err[OUTBOX_ERR_LEN];
+} reenter_t;
+
+static int
+reenter (void *arg, uint64_t seq, const void *payload, size_t size)
+{
+    (void)payload;
+    (void)size;
+    reenter_t *r = arg;
+    void *got = NULL;
+    size_t got_size;
+    r->put_rc = outbox_put (r->outbox, outbox_next_seq (r->outbox), "x", 1, r->err, sizeof r->err);
+    r->remove_rc = outbox_remove (r->outbox, seq, NULL, r->err, sizeof r->err);
+    r->get_rc = outbox_get (r->outbox, seq, &got, &got_size, r->err, sizeof r->err);
+    r->foreach_rc = outbox_foreach (r->outbox, collect, NULL, r->err, sizeof r->err);
+    free (got);
+    return 1;
+}
+
+static void
+test_foreach_refuses_reentry (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_next (outbox);
+    reenter_t r = {.outbox = outbox};
+    assert_int_equal (outbox_foreach (outbox, reenter, &r, err, sizeof err), 0);
+    assert_int_equal (r.put_rc, OUTBOX_ERR);
+    assert_int_equal (r.remove_rc, OUTBOX_ERR);
+    assert_int_equal (r.get_rc, OUTBOX_ERR);
+    assert_int_equal (r.foreach_rc, OUTBOX_ERR);
+    assert_non_null (strstr (r.err, "inside outbox_foreach"));
+    assert_int_equal (outbox_count (outbox), 1);
+    assert_int_equal (outbox_next_seq (outbox), 2);
+    /* After the walk the same calls work. */
+    assert_batch (outbox, 1, payload_size (1));
+    assert_remove (outbox, 1, true);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_creates_private_folders (void **state)
+{
+    fixture_t *fx = *state;
+    char dir[700];
+    snprintf (dir, sizeof dir, "%s/a/b/outbox", fx->root);
+    outbox_t *outbox = open_outbox (dir, NULL);
+    put_next (outbox);
+    outbox_destroy (&outbox);
+    const char *made[] = {"a", "a/b", "a/b/outbox"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[800];
+        snprintf (path, sizeof path, "%s/%s", fx->root, made[i]);
+        struct stat st;
+        assert_int_equal (stat (path, &st), 0);
+        assert_true (S_ISDIR (st.st_mode));
+        assert_int_equal (st.st_mode & 0777, 0700);
+    }
+    outbox = open_outbox (dir, NULL);
+    assert_int_equal (outbox_count (outbox), 1);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_refuses_bad_paths (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    char file[700];
+    snprintf (file, sizeof file, "%s/plain", fx->root);
+    int fd = open (file, O_WRONLY | O_CREAT, 0600);
+    assert_true (fd >= 0);
+    close (fd);
+    assert_null (outbox_new (file, NULL, err, sizeof err));
+    assert_non_null (strstr (err, "not a folder"));
+    err[0] = '\0';
+    assert_null (outbox_new ("", NULL, err, sizeof err));
+    assert_true (err[0] != '\0');
+    outbox_limits_t huge = {.max_bytes = UINT64_C (1) << 50};
+    assert_null (outbox_new (fx->dir, &huge, err, sizeof err));
+    assert_non_null (strstr (err, "max_bytes"));
+}
+
+/* An LMDB store that is not an outbox (e.g. the collector's, configured by mistake) is refused
+ * and left untouched. */
+static void
+test_refuses_foreign_store (void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal (mkdir (fx->dir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_open (env, fx->dir, 0, 0600), 0);
+    assert_int_equal (mdb_txn_begin (env, NULL, 0, &txn), 0);
+    assert_int_equal (mdb_dbi_open (txn, NULL, 0, &dbi), 0);
+    MDB_val key = {5, "hello"}, value = {5, "world"};
+    assert_int_equal (mdb_put (txn, dbi, &key, &value, 0), 0);
+    assert_int_equal (mdb_txn_commit (txn), 0);
+    mdb_env_close (env);
+
+    char err[OUTBOX_ERR_LEN] = "";
+    assert_null (outbox_new (fx->dir, NULL, err, sizeof err));
+    assert_non_null (strstr (err, "not an outbox"));
+
+    MDB_stat st;
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_open (env, fx->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal (mdb_env_stat (env, &st), 0);
+    assert_int_equal (st.ms_entries, 1);
+    mdb_env_close (env);
+}
+
+/* Should the stored high-water mark be lost or behind, the seqs still stored keep it honest. */
+static void
+test_next_seq_above_stored_batches (void **state)
+{
+    fixture_t *fx = *state;
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    for (int i = 0; i < 3; i++)
+        put_next (outbox);
+    outbox_destroy (&outbox);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (env, 2), 0);
+    assert_int_equal (mdb_env_open (env, fx->dir, 0, 0600), 0);
+    assert_int_equal (mdb_txn_begin (env, NULL, 0, &txn), 0);
+    assert_int_equal (mdb_dbi_open (txn, "meta", 0, &meta), 0);
+    MDB_val key = {8, "next_seq"};
+    assert_int_equal (mdb_del (txn, meta, &key, NULL), 0);
+    assert_int_equal (mdb_txn_commit (txn), 0);
+    mdb_env_close (env);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 3);
+    assert_int_equal (outbox_next_seq (outbox), 4);
+    put_next (outbox);
+    assert_batch (outbox, 4, payload_size (4));
+    outbox_destroy (&outbox);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_foreach_order, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_empty_foreach, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_seq_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_limit_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_limit_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_wrong_seq_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_put_many, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_put_many_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_lower_limits_on_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_crash_after_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_crash_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_one_process_per_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_foreach_refuses_reentry, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_creates_private_folders, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_refuses_bad_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_refuses_foreign_store, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_next_seq_above_stored_batches, setup, teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
