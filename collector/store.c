@@ -52,6 +52,9 @@ struct _store_t {
     pthread_rwlock_t resize_lock;
 };
 
+static int fail (char *err, size_t err_len, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
 static int
 fail (char *err, size_t err_len, int code, const char *format, ...)
 {

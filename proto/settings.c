@@ -13,6 +13,9 @@
 /* Room in sockaddr_un.sun_path for an ipc:// endpoint's path, without its NUL. */
 #define IPC_PATH_MAX 107
 
+static int fail (char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 static int
 fail (char *err, size_t err_len, const char *format, ...)
 {

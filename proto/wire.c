@@ -9,6 +9,9 @@
 
 #include "period.h"
 
+static int fail (char *reason, size_t reason_len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 static int
 fail (char *reason, size_t reason_len, const char *format, ...)
 {
