@@ -722,6 +722,13 @@ outbox_get (outbox_t *self, uint64_t seq, void **payload, size_t *size, char *er
 int
 outbox_foreach (outbox_t *self, outbox_fn *fn, void *arg, char *err, size_t err_len)
 {
+    return outbox_foreach_from (self, 0, fn, arg, err, err_len);
+}
+
+int
+outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *arg, char *err,
+                     size_t err_len)
+{
     int rc = refuse_in_foreach (self, "outbox_foreach", err, err_len);
     if (rc)
         return rc;
@@ -737,8 +744,10 @@ outbox_foreach (outbox_t *self, outbox_fn *fn, void *arg, char *err, size_t err_
     }
     self->in_foreach = true;
     bool bad_key = false;
-    MDB_val key, value;
-    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+    uint8_t first_key[KEY_LEN];
+    be64_put (first_key, first_seq);
+    MDB_val key = {KEY_LEN, first_key}, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
         if (key.mv_size != KEY_LEN) {
             bad_key = true;

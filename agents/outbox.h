@@ -84,6 +84,11 @@ typedef int (outbox_fn) (void *arg, uint64_t seq, const void *payload, size_t si
  * stopped it) or OUTBOX_ERR. */
 int outbox_foreach (outbox_t *self, outbox_fn *fn, void *arg, char *err, size_t err_len);
 
+/* As outbox_foreach, starting at the first pending batch whose seq is >= first_seq, so a sender
+ * can walk on from where it stopped without revisiting what it already sent. */
+int outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *arg, char *err,
+                         size_t err_len);
+
 /* Batches pending. */
 size_t outbox_count (outbox_t *self);
 

@@ -1,0 +1,168 @@
+/* agent_config: the agent's settings table; parsing lives in proto/settings.c. */
+#include "agent_config.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+const char *const agent_column_fields[AGENT_COLUMN_FIELDS] = {
+  "record_id",     "period",   "amount",   "supplier",  "service", "description",
+  "neighbourhood", "poolable", "revision", "withdrawn", "body_id"};
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warning", NULL};
+
+#define FIELD(name) offsetof (agent_config_t, name)
+static const setting_t SETTINGS[] = {
+  {"agent/id", SETTING_STRING, NULL, 0, 0, FIELD (agent_id),
+   "this agent's name, unique among agents (A-Z a-z 0-9 . _ -); required", NULL},
+  {"agent/body_id", SETTING_STRING, NULL, 0, 0, FIELD (body_id),
+   "the public body's id put in every record, e.g. GB-LAE-BNS; required", NULL},
+  {"agent/inbox", SETTING_STRING, NULL, 0, 0, FIELD (inbox),
+   "folder where CSV files are dropped; done/ and failed/ are made inside it; required", NULL},
+  {"agent/state_dir", SETTING_STRING, NULL, 0, 0, FIELD (state_dir),
+   "folder for the durable outbox and the collector-rejects file; required", NULL},
+  {"agent/collector", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0, FIELD (collector),
+   "the collector's ingest endpoint", NULL},
+  {"agent/batch_records", SETTING_UINT, "1000", 1, WIRE_MAX_RECORDS_PER_BATCH,
+   FIELD (batch_records), "records per batch", NULL},
+  {"agent/window", SETTING_UINT, "16", 1, 1024, FIELD (window),
+   "batches sent and awaiting their Ack at once", NULL},
+  {"agent/ack_timeout_ms", SETTING_UINT, "10000", 50, 3600000, FIELD (ack_timeout_ms),
+   "a batch not acknowledged within this is re-sent on a new connection", NULL},
+  {"agent/retry_max_ms", SETTING_UINT, "60000", 50, 3600000, FIELD (retry_max_ms),
+   "longest wait between reconnects (exponential backoff with jitter)", NULL},
+  {"agent/scan_interval_ms", SETTING_UINT, "500", 10, 3600000, FIELD (scan_interval_ms),
+   "how often the inbox is scanned for new files", NULL},
+  {"outbox/max_batches", SETTING_UINT, "10000", 1, 10000000, FIELD (outbox_max_batches),
+   "batches the outbox holds before the agent stops taking files", NULL},
+  {"outbox/max_mb", SETTING_UINT, "1024", 1, 1048576, FIELD (outbox_max_mb),
+   "MiB of batches the outbox holds before the agent stops taking files", NULL},
+  {"defaults/service", SETTING_STRING, NULL, 0, 0, FIELD (default_service),
+   "service for rows without one; unset rejects such rows", NULL},
+  {"defaults/poolable", SETTING_BOOL, "0", 0, 0, FIELD (default_poolable),
+   "poolable for rows without a Poolable cell", NULL},
+  {"columns/record_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[0]),
+   "header of the record id column (default: Transaction Number, ...)", NULL},
+  {"columns/period", SETTING_STRING, NULL, 0, 0, FIELD (columns[1]),
+   "header of the date column (default: Date, Payment Date, ...)", NULL},
+  {"columns/amount", SETTING_STRING, NULL, 0, 0, FIELD (columns[2]),
+   "header of the amount column (default: Amount, Net Amount, Value)", NULL},
+  {"columns/supplier", SETTING_STRING, NULL, 0, 0, FIELD (columns[3]),
+   "header of the supplier column (default: Supplier Name, ...)", NULL},
+  {"columns/service", SETTING_STRING, NULL, 0, 0, FIELD (columns[4]),
+   "header of the service column (default: Service Area, ...)", NULL},
+  {"columns/description", SETTING_STRING, NULL, 0, 0, FIELD (columns[5]),
+   "header of the description column (default: Expenses Type, ...)", NULL},
+  {"columns/neighbourhood", SETTING_STRING, NULL, 0, 0, FIELD (columns[6]),
+   "header of the neighbourhood column (default: Neighbourhood, ...)", NULL},
+  {"columns/poolable", SETTING_STRING, NULL, 0, 0, FIELD (columns[7]),
+   "header of the poolable column (default: Poolable)", NULL},
+  {"columns/revision", SETTING_STRING, NULL, 0, 0, FIELD (columns[8]),
+   "header of the revision column (default: Revision)", NULL},
+  {"columns/withdrawn", SETTING_STRING, NULL, 0, 0, FIELD (columns[9]),
+   "header of the withdrawn column (default: Withdrawn)", NULL},
+  {"columns/body_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[10]),
+   "header of a body id column (default: Body ID)", NULL},
+  {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
+   "1 to log to syslog, 0 to log to stderr", NULL},
+  {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
+   LOG_LEVELS},
+};
+
+static const settings_table_t TABLE = {SETTINGS, sizeof SETTINGS / sizeof SETTINGS[0]};
+
+static int fail (char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+fail (char *err, size_t err_len, const char *format, ...)
+{
+    if (err && err_len) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, err_len, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+agent_config_t *
+agent_config_new (void)
+{
+    agent_config_t *self = calloc (1, sizeof *self);
+    if (self && settings_defaults (&TABLE, self))
+        agent_config_destroy (&self);
+    return self;
+}
+
+void
+agent_config_destroy (agent_config_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    settings_free (&TABLE, *self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+int
+agent_config_load (agent_config_t *self, const char *path, char *err, size_t err_len)
+{
+    return settings_load (&TABLE, self, path, err, err_len);
+}
+
+int
+agent_config_set (agent_config_t *self, const char *key, const char *value, char *err,
+                  size_t err_len)
+{
+    return settings_set (&TABLE, self, key, value, err, err_len);
+}
+
+static bool
+is_identifier (const char *text, size_t max)
+{
+    size_t len = text ? strlen (text) : 0;
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+int
+agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
+{
+    if (!is_identifier (self->agent_id, WIRE_MAX_AGENT_ID))
+        return fail (err, err_len,
+                     "agent/id is %s: give 1-%u characters of A-Z a-z 0-9 . _ -",
+                     self->agent_id ? "not valid" : "required", WIRE_MAX_AGENT_ID);
+    if (!is_identifier (self->body_id, WIRE_MAX_BODY_ID))
+        return fail (err, err_len,
+                     "agent/body_id is %s: give the body's id, e.g. GB-LAE-BNS (1-%u characters "
+                     "of A-Z a-z 0-9 . _ -)",
+                     self->body_id ? "not valid" : "required", WIRE_MAX_BODY_ID);
+    if (!self->inbox || !*self->inbox)
+        return fail (err, err_len, "agent/inbox is required: the folder CSV files are dropped in");
+    if (!self->state_dir || !*self->state_dir)
+        return fail (err, err_len, "agent/state_dir is required: the folder for the outbox");
+    if (!self->collector || settings_check_endpoint ("agent/collector", self->collector, err,
+                                                     err_len))
+        return self->collector ? -1 : fail (err, err_len, "agent/collector is required");
+    if (self->default_service && strlen (self->default_service) > WIRE_MAX_SERVICE)
+        return fail (err, err_len, "defaults/service is longer than %u bytes", WIRE_MAX_SERVICE);
+    if (self->retry_max_ms < 50)
+        return fail (err, err_len, "agent/retry_max_ms must be at least 50");
+    return 0;
+}
+
+void
+agent_config_describe (FILE *out)
+{
+    settings_describe (&TABLE, out);
+}

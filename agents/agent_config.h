@@ -1,0 +1,55 @@
+/* agent_config: the agent daemon's settings, with defaults, from a ZPL file and options. */
+#ifndef TOTALPLACE_AGENT_CONFIG_H
+#define TOTALPLACE_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "settings.h"
+
+/* Record fields a CSV column can be mapped to (columns/<field> in the config). */
+#define AGENT_COLUMN_FIELDS 11
+
+typedef struct {
+    char *agent_id;           /* agent/id */
+    char *body_id;            /* agent/body_id */
+    char *inbox;              /* agent/inbox */
+    char *state_dir;          /* agent/state_dir: the outbox and collector-rejects live here */
+    char *collector;          /* agent/collector: the collector's ingest endpoint */
+    uint64_t batch_records;   /* agent/batch_records */
+    uint64_t window;          /* agent/window: batches sent and not yet acknowledged */
+    uint64_t ack_timeout_ms;  /* agent/ack_timeout_ms */
+    uint64_t retry_max_ms;    /* agent/retry_max_ms: cap of the exponential backoff */
+    uint64_t scan_interval_ms; /* agent/scan_interval_ms */
+    uint64_t outbox_max_batches; /* outbox/max_batches */
+    uint64_t outbox_max_mb;   /* outbox/max_mb */
+    char *default_service;    /* defaults/service */
+    bool default_poolable;    /* defaults/poolable */
+    char *columns[AGENT_COLUMN_FIELDS]; /* columns/<field>: header overrides, NULL = defaults */
+    bool log_syslog;          /* log/syslog */
+    int log_level;            /* log/level: 0 debug, 1 info, 2 warning */
+} agent_config_t;
+
+/* Names of the fields in columns[], in order. */
+extern const char *const agent_column_fields[AGENT_COLUMN_FIELDS];
+
+/* A config holding every default, or NULL when out of memory. */
+agent_config_t *agent_config_new (void);
+void agent_config_destroy (agent_config_t **self_p);
+
+/* Loads a ZPL file over the current values. Returns 0 or -1 with a message naming file and key. */
+int agent_config_load (agent_config_t *self, const char *path, char *err, size_t err_len);
+
+/* Sets one key ("agent/inbox", "columns/service", ...). Returns 0 or -1 with a message. */
+int agent_config_set (agent_config_t *self, const char *key, const char *value, char *err,
+                      size_t err_len);
+
+/* Checks required keys and consistency. Returns 0 or -1 with a message naming the key. */
+int agent_config_validate (const agent_config_t *self, char *err, size_t err_len);
+
+/* One line per key for --help. */
+void agent_config_describe (FILE *out);
+
+#endif

@@ -1,0 +1,456 @@
+/* totalplace-agent: takes a public body's spending exports from an inbox folder and delivers them
+ * to the collector exactly once in effect, through crashes, restarts and outages. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "agent_config.h"
+#include "csv_reader.h"
+#include "inbox.h"
+#include "outbox.h"
+#include "sender.h"
+
+static volatile sig_atomic_t s_terminate = 0;
+static volatile sig_atomic_t s_reload = 0;
+static int s_log_level = AGENT_LOG_INFO;
+
+static void
+on_signal (int signal_number)
+{
+    if (signal_number == SIGHUP)
+        s_reload = 1;
+    else
+        s_terminate = 1;
+}
+
+static void
+install_signals (void)
+{
+    /* CZMQ would install its own SIGINT/SIGTERM handler with its first socket; ours decide. */
+    zsys_handler_set (NULL);
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGHUP, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+}
+
+static void
+log_message (void *arg, agent_level_t level, const char *message)
+{
+    (void) arg;
+    if ((int) level < s_log_level)
+        return;
+    switch (level) {
+    case AGENT_LOG_DEBUG:
+        zsys_debug ("%s", message);
+        break;
+    case AGENT_LOG_INFO:
+        zsys_info ("%s", message);
+        break;
+    case AGENT_LOG_WARNING:
+        zsys_warning ("%s", message);
+        break;
+    case AGENT_LOG_ERROR:
+        zsys_error ("%s", message);
+        break;
+    }
+}
+
+static void
+usage (FILE *out)
+{
+    fprintf (out,
+             "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
+             "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
+             "\n"
+             "Reads spending exports (CSV) dropped in the inbox folder, stores them as batches in a\n"
+             "durable outbox, and delivers them to the collector until each is acknowledged.\n"
+             "\n"
+             "Options:\n"
+             "  -c, --config FILE      ZPL config file (keys below)\n"
+             "      --id ID            agent/id\n"
+             "      --body ID          agent/body_id\n"
+             "      --inbox DIR        agent/inbox\n"
+             "      --state-dir DIR    agent/state_dir\n"
+             "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
+             "      --once             exit 0 once the inbox is empty and every batch is acked\n"
+             "      --syslog           log to syslog instead of stderr\n"
+             "  -v, --verbose          log debug lines\n"
+             "  -n, --check            check the config and exit\n"
+             "  -h, --help             this help\n"
+             "  -V, --version          print the version\n"
+             "\n"
+             "Signals: SIGTERM/SIGINT finish the current file and exit 0; SIGHUP reloads the config.\n"
+             "\n"
+             "Config keys (key, default, meaning):\n");
+    agent_config_describe (out);
+}
+
+/* Builds a CSV reader from the config's body, defaults and column overrides. */
+static csv_reader_t *
+reader_from_config (const agent_config_t *config, char *err, size_t err_len)
+{
+    csv_reader_t *reader = csv_reader_new (config->body_id, err, err_len);
+    if (!reader)
+        return NULL;
+    for (size_t i = 0; i < AGENT_COLUMN_FIELDS; i++)
+        if (config->columns[i]
+            && csv_reader_map (reader, agent_column_fields[i], config->columns[i], err, err_len)) {
+            csv_reader_destroy (&reader);
+            return NULL;
+        }
+    if (config->default_service
+        && csv_reader_set_default_service (reader, config->default_service, err, err_len)) {
+        csv_reader_destroy (&reader);
+        return NULL;
+    }
+    csv_reader_set_default_poolable (reader, config->default_poolable);
+    return reader;
+}
+
+static sender_options_t
+sender_options (const agent_config_t *config, const char *rejects_path)
+{
+    return (sender_options_t){.endpoint = config->collector,
+                              .window = config->window,
+                              .ack_timeout_ms = config->ack_timeout_ms,
+                              .retry_base_ms = 250,
+                              .retry_max_ms = config->retry_max_ms,
+                              .rejects_path = rejects_path,
+                              .log = log_message};
+}
+
+typedef struct {
+    const char *config_path;
+    const char *overrides[5][2];
+    size_t override_count;
+} config_source_t;
+
+/* Loads the config file then the command-line overrides, and validates: the same for start-up,
+ * --check and SIGHUP. */
+static agent_config_t *
+load_config (const config_source_t *source, char *err, size_t err_len)
+{
+    agent_config_t *config = agent_config_new ();
+    if (!config) {
+        snprintf (err, err_len, "out of memory");
+        return NULL;
+    }
+    if (source->config_path && agent_config_load (config, source->config_path, err, err_len))
+        goto fail;
+    for (size_t i = 0; i < source->override_count; i++)
+        if (agent_config_set (config, source->overrides[i][0], source->overrides[i][1], err,
+                              err_len))
+            goto fail;
+    if (agent_config_validate (config, err, err_len))
+        goto fail;
+    return config;
+fail:
+    agent_config_destroy (&config);
+    return NULL;
+}
+
+/* submit: copies the file into the inbox under a hidden name, syncs it, then renames it to *.csv
+ * so the agent never sees half a file. */
+static int
+submit (const agent_config_t *config, const char *source_path)
+{
+    FILE *in = strcmp (source_path, "-") == 0 ? stdin : fopen (source_path, "r");
+    if (!in) {
+        fprintf (stderr, "totalplace-agent: cannot open %s: %s\n", source_path, strerror (errno));
+        return 1;
+    }
+    mkdir (config->inbox, 0750);
+    char tmp[4096], final[4096], stamp[32];
+    time_t now = time (NULL);
+    struct tm utc;
+    gmtime_r (&now, &utc);
+    strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+    snprintf (tmp, sizeof tmp, "%s/.submit-%ld.tmp", config->inbox, (long) getpid ());
+    snprintf (final, sizeof final, "%s/submit-%s-%ld.csv", config->inbox, stamp, (long) getpid ());
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    if (fd < 0) {
+        fprintf (stderr, "totalplace-agent: cannot write in inbox %s: %s\n", config->inbox,
+                 strerror (errno));
+        if (in != stdin)
+            fclose (in);
+        return 1;
+    }
+    char buffer[65536];
+    size_t got;
+    int bad = 0;
+    while (!bad && (got = fread (buffer, 1, sizeof buffer, in)) > 0)
+        bad = write (fd, buffer, got) != (ssize_t) got;
+    bad |= ferror (in);
+    bad |= fsync (fd) != 0;
+    bad |= close (fd) != 0;
+    if (in != stdin)
+        fclose (in);
+    if (bad || rename (tmp, final) != 0) {
+        fprintf (stderr, "totalplace-agent: cannot queue %s into %s: %s\n", source_path,
+                 config->inbox, strerror (errno));
+        unlink (tmp);
+        return 1;
+    }
+    int dir = open (config->inbox, O_RDONLY | O_DIRECTORY);
+    if (dir >= 0) {
+        fsync (dir);
+        close (dir);
+    }
+    printf ("queued %s as %s\n", source_path, final);
+    return 0;
+}
+
+typedef struct {
+    agent_config_t *config;
+    outbox_t *outbox;
+    csv_reader_t *reader;
+    inbox_t *inbox;
+    sender_t *sender;
+    char rejects_path[4096];
+} agent_t;
+
+static void
+reload (agent_t *agent, const config_source_t *source)
+{
+    char err[512];
+    agent_config_t *fresh = load_config (source, err, sizeof err);
+    if (!fresh) {
+        zsys_error ("reload refused, keeping the running config: %s", err);
+        return;
+    }
+    csv_reader_t *reader = reader_from_config (fresh, err, sizeof err);
+    if (!reader) {
+        zsys_error ("reload refused, keeping the running config: %s", err);
+        agent_config_destroy (&fresh);
+        return;
+    }
+    sender_options_t options = sender_options (fresh, agent->rejects_path);
+    if (sender_configure (agent->sender, &options, err, sizeof err)) {
+        zsys_error ("reload: %s", err);
+        csv_reader_destroy (&reader);
+        agent_config_destroy (&fresh);
+        return;
+    }
+    if (strcmp (fresh->agent_id, agent->config->agent_id) != 0
+        || strcmp (fresh->inbox, agent->config->inbox) != 0
+        || strcmp (fresh->state_dir, agent->config->state_dir) != 0
+        || fresh->outbox_max_batches != agent->config->outbox_max_batches
+        || fresh->outbox_max_mb != agent->config->outbox_max_mb)
+        zsys_warning ("reload: agent/id, agent/inbox, agent/state_dir and outbox limits take "
+                      "effect only after a restart");
+    inbox_configure (agent->inbox, reader, fresh->batch_records);
+    csv_reader_destroy (&agent->reader);
+    agent->reader = reader;
+    /* Keep what needs a restart as it was running. */
+    char *keep[] = {agent->config->agent_id, agent->config->inbox, agent->config->state_dir};
+    char **fresh_slots[] = {&fresh->agent_id, &fresh->inbox, &fresh->state_dir};
+    for (size_t i = 0; i < 3; i++) {
+        free (*fresh_slots[i]);
+        *fresh_slots[i] = strdup (keep[i]);
+    }
+    agent_config_destroy (&agent->config);
+    agent->config = fresh;
+    s_log_level = fresh->log_level;
+    zsys_info ("config reloaded");
+}
+
+static int
+run (agent_t *agent, const config_source_t *source, bool once)
+{
+    char err[1024];
+    int64_t next_scan = 0;
+    bool inbox_empty = false;
+    while (!s_terminate) {
+        if (s_reload) {
+            s_reload = 0;
+            reload (agent, source);
+        }
+        int64_t now = zclock_mono ();
+        if (now >= next_scan) {
+            int rc = inbox_process_next (agent->inbox, err, sizeof err);
+            if (rc == INBOX_ERR)
+                zsys_error ("%s", err);
+            inbox_empty = rc == 0;
+            /* A processed file may have a successor waiting: look again at once. */
+            next_scan = rc == INBOX_PROCESSED ? now : now + (int64_t) agent->config->scan_interval_ms;
+        }
+        if (sender_pump (agent->sender, now, err, sizeof err))
+            zsys_error ("%s", err);
+        if (once && inbox_empty && sender_idle (agent->sender)) {
+            zsys_info ("inbox empty and every batch acknowledged: exiting (--once)");
+            break;
+        }
+        int64_t wait = next_scan - zclock_mono ();
+        int64_t sender_wait = sender_wait_ms (agent->sender, zclock_mono ());
+        if (sender_wait >= 0 && sender_wait < wait)
+            wait = sender_wait;
+        if (wait > 200)
+            wait = 200; /* signals are checked at least this often */
+        if (wait < 0)
+            wait = 0;
+        zsock_t *socket = sender_socket (agent->sender);
+        if (socket) {
+            zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
+            if (zmq_poll (&item, 1, (long) wait) > 0
+                && sender_receive (agent->sender, zclock_mono (), err, sizeof err))
+                zsys_error ("%s", err);
+        }
+        else
+            zclock_sleep ((int) wait);
+    }
+    return 0;
+}
+
+int
+main (int argc, char *argv[])
+{
+    static const struct option options[] = {
+      {"config", required_argument, NULL, 'c'},   {"id", required_argument, NULL, 'i'},
+      {"body", required_argument, NULL, 'b'},     {"inbox", required_argument, NULL, 'I'},
+      {"state-dir", required_argument, NULL, 's'}, {"collector", required_argument, NULL, 'C'},
+      {"once", no_argument, NULL, 'o'},           {"syslog", no_argument, NULL, 'S'},
+      {"verbose", no_argument, NULL, 'v'},        {"check", no_argument, NULL, 'n'},
+      {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0}};
+    config_source_t source = {0};
+    bool once = false, check = false, use_syslog = false, verbose = false;
+    int option;
+    while ((option = getopt_long (argc, argv, "c:vnhV", options, NULL)) != -1) {
+        const char *key = NULL;
+        switch (option) {
+        case 'c':
+            source.config_path = optarg;
+            break;
+        case 'i':
+            key = "agent/id";
+            break;
+        case 'b':
+            key = "agent/body_id";
+            break;
+        case 'I':
+            key = "agent/inbox";
+            break;
+        case 's':
+            key = "agent/state_dir";
+            break;
+        case 'C':
+            key = "agent/collector";
+            break;
+        case 'o':
+            once = true;
+            break;
+        case 'S':
+            use_syslog = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'n':
+            check = true;
+            break;
+        case 'h':
+            usage (stdout);
+            return 0;
+        case 'V':
+            printf ("totalplace-agent %s\n", TOTALPLACE_VERSION);
+            return 0;
+        default:
+            usage (stderr);
+            return 2;
+        }
+        if (key) {
+            source.overrides[source.override_count][0] = key;
+            source.overrides[source.override_count++][1] = optarg;
+        }
+    }
+    const char *submit_path = NULL;
+    if (optind < argc) {
+        if (strcmp (argv[optind], "submit") != 0 || optind + 2 != argc) {
+            fprintf (stderr, "totalplace-agent: unexpected argument \"%s\"\n", argv[optind]);
+            usage (stderr);
+            return 2;
+        }
+        submit_path = argv[optind + 1];
+    }
+
+    char err[1024];
+    agent_config_t *config = load_config (&source, err, sizeof err);
+    if (!config) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 1;
+    }
+    if (check) {
+        printf ("totalplace-agent: config OK\n");
+        agent_config_destroy (&config);
+        return 0;
+    }
+    if (submit_path) {
+        int rc = submit (config, submit_path);
+        agent_config_destroy (&config);
+        return rc;
+    }
+
+    install_signals ();
+    s_log_level = verbose ? AGENT_LOG_DEBUG : config->log_level;
+    if (use_syslog || config->log_syslog) {
+        zsys_set_logident ("totalplace-agent");
+        zsys_set_logsystem (true);
+        zsys_set_logstream (NULL);
+    }
+    agent_t agent = {.config = config};
+    int status = 1;
+    char outbox_dir[4096];
+    snprintf (outbox_dir, sizeof outbox_dir, "%s/outbox", config->state_dir);
+    snprintf (agent.rejects_path, sizeof agent.rejects_path, "%s/collector-rejects.csv",
+              config->state_dir);
+    mkdir (config->state_dir, 0750);
+    outbox_limits_t limits = {.max_batches = config->outbox_max_batches,
+                              .max_bytes = config->outbox_max_mb << 20};
+    agent.outbox = outbox_new (outbox_dir, &limits, err, sizeof err);
+    if (!agent.outbox)
+        goto out;
+    agent.reader = reader_from_config (config, err, sizeof err);
+    if (!agent.reader)
+        goto out;
+    agent.inbox = inbox_new (config->inbox, agent.outbox, agent.reader, config->agent_id,
+                             config->batch_records, log_message, NULL, err, sizeof err);
+    if (!agent.inbox)
+        goto out;
+    sender_options_t send_options = sender_options (config, agent.rejects_path);
+    agent.sender = sender_new (agent.outbox, &send_options, err, sizeof err);
+    if (!agent.sender)
+        goto out;
+    zsys_info ("agent %s for body %s: inbox %s, state %s, collector %s, %zu batches pending",
+               config->agent_id, config->body_id, config->inbox, config->state_dir,
+               config->collector, outbox_count (agent.outbox));
+    status = run (&agent, &source, once);
+    sender_counters_t sent;
+    sender_counters (agent.sender, &sent);
+    zsys_info ("stopping: %zu batches still pending (kept for the next start); sent %llu, "
+               "acknowledged %llu, reconnects %llu",
+               outbox_count (agent.outbox), (unsigned long long) sent.sent,
+               (unsigned long long) sent.acked, (unsigned long long) sent.reconnects);
+out:
+    if (status)
+        zsys_error ("%s", err);
+    sender_destroy (&agent.sender);
+    inbox_destroy (&agent.inbox);
+    csv_reader_destroy (&agent.reader);
+    outbox_destroy (&agent.outbox);
+    agent_config_destroy (&agent.config);
+    return status;
+}

@@ -1,0 +1,72 @@
+/* sender: delivers the outbox's batches to the collector over a DEALER socket and deletes each
+ * one only when its Ack arrives. A window of batches is in flight at once; when one is not
+ * acknowledged in time the socket is thrown away and a new one connects after an exponential
+ * backoff with jitter (ZeroMQ's Lazy Pirate pattern), and everything pending is sent again.
+ * The collector deduplicates, so re-sending is always safe. Driven by the caller's loop: poll
+ * sender_socket() for input, call sender_receive() when readable and sender_pump() regularly. */
+#ifndef TOTALPLACE_SENDER_H
+#define TOTALPLACE_SENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "agent_log.h"
+#include "outbox.h"
+
+typedef struct _sender_t sender_t;
+
+
+typedef struct {
+    const char *endpoint;     /* the collector's ingest endpoint */
+    size_t window;            /* batches in flight at once, >= 1 */
+    uint64_t ack_timeout_ms;  /* a batch unacknowledged this long means the connection is bad */
+    uint64_t retry_base_ms;   /* first backoff; doubles per failed attempt */
+    uint64_t retry_max_ms;    /* backoff cap */
+    const char *rejects_path; /* records the collector rejected are appended here (CSV) */
+    agent_log_fn *log;       /* may be NULL */
+    void *log_arg;
+} sender_options_t;
+
+typedef struct {
+    uint64_t sent;             /* batch sends, re-sends included */
+    uint64_t acked;            /* batches acknowledged and removed from the outbox */
+    uint64_t reconnects;       /* sockets replaced after a timeout */
+    uint64_t retry_acks;       /* ACK_RETRY answers (collector could not apply yet) */
+    uint64_t malformed_acks;   /* ACK_MALFORMED answers: batch set aside, not re-sent */
+    uint64_t records_rejected; /* records the collector refused, written to rejects_path */
+    uint64_t bad_replies;      /* replies that were not a valid Ack */
+} sender_counters_t;
+
+/* Creates the sender and connects. The outbox stays the caller's. NULL with err on failure. */
+sender_t *sender_new (outbox_t *outbox, const sender_options_t *options, char *err,
+                      size_t err_len);
+void sender_destroy (sender_t **self_p);
+
+/* The socket to poll for input; it changes after a reconnect, so ask again every loop. NULL while
+ * waiting out a backoff. */
+zsock_t *sender_socket (sender_t *self);
+
+/* Sends what the window allows and handles ack timeouts. now_ms is a monotonic clock. Returns 0,
+ * or -1 with err when the outbox fails. */
+int sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len);
+
+/* Reads every reply waiting on the socket without blocking and acts on it. Returns 0 or -1 with
+ * err when the outbox fails. */
+int sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len);
+
+/* Milliseconds until sender_pump has something to do (a timeout or a backoff ends); -1 when
+ * nothing is in flight. */
+int64_t sender_wait_ms (sender_t *self, int64_t now_ms);
+
+/* True when the outbox is empty: everything delivered and acknowledged. */
+bool sender_idle (sender_t *self);
+
+/* Changes endpoint, window and timings (SIGHUP). A new endpoint reconnects at once. */
+int sender_configure (sender_t *self, const sender_options_t *options, char *err, size_t err_len);
+
+void sender_counters (sender_t *self, sender_counters_t *counters);
+
+#endif
