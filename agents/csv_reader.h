@@ -1,0 +1,93 @@
+/* csv_reader: streams a public body's CSV spending export and turns each row into a SpendingRecord,
+ * handing rows it cannot use to the caller with their line number and the reason. */
+#ifndef TOTALPLACE_CSV_READER_H
+#define TOTALPLACE_CSV_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "spending.pb-c.h"
+#include "wire.h"
+
+/* Limits. A cell longer than CSV_READER_MAX_FIELD bytes or a row longer than CSV_READER_MAX_ROW
+ * bytes rejects its row (memory stays bounded however long they are). A header with more than
+ * CSV_READER_MAX_COLUMNS columns is a file-level error. */
+#define CSV_READER_MAX_FIELD   (64u * 1024u)
+#define CSV_READER_MAX_ROW     (1024u * 1024u)
+#define CSV_READER_MAX_COLUMNS 1024u
+
+/* Returned by the read functions for a file-level error (cannot open or read, no header, a required
+ * column missing, out of memory). Callbacks should stop reading with other values. */
+#define CSV_READER_ERR -1
+
+/* Room for any rejection reason passed to a csv_reject_fn. */
+#define CSV_READER_REASON_LEN 256
+
+typedef struct _csv_reader_t csv_reader_t;
+
+/* What one read did. rows = records + rejected: data rows other than blank ones. */
+typedef struct {
+    uint64_t rows;       /* data rows read (the header and blank rows not included) */
+    uint64_t records;    /* rows turned into records and handed to on_record */
+    uint64_t rejected;   /* rows handed to on_reject */
+    uint64_t blank;      /* rows skipped because every cell was empty (blank lines included) */
+    uint64_t short_rows; /* rows with fewer cells than the header (missing cells read as empty) */
+    uint64_t long_rows;  /* rows with more cells than the header, the extra ones all empty */
+} csv_reader_stats_t;
+
+/* Receives one record built from the row starting on physical line `line` (the header is line 1).
+ * The receiver owns the record whatever it returns, and frees it with
+ * protobuf_c_message_free_unpacked (&record->base, NULL). Returning non-zero stops the read. */
+typedef int (csv_record_fn) (void *arg, size_t line, Totalplace__SpendingRecord *record);
+
+/* Receives a row that could not be used: its first physical line and a reason naming the field and
+ * quoting the bad value, e.g. `amount "12,34.5": thousands separator not in groups of three`.
+ * Returning non-zero stops the read. */
+typedef int (csv_reject_fn) (void *arg, size_t line, const char *reason);
+
+/* Creates a reader for one body. body_id (e.g. "GB-LAE-BNS", made of A-Z a-z 0-9 . _ -) goes into
+ * every record unless the file has a non-empty "Body ID" cell. Starts with the default header names
+ * (see docs/input-format.md), no default service and poolable = false. Returns NULL with err filled
+ * when body_id is not a valid identifier or memory runs out. */
+csv_reader_t *csv_reader_new (const char *body_id, char *err, size_t err_len);
+
+/* Destroys a reader; sets *self_p to NULL. Safe on NULL and twice. */
+void csv_reader_destroy (csv_reader_t **self_p);
+
+/* Reads record field `field` from the column headed `header` instead of the default names. Fields:
+ * record_id, period, amount, supplier, service, description, neighbourhood, poolable, revision,
+ * withdrawn, body_id. The header is matched like the defaults (case-insensitively, surrounding
+ * spaces ignored) and must then be present in every file. header NULL restores the default names;
+ * "" reads the field from no column (refused for record_id, period, amount and neighbourhood).
+ * Returns 0, or -1 with err filled for an unknown field or an unmappable one. */
+int csv_reader_map (csv_reader_t *self, const char *field, const char *header, char *err,
+                    size_t err_len);
+
+/* Service to use when the file has no service column or the cell is empty; NULL for none (then such
+ * rows are rejected with "service is empty"). Returns 0, or -1 with err filled when the service is
+ * empty, over WIRE_MAX_SERVICE bytes or memory runs out (the previous default stays). */
+int csv_reader_set_default_service (csv_reader_t *self, const char *service, char *err,
+                                    size_t err_len);
+
+/* Poolable value for rows whose poolable cell is empty or absent. */
+void csv_reader_set_default_poolable (csv_reader_t *self, bool poolable);
+
+/* Reads the CSV file at path: see csv_reader_read_stream. */
+int csv_reader_read_file (csv_reader_t *self, const char *path, csv_record_fn *on_record,
+                          csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats, char *err,
+                          size_t err_len);
+
+/* Reads CSV from stream (e.g. stdin) to its end; name is used in file-level messages. The first
+ * non-blank row is the header. Each later row becomes a record for on_record or a rejection for
+ * on_reject (either may be NULL: records are then freed, rejections only counted). stats (may be
+ * NULL) is filled however the read ends. Not for use by two threads at once on one reader.
+ * Returns 0 when the whole stream was read, CSV_READER_ERR with err filled for a file-level error
+ * (records already handed over stay with the receiver), or the non-zero value a callback returned
+ * to stop the read (err then says where it stopped). */
+int csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
+                            csv_record_fn *on_record, csv_reject_fn *on_reject, void *arg,
+                            csv_reader_stats_t *stats, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,297 @@
+/* spend_date: date text to a spending month by hand-written scanning rather than strptime, because
+ * strptime depends on the locale and accepts more than it should (e.g. day 31 of April). */
+#include "spend_date.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Quoted excerpts in messages stop after this many bytes so one absurd cell cannot flood a log. */
+#define QUOTE_MAX 40
+
+static const char *const month_names[12] = {"January",   "February", "March",    "April",
+                                            "May",       "June",     "July",     "August",
+                                            "September", "October",  "November", "December"};
+
+/* Writes text as "TEXT" into out, cut at QUOTE_MAX bytes on a UTF-8 boundary (then "..." follows),
+ * with control bytes shown as '?' so that a reason always stays on one line. */
+static const char *
+quote_text (const char *text, char *out, size_t out_len)
+{
+    size_t len = strlen (text);
+    size_t take = len;
+    if (take > QUOTE_MAX) {
+        take = QUOTE_MAX;
+        while (take > 0 && ((unsigned char)text[take] & 0xC0) == 0x80)
+            take--;
+    }
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < take && o + 5 < out_len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+    }
+    if (take < len && o + 5 < out_len) {
+        memcpy (out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+static int refuse (const char *text, char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static int
+refuse (const char *text, char *err, size_t err_len, const char *format, ...)
+{
+    if (err && err_len) {
+        char quoted[QUOTE_MAX + 8];
+        char why[160];
+        va_list args;
+        va_start (args, format);
+        vsnprintf (why, sizeof why, format, args);
+        va_end (args);
+        snprintf (err, err_len, "%s: %s", quote_text (text, quoted, sizeof quoted), why);
+    }
+    return -1;
+}
+
+static bool
+is_digit (char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool
+is_letter (char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static char
+lower (char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Reads 1..max digits at *p; returns how many were read (0 when none) and their value. */
+static size_t
+read_number (const char **p, size_t max, int *value)
+{
+    size_t n = 0;
+    int v = 0;
+    while (n < max && is_digit ((*p)[n])) {
+        v = v * 10 + ((*p)[n] - '0');
+        n++;
+    }
+    if (n > 0 && is_digit ((*p)[n]))
+        return 0; /* more digits than the field allows */
+    *p += n;
+    *value = v;
+    return n;
+}
+
+/* Reads a month name (full English name, its first three letters, or "Sept") at *p. Returns the
+ * month 1..12, or 0 with the word's length in *word_len when the word is no month. */
+static int
+read_month_name (const char **p, size_t *word_len)
+{
+    size_t n = 0;
+    while (is_letter ((*p)[n]))
+        n++;
+    *word_len = n;
+    for (int m = 0; m < 12; m++) {
+        const char *name = month_names[m];
+        size_t full = strlen (name);
+        bool abbreviation = n == 3 || (m == 8 && n == 4);
+        if (n != full && !abbreviation)
+            continue;
+        bool same = true;
+        for (size_t i = 0; i < n && i < full && same; i++)
+            same = lower ((*p)[i]) == lower (name[i]);
+        if (same) {
+            *p += n;
+            return m + 1;
+        }
+    }
+    return 0;
+}
+
+static bool
+is_leap (int year)
+{
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+static int
+days_in_month (int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return month == 2 && is_leap (year) ? 29 : days[month - 1];
+}
+
+/* Two-digit years pivot at 70: exports from before 1970 do not exist here, and PERIOD_MIN_YEAR is
+ * 1970, so 70-99 can only mean the last century and 00-69 this one. */
+static int
+expand_year (int year, size_t digits)
+{
+    if (digits == 2)
+        return year < 70 ? 2000 + year : 1900 + year;
+    return year;
+}
+
+/* Checks an optional time part at p: "HH:MM[:SS[.fff]]" then "Z" or "+HH:MM"/"-HH:MM" or nothing.
+ * Returns true when p is at the end of the text, or holds a valid time and nothing else. */
+static bool
+valid_time (const char *p)
+{
+    int hour, minute, second;
+    if (read_number (&p, 2, &hour) == 0 || hour > 23 || *p++ != ':')
+        return false;
+    if (read_number (&p, 2, &minute) != 2 || minute > 59)
+        return false;
+    if (*p == ':') {
+        p++;
+        if (read_number (&p, 2, &second) != 2 || second > 60) /* 60: a leap second */
+            return false;
+        if (*p == '.') {
+            p++;
+            if (!is_digit (*p))
+                return false;
+            while (is_digit (*p))
+                p++;
+        }
+    }
+    if (*p == 'Z' || *p == 'z')
+        p++;
+    else if (*p == '+' || *p == '-') {
+        int zone_hour, zone_minute;
+        p++;
+        if (read_number (&p, 2, &zone_hour) != 2 || zone_hour > 23 || *p++ != ':' ||
+            read_number (&p, 2, &zone_minute) != 2 || zone_minute > 59)
+            return false;
+    }
+    return *p == '\0';
+}
+
+int
+spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t err_len)
+{
+    if (!text)
+        text = "";
+    /* Work on a trimmed copy; no date form is anywhere near this long. */
+    char buf[64];
+    const char *start = text;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    size_t len = strlen (start);
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return refuse (text, err, err_len, "date is empty");
+    if (len >= sizeof buf)
+        return refuse (text, err, err_len, "too long to be a date");
+    memcpy (buf, start, len);
+    buf[len] = '\0';
+
+    static const char expected[] =
+        "not a date (expected YYYY-MM-DD, DD/MM/YYYY, DD-Mon-YYYY or YYYY-MM)";
+    const char *p = buf;
+    int year = 0, month = 0, day = 0;
+    size_t year_digits = 0;
+    bool has_day = true, iso = false;
+    int number;
+    size_t digits = read_number (&p, 4, &number);
+
+    if (digits == 4 && *p == '-') {
+        /* ISO: YYYY-MM-DD or the period YYYY-MM itself. */
+        iso = true;
+        year = number;
+        year_digits = 4;
+        p++;
+        if (read_number (&p, 2, &month) != 2)
+            return refuse (text, err, err_len, "%s", expected);
+        if (*p == '-') {
+            p++;
+            if (read_number (&p, 2, &day) != 2)
+                return refuse (text, err, err_len, "%s", expected);
+        }
+        else
+            has_day = false;
+    }
+    else if ((digits == 1 || digits == 2) && (*p == '/' || *p == '-' || *p == '.' || *p == ' ')) {
+        /* Day first, the way UK systems write dates. */
+        day = number;
+        char separator = *p++;
+        if (is_letter (*p)) {
+            size_t word_len;
+            const char *word = p;
+            month = read_month_name (&p, &word_len);
+            if (month == 0)
+                return refuse (text, err, err_len, "\"%.*s\" is not a month name", (int)word_len,
+                               word);
+        }
+        else if (separator == ' ' || read_number (&p, 2, &month) == 0)
+            return refuse (text, err, err_len, "%s", expected);
+        if (*p++ != separator)
+            return refuse (text, err, err_len, "%s", expected);
+        year_digits = read_number (&p, 4, &year);
+        if (year_digits != 2 && year_digits != 4)
+            return refuse (text, err, err_len, "the year must have two or four digits");
+    }
+    else if (digits == 0 && is_letter (*p)) {
+        /* Month and year only, as monthly summaries write the period. */
+        size_t word_len;
+        const char *word = p;
+        month = read_month_name (&p, &word_len);
+        if (month == 0)
+            return refuse (text, err, err_len, "\"%.*s\" is not a month name", (int)word_len, word);
+        if (*p != ' ' && *p != '-')
+            return refuse (text, err, err_len, "%s", expected);
+        p++;
+        year_digits = read_number (&p, 4, &year);
+        if (year_digits != 4)
+            return refuse (text, err, err_len, "a month name with no day needs a four-digit year");
+        has_day = false;
+    }
+    else
+        return refuse (text, err, err_len, "%s", expected);
+
+    /* Whatever follows a full date must be a time. */
+    if (*p != '\0') {
+        bool time_follows = has_day && (*p == ' ' || (iso && (*p == 'T' || *p == 't')));
+        if (!time_follows || !valid_time (p + 1))
+            return refuse (text, err, err_len, "%s", expected);
+    }
+
+    year = expand_year (year, year_digits);
+    if (month < 1 || month > 12) {
+        if (!iso && day >= 1 && day <= 12 && month <= 31)
+            return refuse (text, err, err_len,
+                           "no month %d; dates are read as day/month/year, not month/day/year",
+                           month);
+        return refuse (text, err, err_len, "no month %d", month);
+    }
+    if (year < PERIOD_MIN_YEAR || year > PERIOD_MAX_YEAR)
+        return refuse (text, err, err_len, "year %d is outside %d-%d", year, PERIOD_MIN_YEAR,
+                       PERIOD_MAX_YEAR);
+    if (has_day) {
+        int last = days_in_month (year, month);
+        if (day < 1 || day > last)
+            return refuse (text, err, err_len, "no day %d in %s %d, which has %d days", day,
+                           month_names[month - 1], year, last);
+    }
+    /* Written by hand: this runs once per row of multi-million-row files. */
+    period[0] = (char)('0' + year / 1000);
+    period[1] = (char)('0' + year / 100 % 10);
+    period[2] = (char)('0' + year / 10 % 10);
+    period[3] = (char)('0' + year % 10);
+    period[4] = '-';
+    period[5] = (char)('0' + month / 10);
+    period[6] = (char)('0' + month % 10);
+    period[7] = '\0';
+    return 0;
+}
