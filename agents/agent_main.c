@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ usage (FILE *out)
              "      --inbox DIR        agent/inbox\n"
              "      --state-dir DIR    agent/state_dir\n"
              "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
+             "      --set KEY=VALUE    set any config key below\n"
              "      --once             exit 0 once the inbox is empty and every batch is acked\n"
              "      --syslog           log to syslog instead of stderr\n"
              "  -v, --verbose          log debug lines\n"
@@ -135,7 +137,7 @@ sender_options (const agent_config_t *config, const char *rejects_path)
 
 typedef struct {
     const char *config_path;
-    const char *overrides[5][2];
+    const char *overrides[32][2];
     size_t override_count;
 } config_source_t;
 
@@ -180,7 +182,16 @@ submit (const agent_config_t *config, const char *source_path)
     gmtime_r (&now, &utc);
     strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
     snprintf (tmp, sizeof tmp, "%s/.submit-%ld.tmp", config->inbox, (long) getpid ());
-    snprintf (final, sizeof final, "%s/submit-%s-%ld.csv", config->inbox, stamp, (long) getpid ());
+    /* Keep the source's name visible in done/ and rejects: "council.20261125T101500Z.4242.csv". */
+    const char *base = strcmp (source_path, "-") == 0 ? "stdin" : strrchr (source_path, '/');
+    base = base == NULL ? source_path : (*base == '/' ? base + 1 : base);
+    size_t stem = strlen (base);
+    if (stem > 4 && strcasecmp (base + stem - 4, ".csv") == 0)
+        stem -= 4;
+    if (stem > 200)
+        stem = 200;
+    snprintf (final, sizeof final, "%s/%.*s.%s.%ld.csv", config->inbox, (int) stem, base, stamp,
+              (long) getpid ());
     int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0) {
         fprintf (stderr, "totalplace-agent: cannot write in inbox %s: %s\n", config->inbox,
@@ -323,6 +334,7 @@ main (int argc, char *argv[])
       {"body", required_argument, NULL, 'b'},     {"inbox", required_argument, NULL, 'I'},
       {"state-dir", required_argument, NULL, 's'}, {"collector", required_argument, NULL, 'C'},
       {"once", no_argument, NULL, 'o'},           {"syslog", no_argument, NULL, 'S'},
+      {"set", required_argument, NULL, 'O'},
       {"verbose", no_argument, NULL, 'v'},        {"check", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -353,6 +365,17 @@ main (int argc, char *argv[])
         case 'o':
             once = true;
             break;
+        case 'O': {
+            char *equals = strchr (optarg, '=');
+            if (!equals) {
+                fprintf (stderr, "totalplace-agent: --set wants KEY=VALUE, not \"%s\"\n", optarg);
+                return 2;
+            }
+            *equals = '\0';
+            key = optarg;
+            optarg = equals + 1;
+            break;
+        }
         case 'S':
             use_syslog = true;
             break;
@@ -370,6 +393,10 @@ main (int argc, char *argv[])
             return 0;
         default:
             usage (stderr);
+            return 2;
+        }
+        if (key && source.override_count == 32) {
+            fprintf (stderr, "totalplace-agent: too many options\n");
             return 2;
         }
         if (key) {
@@ -405,6 +432,7 @@ main (int argc, char *argv[])
     }
 
     install_signals ();
+    zsys_set_logstream (stderr); /* CZMQ logs to stdout unless told; journald reads stderr */
     s_log_level = verbose ? AGENT_LOG_DEBUG : config->log_level;
     if (use_syslog || config->log_syslog) {
         zsys_set_logident ("totalplace-agent");
