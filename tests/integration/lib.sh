@@ -122,3 +122,11 @@ check_totals() {
   fi
   note "totals match the reference: $(grep -c '^total' "$WORK/expected.txt") neighbourhoods, $(grep '^grand' "$WORK/expected.txt")"
 }
+
+# stored_records: how many records the collector's store holds now (0 before the first batch).
+stored_records() {
+  "$CLI" --db "$WORK/collector" --format csv stats 2>/dev/null | gawk -F, 'NR == 2 { print $7; found = 1 } END { if (!found) print 0 }'
+}
+
+# more_than N: succeeds when the store holds more than N records.
+more_than() { (($(stored_records) > $1)); }

@@ -1,0 +1,57 @@
+# Bad input, real processes: a CSV with bad rows delivers its good rows and keeps each bad row in
+# the rejects file with its line and reason; garbage, oversized and giant frames sent to the
+# ingest endpoint are answered or dropped, logged, and the collector keeps serving an agent.
+source "$(dirname "$0")/lib.sh"
+SEND=$BIN/tests/tp_send
+[[ -x $SEND ]] || fail "$SEND is not built"
+start_collector
+
+note "a CSV with bad rows"
+cat >"$WORK/mixed.csv" <<'CSV'
+Date,Transaction Number,Amount,Supplier Name,Service Area,Neighbourhood
+2013-04-01,T1,100.00,A,Housing,E01000001
+2013-04-31,T2,200.00,A,Housing,E01000001
+2013-05-01,T3,"£1,234.56",A,Housing,E01000002
+2013-05-01,T4,12.345,A,Housing,E01000002
+2013-05-01,,50.00,A,Housing,E01000002
+2013-06-01,T6,(10.00),A,Housing,
+2013-06-01,T7,(10.00),A,Housing,E01000001
+CSV
+drop council "$WORK/mixed.csv"
+drain_agent council GB-LAE-BNS
+rejects=$WORK/council/inbox/done/mixed.rejects.csv
+[[ -f $rejects ]] || fail "no rejects file beside the processed file"
+cat "$rejects"
+[[ $(tail -n +2 "$rejects" | wc -l) -eq 4 ]] || fail "expected 4 rejected rows"
+for expect in '3,.*period' '5,.*amount' '6,.*record_id' '7,.*neighbourhood'; do
+  grep -Eq "^\"mixed.csv\",$expect" "$rejects" || fail "rejects file lacks line $expect"
+done
+check_totals "GB-LAE-BNS" "$WORK/mixed.csv"
+
+note "garbage, an oversized frame, an extra frame and a giant frame at the ingest endpoint"
+"$SEND" "$INGEST" --garbage >"$WORK/garbage.out" || true
+grep -q 'status=MALFORMED' "$WORK/garbage.out" || fail "garbage got no MALFORMED ack: $(cat "$WORK/garbage.out")"
+"$SEND" "$INGEST" --oversize >"$WORK/oversize.out" || true
+grep -q 'status=MALFORMED' "$WORK/oversize.out" || fail "oversized frame got no MALFORMED ack"
+"$SEND" "$INGEST" --extra-frame >"$WORK/extra.out" || true
+grep -q 'status=MALFORMED' "$WORK/extra.out" || fail "a two-frame message got no MALFORMED ack"
+"$SEND" "$INGEST" --huge --timeout 1000 >"$WORK/huge.out" 2>&1 && fail "a giant frame was acknowledged"
+kill -0 "${PIDS[collector]}" || fail "the collector died"
+grep -qi 'malformed\|not a valid' "$WORK/collector.log" || fail "the collector logged nothing about garbage"
+
+note "a well-behaved agent still delivers, and a batch with one bad record keeps the rest"
+"$SEND" "$INGEST" --agent good --body GB-TEST --records 10 --bad-record 3 --first-record 100 \
+  --neighbourhood E01000009 --amount 250 >"$WORK/good.out"
+grep -q 'accepted=9 .*rejected=1' "$WORK/good.out" || fail "expected 9 accepted and 1 rejected: $(cat "$WORK/good.out")"
+drop police "$SRC/deploy/sample/police.csv"
+drain_agent police GB-PF-SYP
+"$CLI" --db "$WORK/collector" --format csv totals --neighbourhood E01000009 >"$WORK/t9.csv"
+[[ $(sed -n 2p "$WORK/t9.csv" | tr -d "\r") == "22.50,9" ]] || fail "E01000009 should hold 9 records of £2.50: $(cat "$WORK/t9.csv")"
+expected "GB-LAE-BNS GB-PF-SYP" "$WORK/mixed.csv" "$SRC/deploy/sample/police.csv" | grep '^grand' >"$WORK/grand.want"
+read -r _ want_pence want_records <"$WORK/grand.want"
+actual | grep '^grand' >"$WORK/grand.got"
+read -r _ got_pence got_records <"$WORK/grand.got"
+((got_pence == want_pence + 2250 && got_records == want_records + 9)) \
+  || fail "grand total $got_pence/$got_records, expected $((want_pence + 2250))/$((want_records + 9))"
+stop collector TERM || fail "collector did not exit 0 on SIGTERM"
+echo "1 passed, 0 failed"
