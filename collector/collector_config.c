@@ -1,0 +1,139 @@
+/* collector_config: the collector's options described once, as data (see proto/settings.h). */
+#include "collector_config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "settings.h"
+
+#define FIELD(name) offsetof (collector_config_t, name)
+
+/* SETTING_CHOICE stores an int; the names are in collector_log_level_t order. */
+_Static_assert(sizeof (collector_log_level_t) == sizeof (int), "log level must be an int");
+static const char *const s_levels[] = {"debug", "info", "warning", NULL};
+
+static const setting_t s_settings[] = {
+    {"collector/state_dir", SETTING_STRING, NULL, 0, 0, FIELD (state_dir),
+     "folder holding the LMDB store (created when missing); required", NULL},
+    {"collector/ingest_endpoints", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0,
+     FIELD (ingest_endpoints), "comma-separated ZeroMQ endpoints agents connect to", NULL},
+    {"collector/map_size_mb", SETTING_UINT, "1024", 1, 16u * 1024 * 1024, FIELD (map_size_mb),
+     "initial LMDB map size in MiB", NULL},
+    {"collector/max_map_size_mb", SETTING_UINT, "1048576", 1, 16u * 1024 * 1024,
+     FIELD (max_map_size_mb), "the map doubles when full, up to this many MiB", NULL},
+    {"collector/max_group_batches", SETTING_UINT, "256", 1, 65536, FIELD (max_group_batches),
+     "most batches applied in one store transaction (group commit)", NULL},
+    {"collector/max_group_records", SETTING_UINT, "200000", 1, 5000000, FIELD (max_group_records),
+     "most records applied in one store transaction (group commit)", NULL},
+    {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
+     "1 to log to syslog, 0 to log to stderr", NULL},
+    {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
+     s_levels},
+    {"log/stats_interval", SETTING_UINT, "60", 0, 86400, FIELD (log_stats_interval),
+     "seconds between ingest rate lines while busy; 0 for none", NULL},
+};
+
+static const settings_table_t s_table = {s_settings, sizeof (s_settings) / sizeof (s_settings[0])};
+
+static int
+fail (char *err, size_t err_len, const char *message)
+{
+    if (err && err_len)
+        snprintf (err, err_len, "%s", message);
+    return -1;
+}
+
+collector_config_t *
+collector_config_new (void)
+{
+    collector_config_t *self = calloc (1, sizeof *self);
+    if (self && settings_defaults (&s_table, self))
+        collector_config_destroy (&self);
+    return self;
+}
+
+void
+collector_config_destroy (collector_config_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    settings_free (&s_table, *self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+int
+collector_config_load (collector_config_t *self, const char *path, char *err, size_t err_len)
+{
+    return settings_load (&s_table, self, path, err, err_len);
+}
+
+int
+collector_config_load_string (collector_config_t *self, const char *text, const char *origin,
+                              char *err, size_t err_len)
+{
+    return settings_load_string (&s_table, self, text, origin, err, err_len);
+}
+
+int
+collector_config_set (collector_config_t *self, const char *key, const char *value, char *err,
+                      size_t err_len)
+{
+    return settings_set (&s_table, self, key, value, err, err_len);
+}
+
+zlist_t *
+collector_config_endpoints (const collector_config_t *self)
+{
+    size_t empty_at;
+    return settings_split_list (self->ingest_endpoints, &empty_at);
+}
+
+int
+collector_config_validate (const collector_config_t *self, char *err, size_t err_len)
+{
+    if (!self->state_dir || !*self->state_dir)
+        return fail (err, err_len,
+                     "collector/state_dir is required: the folder for the LMDB store "
+                     "(set it in the config file or with --state-dir)");
+    size_t empty_at;
+    zlist_t *endpoints = settings_split_list (self->ingest_endpoints, &empty_at);
+    if (!endpoints)
+        return fail (err, err_len, "out of memory checking collector/ingest_endpoints");
+    int rc = 0;
+    if (zlist_size (endpoints) == 0)
+        rc = fail (err, err_len, "collector/ingest_endpoints is empty; give at least one endpoint");
+    else if (empty_at) {
+        snprintf (err, err_len, "collector/ingest_endpoints: entry %zu of \"%.128s\" is empty",
+                  empty_at, self->ingest_endpoints);
+        rc = -1;
+    }
+    else
+        for (const char *endpoint = zlist_first (endpoints); endpoint && rc == 0;
+             endpoint = zlist_next (endpoints))
+            rc = settings_check_endpoint ("collector/ingest_endpoints", endpoint, err, err_len);
+    zlist_destroy (&endpoints);
+    if (rc)
+        return rc;
+    if (self->max_map_size_mb < self->map_size_mb) {
+        snprintf (err, err_len,
+                  "collector/max_map_size_mb (%llu) is smaller than collector/map_size_mb (%llu)",
+                  (unsigned long long)self->max_map_size_mb, (unsigned long long)self->map_size_mb);
+        return -1;
+    }
+    return 0;
+}
+
+const char *
+collector_log_level_name (collector_log_level_t level)
+{
+    if (level >= COLLECTOR_LOG_DEBUG && level <= COLLECTOR_LOG_WARNING)
+        return s_levels[level];
+    return "unknown";
+}
+
+void
+collector_config_describe (FILE *out)
+{
+    settings_describe (&s_table, out);
+}

@@ -1,0 +1,73 @@
+/* collector_config: the collector daemon's settings, with defaults, loaded from a ZPL file and
+ * overridden by command-line options, then validated before anything starts. */
+#ifndef TOTALPLACE_COLLECTOR_CONFIG_H
+#define TOTALPLACE_COLLECTOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <czmq.h>
+
+typedef enum {
+    COLLECTOR_LOG_DEBUG = 0,
+    COLLECTOR_LOG_INFO,
+    COLLECTOR_LOG_WARNING,
+} collector_log_level_t;
+
+/* Every field is set by collector_config_new (defaults), then by collector_config_load and
+ * collector_config_set, so that each value passes the same parser (proto/settings.h). Strings are
+ * owned by the struct. */
+typedef struct {
+    char *state_dir;            /* collector/state_dir: LMDB folder; required */
+    char *ingest_endpoints;     /* collector/ingest_endpoints: comma-separated ZeroMQ endpoints */
+    uint64_t map_size_mb;       /* collector/map_size_mb: initial LMDB map size */
+    uint64_t max_map_size_mb;   /* collector/max_map_size_mb: the map may grow up to this */
+    uint64_t max_group_batches; /* collector/max_group_batches: batches per store transaction */
+    uint64_t max_group_records; /* collector/max_group_records: records per store transaction */
+    bool log_syslog;            /* log/syslog: log to syslog instead of stderr */
+    collector_log_level_t log_level; /* log/level: debug, info or warning */
+    uint64_t log_stats_interval;     /* log/stats_interval: seconds between rate lines, 0 = never */
+} collector_config_t;
+
+#define COLLECTOR_CONFIG_ERR_LEN 512
+
+/* Returns a config holding every default, or NULL when out of memory. state_dir has no default,
+ * so a fresh config does not validate until it is given one. */
+collector_config_t *collector_config_new (void);
+
+/* Frees the config and sets *self_p to NULL; safe on NULL and twice. */
+void collector_config_destroy (collector_config_t **self_p);
+
+/* Reads a ZPL file (see deploy/collector.conf) and applies every key it holds over the current
+ * values; keys it does not hold keep their values. Returns 0, or -1 with a message naming the file
+ * and the line (syntax errors) or the key (unknown keys, bad values). On error the config may
+ * hold some of the file's values: discard it. */
+int collector_config_load (collector_config_t *self, const char *path, char *err, size_t err_len);
+
+/* Parses one ZPL document from a string, as collector_config_load does; origin names it in
+ * messages. */
+int collector_config_load_string (collector_config_t *self, const char *text, const char *origin,
+                                  char *err, size_t err_len);
+
+/* Sets one key ("collector/state_dir", "log/level", ...) from its text form, as a command-line
+ * option does. Returns 0, or -1 with a message naming the key and what is wrong. */
+int collector_config_set (collector_config_t *self, const char *key, const char *value, char *err,
+                          size_t err_len);
+
+/* Checks the whole config: required keys present, endpoints well formed, sizes consistent.
+ * Returns 0, or -1 with a message naming the key. */
+int collector_config_validate (const collector_config_t *self, char *err, size_t err_len);
+
+/* Returns the ingest endpoints as a new list of strings (trimmed, in order; the list frees them),
+ * or NULL when out of memory. The caller destroys the list. */
+zlist_t *collector_config_endpoints (const collector_config_t *self);
+
+/* Name of a log level: "debug", "info" or "warning". */
+const char *collector_log_level_name (collector_log_level_t level);
+
+/* Writes one line per key (name, default, description) to out, for --help and docs. */
+void collector_config_describe (FILE *out);
+
+#endif

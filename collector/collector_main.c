@@ -1,0 +1,428 @@
+/* collector_main: the totalplace-collector daemon: options and config, the store, the ingest
+ * server, and signals (TERM/INT stop cleanly, HUP reloads the config). Runs in the foreground. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include <czmq.h>
+
+#include "collector_config.h"
+#include "ingest.h"
+#include "store.h"
+
+#define PROGRAM       "totalplace-collector"
+#define MAX_OVERRIDES 64
+
+static volatile sig_atomic_t s_terminate = 0;
+static volatile sig_atomic_t s_reload = 0;
+
+static collector_log_level_t s_log_level = COLLECTOR_LOG_INFO;
+
+#define MAIN_INFO(...)                                                                             \
+    do {                                                                                           \
+        if (s_log_level <= COLLECTOR_LOG_INFO)                                                     \
+            zsys_info (__VA_ARGS__);                                                               \
+    } while (0)
+
+/* Command-line settings, kept so that a reload applies them over the file again. */
+typedef struct {
+    const char *config_path;
+    char *keys[MAX_OVERRIDES];
+    char *values[MAX_OVERRIDES];
+    size_t count;
+    char *endpoints; /* every --ingest, joined with commas */
+    bool check_only;
+} options_t;
+
+static void
+s_on_terminate (int signal_number)
+{
+    (void)signal_number;
+    s_terminate = 1;
+}
+
+static void
+s_on_hangup (int signal_number)
+{
+    (void)signal_number;
+    s_reload = 1;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (
+        out,
+        "Usage: " PROGRAM " [OPTION]...\n"
+        "Receives spending batches from totalplace agents over ZeroMQ and stores them.\n"
+        "\n"
+        "  -c, --config FILE        read settings from a ZPL file\n"
+        "  -s, --state-dir DIR      folder of the LMDB store (collector/state_dir)\n"
+        "  -i, --ingest ENDPOINT    endpoint to bind for agents; repeat for several\n"
+        "                           (replaces collector/ingest_endpoints)\n"
+        "  -o, --set KEY=VALUE      set any config key, e.g. -o collector/max_group_batches=64\n"
+        "      --syslog             log to syslog instead of stderr (log/syslog = 1)\n"
+        "  -v, --verbose            log each group commit (log/level = debug)\n"
+        "  -n, --check              check the configuration, then exit 0 if valid, 1 if not\n"
+        "  -h, --help               show this help\n"
+        "  -V, --version            show the version\n"
+        "\n"
+        "Command-line options override the config file. Signals: TERM or INT finish the\n"
+        "current group, acknowledge it and exit; HUP reloads the config file.\n"
+        "\n"
+        "Config keys (default, meaning):\n");
+    collector_config_describe (out);
+}
+
+static void
+s_options_free (options_t *options)
+{
+    for (size_t i = 0; i < options->count; i++) {
+        free (options->keys[i]);
+        free (options->values[i]);
+    }
+    options->count = 0;
+    free (options->endpoints);
+    options->endpoints = NULL;
+}
+
+static int
+s_add_override (options_t *options, const char *key, size_t key_len, const char *value)
+{
+    if (options->count == MAX_OVERRIDES) {
+        fprintf (stderr, PROGRAM ": more than %d settings on the command line\n", MAX_OVERRIDES);
+        return -1;
+    }
+    options->keys[options->count] = strndup (key, key_len);
+    options->values[options->count] = strdup (value);
+    options->count++;
+    if (!options->keys[options->count - 1] || !options->values[options->count - 1]) {
+        fprintf (stderr, PROGRAM ": out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_add_endpoint (options_t *options, const char *endpoint)
+{
+    size_t old = options->endpoints ? strlen (options->endpoints) : 0;
+    char *joined = realloc (options->endpoints, old + strlen (endpoint) + 2);
+    if (!joined) {
+        fprintf (stderr, PROGRAM ": out of memory\n");
+        return -1;
+    }
+    if (old)
+        joined[old++] = ',';
+    strcpy (joined + old, endpoint);
+    options->endpoints = joined;
+    return 0;
+}
+
+/* Returns 0 to go on, or the process exit status (+1) when the options say to stop. */
+static int
+s_parse_options (int argc, char **argv, options_t *options)
+{
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
+        {"ingest", required_argument, NULL, 'i'}, {"set", required_argument, NULL, 'o'},
+        {"syslog", no_argument, NULL, 'S'},       {"verbose", no_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'n'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long (argc, argv, "c:s:i:o:vnhV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            options->config_path = optarg;
+            break;
+        case 's':
+            if (s_add_override (options, "collector/state_dir", strlen ("collector/state_dir"),
+                                optarg))
+                return 2;
+            break;
+        case 'i':
+            if (s_add_endpoint (options, optarg))
+                return 2;
+            break;
+        case 'o': {
+            const char *equals = strchr (optarg, '=');
+            if (!equals || equals == optarg) {
+                fprintf (stderr, PROGRAM ": --set needs KEY=VALUE, got \"%s\"\n", optarg);
+                return 3;
+            }
+            if (s_add_override (options, optarg, (size_t)(equals - optarg), equals + 1))
+                return 2;
+            break;
+        }
+        case 'S':
+            if (s_add_override (options, "log/syslog", strlen ("log/syslog"), "1"))
+                return 2;
+            break;
+        case 'v':
+            if (s_add_override (options, "log/level", strlen ("log/level"), "debug"))
+                return 2;
+            break;
+        case 'n':
+            options->check_only = true;
+            break;
+        case 'h':
+            s_usage (stdout);
+            return 1;
+        case 'V':
+            printf (PROGRAM " %s\n", TOTALPLACE_VERSION);
+            return 1;
+        default:
+            fprintf (stderr, "Try '" PROGRAM " --help' for more information.\n");
+            return 3;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, PROGRAM ": unexpected argument \"%s\"\n", argv[optind]);
+        return 3;
+    }
+    return 0;
+}
+
+/* Defaults, then the file, then the command line; validated. NULL with a message on error. */
+static collector_config_t *
+s_build_config (const options_t *options, char *err, size_t err_len)
+{
+    collector_config_t *config = collector_config_new ();
+    if (!config) {
+        snprintf (err, err_len, "out of memory");
+        return NULL;
+    }
+    int rc = 0;
+    if (options->config_path)
+        rc = collector_config_load (config, options->config_path, err, err_len);
+    for (size_t i = 0; rc == 0 && i < options->count; i++)
+        rc = collector_config_set (config, options->keys[i], options->values[i], err, err_len);
+    if (rc == 0 && options->endpoints)
+        rc = collector_config_set (config, "collector/ingest_endpoints", options->endpoints, err,
+                                   err_len);
+    if (rc == 0)
+        rc = collector_config_validate (config, err, err_len);
+    if (rc)
+        collector_config_destroy (&config);
+    return config;
+}
+
+static bool
+s_differs (const char *a, const char *b)
+{
+    return strcmp (a ? a : "", b ? b : "") != 0;
+}
+
+/* Applies what can change while running; names what needs a restart. */
+static void
+s_reload_config (const options_t *options, collector_config_t *running, ingest_t *ingest)
+{
+    char err[COLLECTOR_CONFIG_ERR_LEN];
+    collector_config_t *fresh = s_build_config (options, err, sizeof err);
+    if (!fresh) {
+        zsys_error ("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (s_differs (fresh->state_dir, running->state_dir))
+        zsys_warning ("collector/state_dir changed to %s; restart to apply", fresh->state_dir);
+    if (s_differs (fresh->ingest_endpoints, running->ingest_endpoints))
+        zsys_warning ("collector/ingest_endpoints changed to %s; restart to apply",
+                      fresh->ingest_endpoints);
+    if (fresh->map_size_mb != running->map_size_mb ||
+        fresh->max_map_size_mb != running->max_map_size_mb)
+        zsys_warning ("collector/map_size_mb or max_map_size_mb changed; restart to apply");
+    if (fresh->log_syslog != running->log_syslog)
+        zsys_warning ("log/syslog changed; restart to apply");
+
+    running->max_group_batches = fresh->max_group_batches;
+    running->max_group_records = fresh->max_group_records;
+    running->log_level = fresh->log_level;
+    running->log_stats_interval = fresh->log_stats_interval;
+    s_log_level = running->log_level;
+    ingest_configure (ingest, running);
+    zsys_info ("configuration reloaded: groups of up to %" PRIu64 " batches / %" PRIu64
+               " records, log level %s, stats every %" PRIu64 " s",
+               running->max_group_batches, running->max_group_records,
+               collector_log_level_name (running->log_level), running->log_stats_interval);
+    collector_config_destroy (&fresh);
+}
+
+static void
+s_log_stats (ingest_t *ingest, ingest_counters_t *last, int64_t *last_time, bool force)
+{
+    ingest_counters_t now;
+    char err[STORE_ERR_LEN];
+    if (ingest_counters (ingest, &now, err, sizeof err))
+        zsys_warning ("cannot read the store's counters: %s", err);
+    int64_t time_now = zclock_mono ();
+    double seconds = (double)(time_now - *last_time) / 1000.0;
+    uint64_t batches = now.batches - last->batches;
+    uint64_t records = now.records - last->records;
+    uint64_t groups = now.groups - last->groups;
+    uint64_t malformed = now.malformed - last->malformed;
+    uint64_t retries = now.retry_acks - last->retry_acks;
+    if (force || batches || malformed || retries) {
+        if (seconds <= 0)
+            seconds = 1;
+        MAIN_INFO ("ingest: %.0f batches/s, %.0f records/s over %.0f s; %" PRIu64
+                   " groups (%.1f batches each); %" PRIu64 " malformed, %" PRIu64
+                   " retry acks; store holds %" PRIu64 " records, %zu of %zu MiB used",
+                   (double)batches / seconds, (double)records / seconds, seconds, groups,
+                   groups ? (double)batches / (double)groups : 0.0, malformed, retries,
+                   now.store.records_stored, now.store.used_bytes >> 20, now.store.map_size >> 20);
+    }
+    *last = now;
+    *last_time = time_now;
+}
+
+static int
+s_install_signals (sigset_t *wait_mask)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    sigemptyset (&action.sa_mask);
+    action.sa_handler = s_on_terminate;
+    if (sigaction (SIGTERM, &action, NULL) || sigaction (SIGINT, &action, NULL))
+        return -1;
+    action.sa_handler = s_on_hangup;
+    if (sigaction (SIGHUP, &action, NULL))
+        return -1;
+    action.sa_handler = SIG_IGN;
+    if (sigaction (SIGPIPE, &action, NULL))
+        return -1;
+    /* Keep the signals blocked except inside pselect, so that a flag set just before waiting is
+     * never slept through; threads started from here on inherit the block. */
+    sigset_t ours;
+    sigemptyset (&ours);
+    sigaddset (&ours, SIGTERM);
+    sigaddset (&ours, SIGINT);
+    sigaddset (&ours, SIGHUP);
+    if (pthread_sigmask (SIG_BLOCK, &ours, wait_mask))
+        return -1;
+    sigdelset (wait_mask, SIGTERM);
+    sigdelset (wait_mask, SIGINT);
+    sigdelset (wait_mask, SIGHUP);
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    /* CZMQ's own handler would set zsys_interrupted and stop loops behind our back. */
+    zsys_handler_set (NULL);
+    zsys_set_logstream (stderr);
+
+    options_t options = {0};
+    int stop = s_parse_options (argc, argv, &options);
+    if (stop) {
+        s_options_free (&options);
+        return stop - 1;
+    }
+
+    char err[COLLECTOR_CONFIG_ERR_LEN];
+    collector_config_t *config = s_build_config (&options, err, sizeof err);
+    if (!config) {
+        fprintf (stderr, PROGRAM ": %s\n", err);
+        s_options_free (&options);
+        return 1;
+    }
+    if (options.check_only) {
+        printf (PROGRAM ": configuration OK\n");
+        collector_config_destroy (&config);
+        s_options_free (&options);
+        return 0;
+    }
+    s_log_level = config->log_level;
+    if (config->log_syslog) {
+        zsys_set_logident (PROGRAM);
+        zsys_set_logsystem (true);
+    }
+
+    int status = 1;
+    store_t *store = NULL;
+    ingest_t *ingest = NULL;
+    zlist_t *endpoints = NULL;
+    sigset_t wait_mask;
+    if (s_install_signals (&wait_mask)) {
+        zsys_error ("cannot install signal handlers: %s", strerror (errno));
+        goto done;
+    }
+
+    size_t map_size, max_map_size;
+    if (__builtin_mul_overflow (config->map_size_mb, (uint64_t)1 << 20, &map_size) ||
+        __builtin_mul_overflow (config->max_map_size_mb, (uint64_t)1 << 20, &max_map_size)) {
+        zsys_error ("collector/map_size_mb or max_map_size_mb is too large for this machine");
+        goto done;
+    }
+    store_options_t store_options = {
+        .path = config->state_dir, .map_size = map_size, .max_map_size = max_map_size};
+    char store_err[STORE_ERR_LEN];
+    store = store_new (&store_options, store_err, sizeof store_err);
+    if (!store) {
+        zsys_error ("cannot open the store in %s: %s", config->state_dir, store_err);
+        goto done;
+    }
+
+    ingest = ingest_new (store, config, err, sizeof err);
+    if (!ingest) {
+        zsys_error ("cannot start the ingest server: %s", err);
+        goto done;
+    }
+    endpoints = collector_config_endpoints (config);
+    if (!endpoints) {
+        zsys_error ("out of memory");
+        goto done;
+    }
+    for (const char *endpoint = zlist_first (endpoints); endpoint;
+         endpoint = zlist_next (endpoints))
+        if (ingest_bind (ingest, endpoint, err, sizeof err)) {
+            zsys_error ("%s", err);
+            goto done;
+        }
+
+    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, groups of up to %" PRIu64
+                       " batches / %" PRIu64 " records, log level %s",
+               TOTALPLACE_VERSION, config->state_dir, config->ingest_endpoints,
+               config->max_group_batches, config->max_group_records,
+               collector_log_level_name (config->log_level));
+
+    ingest_counters_t last;
+    memset (&last, 0, sizeof last);
+    int64_t last_time = zclock_mono ();
+    while (!s_terminate) {
+        struct timespec second = {1, 0};
+        pselect (0, NULL, NULL, NULL, &second, &wait_mask);
+        if (s_reload && !s_terminate) {
+            s_reload = 0;
+            MAIN_INFO ("SIGHUP: reloading %s",
+                       options.config_path ? options.config_path : "the command-line settings");
+            s_reload_config (&options, config, ingest);
+        }
+        if (config->log_stats_interval &&
+            zclock_mono () - last_time >= (int64_t)config->log_stats_interval * 1000)
+            s_log_stats (ingest, &last, &last_time, false);
+    }
+    MAIN_INFO ("stopping: finishing the current group");
+    ingest_destroy (&ingest);
+    store_counters_t final;
+    char counters_err[STORE_ERR_LEN];
+    if (store_counters (store, &final, counters_err, sizeof counters_err) == 0)
+        MAIN_INFO ("stopped; the store holds %" PRIu64 " records from %" PRIu64 " batches",
+                   final.records_stored, final.batches);
+    status = 0;
+
+done:
+    ingest_destroy (&ingest);
+    store_destroy (&store);
+    zlist_destroy (&endpoints);
+    collector_config_destroy (&config);
+    s_options_free (&options);
+    return status;
+}

@@ -1,0 +1,798 @@
+/* ingest: the ROUTER that takes Batches from agents, applies them to the store in groups, and
+ * answers each with an Ack once its group has committed.
+ *
+ * The server is a CZMQ actor driven by zloop. Its pipe takes string commands:
+ *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
+ *   "$TERM"          ->  commits and acks what is already waiting (for at most 5 s), then exits
+ * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
+ * or change them without waiting for a group to commit. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* At most this many log lines per second for each kind of trouble; the rest are counted and
+ * summarised, so a hostile or broken peer cannot flood the log. */
+#define LOG_LINES_PER_SECOND 5
+/* ZeroMQ routing ids are at most 255 bytes. */
+#define IDENTITY_MAX 255
+/* Acks already queued when the socket closes get this long to reach their peers. */
+#define INGEST_LINGER_MS 1000
+/* On $TERM, keep committing what is already waiting for at most this long. */
+#define INGEST_TERM_DRAIN_MS 5000
+
+struct _ingest_t {
+    zactor_t *actor;
+    store_t *store;
+    pthread_mutex_t lock;
+    /* Guarded by lock. */
+    ingest_counters_t counters;
+    size_t max_group_batches;
+    size_t max_group_records;
+    collector_log_level_t log_level;
+};
+
+typedef struct {
+    int64_t window_start; /* zclock_mono milliseconds */
+    unsigned lines;       /* logged in this window */
+    uint64_t suppressed;  /* not logged in this window */
+    const char *what;     /* plural noun for the summary line */
+    bool info;            /* info level (else warning): silent when the level is warning */
+} log_limit_t;
+
+typedef struct {
+    uint8_t identity[IDENTITY_MAX];
+    size_t identity_size;
+} peer_t;
+
+/* The actor's own state: touched only by the actor thread. */
+typedef struct {
+    ingest_t *shared;
+    zsock_t *pipe;
+    zsock_t *router;
+    zsock_t *monitor; /* PAIR receiving the router's socket events */
+    char monitor_endpoint[64];
+    zloop_t *loop;
+
+    /* Copied from shared at the start of each group. */
+    size_t max_group_batches;
+    size_t max_group_records;
+    collector_log_level_t log_level;
+
+    /* The group being gathered: count batches holding records records, with room for capacity. */
+    size_t capacity;
+    size_t count;
+    size_t records;
+    peer_t *peers;
+    Totalplace__Batch **batches;
+    store_result_t **results;
+    store_result_t *result_pool; /* results[b] point into this */
+    size_t result_pool_capacity;
+
+    /* One Ack's rejection list, sized for the largest batch so acking never allocates. */
+    Totalplace__Rejection *rejections;
+    Totalplace__Rejection **rejection_pointers;
+
+    ingest_counters_t counters; /* published to shared after each event */
+    log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log;
+} server_t;
+
+#define INGEST_DEBUG(self, ...)                                                                    \
+    do {                                                                                           \
+        if ((self)->log_level <= COLLECTOR_LOG_DEBUG)                                              \
+            zsys_debug (__VA_ARGS__);                                                              \
+    } while (0)
+
+static int
+fail (char *err, size_t err_len, const char *format, ...)
+{
+    if (err && err_len) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, err_len, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+static void
+s_log_summary (const log_limit_t *limit)
+{
+    if (limit->info)
+        zsys_info ("ingest: %" PRIu64 " more %s not logged in the last second", limit->suppressed,
+                   limit->what);
+    else
+        zsys_warning ("ingest: %" PRIu64 " more %s not logged in the last second",
+                      limit->suppressed, limit->what);
+}
+
+/* True when a line of this kind may be logged now at this log level. */
+static bool
+s_log_allowed (log_limit_t *limit, collector_log_level_t level)
+{
+    if (limit->info && level > COLLECTOR_LOG_INFO)
+        return false;
+    int64_t now = zclock_mono ();
+    if (now - limit->window_start >= 1000) {
+        if (limit->suppressed)
+            s_log_summary (limit);
+        limit->window_start = now;
+        limit->lines = 0;
+        limit->suppressed = 0;
+    }
+    if (limit->lines < LOG_LINES_PER_SECOND) {
+        limit->lines++;
+        return true;
+    }
+    limit->suppressed++;
+    return false;
+}
+
+/* Writes the summary of a window that ended while nothing more of its kind arrived. */
+static void
+s_log_flush (log_limit_t *limit)
+{
+    if (limit->suppressed && zclock_mono () - limit->window_start >= 1000) {
+        s_log_summary (limit);
+        limit->suppressed = 0;
+        limit->lines = 0;
+        limit->window_start = zclock_mono ();
+    }
+}
+
+static void
+s_publish (server_t *self)
+{
+    ingest_t *shared = self->shared;
+    pthread_mutex_lock (&shared->lock);
+    store_counters_t store = shared->counters.store;
+    shared->counters = self->counters;
+    shared->counters.store = store;
+    pthread_mutex_unlock (&shared->lock);
+}
+
+static void
+s_refresh_settings (server_t *self)
+{
+    ingest_t *shared = self->shared;
+    pthread_mutex_lock (&shared->lock);
+    self->max_group_batches = shared->max_group_batches;
+    self->max_group_records = shared->max_group_records;
+    self->log_level = shared->log_level;
+    pthread_mutex_unlock (&shared->lock);
+}
+
+/* Describes where a message came from, for log lines: the TCP peer's address when known. */
+static const char *
+s_peer_address (zmq_msg_t *message)
+{
+    const char *address = zmq_msg_gets (message, "Peer-Address");
+    return address ? address : "a local peer";
+}
+
+static void
+s_send_ack (server_t *self, const peer_t *peer, const Totalplace__Ack *ack)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    char err[WIRE_REASON_LEN];
+    if (wire_encode (&ack->base, &data, &size, err, sizeof err)) {
+        self->counters.unsent_acks++;
+        if (s_log_allowed (&self->send_log, self->log_level))
+            zsys_error ("ingest: cannot encode the ack of batch %" PRIu64 ": %s", ack->batch_seq,
+                        err);
+        return;
+    }
+    /* With ZMQ_ROUTER_MANDATORY a peer that left, or one whose queue is full, makes the send fail
+     * instead of vanishing silently; the agent re-sends and the store deduplicates. */
+    void *handle = zsock_resolve (self->router);
+    if (zmq_send (handle, peer->identity, peer->identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+        zmq_send (handle, data, size, ZMQ_DONTWAIT) == -1) {
+        self->counters.unsent_acks++;
+        if (s_log_allowed (&self->unsent_log, self->log_level))
+            zsys_info ("ingest: ack of batch %" PRIu64 " not sent: %s", ack->batch_seq,
+                       zmq_strerror (zmq_errno ()));
+    }
+    free (data);
+}
+
+static void
+s_reply_status (server_t *self, const peer_t *peer, uint64_t batch_seq,
+                Totalplace__AckStatus status, const char *error)
+{
+    Totalplace__Ack ack = TOTALPLACE__ACK__INIT;
+    ack.batch_seq = batch_seq;
+    ack.status = status;
+    ack.error = (char *)error;
+    s_send_ack (self, peer, &ack);
+}
+
+static void
+s_reply_malformed (server_t *self, const peer_t *peer, zmq_msg_t *body, uint64_t batch_seq,
+                   const char *reason)
+{
+    self->counters.malformed++;
+    s_publish (self); /* whoever holds the ack sees it counted */
+    if (s_log_allowed (&self->malformed_log, self->log_level))
+        zsys_warning ("ingest: malformed message from %s: %s", s_peer_address (body), reason);
+    s_reply_status (self, peer, batch_seq, TOTALPLACE__ACK_STATUS__ACK_MALFORMED, reason);
+}
+
+/* Receives one whole message without waiting: the routing id and the first body frame, and how
+ * many body frames there were. Returns 1, 0 when nothing is waiting, or -1 when the socket fails.
+ */
+static int
+s_receive (server_t *self, peer_t *peer, zmq_msg_t *body, size_t *body_frames)
+{
+    void *handle = zsock_resolve (self->router);
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) == -1) {
+        int error = zmq_errno ();
+        zmq_msg_close (&part);
+        return error == EAGAIN || error == EINTR ? 0 : -1;
+    }
+    size_t size = zmq_msg_size (&part);
+    peer->identity_size = size < IDENTITY_MAX ? size : IDENTITY_MAX;
+    memcpy (peer->identity, zmq_msg_data (&part), peer->identity_size);
+    bool more = zmq_msg_more (&part);
+    zmq_msg_close (&part);
+
+    /* The rest of a multipart message arrives with its first frame, so this does not wait. */
+    *body_frames = 0;
+    while (more) {
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, 0) == -1) {
+            zmq_msg_close (&part);
+            return -1;
+        }
+        more = zmq_msg_more (&part);
+        if (*body_frames == 0)
+            zmq_msg_move (body, &part);
+        (*body_frames)++;
+        zmq_msg_close (&part);
+    }
+    return 1;
+}
+
+/* Makes room for a group of the current caps. Keeps the old room when memory runs out. */
+static void
+s_reserve (server_t *self)
+{
+    size_t wanted = self->max_group_batches;
+    if (wanted <= self->capacity)
+        return;
+    peer_t *peers = realloc (self->peers, wanted * sizeof *peers);
+    if (peers)
+        self->peers = peers;
+    Totalplace__Batch **batches = realloc (self->batches, wanted * sizeof *batches);
+    if (batches)
+        self->batches = batches;
+    store_result_t **results = realloc (self->results, wanted * sizeof *results);
+    if (results)
+        self->results = results;
+    if (peers && batches && results)
+        self->capacity = wanted;
+}
+
+/* Reads every message already waiting, up to the group caps: good batches join the group, bad
+ * ones are answered ACK_MALFORMED at once. */
+static void
+s_gather (server_t *self)
+{
+    s_reserve (self);
+    size_t max_batches =
+        self->max_group_batches < self->capacity ? self->max_group_batches : self->capacity;
+    while (self->count < max_batches && self->records < self->max_group_records) {
+        peer_t *peer = &self->peers[self->count];
+        zmq_msg_t body;
+        zmq_msg_init (&body);
+        size_t body_frames = 0;
+        int rc = s_receive (self, peer, &body, &body_frames);
+        if (rc <= 0) {
+            zmq_msg_close (&body);
+            if (rc < 0 && s_log_allowed (&self->send_log, self->log_level))
+                zsys_error ("ingest: receiving failed: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        self->counters.frames++;
+        char reason[WIRE_REASON_LEN];
+        size_t size = zmq_msg_size (&body);
+        if (body_frames != 1) {
+            snprintf (reason, sizeof reason,
+                      "expected one frame holding a Batch, got %zu frames; send each Batch as a "
+                      "single frame from a DEALER socket",
+                      body_frames);
+            s_reply_malformed (self, peer, &body, 0, reason);
+        }
+        else if (size > WIRE_MAX_MESSAGE_BYTES) {
+            self->counters.oversized++;
+            snprintf (reason, sizeof reason,
+                      "message of %zu bytes is over the limit of %u bytes; send smaller batches",
+                      size, WIRE_MAX_MESSAGE_BYTES);
+            s_reply_malformed (self, peer, &body, 0, reason);
+        }
+        else {
+            Totalplace__Batch *batch = (Totalplace__Batch *)wire_decode (
+                &totalplace__batch__descriptor, zmq_msg_data (&body), size, reason, sizeof reason);
+            if (!batch)
+                s_reply_malformed (self, peer, &body, 0, reason);
+            else if (wire_validate_batch (batch, reason, sizeof reason)) {
+                s_reply_malformed (self, peer, &body, batch->batch_seq, reason);
+                protobuf_c_message_free_unpacked (&batch->base, NULL);
+            }
+            else {
+                self->batches[self->count++] = batch;
+                self->records += batch->n_records;
+            }
+        }
+        zmq_msg_close (&body);
+    }
+}
+
+static void
+s_group_clear (server_t *self)
+{
+    for (size_t b = 0; b < self->count; b++)
+        protobuf_c_message_free_unpacked (&self->batches[b]->base, NULL);
+    self->count = 0;
+    self->records = 0;
+}
+
+/* Points results[b] into one pool of PENDING results. Returns 0, or -1 when out of memory. */
+static int
+s_prepare_results (server_t *self)
+{
+    /* n_records may be 0; one spare entry keeps every results[b] a valid pointer. */
+    size_t needed = self->records + 1;
+    if (needed > self->result_pool_capacity) {
+        store_result_t *pool = realloc (self->result_pool, needed * sizeof *pool);
+        if (!pool)
+            return -1;
+        self->result_pool = pool;
+        self->result_pool_capacity = needed;
+    }
+    memset (self->result_pool, 0, needed * sizeof *self->result_pool);
+    size_t offset = 0;
+    for (size_t b = 0; b < self->count; b++) {
+        self->results[b] = self->result_pool + offset;
+        offset += self->batches[b]->n_records;
+    }
+    return 0;
+}
+
+static void
+s_ack_applied (server_t *self, size_t b)
+{
+    const Totalplace__Batch *batch = self->batches[b];
+    store_result_t *results = self->results[b];
+    Totalplace__Ack ack = TOTALPLACE__ACK__INIT;
+    ack.batch_seq = batch->batch_seq;
+    ack.status = TOTALPLACE__ACK_STATUS__ACK_APPLIED;
+    size_t rejected = 0;
+    for (size_t i = 0; i < batch->n_records; i++) {
+        store_result_t *result = &results[i];
+        switch (result->outcome) {
+        case STORE_ACCEPTED:
+            ack.accepted++;
+            break;
+        case STORE_DUPLICATE:
+            ack.duplicate++;
+            break;
+        case STORE_SUPERSEDED:
+            ack.superseded++;
+            break;
+        case STORE_STALE:
+            ack.stale++;
+            break;
+        case STORE_PENDING:
+            /* The store must decide every record; say so rather than report a false outcome. */
+            if (s_log_allowed (&self->store_log, self->log_level))
+                zsys_error ("ingest: the store left record %zu of batch %" PRIu64 " from %s "
+                            "undecided; reported as rejected",
+                            i, batch->batch_seq, batch->agent_id);
+            result->outcome = STORE_REJECTED;
+            snprintf (result->reason, sizeof result->reason,
+                      "the collector did not decide this record; resend it");
+            /* fall through */
+        case STORE_REJECTED:
+            ack.rejected++;
+            self->rejections[rejected] = (Totalplace__Rejection)TOTALPLACE__REJECTION__INIT;
+            self->rejections[rejected].index = (uint32_t)i;
+            self->rejections[rejected].reason = result->reason;
+            self->rejection_pointers[rejected] = &self->rejections[rejected];
+            rejected++;
+            break;
+        }
+    }
+    ack.n_rejections = rejected;
+    ack.rejections = rejected ? self->rejection_pointers : NULL;
+    s_send_ack (self, &self->peers[b], &ack);
+}
+
+/* Applies the gathered group in one store transaction and answers every batch in it. */
+static void
+s_commit (server_t *self)
+{
+    if (self->count == 0)
+        return;
+    char err[STORE_ERR_LEN] = "";
+    int rc = STORE_ERR;
+    int64_t started = zclock_usecs ();
+    if (s_prepare_results (self))
+        snprintf (err, sizeof err, "collector out of memory for %zu records", self->records);
+    else
+        rc = store_apply (self->shared->store, self->batches, self->count, self->results, err,
+                          sizeof err);
+    int64_t elapsed = zclock_usecs () - started;
+
+    if (rc == 0) {
+        self->counters.groups++;
+        self->counters.batches += self->count;
+        self->counters.records += self->records;
+        if (self->count > self->counters.largest_group)
+            self->counters.largest_group = self->count;
+        if (self->records > self->counters.largest_group_records)
+            self->counters.largest_group_records = self->records;
+        /* Counted before acked, so that whoever holds an ack sees its batch counted. */
+        s_publish (self);
+        for (size_t b = 0; b < self->count; b++)
+            s_ack_applied (self, b);
+        INGEST_DEBUG (self, "ingest: committed %zu batches, %zu records in %.1f ms", self->count,
+                      self->records, (double)elapsed / 1000.0);
+    }
+    else {
+        char reason[WIRE_REASON_LEN];
+        snprintf (reason, sizeof reason,
+                  "collector could not store the batch now (%s); resend "
+                  "later",
+                  err);
+        self->counters.retry_acks += self->count;
+        s_publish (self);
+        for (size_t b = 0; b < self->count; b++)
+            s_reply_status (self, &self->peers[b], self->batches[b]->batch_seq,
+                            TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
+        if (s_log_allowed (&self->store_log, self->log_level))
+            zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
+                        rc == STORE_ERR_FULL ? "store full" : "store failed", self->count,
+                        self->records, err);
+    }
+    s_group_clear (self);
+}
+
+static int
+s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    (void)reader;
+    server_t *self = (server_t *)arg;
+    s_refresh_settings (self);
+    s_gather (self);
+    s_commit (self);
+    s_publish (self);
+    return 0;
+}
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    server_t *self = (server_t *)arg;
+    zmsg_t *request = zmsg_recv (reader);
+    if (!request)
+        return -1; /* interrupted: stop */
+    char *command = zmsg_popstr (request);
+    int rc = 0;
+    if (!command) {
+        zmsg_destroy (&request);
+        return 0;
+    }
+    if (streq (command, "$TERM")) {
+        /* What already reached the socket has been delivered to us: store and ack it rather
+         * than make its agents wait out a timeout. Stop when the socket is empty, or after a
+         * while if agents keep sending (they re-send whatever is left unacked). */
+        s_refresh_settings (self);
+        int64_t deadline = zclock_mono () + INGEST_TERM_DRAIN_MS;
+        do {
+            s_gather (self);
+            if (self->count == 0)
+                break;
+            s_commit (self);
+        } while (zclock_mono () < deadline);
+        s_publish (self);
+        rc = -1;
+    }
+    else if (streq (command, "BIND")) {
+        char *endpoint = zmsg_popstr (request);
+        if (!endpoint)
+            zsock_send (reader, "is", -1, "BIND needs an endpoint");
+        else if (zsock_bind (self->router, "%s", endpoint) == -1) {
+            char message[512];
+            snprintf (message, sizeof message, "cannot bind ingest endpoint %s: %s", endpoint,
+                      zmq_strerror (zmq_errno ()));
+            zsock_send (reader, "is", -1, message);
+        }
+        else {
+            INGEST_DEBUG (self, "ingest: bound %s", endpoint);
+            zsock_send (reader, "is", 0, "");
+        }
+        zstr_free (&endpoint);
+    }
+    else
+        zsys_error ("ingest: unknown pipe command \"%s\"", command);
+    zstr_free (&command);
+    zmsg_destroy (&request);
+    return rc;
+}
+
+static int
+s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    server_t *self = (server_t *)arg;
+    zmsg_t *event = zmsg_recv (reader);
+    if (!event)
+        return 0;
+    zframe_t *head = zmsg_first (event);
+    zframe_t *where = zmsg_next (event);
+    if (head && zframe_size (head) >= 6) {
+        uint16_t kind;
+        uint32_t value;
+        memcpy (&kind, zframe_data (head), sizeof kind);
+        memcpy (&value, zframe_data (head) + 2, sizeof value);
+        char *endpoint = where ? zframe_strdup (where) : NULL;
+        const char *at = endpoint ? endpoint : "?";
+        if (kind == ZMQ_EVENT_ACCEPTED) {
+            self->counters.connections++;
+            INGEST_DEBUG (self, "ingest: peer connected on %s", at);
+        }
+        else if (kind == ZMQ_EVENT_DISCONNECTED) {
+            self->counters.disconnects++;
+            if (s_log_allowed (&self->disconnect_log, self->log_level))
+                zsys_info ("ingest: a peer on %s disconnected (libzmq also drops peers that send "
+                           "a frame over %u bytes)",
+                           at, INGEST_SOCKET_MAX_MESSAGE_BYTES);
+        }
+        else if (kind & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+            self->counters.handshake_failures++;
+            if (s_log_allowed (&self->handshake_log, self->log_level))
+                zsys_warning ("ingest: a peer on %s failed the ZeroMQ handshake (event 0x%x, "
+                              "value 0x%x)",
+                              at, kind, value);
+        }
+        free (endpoint);
+    }
+    zmsg_destroy (&event);
+    s_publish (self);
+    return 0;
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    server_t *self = (server_t *)arg;
+    s_refresh_settings (self);
+    s_log_flush (&self->malformed_log);
+    s_log_flush (&self->store_log);
+    s_log_flush (&self->send_log);
+    s_log_flush (&self->unsent_log);
+    s_log_flush (&self->disconnect_log);
+    s_log_flush (&self->handshake_log);
+    return 0;
+}
+
+static void
+s_server_destroy (server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    s_group_clear (self);
+    zloop_destroy (&self->loop);
+    if (self->monitor) {
+        zmq_socket_monitor (zsock_resolve (self->router), NULL, 0);
+        zsock_destroy (&self->monitor);
+    }
+    zsock_destroy (&self->router);
+    free (self->peers);
+    free (self->batches);
+    free (self->results);
+    free (self->result_pool);
+    free (self->rejections);
+    free (self->rejection_pointers);
+    free (self);
+    *self_p = NULL;
+}
+
+static server_t *
+s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
+{
+    server_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        fail (err, err_len, "out of memory starting the ingest server");
+        return NULL;
+    }
+    self->shared = shared;
+    self->pipe = pipe;
+    self->malformed_log.what = "malformed messages";
+    self->store_log.what = "store failures";
+    self->send_log.what = "socket errors";
+    self->unsent_log.what = "unsent acks";
+    self->unsent_log.info = true;
+    self->disconnect_log.what = "disconnects";
+    self->disconnect_log.info = true;
+    self->handshake_log.what = "handshake failures";
+    s_refresh_settings (self);
+
+    self->rejections = calloc (WIRE_MAX_RECORDS_PER_BATCH, sizeof *self->rejections);
+    self->rejection_pointers =
+        calloc (WIRE_MAX_RECORDS_PER_BATCH, sizeof *self->rejection_pointers);
+    s_reserve (self);
+    if (!self->rejections || !self->rejection_pointers || self->capacity == 0) {
+        fail (err, err_len, "out of memory starting the ingest server");
+        goto error;
+    }
+
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router) {
+        fail (err, err_len, "cannot create the ingest socket: %s", zmq_strerror (zmq_errno ()));
+        goto error;
+    }
+    zsock_set_maxmsgsize (self->router, (int64_t)INGEST_SOCKET_MAX_MESSAGE_BYTES);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_linger (self->router, INGEST_LINGER_MS);
+
+    snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
+              "inproc://totalplace-ingest-monitor-%p", (void *)self);
+    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor (zsock_resolve (self->router), self->monitor_endpoint, events) == -1) {
+        fail (err, err_len, "cannot monitor the ingest socket: %s", zmq_strerror (zmq_errno ()));
+        goto error;
+    }
+    self->monitor = zsock_new (ZMQ_PAIR);
+    if (!self->monitor || zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
+        fail (err, err_len, "cannot connect the ingest socket monitor: %s",
+              zmq_strerror (zmq_errno ()));
+        goto error;
+    }
+
+    self->loop = zloop_new ();
+    if (!self->loop) {
+        fail (err, err_len, "out of memory creating the ingest loop");
+        goto error;
+    }
+    /* Only $TERM stops the server; the daemon handles signals itself. */
+    zloop_set_nonstop (self->loop, true);
+    if (zloop_reader (self->loop, pipe, s_on_pipe, self) ||
+        zloop_reader (self->loop, self->router, s_on_router, self) ||
+        zloop_reader (self->loop, self->monitor, s_on_monitor, self) ||
+        zloop_timer (self->loop, 1000, 0, s_on_tick, self) == -1) {
+        fail (err, err_len, "cannot register the ingest sockets with zloop");
+        goto error;
+    }
+    return self;
+
+error:
+    s_server_destroy (&self);
+    return NULL;
+}
+
+static void
+s_ingest_actor (zsock_t *pipe, void *args)
+{
+    /* Signals belong to the daemon's main thread; a signal landing here would end zloop's poll. */
+    sigset_t blocked;
+    sigfillset (&blocked);
+    sigdelset (&blocked, SIGSEGV);
+    sigdelset (&blocked, SIGBUS);
+    sigdelset (&blocked, SIGFPE);
+    sigdelset (&blocked, SIGILL);
+    sigdelset (&blocked, SIGABRT);
+    pthread_sigmask (SIG_BLOCK, &blocked, NULL);
+
+    char err[256] = "";
+    server_t *self = s_server_new ((ingest_t *)args, pipe, err, sizeof err);
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, self ? "OK" : err);
+    if (!self) {
+        /* ingest_new destroys the actor at once; wait for that. */
+        char *command;
+        while ((command = zstr_recv (pipe))) {
+            bool term = streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+        return;
+    }
+    zloop_start (self->loop);
+    s_server_destroy (&self);
+}
+
+ingest_t *
+ingest_new (store_t *store, const collector_config_t *config, char *err, size_t err_len)
+{
+    ingest_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        fail (err, err_len, "out of memory starting the ingest server");
+        return NULL;
+    }
+    if (pthread_mutex_init (&self->lock, NULL)) {
+        free (self);
+        fail (err, err_len, "cannot create the ingest counters' lock");
+        return NULL;
+    }
+    self->store = store;
+    self->max_group_batches = (size_t)config->max_group_batches;
+    self->max_group_records = (size_t)config->max_group_records;
+    self->log_level = config->log_level;
+    self->actor = zactor_new (s_ingest_actor, self);
+    char *status = self->actor ? zstr_recv (self->actor) : NULL;
+    if (!status || !streq (status, "OK")) {
+        fail (err, err_len, "%s", status ? status : "cannot start the ingest thread");
+        zstr_free (&status);
+        zactor_destroy (&self->actor);
+        pthread_mutex_destroy (&self->lock);
+        free (self);
+        return NULL;
+    }
+    zstr_free (&status);
+    return self;
+}
+
+void
+ingest_destroy (ingest_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ingest_t *self = *self_p;
+    zactor_destroy (&self->actor);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len)
+{
+    if (zstr_sendx (self->actor, "BIND", endpoint, NULL))
+        return fail (err, err_len, "cannot ask the ingest thread to bind %s", endpoint);
+    int rc = -1;
+    char *message = NULL;
+    if (zsock_recv (self->actor, "is", &rc, &message))
+        return fail (err, err_len, "no answer from the ingest thread binding %s", endpoint);
+    if (rc)
+        fail (err, err_len, "%s", message ? message : "bind failed");
+    zstr_free (&message);
+    return rc ? -1 : 0;
+}
+
+void
+ingest_configure (ingest_t *self, const collector_config_t *config)
+{
+    pthread_mutex_lock (&self->lock);
+    self->max_group_batches = (size_t)config->max_group_batches;
+    self->max_group_records = (size_t)config->max_group_records;
+    self->log_level = config->log_level;
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+ingest_counters (ingest_t *self, ingest_counters_t *counters, char *err, size_t err_len)
+{
+    pthread_mutex_lock (&self->lock);
+    *counters = self->counters;
+    pthread_mutex_unlock (&self->lock);
+    memset (&counters->store, 0, sizeof counters->store);
+    return store_counters (self->store, &counters->store, err, err_len) ? STORE_ERR : 0;
+}

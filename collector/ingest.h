@@ -1,0 +1,65 @@
+/* ingest: the collector's ingest server. Agents connect a DEALER to its ROUTER and send one frame
+ * per message, an encoded Batch; each gets one Ack frame back, sent only after the batch has
+ * been committed to the store. Batches waiting together are applied in one store transaction
+ * (group commit), so throughput grows with load. The server runs as a CZMQ actor in its own
+ * thread; this API wraps the actor's pipe. */
+#ifndef TOTALPLACE_INGEST_H
+#define TOTALPLACE_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collector_config.h"
+#include "store.h"
+
+typedef struct _ingest_t ingest_t;
+
+/* Every frame the ingest socket accepts is bounded by this, well above WIRE_MAX_MESSAGE_BYTES so
+ * that a frame just over the wire limit is still read and answered with ACK_MALFORMED; libzmq
+ * drops the connection of a peer sending more. */
+#define INGEST_SOCKET_MAX_MESSAGE_BYTES (WIRE_MAX_MESSAGE_BYTES + 64u * 1024u)
+
+/* Counters since ingest_new, plus the store's persistent counters. */
+typedef struct {
+    uint64_t frames;                /* messages received on the ingest socket, good or bad */
+    uint64_t batches;               /* batches applied and acknowledged ACK_APPLIED */
+    uint64_t records;               /* records in those batches */
+    uint64_t malformed;             /* messages answered ACK_MALFORMED (oversized ones included) */
+    uint64_t oversized;             /* of those, frames over WIRE_MAX_MESSAGE_BYTES */
+    uint64_t retry_acks;            /* batches answered ACK_RETRY because the store failed */
+    uint64_t groups;                /* store transactions committed */
+    uint64_t largest_group;         /* most batches in one committed transaction */
+    uint64_t largest_group_records; /* most records in one committed transaction */
+    uint64_t unsent_acks;           /* acks libzmq refused to queue (peer gone or its queue full) */
+    uint64_t connections;           /* peers connected (socket monitor) */
+    uint64_t disconnects;           /* peers disconnected, including those libzmq dropped for
+                                       sending a frame over INGEST_SOCKET_MAX_MESSAGE_BYTES */
+    uint64_t handshake_failures;    /* peers that failed the ZMTP handshake (not ZeroMQ, or bad) */
+    store_counters_t store;         /* from store_counters, read when asked */
+} ingest_counters_t;
+
+/* Starts the server thread with a store the caller opened (and closes after ingest_destroy). It
+ * takes the group caps and log level from config; nothing is bound yet. Returns NULL with a
+ * message in err when the thread or its sockets cannot be created. */
+ingest_t *ingest_new (store_t *store, const collector_config_t *config, char *err, size_t err_len);
+
+/* Finishes the group in progress, then commits and acknowledges what is already waiting on the
+ * socket (for at most a few seconds), stops the thread and sets *self_p to NULL. Acks already
+ * queued get a second to reach their peers. Safe on NULL. */
+void ingest_destroy (ingest_t **self_p);
+
+/* Binds the ingest socket to one more endpoint (tcp://, ipc://, inproc://). Returns 0, or -1 with
+ * a message naming the endpoint and libzmq's reason. */
+int ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len);
+
+/* Applies what may change while running: group caps and log level. Takes effect from the next
+ * group. Callable from any thread. */
+void ingest_configure (ingest_t *self, const collector_config_t *config);
+
+/* Copies the counters; callable from any thread at any time (it never waits for a group to
+ * commit). Returns 0, or STORE_ERR with a message when the store's counters cannot be read (the
+ * in-memory counters are filled anyway). */
+int ingest_counters (ingest_t *self, ingest_counters_t *counters, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,428 @@
+/* tp_send: test tool that sends Batches (or hostile frames) to a collector's ingest endpoint with a
+ * DEALER and prints each Ack as one line, for integration tests and by hand. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "ingest.h"
+#include "spending.pb-c.h"
+#include "wire.h"
+
+typedef struct {
+    const char *endpoint;
+    const char *agent;
+    uint64_t seq;
+    uint64_t batches;
+    const char *body;
+    uint64_t records;
+    uint64_t first_record;
+    const char *neighbourhood;
+    const char *service;
+    const char *period;
+    int64_t amount;
+    uint32_t revision;
+    bool withdrawn;
+    bool poolable;
+    int64_t bad_record; /* -1: none */
+    bool garbage;
+    bool oversize;
+    bool huge;
+    bool extra_frame;
+    int timeout_ms;
+} args_t;
+
+static void
+usage (FILE *out)
+{
+    fprintf (
+        out,
+        "Usage: tp_send ENDPOINT [OPTION]...\n"
+        "Sends batches to a collector's ingest endpoint and prints each Ack as a line:\n"
+        "  ack seq=1 status=APPLIED accepted=10 duplicate=0 superseded=0 stale=0 rejected=0\n"
+        "followed by one 'reject seq=S index=I reason=\"...\"' line per rejected record.\n"
+        "\n"
+        "  --agent ID          agent id (default tp-send)\n"
+        "  --seq N             batch_seq of the first batch (default 1)\n"
+        "  --batches C         send C batches back to back, seq N..N+C-1 (default 1)\n"
+        "  --body B            body_id of every record (default GB-TEST)\n"
+        "  --records K         records per batch (default 1)\n"
+        "  --first-record N    record ids are R<N>, R<N+1>, ... across batches (default 1)\n"
+        "  --neighbourhood X   neighbourhood code (default E01000001)\n"
+        "  --service S         service (default adult-social-care)\n"
+        "  --period YYYY-MM    month spent (default 2023-04)\n"
+        "  --amount P          pence per record, may be negative (default 100)\n"
+        "  --revision R        revision of every record (default 1)\n"
+        "  --withdrawn         mark the records withdrawn\n"
+        "  --poolable          mark the records poolable\n"
+        "  --bad-record I      make record I (0-based) of each batch invalid\n"
+        "  --garbage           send bytes that are not a Batch instead\n"
+        "  --oversize          send a frame just over the wire limit (%u bytes)\n"
+        "  --huge              send a frame over the socket's limit (%u bytes): the collector\n"
+        "                      drops the connection, so no ack comes back\n"
+        "  --extra-frame       send each batch followed by an extra frame\n"
+        "  --timeout MS        wait at most MS for each ack (default 10000)\n"
+        "\n"
+        "Exit status: 0 when every message got an ack, 2 when some did not in time, 1 on "
+        "errors.\n",
+        WIRE_MAX_MESSAGE_BYTES, INGEST_SOCKET_MAX_MESSAGE_BYTES);
+}
+
+static int
+parse_u64 (const char *name, const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull (text, &end, 10);
+    if (!*text || *text == '-' || *end || errno) {
+        fprintf (stderr, "tp_send: %s: \"%s\" is not a whole number\n", name, text);
+        return -1;
+    }
+    *out = (uint64_t)value;
+    return 0;
+}
+
+static int
+parse_i64 (const char *name, const char *text, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll (text, &end, 10);
+    if (!*text || *end || errno) {
+        fprintf (stderr, "tp_send: %s: \"%s\" is not a whole number\n", name, text);
+        return -1;
+    }
+    *out = (int64_t)value;
+    return 0;
+}
+
+static int
+parse_args (int argc, char **argv, args_t *args)
+{
+    enum {
+        OPT_AGENT = 256,
+        OPT_SEQ,
+        OPT_BATCHES,
+        OPT_BODY,
+        OPT_RECORDS,
+        OPT_FIRST,
+        OPT_NEIGHBOURHOOD,
+        OPT_SERVICE,
+        OPT_PERIOD,
+        OPT_AMOUNT,
+        OPT_REVISION,
+        OPT_WITHDRAWN,
+        OPT_POOLABLE,
+        OPT_BAD,
+        OPT_GARBAGE,
+        OPT_OVERSIZE,
+        OPT_HUGE,
+        OPT_EXTRA,
+        OPT_TIMEOUT,
+    };
+    static const struct option options[] = {
+        {"agent", required_argument, NULL, OPT_AGENT},
+        {"seq", required_argument, NULL, OPT_SEQ},
+        {"batches", required_argument, NULL, OPT_BATCHES},
+        {"body", required_argument, NULL, OPT_BODY},
+        {"records", required_argument, NULL, OPT_RECORDS},
+        {"first-record", required_argument, NULL, OPT_FIRST},
+        {"neighbourhood", required_argument, NULL, OPT_NEIGHBOURHOOD},
+        {"service", required_argument, NULL, OPT_SERVICE},
+        {"period", required_argument, NULL, OPT_PERIOD},
+        {"amount", required_argument, NULL, OPT_AMOUNT},
+        {"revision", required_argument, NULL, OPT_REVISION},
+        {"withdrawn", no_argument, NULL, OPT_WITHDRAWN},
+        {"poolable", no_argument, NULL, OPT_POOLABLE},
+        {"bad-record", required_argument, NULL, OPT_BAD},
+        {"garbage", no_argument, NULL, OPT_GARBAGE},
+        {"oversize", no_argument, NULL, OPT_OVERSIZE},
+        {"huge", no_argument, NULL, OPT_HUGE},
+        {"extra-frame", no_argument, NULL, OPT_EXTRA},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    uint64_t number;
+    while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        switch (c) {
+        case OPT_AGENT:
+            args->agent = optarg;
+            break;
+        case OPT_SEQ:
+            if (parse_u64 ("--seq", optarg, &args->seq))
+                return -1;
+            break;
+        case OPT_BATCHES:
+            if (parse_u64 ("--batches", optarg, &args->batches))
+                return -1;
+            break;
+        case OPT_BODY:
+            args->body = optarg;
+            break;
+        case OPT_RECORDS:
+            if (parse_u64 ("--records", optarg, &args->records))
+                return -1;
+            break;
+        case OPT_FIRST:
+            if (parse_u64 ("--first-record", optarg, &args->first_record))
+                return -1;
+            break;
+        case OPT_NEIGHBOURHOOD:
+            args->neighbourhood = optarg;
+            break;
+        case OPT_SERVICE:
+            args->service = optarg;
+            break;
+        case OPT_PERIOD:
+            args->period = optarg;
+            break;
+        case OPT_AMOUNT:
+            if (parse_i64 ("--amount", optarg, &args->amount))
+                return -1;
+            break;
+        case OPT_REVISION:
+            if (parse_u64 ("--revision", optarg, &number) || number > UINT32_MAX) {
+                fprintf (stderr, "tp_send: --revision must fit 32 bits\n");
+                return -1;
+            }
+            args->revision = (uint32_t)number;
+            break;
+        case OPT_WITHDRAWN:
+            args->withdrawn = true;
+            break;
+        case OPT_POOLABLE:
+            args->poolable = true;
+            break;
+        case OPT_BAD:
+            if (parse_i64 ("--bad-record", optarg, &args->bad_record))
+                return -1;
+            break;
+        case OPT_GARBAGE:
+            args->garbage = true;
+            break;
+        case OPT_OVERSIZE:
+            args->oversize = true;
+            break;
+        case OPT_HUGE:
+            args->huge = true;
+            break;
+        case OPT_EXTRA:
+            args->extra_frame = true;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_u64 ("--timeout", optarg, &number) || number > INT32_MAX)
+                return -1;
+            args->timeout_ms = (int)number;
+            break;
+        case 'h':
+            usage (stdout);
+            exit (0);
+        default:
+            usage (stderr);
+            return -1;
+        }
+    }
+    if (optind != argc - 1) {
+        usage (stderr);
+        return -1;
+    }
+    args->endpoint = argv[optind];
+    return 0;
+}
+
+/* Encodes batch number n (0-based) of this run. Returns 0 and a malloc'd buffer, or -1. */
+static int
+encode_batch (const args_t *args, uint64_t n, uint8_t **data, size_t *size)
+{
+    Totalplace__Batch batch = TOTALPLACE__BATCH__INIT;
+    batch.agent_id = (char *)args->agent;
+    batch.batch_seq = args->seq + n;
+    batch.n_records = (size_t)args->records;
+    Totalplace__SpendingRecord *records =
+        calloc (args->records ? args->records : 1, sizeof *records);
+    Totalplace__SpendingRecord **pointers =
+        calloc (args->records ? args->records : 1, sizeof *pointers);
+    char (*ids)[32] = calloc (args->records ? args->records : 1, sizeof *ids);
+    if (!records || !pointers || !ids) {
+        free (records);
+        free (pointers);
+        free (ids);
+        fprintf (stderr, "tp_send: out of memory\n");
+        return -1;
+    }
+    for (uint64_t i = 0; i < args->records; i++) {
+        Totalplace__SpendingRecord *r = &records[i];
+        *r = (Totalplace__SpendingRecord)TOTALPLACE__SPENDING_RECORD__INIT;
+        snprintf (ids[i], sizeof ids[i], "R%08" PRIu64, args->first_record + n * args->records + i);
+        r->body_id = (char *)args->body;
+        r->record_id = ids[i];
+        r->revision = args->revision;
+        r->neighbourhood = (char *)args->neighbourhood;
+        r->service = (char *)args->service;
+        r->period = (char *)(args->bad_record == (int64_t)i ? "2023-13" : args->period);
+        r->amount_pence = args->amount;
+        r->poolable = args->poolable;
+        r->withdrawn = args->withdrawn;
+        pointers[i] = r;
+    }
+    batch.records = pointers;
+    char err[WIRE_REASON_LEN];
+    int rc = wire_encode (&batch.base, data, size, err, sizeof err);
+    if (rc)
+        fprintf (stderr, "tp_send: %s\n", err);
+    free (records);
+    free (pointers);
+    free (ids);
+    return rc;
+}
+
+static const char *
+status_name (Totalplace__AckStatus status)
+{
+    switch (status) {
+    case TOTALPLACE__ACK_STATUS__ACK_APPLIED:
+        return "APPLIED";
+    case TOTALPLACE__ACK_STATUS__ACK_MALFORMED:
+        return "MALFORMED";
+    case TOTALPLACE__ACK_STATUS__ACK_RETRY:
+        return "RETRY";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+static void
+print_ack (const Totalplace__Ack *ack)
+{
+    printf ("ack seq=%" PRIu64 " status=%s accepted=%u duplicate=%u superseded=%u stale=%u "
+            "rejected=%u",
+            ack->batch_seq, status_name (ack->status), ack->accepted, ack->duplicate,
+            ack->superseded, ack->stale, ack->rejected);
+    if (ack->error && *ack->error)
+        printf (" error=\"%s\"", ack->error);
+    printf ("\n");
+    for (size_t i = 0; i < ack->n_rejections; i++)
+        printf ("reject seq=%" PRIu64 " index=%u reason=\"%s\"\n", ack->batch_seq,
+                ack->rejections[i]->index,
+                ack->rejections[i]->reason ? ack->rejections[i]->reason : "");
+}
+
+static int
+send_frame (zsock_t *dealer, const void *data, size_t size, bool more)
+{
+    if (zmq_send (zsock_resolve (dealer), data, size, more ? ZMQ_SNDMORE : 0) == -1) {
+        fprintf (stderr, "tp_send: send failed: %s\n", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    args_t args = {
+        .agent = "tp-send",
+        .seq = 1,
+        .batches = 1,
+        .body = "GB-TEST",
+        .records = 1,
+        .first_record = 1,
+        .neighbourhood = "E01000001",
+        .service = "adult-social-care",
+        .period = "2023-04",
+        .amount = 100,
+        .revision = 1,
+        .bad_record = -1,
+        .timeout_ms = 10000,
+    };
+    if (parse_args (argc, argv, &args))
+        return 1;
+    zsys_set_logstream (stderr);
+
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer) {
+        fprintf (stderr, "tp_send: cannot create a socket\n");
+        return 1;
+    }
+    zsock_set_linger (dealer, 2000);
+    zsock_set_sndhwm (dealer, 0);
+    zsock_set_rcvhwm (dealer, 0);
+    zsock_set_rcvtimeo (dealer, args.timeout_ms);
+    if (zsock_connect (dealer, "%s", args.endpoint)) {
+        fprintf (stderr, "tp_send: cannot connect to %s: %s\n", args.endpoint,
+                 zmq_strerror (zmq_errno ()));
+        zsock_destroy (&dealer);
+        return 1;
+    }
+
+    int status = 0;
+    uint64_t sent = 0;
+    for (uint64_t n = 0; n < args.batches && status == 0; n++) {
+        uint8_t *data = NULL;
+        size_t size = 0;
+        if (args.garbage || args.oversize || args.huge) {
+            /* 0xff bytes make a varint tag longer than protobuf allows: never a valid message. */
+            size = args.garbage    ? 64
+                   : args.oversize ? (size_t)WIRE_MAX_MESSAGE_BYTES + 1
+                                   : (size_t)INGEST_SOCKET_MAX_MESSAGE_BYTES * 2;
+            data = malloc (size);
+            if (!data) {
+                fprintf (stderr, "tp_send: out of memory\n");
+                status = 1;
+                break;
+            }
+            memset (data, 0xff, size);
+        }
+        else if (encode_batch (&args, n, &data, &size)) {
+            status = 1;
+            break;
+        }
+        if (send_frame (dealer, data, size, args.extra_frame) ||
+            (args.extra_frame && send_frame (dealer, "", 0, false)))
+            status = 1;
+        else
+            sent++;
+        free (data);
+    }
+
+    uint64_t acked = 0;
+    while (acked < sent) {
+        zmq_msg_t reply;
+        zmq_msg_init (&reply);
+        if (zmq_msg_recv (&reply, zsock_resolve (dealer), 0) == -1) {
+            zmq_msg_close (&reply);
+            break;
+        }
+        char err[WIRE_REASON_LEN];
+        Totalplace__Ack *ack =
+            (Totalplace__Ack *)wire_decode (&totalplace__ack__descriptor, zmq_msg_data (&reply),
+                                            zmq_msg_size (&reply), err, sizeof err);
+        if (ack) {
+            print_ack (ack);
+            protobuf_c_message_free_unpacked (&ack->base, NULL);
+        }
+        else {
+            printf ("bad-ack %s\n", err);
+            if (status == 0)
+                status = 1;
+        }
+        zmq_msg_close (&reply);
+        acked++;
+    }
+    fflush (stdout);
+    if (acked < sent) {
+        fprintf (stderr, "tp_send: no ack for %" PRIu64 " of %" PRIu64 " messages within %d ms\n",
+                 sent - acked, sent, args.timeout_ms);
+        if (status == 0)
+            status = 2;
+    }
+    zsock_destroy (&dealer);
+    return status;
+}
