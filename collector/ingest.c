@@ -447,7 +447,7 @@ s_commit (server_t *self)
                       self->records, (double)elapsed / 1000.0);
     }
     else {
-        char reason[WIRE_REASON_LEN];
+        char reason[STORE_ERR_LEN + 64];
         snprintf (reason, sizeof reason,
                   "collector could not store the batch now (%s); resend "
                   "later",
