@@ -1,0 +1,411 @@
+/* query_args: one getopt_long pass over the whole command line, then checks of what applies to the
+ * subcommand, so options may sit before or after it and every mistake is named before any I/O. */
+#include "query_args.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "period.h"
+#include "wire.h"
+
+/* Options as bits, to check which apply to a subcommand and that none is given twice. */
+enum {
+    OPT_DB = 1u << 0,
+    OPT_COLLECTOR = 1u << 1,
+    OPT_FORMAT = 1u << 2,
+    OPT_HELP = 1u << 3,
+    OPT_VERSION = 1u << 4,
+    OPT_NEIGHBOURHOOD = 1u << 5,
+    OPT_BY = 1u << 6,
+    OPT_FISCAL_YEAR = 1u << 7,
+    OPT_MONTH = 1u << 8,
+    OPT_BODY = 1u << 9,
+    OPT_SERVICE = 1u << 10,
+    OPT_POOLABLE = 1u << 11,
+};
+#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_FORMAT | OPT_HELP | OPT_VERSION)
+#define OPT_FILTERS (OPT_FISCAL_YEAR | OPT_MONTH | OPT_BODY | OPT_SERVICE | OPT_POOLABLE)
+
+static const struct option LONG_OPTIONS[] = {
+    {"db", required_argument, NULL, OPT_DB},
+    {"collector", required_argument, NULL, OPT_COLLECTOR},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"neighbourhood", required_argument, NULL, OPT_NEIGHBOURHOOD},
+    {"by", required_argument, NULL, OPT_BY},
+    {"fiscal-year", required_argument, NULL, OPT_FISCAL_YEAR},
+    {"month", required_argument, NULL, OPT_MONTH},
+    {"body", required_argument, NULL, OPT_BODY},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"poolable", required_argument, NULL, OPT_POOLABLE},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+    query_command_t command;
+    const char *name;
+    unsigned options;     /* options beyond the global ones that it takes */
+    size_t operands;      /* positional arguments after the name */
+    const char *synopsis; /* after "totalplace [GLOBAL OPTIONS] " */
+    const char *help;     /* what it answers, and its options */
+} command_info_t;
+
+static const command_info_t COMMANDS[] = {
+    {QUERY_NEIGHBOURHOODS, "neighbourhoods", 0, 0, "neighbourhoods",
+     "Every neighbourhood ranked by its total, largest first.\n"
+     "Columns: rank, neighbourhood, total, records.\n"},
+    {QUERY_TOTALS, "totals", OPT_NEIGHBOURHOOD | OPT_BY | OPT_FILTERS, 0,
+     "totals [--neighbourhood CODE] [--by BREAKDOWN] [--fiscal-year YYYY-YY]\n"
+     "         [--month YYYY-MM] [--body ID] [--service NAME] [--poolable yes|no]",
+     "The total of one neighbourhood (or of all), one row, or broken down with --by.\n"
+     "  --neighbourhood CODE  one neighbourhood, e.g. E01000001 (default: all)\n"
+     "  --by BREAKDOWN        body, service, fiscal-year, month, poolable or neighbourhood\n"
+     "  --fiscal-year YYYY-YY only this UK fiscal year, e.g. 2013-14 (April 2013 to March 2014)\n"
+     "  --month YYYY-MM       only this month, e.g. 2013-04\n"
+     "  --body ID             only this public body, e.g. GB-LAE-BNS\n"
+     "  --service NAME        only this service area, spelled exactly as stored\n"
+     "  --poolable yes|no     only budgets the body does (yes) or does not (no) consider poolable\n"
+     "Columns: the breakdown's key (none without --by), total, records.\n"},
+    {QUERY_POOLING, "pooling", OPT_NEIGHBOURHOOD, 0, "pooling [--neighbourhood CODE]",
+     "Per neighbourhood and body, how much of the total is poolable.\n"
+     "  --neighbourhood CODE  one neighbourhood (default: all, in ranked order)\n"
+     "Columns: neighbourhood, body, total, poolable, share (poolable / total, n/a when the total\n"
+     "is zero or negative), records.\n"},
+    {QUERY_RECORD, "record", 0, 2, "record BODY_ID RECORD_ID",
+     "One stored record with every field, its revision and whether it was withdrawn.\n"
+     "Put -- before a RECORD_ID that starts with '-'.\n"},
+    {QUERY_STATS, "stats", 0, 0, "stats",
+     "The store's counters (batches, records by outcome, records stored, map size and use) and\n"
+     "each agent's last batch, batch count and last delivery (UTC).\n"},
+    {QUERY_HELP, "help", 0, 1, "help [COMMAND]", "This help, or one command's.\n"},
+};
+#define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const struct {
+    const char *name;
+    store_breakdown_t by;
+} BREAKDOWNS[] = {
+    {"body", STORE_BY_BODY},
+    {"service", STORE_BY_SERVICE},
+    {"fiscal-year", STORE_BY_FISCAL_YEAR},
+    {"month", STORE_BY_MONTH},
+    {"poolable", STORE_BY_POOLABLE},
+    {"neighbourhood", STORE_BY_NEIGHBOURHOOD},
+};
+
+static int
+fail (char *err, size_t err_len, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (err, err_len, format, args);
+    va_end (args);
+    return -1;
+}
+
+static const command_info_t *
+find_command (const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp (COMMANDS[i].name, name) == 0)
+            return &COMMANDS[i];
+    return NULL;
+}
+
+static const command_info_t *
+command_info (query_command_t command)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (COMMANDS[i].command == command)
+            return &COMMANDS[i];
+    return NULL;
+}
+
+const char *
+query_command_name (query_command_t command)
+{
+    const command_info_t *info = command_info (command);
+    return info ? info->name : "";
+}
+
+const char *
+query_breakdown_name (store_breakdown_t by)
+{
+    for (size_t i = 0; i < sizeof BREAKDOWNS / sizeof BREAKDOWNS[0]; i++)
+        if (BREAKDOWNS[i].by == by)
+            return BREAKDOWNS[i].name;
+    return NULL;
+}
+
+static const char *
+option_name (unsigned bit)
+{
+    for (const struct option *o = LONG_OPTIONS; o->name; o++)
+        if ((unsigned)o->val == bit)
+            return o->name;
+    return "?";
+}
+
+/* ---------------------------------------------------------------- checks of values */
+
+/* Codes and body ids are what wire_validate_record lets into the store: anything else cannot be
+ * found, so saying so up front beats an empty answer. */
+static int
+check_code (const char *what, const char *value, size_t max_len, char *err, size_t err_len)
+{
+    size_t len = strlen (value);
+    if (len == 0 || len > max_len ||
+        strspn (value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len)
+        return fail (err, err_len,
+                     "%s \"%.64s\" is not valid: use 1 to %zu letters, digits, '.', '_' or '-'",
+                     what, value, max_len);
+    return 0;
+}
+
+static int
+check_text (const char *what, const char *value, size_t max_len, char *err, size_t err_len)
+{
+    size_t len = strlen (value);
+    if (len == 0 || len > max_len)
+        return fail (err, err_len, "%s must be 1 to %zu bytes long", what, max_len);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return fail (err, err_len, "%s must not hold control characters", what);
+    return 0;
+}
+
+static int
+apply_option (query_args_t *args, unsigned bit, const char *value, char *err, size_t err_len)
+{
+    int year, month;
+    switch (bit) {
+    case OPT_DB:
+        if (!*value)
+            return fail (err, err_len, "--db needs a folder");
+        args->db = value;
+        return 0;
+    case OPT_COLLECTOR:
+        args->collector = value;
+        return 0;
+    case OPT_FORMAT:
+        if (report_format_parse (value, &args->format))
+            return fail (err, err_len, "--format %.64s: use table, csv or json", value);
+        return 0;
+    case OPT_HELP:
+        args->help = true;
+        return 0;
+    case OPT_VERSION:
+        args->version = true;
+        return 0;
+    case OPT_NEIGHBOURHOOD:
+        args->neighbourhood = value;
+        return check_code ("--neighbourhood", value, WIRE_MAX_NEIGHBOURHOOD, err, err_len);
+    case OPT_BY:
+        for (size_t i = 0; i < sizeof BREAKDOWNS / sizeof BREAKDOWNS[0]; i++)
+            if (strcmp (value, BREAKDOWNS[i].name) == 0) {
+                args->by = BREAKDOWNS[i].by;
+                return 0;
+            }
+        return fail (err, err_len,
+                     "--by %.64s: use body, service, fiscal-year, month, poolable or "
+                     "neighbourhood",
+                     value);
+    case OPT_FISCAL_YEAR:
+        if (period_fiscal_year_parse (value, &year))
+            return fail (err, err_len,
+                         "--fiscal-year %.64s: expected a UK fiscal year YYYY-YY such as "
+                         "2013-14 (April 2013 to March 2014)",
+                         value);
+        args->filter.fiscal_year = value;
+        return 0;
+    case OPT_MONTH:
+        if (period_parse (value, &year, &month))
+            return fail (err, err_len,
+                         "--month %.64s: expected a month YYYY-MM such as 2013-04 (years %d to "
+                         "%d)",
+                         value, PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
+        args->filter.month = value;
+        return 0;
+    case OPT_BODY:
+        args->filter.body_id = value;
+        return check_code ("--body", value, WIRE_MAX_BODY_ID, err, err_len);
+    case OPT_SERVICE:
+        args->filter.service = value;
+        return check_text ("--service", value, WIRE_MAX_SERVICE, err, err_len);
+    case OPT_POOLABLE:
+        if (strcmp (value, "yes") == 0)
+            args->filter.poolable = 1;
+        else if (strcmp (value, "no") == 0)
+            args->filter.poolable = 0;
+        else
+            return fail (err, err_len, "--poolable %.64s: use yes or no", value);
+        return 0;
+    }
+    return fail (err, err_len, "unhandled option");
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+static int
+check_operands (query_args_t *args, const command_info_t *info, char **operands,
+                size_t operand_count, char *err, size_t err_len)
+{
+    if (info->command == QUERY_HELP) {
+        if (operand_count > 1)
+            return fail (err, err_len, "help takes at most one command, got \"%.64s\"",
+                         operands[1]);
+        if (operand_count == 1) {
+            const command_info_t *on = find_command (operands[0]);
+            if (!on)
+                return fail (err, err_len, "no command \"%.64s\" to help with", operands[0]);
+            args->help_on = on->command;
+        }
+        return 0;
+    }
+    if (operand_count != info->operands) {
+        if (info->operands == 0)
+            return fail (err, err_len, "%s takes no arguments, got \"%.64s\"", info->name,
+                         operands[0]);
+        return fail (err, err_len, "%s needs %zu arguments (%s), got %zu", info->name,
+                     info->operands, info->synopsis + strlen (info->name) + 1, operand_count);
+    }
+    if (info->command == QUERY_RECORD) {
+        args->body_id = operands[0];
+        args->record_id = operands[1];
+        if (check_code ("BODY_ID", args->body_id, WIRE_MAX_BODY_ID, err, err_len) ||
+            check_text ("RECORD_ID", args->record_id, WIRE_MAX_RECORD_ID, err, err_len))
+            return -1;
+    }
+    return 0;
+}
+
+int
+query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len)
+{
+    *args = (query_args_t){.format = REPORT_TABLE, .filter = {.poolable = -1}};
+    /* Known before parsing so that a bad option's usage names the command it was meant for. */
+    for (int i = 1; i < argc && args->command == QUERY_NONE; i++) {
+        const command_info_t *info = find_command (argv[i]);
+        if (info)
+            args->command = info->command;
+    }
+    unsigned given = 0;
+    /* optind 0 makes glibc start afresh, including its state for permuting argv. */
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long (argc, argv, ":hV", LONG_OPTIONS, NULL)) != -1) {
+        const char *word = argv[optind - 1];
+        if (c == 'h')
+            c = OPT_HELP;
+        else if (c == 'V')
+            c = OPT_VERSION;
+        else if (c == ':')
+            return fail (err, err_len, "option %.64s needs a value", word);
+        else if (c == '?') {
+            /* glibc sets optopt to a long option's value when it was given a value it does
+             * not take, to the letter for an unknown short option, and to 0 otherwise. */
+            if (optopt == OPT_HELP || optopt == OPT_VERSION)
+                return fail (err, err_len, "option %.64s takes no value", word);
+            if (optopt)
+                return fail (err, err_len, "unknown option -%c", optopt);
+            return fail (err, err_len, "unknown option %.64s", word);
+        }
+        unsigned bit = (unsigned)c;
+        if ((given & bit) && bit != OPT_HELP && bit != OPT_VERSION)
+            return fail (err, err_len, "option --%s is given twice", option_name (bit));
+        given |= bit;
+        if (apply_option (args, bit, optarg, err, err_len))
+            return -1;
+    }
+    char **operands = argv + optind;
+    size_t operand_count = (size_t)(argc - optind);
+    const command_info_t *info = NULL;
+    args->command = QUERY_NONE;
+    if (operand_count > 0) {
+        info = find_command (operands[0]);
+        if (!info)
+            return fail (err, err_len, "unknown command \"%.64s\"", operands[0]);
+        args->command = info->command;
+        operands++;
+        operand_count--;
+    }
+    if (args->command == QUERY_HELP)
+        args->help = true;
+    else if (args->help)
+        args->help_on = args->command;
+    /* Help and version answer whatever else is on the line, but `help` must name a command. */
+    if (args->help || args->version)
+        return args->command == QUERY_HELP
+                   ? check_operands (args, info, operands, operand_count, err, err_len)
+                   : 0;
+    if (!info)
+        return fail (err, err_len, "no command given");
+    unsigned stray = given & ~(OPT_GLOBAL | info->options);
+    for (unsigned bit = 1; stray; bit <<= 1)
+        if (stray & bit)
+            return fail (err, err_len, "option --%s does not apply to %s", option_name (bit),
+                         info->name);
+    if (args->db && args->collector)
+        return fail (err, err_len, "give either --db or --collector, not both");
+    return check_operands (args, info, operands, operand_count, err, err_len);
+}
+
+/* ---------------------------------------------------------------- help */
+
+static const char GLOBAL_HELP[] =
+    "Global options (before or after the command):\n"
+    "  --db DIR               the collector's store folder, opened read-only\n"
+    "  --collector ENDPOINT   ask a running collector instead (not available yet: use --db)\n"
+    "  --format FORMAT        table (default, for people), csv (for spreadsheets) or json\n"
+    "  -h, --help             this help; COMMAND --help for one command's\n"
+    "  -V, --version          the version\n";
+
+void
+query_args_help (FILE *out, query_command_t command)
+{
+    const command_info_t *info = command_info (command);
+    if (info && command != QUERY_HELP) {
+        fprintf (out, "Usage: totalplace [GLOBAL OPTIONS] %s\n\n%s\n%s", info->synopsis, info->help,
+                 GLOBAL_HELP);
+        return;
+    }
+    fputs ("Usage: totalplace [GLOBAL OPTIONS] COMMAND [OPTIONS]\n\n"
+           "Answers the central team's questions about place-based spending: totals per\n"
+           "neighbourhood, broken down by body, service, period and poolability, from a\n"
+           "totalplace collector's store. Amounts are exact: pounds and pence, never rounded.\n\n"
+           "Commands:\n",
+           out);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        fprintf (out, "  %s\n", COMMANDS[i].synopsis);
+    fputs ("\n", out);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (COMMANDS[i].command != QUERY_HELP)
+            fprintf (out, "%s:\n%s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fputs (GLOBAL_HELP, out);
+    fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, a\n"
+           "folder that is not a store, an I/O error); 2 the command line is wrong.\n"
+           "More: man totalplace, docs/query.md.\n",
+           out);
+}
+
+void
+query_args_usage (FILE *out, query_command_t command)
+{
+    const command_info_t *info = command_info (command);
+    if (info && command != QUERY_HELP)
+        fprintf (out, "Usage: totalplace --db DIR [--format table|csv|json] %s\n", info->synopsis);
+    else {
+        fputs ("Usage: totalplace --db DIR [--format table|csv|json] COMMAND [OPTIONS]\n"
+               "Commands:\n",
+               out);
+        for (size_t i = 0; i < COMMAND_COUNT; i++)
+            fprintf (out, "  %s\n", COMMANDS[i].synopsis);
+    }
+    if (info && command != QUERY_HELP)
+        fprintf (out, "Try 'totalplace %s --help' for more.\n", info->name);
+    else
+        fputs ("Try 'totalplace --help' for more.\n", out);
+}

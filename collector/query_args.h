@@ -1,0 +1,66 @@
+/* query_args: the totalplace CLI's command line (global options, a subcommand and its options),
+ * parsed and validated into one struct before anything is opened. */
+#ifndef TOTALPLACE_QUERY_ARGS_H
+#define TOTALPLACE_QUERY_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "report.h"
+#include "store.h"
+
+/* Exit statuses of the CLI. */
+#define QUERY_EXIT_OK     0
+#define QUERY_EXIT_FAILED 1 /* the question could not be answered: not found, not a store, I/O */
+#define QUERY_EXIT_USAGE  2 /* the command line is wrong */
+
+typedef enum {
+    QUERY_NONE = 0,
+    QUERY_HELP,
+    QUERY_NEIGHBOURHOODS,
+    QUERY_TOTALS,
+    QUERY_POOLING,
+    QUERY_RECORD,
+    QUERY_STATS,
+} query_command_t;
+
+/* Every pointer points into argv (or at a static string): valid while argv is. */
+typedef struct {
+    query_command_t command;
+    bool help;                 /* --help given, or the help subcommand */
+    bool version;              /* --version given */
+    query_command_t help_on;   /* `totalplace help COMMAND`, `COMMAND --help`: QUERY_NONE for all */
+    const char *db;            /* --db DIR: the store folder, opened read-only */
+    const char *collector;     /* --collector ENDPOINT: accepted, answered by the caller */
+    report_format_t format;    /* --format, REPORT_TABLE by default */
+    const char *neighbourhood; /* --neighbourhood CODE, NULL for all */
+    store_breakdown_t by;      /* --by, STORE_BY_NONE by default */
+    store_filter_t filter;     /* --body --service --fiscal-year --month --poolable; -1 = either */
+    const char *body_id;       /* record: BODY_ID */
+    const char *record_id;     /* record: RECORD_ID */
+} query_args_t;
+
+/* Parses argv. Global options (--db, --collector, --format, --help, --version) may come before or
+ * after the subcommand; the subcommand's own options follow it. Checks every value: formats,
+ * breakdowns, fiscal years (period_fiscal_year_parse), months (period_parse), codes and ids, and
+ * that each option applies to the subcommand and is given once. Does not require --db: the caller
+ * decides once help and version are handled. Returns 0, or -1 with a message in err naming the
+ * option or word at fault (the caller adds the usage). Uses getopt_long, so it is not
+ * thread-safe; it resets getopt's state and may be called again. */
+int query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len);
+
+/* Name of a subcommand ("totals"), or "" for QUERY_NONE. */
+const char *query_command_name (query_command_t command);
+
+/* Name of a breakdown as --by spells it ("fiscal-year"), or NULL for STORE_BY_NONE. */
+const char *query_breakdown_name (store_breakdown_t by);
+
+/* Writes the full help (command == QUERY_NONE) or one subcommand's help to out. */
+void query_args_help (FILE *out, query_command_t command);
+
+/* Writes the short usage for a command line error: the synopsis of command (or of every command
+ * for QUERY_NONE or QUERY_HELP) and a pointer to --help. */
+void query_args_usage (FILE *out, query_command_t command);
+
+#endif
