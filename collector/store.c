@@ -168,6 +168,9 @@ store_new (const store_options_t *options, char *err, size_t err_len)
               mdb_strerror (rc));
         goto err_env;
     }
+    /* A reader adopts the map size the writer recorded, so counters report the store's own. */
+    if (self->read_only)
+        mdb_env_set_mapsize (self->env, 0);
     if (open_databases (self, err, err_len))
         goto err_env;
     return self;
