@@ -2,6 +2,7 @@
  * header names to record fields, converts each row, counts physical lines so that every rejection
  * points at the right line, and keeps memory bounded whatever the file holds. */
 #include "csv_reader.h"
+#include "quoted_text.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -15,8 +16,6 @@
 
 /* Bytes read from the stream at a time. */
 #define CHUNK_SIZE (64u * 1024u)
-/* Quoted excerpts in reasons stop after this many bytes so one absurd cell cannot flood a log. */
-#define QUOTE_MAX 40
 /* An overridden header name longer than this cannot be a real column name. */
 #define MAX_HEADER_NAME 256u
 
@@ -125,33 +124,6 @@ typedef struct {
     char *err;
     size_t err_len;
 } read_state_t;
-
-/* Writes text as "TEXT" into out, cut at QUOTE_MAX bytes on a UTF-8 boundary (then "..." follows),
- * with control bytes shown as '?' so that a reason always stays on one line. */
-static const char *
-quote_text (const char *text, char *out, size_t out_len)
-{
-    size_t len = strlen (text);
-    size_t take = len;
-    if (take > QUOTE_MAX) {
-        take = QUOTE_MAX;
-        while (take > 0 && ((unsigned char)text[take] & 0xC0) == 0x80)
-            take--;
-    }
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < take && o + 5 < out_len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    if (take < len && o + 5 < out_len) {
-        memcpy (out + o, "...", 3);
-        o += 3;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-    return out;
-}
 
 static int fail (char *err, size_t err_len, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
@@ -291,10 +263,10 @@ csv_reader_new (const char *body_id, char *err, size_t err_len)
         return NULL;
     }
     if (strlen (body_id) > WIRE_MAX_BODY_ID || !is_identifier (body_id)) {
-        char quoted[QUOTE_MAX + 8];
+        char quoted[QUOTED_TEXT_LEN];
         fail (err, err_len,
               "body id %s is not an identifier of at most %u characters from A-Z a-z 0-9 . _ -",
-              quote_text (body_id, quoted, sizeof quoted), WIRE_MAX_BODY_ID);
+              quoted_text (body_id, quoted, sizeof quoted), WIRE_MAX_BODY_ID);
         return NULL;
     }
     csv_reader_t *self = calloc (1, sizeof *self);
@@ -326,11 +298,11 @@ csv_reader_map (csv_reader_t *self, const char *field, const char *header, char 
 {
     int f = field_by_name (field ? field : "");
     if (f < 0) {
-        char quoted[QUOTE_MAX + 8];
+        char quoted[QUOTED_TEXT_LEN];
         return fail (err, err_len,
                      "unknown field %s; fields are record_id, period, amount, supplier, service, "
                      "description, neighbourhood, poolable, revision, withdrawn, body_id",
-                     quote_text (field ? field : "", quoted, sizeof quoted));
+                     quoted_text (field ? field : "", quoted, sizeof quoted));
     }
     char *copy = NULL;
     if (header) {
@@ -602,7 +574,7 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
               char *reason, size_t reason_len)
 {
     char problem[CSV_READER_REASON_LEN];
-    char quoted[QUOTE_MAX + 8];
+    char quoted[QUOTED_TEXT_LEN];
 
     if (st->row_bytes > CSV_READER_MAX_ROW)
         return fail (reason, reason_len, "row is %zu bytes, over the limit of %u", st->row_bytes,
@@ -610,11 +582,11 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
     if (st->oversize_column)
         return fail (reason, reason_len, "column %zu (%s) is %zu bytes, over the limit of %u",
                      st->oversize_column,
-                     quote_text (st->headers[st->oversize_column - 1], quoted, sizeof quoted),
+                     quoted_text (st->headers[st->oversize_column - 1], quoted, sizeof quoted),
                      st->oversize_bytes, CSV_READER_MAX_FIELD);
     if (st->nul_column)
         return fail (reason, reason_len, "column %zu (%s) contains a NUL byte", st->nul_column,
-                     quote_text (st->headers[st->nul_column - 1], quoted, sizeof quoted));
+                     quoted_text (st->headers[st->nul_column - 1], quoted, sizeof quoted));
     if (st->extra_column)
         return fail (reason, reason_len,
                      "the row has a value in column %zu but the header has %zu columns (an "
@@ -659,16 +631,16 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
     uint32_t revision;
     if (parse_revision (text, &revision) != 0)
         return fail (reason, reason_len, "revision %s: not a whole number from 1 to %u",
-                     quote_text (text, quoted, sizeof quoted), UINT32_MAX);
+                     quoted_text (text, quoted, sizeof quoted), UINT32_MAX);
     bool poolable, withdrawn;
     text = field_text (st, F_POOLABLE);
     if (parse_bool (text, st->reader->default_poolable, &poolable) != 0)
         return fail (reason, reason_len, "poolable %s: not yes/no, true/false, y/n or 1/0",
-                     quote_text (text, quoted, sizeof quoted));
+                     quoted_text (text, quoted, sizeof quoted));
     text = field_text (st, F_WITHDRAWN);
     if (parse_bool (text, false, &withdrawn) != 0)
         return fail (reason, reason_len, "withdrawn %s: not yes/no, true/false, y/n or 1/0",
-                     quote_text (text, quoted, sizeof quoted));
+                     quoted_text (text, quoted, sizeof quoted));
 
     char *body_id = field_text (st, F_BODY_ID);
     char *supplier = field_text (st, F_SUPPLIER);

@@ -7,55 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "quoted_text.h"
 #include "wire.h"
-
-/* Quoted excerpts in messages stop after this many bytes so one absurd cell cannot flood a log. */
-#define QUOTE_MAX 40
-
-/* Writes text as "TEXT" into out, cut at QUOTE_MAX bytes on a UTF-8 boundary (then "..." follows),
- * with control bytes shown as '?' so that a reason always stays on one line. */
-static const char *
-quote_text (const char *text, char *out, size_t out_len)
-{
-    size_t len = strlen (text);
-    size_t take = len;
-    if (take > QUOTE_MAX) {
-        take = QUOTE_MAX;
-        while (take > 0 && ((unsigned char)text[take] & 0xC0) == 0x80)
-            take--;
-    }
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < take && o + 5 < out_len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    if (take < len && o + 5 < out_len) {
-        memcpy (out + o, "...", 3);
-        o += 3;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-    return out;
-}
-
-static int refuse (const char *text, char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-refuse (const char *text, char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        char quoted[QUOTE_MAX + 8];
-        char why[128];
-        va_list args;
-        va_start (args, format);
-        vsnprintf (why, sizeof why, format, args);
-        va_end (args);
-        snprintf (err, err_len, "%s: %s", quote_text (text, quoted, sizeof quoted), why);
-    }
-    return -1;
-}
 
 static bool
 is_blank (char c)
@@ -106,7 +59,7 @@ money_parse_pence (const char *text, int64_t *pence, char *err, size_t err_len)
     while (is_blank (*p))
         p++;
     if (*p == '\0')
-        return refuse (text, err, err_len, "amount is empty");
+        return quoted_text_refuse (text, err, err_len, "amount is empty");
 
     bool parenthesised = false;
     if (*p == '(') {
@@ -123,17 +76,18 @@ money_parse_pence (const char *text, int64_t *pence, char *err, size_t err_len)
         size_t pound = pound_sign_length (p);
         if (*p == '-' || *p == '+') {
             if (signed_seen)
-                return refuse (text, err, err_len, "more than one sign");
+                return quoted_text_refuse (text, err, err_len, "more than one sign");
             if (parenthesised)
-                return refuse (text, err, err_len,
-                               "a sign inside parentheses (parentheses already mean negative)");
+                return quoted_text_refuse (
+                    text, err, err_len,
+                    "a sign inside parentheses (parentheses already mean negative)");
             signed_seen = true;
             negative = *p == '-';
             p++;
         }
         else if (pound) {
             if (pound_seen)
-                return refuse (text, err, err_len, "more than one pound sign");
+                return quoted_text_refuse (text, err, err_len, "more than one pound sign");
             pound_seen = true;
             p += pound;
             while (is_blank (*p))
@@ -151,15 +105,18 @@ money_parse_pence (const char *text, int64_t *pence, char *err, size_t err_len)
         if (is_digit (*p)) {
             if (__builtin_mul_overflow (pounds, 10, &pounds) ||
                 __builtin_add_overflow (pounds, *p - '0', &pounds))
-                return refuse (text, err, err_len, "too large to count in 64-bit pence");
+                return quoted_text_refuse (text, err, err_len,
+                                           "too large to count in 64-bit pence");
             whole_digits++;
             group_digits++;
         }
         else if (*p == ',') {
             if (whole_digits == 0)
-                return refuse (text, err, err_len, "thousands separator before any digit");
+                return quoted_text_refuse (text, err, err_len,
+                                           "thousands separator before any digit");
             if (grouped ? group_digits != 3 : group_digits > 3)
-                return refuse (text, err, err_len, "thousands separator not in groups of three");
+                return quoted_text_refuse (text, err, err_len,
+                                           "thousands separator not in groups of three");
             grouped = true;
             group_digits = 0;
         }
@@ -167,7 +124,8 @@ money_parse_pence (const char *text, int64_t *pence, char *err, size_t err_len)
             break;
     }
     if (grouped && group_digits != 3)
-        return refuse (text, err, err_len, "thousands separator not in groups of three");
+        return quoted_text_refuse (text, err, err_len,
+                                   "thousands separator not in groups of three");
 
     /* Pence: two places, and further places only when they add nothing. */
     int64_t fraction = 0;
@@ -180,51 +138,56 @@ money_parse_pence (const char *text, int64_t *pence, char *err, size_t err_len)
             if (fraction_digits < 2)
                 fraction = fraction * 10 + (*p - '0');
             else if (*p != '0')
-                return refuse (text, err, err_len,
-                               "more than two decimal places: fractions of a penny");
+                return quoted_text_refuse (text, err, err_len,
+                                           "more than two decimal places: fractions of a penny");
             fraction_digits++;
         }
         if (fraction_digits == 1)
             fraction *= 10;
         if (*p == '.')
-            return refuse (text, err, err_len, "more than one decimal point");
+            return quoted_text_refuse (text, err, err_len, "more than one decimal point");
         if (*p == ',')
-            return refuse (text, err, err_len, "thousands separator after the decimal point");
+            return quoted_text_refuse (text, err, err_len,
+                                       "thousands separator after the decimal point");
     }
     if (whole_digits == 0 && fraction_digits == 0) {
         if (*p == '\0' || is_blank (*p) || *p == ')')
-            return refuse (text, err, err_len, "no digits");
-        return refuse (text, err, err_len, "not an amount: %s where a digit was expected",
-                       describe_char (*p, what, sizeof what));
+            return quoted_text_refuse (text, err, err_len, "no digits");
+        return quoted_text_refuse (text, err, err_len,
+                                   "not an amount: %s where a digit was expected",
+                                   describe_char (*p, what, sizeof what));
     }
     if (point && fraction_digits == 0)
-        return refuse (text, err, err_len, "no digits after the decimal point");
+        return quoted_text_refuse (text, err, err_len, "no digits after the decimal point");
 
     while (is_blank (*p))
         p++;
     if (parenthesised) {
         if (*p != ')')
-            return refuse (text, err, err_len, "opening parenthesis without a closing one");
+            return quoted_text_refuse (text, err, err_len,
+                                       "opening parenthesis without a closing one");
         p++;
         while (is_blank (*p))
             p++;
     }
     if (*p == ')')
-        return refuse (text, err, err_len, "closing parenthesis without an opening one");
+        return quoted_text_refuse (text, err, err_len,
+                                   "closing parenthesis without an opening one");
     if (*p == '-' || *p == '+')
-        return refuse (text, err, err_len, "a sign after the digits");
+        return quoted_text_refuse (text, err, err_len, "a sign after the digits");
     if (*p != '\0')
-        return refuse (text, err, err_len, "unexpected %s after the amount",
-                       describe_char (*p, what, sizeof what));
+        return quoted_text_refuse (text, err, err_len, "unexpected %s after the amount",
+                                   describe_char (*p, what, sizeof what));
 
     int64_t total;
     if (__builtin_mul_overflow (pounds, 100, &total) ||
         __builtin_add_overflow (total, fraction, &total))
-        return refuse (text, err, err_len, "too large to count in 64-bit pence");
+        return quoted_text_refuse (text, err, err_len, "too large to count in 64-bit pence");
     if (total > WIRE_MAX_ABS_AMOUNT_PENCE)
-        return refuse (text, err, err_len, "beyond the limit of \xC2\xA3%lld.%02lld either way",
-                       (long long)(WIRE_MAX_ABS_AMOUNT_PENCE / 100),
-                       (long long)(WIRE_MAX_ABS_AMOUNT_PENCE % 100));
+        return quoted_text_refuse (text, err, err_len,
+                                   "beyond the limit of \xC2\xA3%lld.%02lld either way",
+                                   (long long)(WIRE_MAX_ABS_AMOUNT_PENCE / 100),
+                                   (long long)(WIRE_MAX_ABS_AMOUNT_PENCE % 100));
     /* total is at most WIRE_MAX_ABS_AMOUNT_PENCE here, so negating it cannot overflow. */
     *pence = negative ? -total : total;
     return 0;

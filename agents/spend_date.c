@@ -1,63 +1,16 @@
 /* spend_date: date text to a spending month by hand-written scanning rather than strptime, because
  * strptime depends on the locale and accepts more than it should (e.g. day 31 of April). */
 #include "spend_date.h"
+#include "quoted_text.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Quoted excerpts in messages stop after this many bytes so one absurd cell cannot flood a log. */
-#define QUOTE_MAX 40
-
 static const char *const month_names[12] = {"January",   "February", "March",    "April",
                                             "May",       "June",     "July",     "August",
                                             "September", "October",  "November", "December"};
-
-/* Writes text as "TEXT" into out, cut at QUOTE_MAX bytes on a UTF-8 boundary (then "..." follows),
- * with control bytes shown as '?' so that a reason always stays on one line. */
-static const char *
-quote_text (const char *text, char *out, size_t out_len)
-{
-    size_t len = strlen (text);
-    size_t take = len;
-    if (take > QUOTE_MAX) {
-        take = QUOTE_MAX;
-        while (take > 0 && ((unsigned char)text[take] & 0xC0) == 0x80)
-            take--;
-    }
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < take && o + 5 < out_len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[o++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    if (take < len && o + 5 < out_len) {
-        memcpy (out + o, "...", 3);
-        o += 3;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-    return out;
-}
-
-static int refuse (const char *text, char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-refuse (const char *text, char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        char quoted[QUOTE_MAX + 8];
-        char why[160];
-        va_list args;
-        va_start (args, format);
-        vsnprintf (why, sizeof why, format, args);
-        va_end (args);
-        snprintf (err, err_len, "%s: %s", quote_text (text, quoted, sizeof quoted), why);
-    }
-    return -1;
-}
 
 static bool
 is_digit (char c)
@@ -191,9 +144,9 @@ spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t 
     while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
         len--;
     if (len == 0)
-        return refuse (text, err, err_len, "date is empty");
+        return quoted_text_refuse (text, err, err_len, "date is empty");
     if (len >= sizeof buf)
-        return refuse (text, err, err_len, "too long to be a date");
+        return quoted_text_refuse (text, err, err_len, "too long to be a date");
     memcpy (buf, start, len);
     buf[len] = '\0';
 
@@ -213,11 +166,11 @@ spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t 
         year_digits = 4;
         p++;
         if (read_number (&p, 2, &month) != 2)
-            return refuse (text, err, err_len, "%s", expected);
+            return quoted_text_refuse (text, err, err_len, "%s", expected);
         if (*p == '-') {
             p++;
             if (read_number (&p, 2, &day) != 2)
-                return refuse (text, err, err_len, "%s", expected);
+                return quoted_text_refuse (text, err, err_len, "%s", expected);
         }
         else
             has_day = false;
@@ -231,16 +184,16 @@ spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t 
             const char *word = p;
             month = read_month_name (&p, &word_len);
             if (month == 0)
-                return refuse (text, err, err_len, "\"%.*s\" is not a month name", (int)word_len,
-                               word);
+                return quoted_text_refuse (text, err, err_len, "\"%.*s\" is not a month name",
+                                           (int)word_len, word);
         }
         else if (separator == ' ' || read_number (&p, 2, &month) == 0)
-            return refuse (text, err, err_len, "%s", expected);
+            return quoted_text_refuse (text, err, err_len, "%s", expected);
         if (*p++ != separator)
-            return refuse (text, err, err_len, "%s", expected);
+            return quoted_text_refuse (text, err, err_len, "%s", expected);
         year_digits = read_number (&p, 4, &year);
         if (year_digits != 2 && year_digits != 4)
-            return refuse (text, err, err_len, "the year must have two or four digits");
+            return quoted_text_refuse (text, err, err_len, "the year must have two or four digits");
     }
     else if (digits == 0 && is_letter (*p)) {
         /* Month and year only, as monthly summaries write the period. */
@@ -248,41 +201,43 @@ spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t 
         const char *word = p;
         month = read_month_name (&p, &word_len);
         if (month == 0)
-            return refuse (text, err, err_len, "\"%.*s\" is not a month name", (int)word_len, word);
+            return quoted_text_refuse (text, err, err_len, "\"%.*s\" is not a month name",
+                                       (int)word_len, word);
         if (*p != ' ' && *p != '-')
-            return refuse (text, err, err_len, "%s", expected);
+            return quoted_text_refuse (text, err, err_len, "%s", expected);
         p++;
         year_digits = read_number (&p, 4, &year);
         if (year_digits != 4)
-            return refuse (text, err, err_len, "a month name with no day needs a four-digit year");
+            return quoted_text_refuse (text, err, err_len,
+                                       "a month name with no day needs a four-digit year");
         has_day = false;
     }
     else
-        return refuse (text, err, err_len, "%s", expected);
+        return quoted_text_refuse (text, err, err_len, "%s", expected);
 
     /* Whatever follows a full date must be a time. */
     if (*p != '\0') {
         bool time_follows = has_day && (*p == ' ' || (iso && (*p == 'T' || *p == 't')));
         if (!time_follows || !valid_time (p + 1))
-            return refuse (text, err, err_len, "%s", expected);
+            return quoted_text_refuse (text, err, err_len, "%s", expected);
     }
 
     year = expand_year (year, year_digits);
     if (month < 1 || month > 12) {
         if (!iso && day >= 1 && day <= 12 && month <= 31)
-            return refuse (text, err, err_len,
-                           "no month %d; dates are read as day/month/year, not month/day/year",
-                           month);
-        return refuse (text, err, err_len, "no month %d", month);
+            return quoted_text_refuse (
+                text, err, err_len,
+                "no month %d; dates are read as day/month/year, not month/day/year", month);
+        return quoted_text_refuse (text, err, err_len, "no month %d", month);
     }
     if (year < PERIOD_MIN_YEAR || year > PERIOD_MAX_YEAR)
-        return refuse (text, err, err_len, "year %d is outside %d-%d", year, PERIOD_MIN_YEAR,
-                       PERIOD_MAX_YEAR);
+        return quoted_text_refuse (text, err, err_len, "year %d is outside %d-%d", year,
+                                   PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
     if (has_day) {
         int last = days_in_month (year, month);
         if (day < 1 || day > last)
-            return refuse (text, err, err_len, "no day %d in %s %d, which has %d days", day,
-                           month_names[month - 1], year, last);
+            return quoted_text_refuse (text, err, err_len, "no day %d in %s %d, which has %d days",
+                                       day, month_names[month - 1], year, last);
     }
     /* Written by hand: this runs once per row of multi-million-row files. */
     period[0] = (char)('0' + year / 1000);
