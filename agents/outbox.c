@@ -482,7 +482,7 @@ outbox_new (const char *dir, const outbox_limits_t *limits, char *err, size_t er
     if (self->map_ceiling < self->map_size)
         self->map_ceiling = self->map_size;
 
-    load_t load;
+    load_t load = {0}; /* Release builds cannot see that run_write fills it on success */
     if (run_write (self, load_step, &load, err, err_len))
         goto err;
     self->count = load.count;
