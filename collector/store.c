@@ -11,20 +11,20 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <czmq.h>
-
 #include "period.h"
 
 /* Key layout (see docs/architecture.md). Fields are joined by the ASCII unit separator, which
- * wire_validate_record forbids inside any field, so keys split back unambiguously and a prefix
- * "E01000001<US>" selects exactly one neighbourhood's cells, all on neighbouring pages.
+ * wire_validate_record forbids inside any field, so keys split back unambiguously. Cells are
+ * month-first: exports arrive a month at a time, so a group's new cells land together in the
+ * region of their month instead of on pages spread over the whole store; a prefix
+ * "2013-04<US>E01000001<US>" selects one neighbourhood's cells of one month.
  *   records:        body_id US record_id              -> packed SpendingRecord
- *   cells:          neighbourhood US body_id US service US period US Y|N -> store_amount_t
+ *   cells:          period US neighbourhood US body_id US service US Y|N -> store_amount_t
  *   neighbourhoods: neighbourhood                     -> store_amount_t
  *   agents:         agent_id                          -> agent_value_t
  *   meta:           "counters"                        -> counters_value_t */
 #define KEY_SEPARATOR '\x1f'
-#define CELL_FIELDS 5
+enum { CELL_PERIOD, CELL_NEIGHBOURHOOD, CELL_BODY, CELL_SERVICE, CELL_POOLABLE, CELL_FIELDS };
 #define MAX_KEY_BYTES 511 /* LMDB's default maximum key size */
 
 #define DEFAULT_MAP_SIZE ((size_t) 1 << 30)
@@ -42,6 +42,9 @@ typedef struct {
 
 static const char COUNTERS_KEY[] = "counters";
 
+typedef struct _apply_memory_t apply_memory_t;
+static void apply_memory_free (apply_memory_t **memory_p);
+
 struct _store_t {
     MDB_env *env;
     MDB_dbi records, cells, neighbourhoods, agents, meta;
@@ -50,6 +53,7 @@ struct _store_t {
     /* Readers hold it shared for the life of a read transaction; growing the map takes it
      * exclusively, because LMDB requires no live transaction in this process while resizing. */
     pthread_rwlock_t resize_lock;
+    apply_memory_t *memory; /* the writer's working memory, see store_apply */
 };
 
 static int fail (char *err, size_t err_len, int code, const char *format, ...)
@@ -189,6 +193,7 @@ store_destroy (store_t **self_p)
     if (!self_p || !*self_p)
         return;
     store_t *self = *self_p;
+    apply_memory_free (&self->memory);
     mdb_env_close (self->env);
     pthread_rwlock_destroy (&self->resize_lock);
     free (self);
@@ -224,8 +229,10 @@ record_key (char *out, size_t out_len, const char *body_id, const char *record_i
 static size_t
 cell_key (char *out, size_t out_len, const Totalplace__SpendingRecord *record)
 {
-    const char *parts[] = {record->neighbourhood, record->body_id, record->service,
-                           record->period, record->poolable ? "Y" : "N"};
+    const char *parts[CELL_FIELDS] = {
+      [CELL_PERIOD] = record->period,   [CELL_NEIGHBOURHOOD] = record->neighbourhood,
+      [CELL_BODY] = record->body_id,    [CELL_SERVICE] = record->service,
+      [CELL_POOLABLE] = record->poolable ? "Y" : "N"};
     return join_key (out, out_len, parts, CELL_FIELDS);
 }
 
@@ -247,34 +254,158 @@ split_cell_key (char *buffer, char *fields[CELL_FIELDS])
 
 /* ---------------------------------------------------------------- applying batches */
 
-/* A total touched by the transaction: its value so far, written back once at commit. */
+/* How a group is applied. A transaction costs the distinct pages it touches and every B-tree
+ * descent that misses the cache, so the fast path does each kind of work in key order:
+ *   1. records are visited in key order (a stable sort, so two copies of one key keep their
+ *      order), with one cursor on the records database: neighbouring keys, neighbouring pages;
+ *   2. a record's contribution only adds to in-memory deltas of its cell and neighbourhood;
+ *   3. at the end the touched totals are sorted and written with one cursor per database, each
+ *      read once right before it is written.
+ * A record whose contribution would overflow an int64 total must be rejected, which needs the
+ * stored total; the fast path does not read it first, but remembers the lowest and highest each
+ * delta reached. If the stored total plus either could overflow, the whole group is applied again
+ * in exact mode: records in arrival order, every total read at first touch, each record checked
+ * and undone on overflow. Amounts are at most 10^15 pence, so only absurd data takes that path;
+ * both paths give the same outcomes for the same group. */
+
+/* A total the transaction changes. */
 typedef struct {
-    store_amount_t value;
-    MDB_dbi dbi;
-    size_t key_len;
-    char key[]; /* without the one-letter prefix used in the hash */
-} touched_total_t;
+    uint64_t hash;
+    /* Fast path: the sum of this group's contributions, and the lowest and highest that sum
+     * reached. Exact mode: value is the total itself (read at first touch). */
+    store_amount_t value, low, high;
+    const char *key; /* in the working memory's key arena, NUL-terminated */
+    uint32_t key_len;
+    bool cell; /* in the cells database, else in neighbourhoods */
+} total_t;
+
+/* A record of the group, in the order it is visited. */
+typedef struct {
+    const char *key; /* its records key, in the key arena */
+    uint32_t key_len;
+    uint32_t batch, index;
+} visit_t;
+
+/* Keys are copied into chunks that never move, so pointers into them stay valid. */
+#define KEY_CHUNK_BYTES ((size_t) 256 * 1024)
+
+/* Working memory of store_apply, kept between groups so the single writer does not allocate and
+ * fault in fresh pages for every group. */
+struct _apply_memory_t {
+    char **chunks;
+    size_t chunk_count, chunk_capacity, chunk_current, chunk_used;
+    total_t *totals;
+    size_t total_count, total_capacity;
+    uint32_t *slots; /* open addressing: index + 1 into totals, 0 when free */
+    size_t slot_count; /* a power of two, at least twice total_count */
+    visit_t *visits;
+    size_t visit_capacity;
+};
 
 typedef struct {
-    touched_total_t *total;
-    store_amount_t previous;
+    size_t index; /* into totals */
+    store_amount_t value, low, high;
 } undo_entry_t;
 
 /* One transaction's working state. */
 typedef struct {
     store_t *store;
+    apply_memory_t *memory;
     MDB_txn *txn;
-    zhashx_t *touched; /* "C"+cell key or "N"+neighbourhood -> touched_total_t */
+    MDB_cursor *records;
+    bool exact;
     counters_value_t counts;
     undo_entry_t undo[4];
     size_t undo_count;
 } apply_state_t;
 
+#define APPLY_MAP_FULL 1
+#define APPLY_NEEDS_EXACT 2 /* the fast path cannot rule out an overflow: apply in exact mode */
+#define CONTRIBUTION_OVERFLOWS 3 /* exact mode: this record would overflow a total */
+
 static void
-touched_total_free (void **item_p)
+apply_memory_free (apply_memory_t **memory_p)
 {
-    free (*item_p);
-    *item_p = NULL;
+    apply_memory_t *memory = *memory_p;
+    if (!memory)
+        return;
+    for (size_t i = 0; i < memory->chunk_count; i++)
+        free (memory->chunks[i]);
+    free (memory->chunks);
+    free (memory->totals);
+    free (memory->slots);
+    free (memory->visits);
+    free (memory);
+    *memory_p = NULL;
+}
+
+static void
+apply_memory_reset (apply_memory_t *memory)
+{
+    memory->chunk_current = 0;
+    memory->chunk_used = 0;
+    memory->total_count = 0;
+    if (memory->slots)
+        memset (memory->slots, 0, memory->slot_count * sizeof *memory->slots);
+}
+
+/* Copies len bytes and a NUL into the key arena. Returns NULL when out of memory. */
+static const char *
+copy_key (apply_memory_t *memory, const char *bytes, size_t len)
+{
+    if (memory->chunk_count == 0 || memory->chunk_used + len + 1 > KEY_CHUNK_BYTES) {
+        if (memory->chunk_count > 0)
+            memory->chunk_current++;
+        memory->chunk_used = 0;
+        if (memory->chunk_current >= memory->chunk_count) {
+            if (memory->chunk_count == memory->chunk_capacity) {
+                size_t capacity = memory->chunk_capacity ? memory->chunk_capacity * 2 : 16;
+                char **chunks = realloc (memory->chunks, capacity * sizeof *chunks);
+                if (!chunks)
+                    return NULL;
+                memory->chunks = chunks;
+                memory->chunk_capacity = capacity;
+            }
+            char *chunk = malloc (KEY_CHUNK_BYTES);
+            if (!chunk)
+                return NULL;
+            memory->chunks[memory->chunk_count++] = chunk;
+        }
+    }
+    char *copy = memory->chunks[memory->chunk_current] + memory->chunk_used;
+    memcpy (copy, bytes, len);
+    copy[len] = '\0';
+    memory->chunk_used += len + 1;
+    return copy;
+}
+
+static uint64_t
+hash_key (const char *key, size_t len, bool cell)
+{
+    uint64_t hash = cell ? UINT64_C (0xcbf29ce484222325) : UINT64_C (0x84222325cbf29ce4);
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ (uint8_t) key[i]) * UINT64_C (0x100000001b3);
+    return hash ^ (hash >> 29);
+}
+
+/* Doubles the slot table and re-inserts every total. */
+static int
+grow_slots (apply_memory_t *memory)
+{
+    size_t count = memory->slot_count ? memory->slot_count * 2 : 4096;
+    uint32_t *slots = calloc (count, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < memory->total_count; i++) {
+        size_t slot = memory->totals[i].hash & (count - 1);
+        while (slots[slot])
+            slot = (slot + 1) & (count - 1);
+        slots[slot] = (uint32_t) (i + 1);
+    }
+    free (memory->slots);
+    memory->slots = slots;
+    memory->slot_count = count;
+    return 0;
 }
 
 static int
@@ -286,39 +417,49 @@ read_amount (const MDB_val *value, store_amount_t *amount)
     return 0;
 }
 
-/* Finds the total in this transaction's working set, loading it from LMDB on first touch. */
+/* Finds the total in this transaction's working set, adding it on first touch (in exact mode
+ * with its stored value). Sets *index. */
 static int
-touch_total (apply_state_t *state, MDB_dbi dbi, char prefix, const char *key, size_t key_len,
-             touched_total_t **out, char *err, size_t err_len)
+touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, size_t *index,
+             char *err, size_t err_len)
 {
-    char hash_key[MAX_KEY_BYTES + 2];
-    hash_key[0] = prefix;
-    memcpy (hash_key + 1, key, key_len + 1);
-    touched_total_t *total = zhashx_lookup (state->touched, hash_key);
-    if (total) {
-        *out = total;
-        return 0;
-    }
-    total = calloc (1, sizeof *total + key_len + 1);
-    if (!total)
+    apply_memory_t *memory = state->memory;
+    uint64_t hash = hash_key (key, key_len, cell);
+    if (memory->slot_count < 2 * (memory->total_count + 1) && grow_slots (memory))
         return fail (err, err_len, STORE_ERR, "out of memory");
-    total->dbi = dbi;
-    total->key_len = key_len;
-    memcpy (total->key, key, key_len + 1);
-    MDB_val k = {key_len, total->key}, v;
-    int rc = mdb_get (state->txn, dbi, &k, &v);
-    if (rc == 0) {
-        if (read_amount (&v, &total->value)) {
-            free (total);
-            return fail (err, err_len, STORE_ERR, "corrupt total for key \"%s\"", key);
+    size_t mask = memory->slot_count - 1, slot = hash & mask;
+    for (; memory->slots[slot]; slot = (slot + 1) & mask) {
+        total_t *total = &memory->totals[memory->slots[slot] - 1];
+        if (total->hash == hash && total->cell == cell && total->key_len == key_len
+            && memcmp (total->key, key, key_len) == 0) {
+            *index = memory->slots[slot] - 1;
+            return 0;
         }
     }
-    else if (rc != MDB_NOTFOUND) {
-        free (total);
-        return fail (err, err_len, STORE_ERR, "cannot read total: %s", mdb_strerror (rc));
+    if (memory->total_count == memory->total_capacity) {
+        size_t capacity = memory->total_capacity ? memory->total_capacity * 2 : 4096;
+        total_t *totals = realloc (memory->totals, capacity * sizeof *totals);
+        if (!totals)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        memory->totals = totals;
+        memory->total_capacity = capacity;
     }
-    zhashx_insert (state->touched, hash_key, total);
-    *out = total;
+    total_t *total = &memory->totals[memory->total_count];
+    *total = (total_t){.hash = hash, .key_len = (uint32_t) key_len, .cell = cell};
+    total->key = copy_key (memory, key, key_len);
+    if (!total->key)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    if (state->exact) {
+        MDB_val k = {key_len, (void *) total->key}, v;
+        MDB_dbi dbi = cell ? state->store->cells : state->store->neighbourhoods;
+        int rc = mdb_get (state->txn, dbi, &k, &v);
+        if (rc == 0 && read_amount (&v, &total->value))
+            return fail (err, err_len, STORE_ERR, "corrupt total for key \"%s\"", total->key);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return fail (err, err_len, STORE_ERR, "cannot read total: %s", mdb_strerror (rc));
+    }
+    memory->slots[slot] = (uint32_t) (memory->total_count + 1);
+    *index = memory->total_count++;
     return 0;
 }
 
@@ -327,12 +468,16 @@ undo_record (apply_state_t *state)
 {
     while (state->undo_count > 0) {
         undo_entry_t *entry = &state->undo[--state->undo_count];
-        entry->total->value = entry->previous;
+        total_t *total = &state->memory->totals[entry->index];
+        total->value = entry->value;
+        total->low = entry->low;
+        total->high = entry->high;
     }
 }
 
 /* Adds (sign +1) or removes (sign -1) one record's contribution to its cell and neighbourhood.
- * Returns 1 when a total would overflow (the caller undoes the record), 0, or an error. */
+ * Returns 0; CONTRIBUTION_OVERFLOWS in exact mode when a total would overflow (the caller undoes
+ * the record); APPLY_NEEDS_EXACT on the fast path when a delta itself overflows; or an error. */
 static int
 add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record, int sign,
                   char *err, size_t err_len)
@@ -341,59 +486,45 @@ add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record
     size_t cell_len = cell_key (key, sizeof key, record);
     if (cell_len == 0)
         return fail (err, err_len, STORE_ERR, "cell key too long");
-    touched_total_t *targets[2];
-    int rc = touch_total (state, state->store->cells, 'C', key, cell_len, &targets[0], err,
-                          err_len);
-    if (rc)
-        return rc;
-    rc = touch_total (state, state->store->neighbourhoods, 'N', record->neighbourhood,
-                      strlen (record->neighbourhood), &targets[1], err, err_len);
+    size_t targets[2];
+    int rc = touch_total (state, true, key, cell_len, &targets[0], err, err_len);
+    if (rc == 0)
+        rc = touch_total (state, false, record->neighbourhood, strlen (record->neighbourhood),
+                          &targets[1], err, err_len);
     if (rc)
         return rc;
     /* |amount| <= WIRE_MAX_ABS_AMOUNT_PENCE, so negating it cannot overflow. */
-    int64_t amount_delta = sign > 0 ? record->amount_pence : -record->amount_pence;
+    store_amount_t delta = {sign > 0 ? record->amount_pence : -record->amount_pence, sign};
     for (size_t i = 0; i < 2; i++) {
+        total_t *total = &state->memory->totals[targets[i]];
         store_amount_t next;
-        if (__builtin_add_overflow (targets[i]->value.amount_pence, amount_delta,
+        if (__builtin_add_overflow (total->value.amount_pence, delta.amount_pence,
                                     &next.amount_pence)
-            || __builtin_add_overflow (targets[i]->value.records, (int64_t) sign, &next.records))
-            return 1;
-        state->undo[state->undo_count++] = (undo_entry_t){targets[i], targets[i]->value};
-        targets[i]->value = next;
+            || __builtin_add_overflow (total->value.records, delta.records, &next.records))
+            return state->exact ? CONTRIBUTION_OVERFLOWS : APPLY_NEEDS_EXACT;
+        state->undo[state->undo_count++] =
+            (undo_entry_t){targets[i], total->value, total->low, total->high};
+        total->value = next;
+        if (next.amount_pence < total->low.amount_pence)
+            total->low.amount_pence = next.amount_pence;
+        if (next.amount_pence > total->high.amount_pence)
+            total->high.amount_pence = next.amount_pence;
+        if (next.records < total->low.records)
+            total->low.records = next.records;
+        if (next.records > total->high.records)
+            total->high.records = next.records;
     }
     return 0;
 }
 
+/* Decides and applies one (valid) record whose records key is key. Returns 0, APPLY_MAP_FULL,
+ * APPLY_NEEDS_EXACT, or a negative error. */
 static int
-put_record (apply_state_t *state, const MDB_val *key, const Totalplace__SpendingRecord *record)
+apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, const char *key,
+              size_t key_len, store_result_t *result, char *err, size_t err_len)
 {
-    size_t size = protobuf_c_message_get_packed_size (&record->base);
-    MDB_val k = *key, v = {size, NULL};
-    /* MDB_RESERVE lets us pack straight into the page, saving a copy on the hot path. */
-    int rc = mdb_put (state->txn, state->store->records, &k, &v, MDB_RESERVE);
-    if (rc)
-        return rc;
-    protobuf_c_message_pack (&record->base, v.mv_data);
-    return 0;
-}
-
-#define APPLY_MAP_FULL 1
-
-/* Decides and applies one record. Returns 0, APPLY_MAP_FULL, or a negative error. */
-static int
-apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record,
-              store_result_t *result, char *err, size_t err_len)
-{
-    if (wire_validate_record (record, result->reason, sizeof result->reason)) {
-        result->outcome = STORE_REJECTED;
-        return 0;
-    }
-    char key_bytes[MAX_KEY_BYTES + 1];
-    size_t key_len = record_key (key_bytes, sizeof key_bytes, record->body_id, record->record_id);
-    if (key_len == 0)
-        return fail (err, err_len, STORE_ERR, "record key too long");
-    MDB_val key = {key_len, key_bytes}, value;
-    int rc = mdb_get (state->txn, state->store->records, &key, &value);
+    MDB_val k = {key_len, (void *) key}, value;
+    int rc = mdb_cursor_get (state->records, &k, &value, MDB_SET_KEY);
     Totalplace__SpendingRecord *stored = NULL;
     if (rc == 0) {
         stored = totalplace__spending_record__unpack (NULL, value.mv_size, value.mv_data);
@@ -426,7 +557,7 @@ apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record,
         rc = add_contribution (state, stored, -1, err, err_len);
     if (rc == 0 && !record->withdrawn)
         rc = add_contribution (state, record, +1, err, err_len);
-    if (rc == 1) {
+    if (rc == CONTRIBUTION_OVERFLOWS) {
         undo_record (state);
         result->outcome = STORE_REJECTED;
         snprintf (result->reason, sizeof result->reason,
@@ -434,15 +565,20 @@ apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record,
         rc = 0;
         goto done;
     }
-    if (rc < 0)
+    if (rc)
         goto done;
-    rc = put_record (state, &key, record);
+    /* MDB_RESERVE lets us pack straight into the page, saving a copy on the hot path. */
+    MDB_val put_key = {key_len, (void *) key};
+    MDB_val put_value = {protobuf_c_message_get_packed_size (&record->base), NULL};
+    rc = mdb_cursor_put (state->records, &put_key, &put_value, MDB_RESERVE);
     if (rc == MDB_MAP_FULL)
         rc = APPLY_MAP_FULL;
     else if (rc)
         rc = fail (err, err_len, STORE_ERR, "cannot store record: %s", mdb_strerror (rc));
-    else
+    else {
+        protobuf_c_message_pack (&record->base, put_value.mv_data);
         result->outcome = stored ? STORE_SUPERSEDED : STORE_ACCEPTED;
+    }
 done:
     if (stored)
         totalplace__spending_record__free_unpacked (stored, NULL);
@@ -450,28 +586,88 @@ done:
 }
 
 static int
+compare_totals (const void *a, const void *b)
+{
+    const total_t *x = a, *y = b;
+    if (x->cell != y->cell)
+        return x->cell ? -1 : 1;
+    size_t len = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int order = memcmp (x->key, y->key, len);
+    if (order)
+        return order;
+    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+/* Writes every touched total back in key order, one cursor per database. */
+static int
 write_totals (apply_state_t *state, char *err, size_t err_len)
 {
-    for (touched_total_t *total = zhashx_first (state->touched); total;
-         total = zhashx_next (state->touched)) {
-        MDB_val key = {total->key_len, total->key};
-        int rc;
-        if (total->value.records == 0) {
+    apply_memory_t *memory = state->memory;
+    if (memory->total_count)
+        qsort (memory->totals, memory->total_count, sizeof *memory->totals, compare_totals);
+    /* The slots now point at the wrong totals; nothing looks them up again in this group. */
+    MDB_cursor *cursors[2] = {NULL, NULL}; /* cells, neighbourhoods */
+    int rc = mdb_cursor_open (state->txn, state->store->cells, &cursors[0]);
+    if (rc == 0)
+        rc = mdb_cursor_open (state->txn, state->store->neighbourhoods, &cursors[1]);
+    if (rc) {
+        rc = fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
+        goto out;
+    }
+    for (size_t i = 0; i < memory->total_count; i++) {
+        const total_t *total = &memory->totals[i];
+        MDB_cursor *cursor = cursors[total->cell ? 0 : 1];
+        MDB_val key = {total->key_len, (void *) total->key}, value;
+        store_amount_t stored = {0, 0}, final = total->value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_KEY);
+        bool found = rc == 0;
+        if (found && read_amount (&value, &stored)) {
+            rc = fail (err, err_len, STORE_ERR, "corrupt total for key \"%s\"", total->key);
+            goto out;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            rc = fail (err, err_len, STORE_ERR, "cannot read total: %s", mdb_strerror (rc));
+            goto out;
+        }
+        if (!state->exact) {
+            /* Every value the total passed through lies between stored + low and stored + high:
+             * if both fit, no record of the group could have overflowed it. */
+            int64_t ignored;
+            if (__builtin_add_overflow (stored.amount_pence, total->low.amount_pence, &ignored)
+                || __builtin_add_overflow (stored.amount_pence, total->high.amount_pence,
+                                           &ignored)
+                || __builtin_add_overflow (stored.records, total->low.records, &ignored)
+                || __builtin_add_overflow (stored.records, total->high.records, &ignored)) {
+                rc = APPLY_NEEDS_EXACT;
+                goto out;
+            }
+            final.amount_pence = stored.amount_pence + total->value.amount_pence;
+            final.records = stored.records + total->value.records;
+        }
+        key = (MDB_val){total->key_len, (void *) total->key};
+        if (final.records == 0) {
             /* Nothing left in this total: remove it so empty neighbourhoods disappear. */
-            rc = mdb_del (state->txn, total->dbi, &key, NULL);
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
+            rc = found ? mdb_cursor_del (cursor, 0) : 0;
         }
         else {
-            MDB_val value = {sizeof total->value, &total->value};
-            rc = mdb_put (state->txn, total->dbi, &key, &value, 0);
+            value = (MDB_val){sizeof final, &final};
+            rc = mdb_cursor_put (cursor, &key, &value, found ? MDB_CURRENT : 0);
         }
-        if (rc == MDB_MAP_FULL)
-            return APPLY_MAP_FULL;
-        if (rc)
-            return fail (err, err_len, STORE_ERR, "cannot write total: %s", mdb_strerror (rc));
+        if (rc == MDB_MAP_FULL) {
+            rc = APPLY_MAP_FULL;
+            goto out;
+        }
+        if (rc) {
+            rc = fail (err, err_len, STORE_ERR, "cannot write total: %s", mdb_strerror (rc));
+            goto out;
+        }
     }
-    return 0;
+    rc = 0;
+out:
+    for (size_t i = 0; i < 2; i++)
+        if (cursors[i])
+            mdb_cursor_close (cursors[i]);
+    return rc;
 }
 
 static void
@@ -552,32 +748,94 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
     return put_or_full (state->txn, store->meta, &key, &value, "counters", err, err_len);
 }
 
-/* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL (aborted), or an error. */
+static int
+compare_visits (const void *a, const void *b)
+{
+    const visit_t *x = a, *y = b;
+    size_t len = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int order = memcmp (x->key, y->key, len);
+    if (order)
+        return order;
+    if (x->key_len != y->key_len)
+        return x->key_len < y->key_len ? -1 : 1;
+    /* Two copies of one key keep their arrival order (and so their outcomes). */
+    if (x->batch != y->batch)
+        return x->batch < y->batch ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Validates every record the caller did not refuse and lists the rest with their keys, sorted by
+ * key on the fast path. Returns the number listed, or -1 with err. */
+static ssize_t
+plan_visits (apply_state_t *state, Totalplace__Batch *const *batches, size_t batch_count,
+             store_result_t *const *results, char *err, size_t err_len)
+{
+    apply_memory_t *memory = state->memory;
+    size_t total = 0;
+    for (size_t b = 0; b < batch_count; b++)
+        total += batches[b]->n_records;
+    if (total > memory->visit_capacity) {
+        visit_t *visits = realloc (memory->visits, total * sizeof *visits);
+        if (!visits)
+            return fail (err, err_len, -1, "out of memory");
+        memory->visits = visits;
+        memory->visit_capacity = total;
+    }
+    size_t n = 0;
+    for (size_t b = 0; b < batch_count; b++)
+        for (size_t i = 0; i < batches[b]->n_records; i++) {
+            store_result_t *result = &results[b][i];
+            const Totalplace__SpendingRecord *record = batches[b]->records[i];
+            if (result->outcome == STORE_REJECTED)
+                continue;
+            if (wire_validate_record (record, result->reason, sizeof result->reason)) {
+                result->outcome = STORE_REJECTED;
+                continue;
+            }
+            char key[MAX_KEY_BYTES + 1];
+            size_t key_len = record_key (key, sizeof key, record->body_id, record->record_id);
+            if (key_len == 0)
+                return fail (err, err_len, -1, "record key too long");
+            const char *copy = copy_key (memory, key, key_len);
+            if (!copy)
+                return fail (err, err_len, -1, "out of memory");
+            memory->visits[n++] = (visit_t){copy, (uint32_t) key_len, (uint32_t) b, (uint32_t) i};
+        }
+    if (!state->exact && n > 1)
+        qsort (memory->visits, n, sizeof *memory->visits, compare_visits);
+    return (ssize_t) n;
+}
+
+/* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL or APPLY_NEEDS_EXACT
+ * (aborted), or an error. */
 static int
 apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-            store_result_t *const *results, char *err, size_t err_len)
+            store_result_t *const *results, bool exact, char *err, size_t err_len)
 {
-    apply_state_t state = {.store = self};
-    state.touched = zhashx_new ();
-    if (!state.touched)
+    if (!self->memory && !(self->memory = calloc (1, sizeof *self->memory)))
         return fail (err, err_len, STORE_ERR, "out of memory");
-    zhashx_set_destructor (state.touched, touched_total_free);
+    apply_memory_reset (self->memory);
+    apply_state_t state = {.store = self, .memory = self->memory, .exact = exact};
     int rc = mdb_txn_begin (self->env, NULL, 0, &state.txn);
-    if (rc) {
-        zhashx_destroy (&state.touched);
+    if (rc)
         return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
                      mdb_strerror (rc));
+    rc = mdb_cursor_open (state.txn, self->records, &state.records);
+    if (rc) {
+        mdb_txn_abort (state.txn);
+        return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
     }
-    rc = 0;
-    for (size_t b = 0; b < batch_count && rc == 0; b++) {
-        const Totalplace__Batch *batch = batches[b];
-        for (size_t i = 0; i < batch->n_records && rc == 0; i++) {
-            store_result_t *result = &results[b][i];
-            if (result->outcome != STORE_REJECTED)
-                rc = apply_record (&state, batch->records[i], result, err, err_len);
-            count_outcome (&state.counts, result->outcome);
-        }
+    ssize_t visits = plan_visits (&state, batches, batch_count, results, err, err_len);
+    rc = visits < 0 ? STORE_ERR : 0;
+    for (ssize_t v = 0; v < visits && rc == 0; v++) {
+        const visit_t *visit = &self->memory->visits[v];
+        rc = apply_record (&state, batches[visit->batch]->records[visit->index], visit->key,
+                           visit->key_len, &results[visit->batch][visit->index], err, err_len);
     }
+    mdb_cursor_close (state.records);
+    for (size_t b = 0; b < batch_count && rc == 0; b++)
+        for (size_t i = 0; i < batches[b]->n_records; i++)
+            count_outcome (&state.counts, results[b][i].outcome);
     if (rc == 0)
         rc = write_totals (&state, err, err_len);
     if (rc == 0)
@@ -591,7 +849,6 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
     }
     else
         mdb_txn_abort (state.txn);
-    zhashx_destroy (&state.touched);
     return rc;
 }
 
@@ -623,8 +880,8 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
 {
     if (self->read_only)
         return fail (err, err_len, STORE_ERR, "store is open read-only");
-    /* Remember which records were refused upstream, so that a retry after growing the map
-     * starts from exactly the caller's state. */
+    /* Remember which records were refused upstream, so that a retry (after growing the map, or
+     * in exact mode) starts from exactly the caller's state. */
     size_t total_records = 0;
     for (size_t b = 0; b < batch_count; b++)
         total_records += batches[b]->n_records;
@@ -635,11 +892,14 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
         for (size_t i = 0; i < batches[b]->n_records; i++, n++)
             refused_upstream[n] = results[b][i].outcome == STORE_REJECTED;
 
+    bool exact = false;
     int rc;
-    while ((rc = apply_once (self, batches, batch_count, results, err, err_len))
-           == APPLY_MAP_FULL) {
-        rc = grow_map (self, err, err_len);
-        if (rc)
+    while ((rc = apply_once (self, batches, batch_count, results, exact, err, err_len))
+           == APPLY_MAP_FULL
+           || rc == APPLY_NEEDS_EXACT) {
+        if (rc == APPLY_NEEDS_EXACT)
+            exact = true;
+        else if ((rc = grow_map (self, err, err_len)) != 0)
             break;
         for (size_t b = 0, n = 0; b < batch_count; b++)
             for (size_t i = 0; i < batches[b]->n_records; i++, n++)
@@ -745,19 +1005,19 @@ cell_matches (char *const fields[CELL_FIELDS], const store_filter_t *filter)
 {
     if (!filter)
         return true;
-    if (filter->body_id && strcmp (filter->body_id, fields[1]) != 0)
+    if (filter->body_id && strcmp (filter->body_id, fields[CELL_BODY]) != 0)
         return false;
-    if (filter->service && strcmp (filter->service, fields[2]) != 0)
+    if (filter->service && strcmp (filter->service, fields[CELL_SERVICE]) != 0)
         return false;
-    if (filter->month && strcmp (filter->month, fields[3]) != 0)
+    if (filter->month && strcmp (filter->month, fields[CELL_PERIOD]) != 0)
         return false;
     if (filter->fiscal_year) {
         char fiscal_year[FISCAL_YEAR_LEN];
-        if (period_fiscal_year (fields[3], fiscal_year, sizeof fiscal_year)
+        if (period_fiscal_year (fields[CELL_PERIOD], fiscal_year, sizeof fiscal_year)
             || strcmp (filter->fiscal_year, fiscal_year) != 0)
             return false;
     }
-    if (filter->poolable >= 0 && (filter->poolable ? 'Y' : 'N') != fields[4][0])
+    if (filter->poolable >= 0 && (filter->poolable ? 'Y' : 'N') != fields[CELL_POOLABLE][0])
         return false;
     return true;
 }
@@ -768,17 +1028,18 @@ breakdown_key (char *const fields[CELL_FIELDS], store_breakdown_t by, char *scra
 {
     switch (by) {
     case STORE_BY_BODY:
-        return fields[1];
+        return fields[CELL_BODY];
     case STORE_BY_SERVICE:
-        return fields[2];
+        return fields[CELL_SERVICE];
     case STORE_BY_MONTH:
-        return fields[3];
+        return fields[CELL_PERIOD];
     case STORE_BY_FISCAL_YEAR:
-        return period_fiscal_year (fields[3], scratch, scratch_len) == 0 ? scratch : "invalid";
+        return period_fiscal_year (fields[CELL_PERIOD], scratch, scratch_len) == 0 ? scratch
+                                                                                  : "invalid";
     case STORE_BY_POOLABLE:
-        return fields[4][0] == 'Y' ? "yes" : "no";
+        return fields[CELL_POOLABLE][0] == 'Y' ? "yes" : "no";
     case STORE_BY_NEIGHBOURHOOD:
-        return fields[0];
+        return fields[CELL_NEIGHBOURHOOD];
     case STORE_BY_NONE:
         break;
     }
@@ -794,21 +1055,92 @@ emit_rows (const row_set_t *set, store_row_fn *row, void *arg)
     return 0;
 }
 
+/* Adds one cell to the rows when it passes the filter. */
+static int
+add_cell (row_set_t *set, const MDB_val *key, const MDB_val *value, const store_filter_t *filter,
+          store_breakdown_t by, char *err, size_t err_len)
+{
+    char buffer[MAX_KEY_BYTES + 1], *fields[CELL_FIELDS], scratch[FISCAL_YEAR_LEN];
+    store_amount_t amount;
+    if (key->mv_size >= sizeof buffer || read_amount (value, &amount))
+        return fail (err, err_len, STORE_ERR, "corrupt total in the cells database");
+    memcpy (buffer, key->mv_data, key->mv_size);
+    buffer[key->mv_size] = '\0';
+    if (split_cell_key (buffer, fields))
+        return fail (err, err_len, STORE_ERR, "corrupt key in the cells database");
+    if (!cell_matches (fields, filter))
+        return 0;
+    return row_set_add (set, breakdown_key (fields, by, scratch, sizeof scratch), amount, err,
+                        err_len);
+}
+
+/* False when no cell of this month can pass the filter's month or fiscal year. */
+static bool
+month_may_match (const char *period, const store_filter_t *filter)
+{
+    if (!filter)
+        return true;
+    if (filter->month && strcmp (filter->month, period) != 0)
+        return false;
+    char fiscal_year[FISCAL_YEAR_LEN];
+    if (filter->fiscal_year && (period_fiscal_year (period, fiscal_year, sizeof fiscal_year) ||
+                                strcmp (filter->fiscal_year, fiscal_year) != 0))
+        return false;
+    return true;
+}
+
+/* One neighbourhood's cells: cells are month-first, so they lie in one run per month. Visits
+ * each month present by seeking past the previous one, and reads only this neighbourhood's run
+ * in it: two seeks per month, a few microseconds each. */
+static int
+add_neighbourhood_cells (MDB_cursor *cursor, const char *neighbourhood, row_set_t *set,
+                         const store_filter_t *filter, store_breakdown_t by, char *err,
+                         size_t err_len)
+{
+    size_t code_len = strlen (neighbourhood);
+    MDB_val key, value;
+    int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    while (rc == 0) {
+        const char *separator = memchr (key.mv_data, KEY_SEPARATOR, key.mv_size);
+        size_t period_len = separator ? (size_t) (separator - (const char *) key.mv_data) : 0;
+        char period[MAX_KEY_BYTES + 1], seek[MAX_KEY_BYTES + 1];
+        if (!separator || period_len + code_len + 2 > sizeof seek)
+            return fail (err, err_len, STORE_ERR, "corrupt key in the cells database");
+        memcpy (period, key.mv_data, period_len);
+        period[period_len] = '\0';
+        memcpy (seek, period, period_len);
+        seek[period_len] = KEY_SEPARATOR;
+        memcpy (seek + period_len + 1, neighbourhood, code_len);
+        seek[period_len + 1 + code_len] = KEY_SEPARATOR;
+        size_t seek_len = period_len + code_len + 2;
+        if (month_may_match (period, filter)) {
+            key = (MDB_val){seek_len, seek};
+            for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+                 rc == 0 && key.mv_size >= seek_len && memcmp (key.mv_data, seek, seek_len) == 0;
+                 rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+                int added = add_cell (set, &key, &value, filter, by, err, err_len);
+                if (added)
+                    return added;
+            }
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                break;
+        }
+        /* The first key above every key of this month. */
+        seek[period_len] = KEY_SEPARATOR + 1;
+        key = (MDB_val){period_len + 1, seek};
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    }
+    if (rc != MDB_NOTFOUND)
+        return fail (err, err_len, STORE_ERR, "cannot read cells: %s", mdb_strerror (rc));
+    return 0;
+}
+
 int
 store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
-              const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
-              size_t err_len)
+              const store_filter_t *filter, store_row_fn *row, void *arg, char *err, size_t err_len)
 {
-    char prefix[MAX_KEY_BYTES + 1];
-    size_t prefix_len = 0;
-    if (neighbourhood) {
-        prefix_len = strlen (neighbourhood) + 1;
-        if (prefix_len >= sizeof prefix)
-            return fail (err, err_len, STORE_ERR_NOTFOUND, "no neighbourhood %.64s",
-                         neighbourhood);
-        memcpy (prefix, neighbourhood, prefix_len - 1);
-        prefix[prefix_len - 1] = KEY_SEPARATOR;
-    }
+    if (neighbourhood && strlen (neighbourhood) > MAX_KEY_BYTES / 2)
+        return fail (err, err_len, STORE_ERR_NOTFOUND, "no neighbourhood %.64s", neighbourhood);
     MDB_txn *txn;
     int rc = begin_read (self, &txn, err, err_len);
     if (rc)
@@ -816,7 +1148,7 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
     MDB_cursor *cursor = NULL;
     row_set_t set = {0};
     if (neighbourhood) {
-        MDB_val key = {prefix_len - 1, (void *) neighbourhood}, value;
+        MDB_val key = {strlen (neighbourhood), (void *) neighbourhood}, value;
         rc = mdb_get (txn, self->neighbourhoods, &key, &value);
         if (rc == MDB_NOTFOUND) {
             rc = fail (err, err_len, STORE_ERR_NOTFOUND,
@@ -824,8 +1156,7 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
             goto out;
         }
         if (rc) {
-            rc = fail (err, err_len, STORE_ERR, "cannot read neighbourhood: %s",
-                       mdb_strerror (rc));
+            rc = fail (err, err_len, STORE_ERR, "cannot read neighbourhood: %s", mdb_strerror (rc));
             goto out;
         }
     }
@@ -834,39 +1165,29 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
         rc = fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
         goto out;
     }
-    MDB_val key = {prefix_len, prefix}, value;
-    rc = mdb_cursor_get (cursor, &key, &value, neighbourhood ? MDB_SET_RANGE : MDB_FIRST);
-    for (; rc == 0; rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-        if (neighbourhood && (key.mv_size < prefix_len || memcmp (key.mv_data, prefix, prefix_len)))
-            break;
-        char buffer[MAX_KEY_BYTES + 1], *fields[CELL_FIELDS], scratch[FISCAL_YEAR_LEN];
-        store_amount_t amount;
-        if (key.mv_size >= sizeof buffer || read_amount (&value, &amount)) {
-            rc = fail (err, err_len, STORE_ERR, "corrupt total in the cells database");
+    if (neighbourhood)
+        rc = add_neighbourhood_cells (cursor, neighbourhood, &set, filter, by, err, err_len);
+    else {
+        MDB_val key, value;
+        for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+            int added = add_cell (&set, &key, &value, filter, by, err, err_len);
+            if (added) {
+                rc = added;
+                goto out;
+            }
+        }
+        if (rc != MDB_NOTFOUND) {
+            rc = fail (err, err_len, STORE_ERR, "cannot read cells: %s", mdb_strerror (rc));
             goto out;
         }
-        memcpy (buffer, key.mv_data, key.mv_size);
-        buffer[key.mv_size] = '\0';
-        if (split_cell_key (buffer, fields)) {
-            rc = fail (err, err_len, STORE_ERR, "corrupt key in the cells database");
-            goto out;
-        }
-        if (!cell_matches (fields, filter))
-            continue;
-        rc = row_set_add (&set, breakdown_key (fields, by, scratch, sizeof scratch), amount, err,
-                          err_len);
-        if (rc)
-            goto out;
+        rc = 0;
     }
-    if (rc != MDB_NOTFOUND && rc != 0) {
-        rc = fail (err, err_len, STORE_ERR, "cannot read cells: %s", mdb_strerror (rc));
+    if (rc)
         goto out;
-    }
     /* A breakdown with no matching cells still has a total: zero. */
     if (by == STORE_BY_NONE && set.count == 0)
         rc = row_set_add (&set, "", (store_amount_t){0, 0}, err, err_len);
-    else
-        rc = 0;
     if (rc == 0)
         rc = emit_rows (&set, row, arg);
 out:
@@ -919,7 +1240,8 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
         rc = fail (err, err_len, STORE_ERR, "cannot read neighbourhoods: %s", mdb_strerror (rc));
         goto out;
     }
-    qsort (set.rows, set.count, sizeof *set.rows, compare_ranked);
+    if (set.count) /* qsort's pointer must not be NULL, even for no rows */
+        qsort (set.rows, set.count, sizeof *set.rows, compare_ranked);
     rc = emit_rows (&set, row, arg);
 out:
     if (cursor)

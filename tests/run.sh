@@ -17,3 +17,6 @@ cmake -S . -B build-asan -DTOTALPLACE_WERROR=ON -DTOTALPLACE_SANITIZE=ON -DCMAKE
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+echo "== fuzz targets, briefly (docs/fuzzing.md)"
+bash tests/fuzz/run.sh "${TOTALPLACE_FUZZ_SECONDS:-30}"

@@ -390,6 +390,20 @@ test_breakdowns_and_filters (void **state)
     assert_int_equal (totals (f, "E09999999", STORE_BY_NONE, NULL, &rows), STORE_ERR_NOTFOUND);
 }
 
+/* Found by fuzz_batch: ranking an empty store passed NULL to qsort (UBSan). */
+static void
+test_empty_store_has_no_neighbourhoods (void **state)
+{
+    fixture_t *f = *state;
+    rows_t rows = {0};
+    char err[STORE_ERR_LEN];
+    assert_int_equal (store_neighbourhoods (f->store, collect_row, &rows, err, sizeof err), 0);
+    assert_int_equal (rows.count, 0);
+    assert_int_equal (totals (f, NULL, STORE_BY_NONE, NULL, &rows), 0);
+    assert_int_equal (rows.count, 1);
+    assert_int_equal (rows.amounts[0].records, 0);
+}
+
 static void
 test_neighbourhoods_are_ranked (void **state)
 {
@@ -619,6 +633,7 @@ main (void)
       cmocka_unit_test_setup_teardown (test_upstream_rejections_are_left_alone, setup, teardown),
       cmocka_unit_test_setup_teardown (test_fiscal_year_boundary, setup, teardown),
       cmocka_unit_test_setup_teardown (test_breakdowns_and_filters, setup, teardown),
+      cmocka_unit_test_setup_teardown (test_empty_store_has_no_neighbourhoods, setup, teardown),
       cmocka_unit_test_setup_teardown (test_neighbourhoods_are_ranked, setup, teardown),
       cmocka_unit_test_setup_teardown (test_duplicates_within_one_group, setup, teardown),
       cmocka_unit_test_setup_teardown (test_agent_high_water_mark_and_counters, setup, teardown),
