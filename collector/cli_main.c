@@ -1,5 +1,6 @@
 /* totalplace: the central team's CLI. Answers questions about neighbourhood totals from a
- * collector's store folder opened read-only (--db), as a table, CSV or JSON. */
+ * collector's store folder opened read-only (--db) or from a running collector's query endpoint
+ * (--collector), the same answers either way, as a table, CSV or JSON. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -9,19 +10,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
+#include "ingest.h"
 #include "period.h"
+#include "query.h"
 #include "query_args.h"
 #include "report.h"
 #include "store.h"
+#include "wire.h"
 
 #define ERR_LEN 512
 
 /* ---------------------------------------------------------------- where answers come from */
 
-/* The questions the CLI asks, as operations on a source. Only the db_ functions below touch the
- * store; a --collector source will answer the same operations over the query socket, and every
- * command above works unchanged. Each returns 0, STORE_ERR_NOTFOUND or another negative code
- * with a message, as the store_ functions do. */
+/* The questions the CLI asks, as operations on a source: the db_ functions below read the store,
+ * the remote_ ones ask a collector over its query socket, and every command works unchanged on
+ * either. Each returns 0, STORE_ERR_NOTFOUND or another negative code with a message, as the
+ * store_ functions do. */
 typedef struct {
     void *handle;
     int (*neighbourhoods) (void *handle, store_row_fn *row, void *arg, char *err, size_t err_len);
@@ -32,6 +38,9 @@ typedef struct {
                        Totalplace__SpendingRecord **record, char *err, size_t err_len);
     int (*counters) (void *handle, store_counters_t *counters, char *err, size_t err_len);
     int (*agents) (void *handle, store_agent_fn *fn, void *arg, char *err, size_t err_len);
+    /* The running collector's own counters; NULL for a store read directly. */
+    int (*collector_counters) (void *handle, ingest_counters_t *ingest, query_counters_t *queries,
+                               char *err, size_t err_len);
     void (*close) (void **handle);
 } source_t;
 
@@ -118,7 +127,393 @@ db_open (source_t *source, const char *dir, char *err, size_t err_len)
         return -1;
     }
     *source = (source_t){store,       db_neighbourhoods, db_totals, db_get_record,
-                         db_counters, db_agents,         db_close};
+                         db_counters, db_agents,         NULL,      db_close};
+    return 0;
+}
+
+/* ---------------------------------------------------------------- asking a running collector */
+
+/* Room for a reply over the wire limit, so that an oversized one is read and refused here rather
+ * than dropped by libzmq (which would look like no answer at all). */
+#define REMOTE_SOCKET_MAX_MESSAGE_BYTES (WIRE_MAX_MESSAGE_BYTES + 64u * 1024u)
+
+typedef struct {
+    const char *endpoint;
+    int timeout_ms;
+    zsock_t *dealer;
+    uint64_t last_id;
+    /* One STATS answer serves the counters, the agents and the collector's counters, so that
+     * they are read together. */
+    Totalplace__QueryReply *stats;
+} remote_t;
+
+static int
+remote_status (const Totalplace__QueryReply *reply, char *err, size_t err_len)
+{
+    const char *error = reply->error && *reply->error ? reply->error : "no reason given";
+    switch (reply->status) {
+    case TOTALPLACE__QUERY_STATUS__QUERY_OK:
+        return 0;
+    case TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND:
+        snprintf (err, err_len, "%s", error);
+        return STORE_ERR_NOTFOUND;
+    case TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY:
+        snprintf (err, err_len, "the collector refused the question: %s", error);
+        return STORE_ERR;
+    case TOTALPLACE__QUERY_STATUS__QUERY_ERROR:
+        snprintf (err, err_len, "the collector could not answer: %s", error);
+        return STORE_ERR;
+    default:
+        snprintf (err, err_len, "the collector's answer has an unknown status %d",
+                  (int)reply->status);
+        return STORE_ERR;
+    }
+}
+
+/* Waits for the socket to be ready for events until deadline (zclock_mono). Returns 1 when ready,
+ * 0 at the deadline, -1 on error. */
+static int
+remote_wait (void *handle, short events, int64_t deadline)
+{
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            return 0;
+        zmq_pollitem_t item = {handle, 0, events, 0};
+        int rc = zmq_poll (&item, 1, (long)left);
+        if (rc == -1 && zmq_errno () != EINTR)
+            return -1;
+        if (rc > 0 && (item.revents & events))
+            return 1;
+    }
+}
+
+/* Sends query and waits for its answer, at most timeout_ms in all. On 0, *reply is the decoded
+ * answer with status OK (free it with protobuf_c_message_free_unpacked); otherwise the status's
+ * error, or a timeout, is in err. */
+static int
+remote_ask (remote_t *self, Totalplace__Query *query, Totalplace__QueryReply **reply, char *err,
+            size_t err_len)
+{
+    query->query_id = ++self->last_id;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    char reason[STORE_ERR_LEN];
+    if (wire_encode (&query->base, &data, &size, reason, sizeof reason)) {
+        snprintf (err, err_len, "cannot encode the question: %s", reason);
+        return STORE_ERR;
+    }
+    void *handle = zsock_resolve (self->dealer);
+    int64_t deadline = zclock_mono () + self->timeout_ms;
+    int ready = remote_wait (handle, ZMQ_POLLOUT, deadline);
+    int sent = ready == 1 ? zmq_send (handle, data, size, ZMQ_DONTWAIT) : -1;
+    free (data);
+    while (sent != -1) {
+        ready = remote_wait (handle, ZMQ_POLLIN, deadline);
+        if (ready != 1)
+            break;
+        zmq_msg_t message;
+        zmq_msg_init (&message);
+        if (zmq_msg_recv (&message, handle, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&message);
+            continue;
+        }
+        bool more = zmq_msg_more (&message);
+        *reply = (Totalplace__QueryReply *)wire_decode (
+            &totalplace__query_reply__descriptor, zmq_msg_data (&message), zmq_msg_size (&message),
+            reason, sizeof reason);
+        zmq_msg_close (&message);
+        while (more) { /* a reply is one frame; drop any others */
+            zmq_msg_init (&message);
+            more = zmq_msg_recv (&message, handle, ZMQ_DONTWAIT) != -1 && zmq_msg_more (&message);
+            zmq_msg_close (&message);
+        }
+        if (!*reply) {
+            snprintf (err, err_len, "the answer from %s is not a QueryReply: %s", self->endpoint,
+                      reason);
+            return STORE_ERR;
+        }
+        /* An answer to an earlier question that timed out is not this one's. */
+        if ((*reply)->query_id != query->query_id) {
+            protobuf_c_message_free_unpacked (&(*reply)->base, NULL);
+            *reply = NULL;
+            continue;
+        }
+        int rc = remote_status (*reply, err, err_len);
+        if (rc) {
+            protobuf_c_message_free_unpacked (&(*reply)->base, NULL);
+            *reply = NULL;
+        }
+        return rc;
+    }
+    if (ready == -1)
+        snprintf (err, err_len, "asking %s failed: %s", self->endpoint,
+                  zmq_strerror (zmq_errno ()));
+    else
+        snprintf (err, err_len,
+                  "no answer from %s within %d ms: is the collector running, and is %s one of "
+                  "its query endpoints (collector/query_endpoints)?",
+                  self->endpoint, self->timeout_ms, self->endpoint);
+    return STORE_ERR;
+}
+
+static int
+remote_rows (const Totalplace__QueryReply *reply, store_row_fn *row, void *arg)
+{
+    for (size_t i = 0; i < reply->n_rows; i++) {
+        const Totalplace__TotalRow *r = reply->rows[i];
+        store_amount_t amount = {r->amount_pence, r->records};
+        if (row (arg, r->key ? r->key : "", amount))
+            break;
+    }
+    return 0;
+}
+
+static int
+remote_neighbourhoods (void *handle, store_row_fn *row, void *arg, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_NEIGHBOURHOODS;
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    if (rc == 0) {
+        remote_rows (reply, row, arg);
+        protobuf_c_message_free_unpacked (&reply->base, NULL);
+    }
+    return rc;
+}
+
+static Totalplace__Breakdown
+remote_breakdown (store_breakdown_t by)
+{
+    switch (by) {
+    case STORE_BY_BODY:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY;
+    case STORE_BY_SERVICE:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_SERVICE;
+    case STORE_BY_FISCAL_YEAR:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_FISCAL_YEAR;
+    case STORE_BY_MONTH:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_MONTH;
+    case STORE_BY_POOLABLE:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_POOLABLE;
+    case STORE_BY_NEIGHBOURHOOD:
+        return TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD;
+    case STORE_BY_NONE:
+        break;
+    }
+    return TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE;
+}
+
+/* protobuf-c writes no string field that is NULL or "" (proto3), so absent filters are "". */
+static char *
+remote_text (const char *text)
+{
+    return (char *)(text ? text : "");
+}
+
+static int
+remote_totals (void *handle, const char *neighbourhood, store_breakdown_t by,
+               const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
+               size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    Totalplace__TotalsFilter wanted = TOTALPLACE__TOTALS_FILTER__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_TOTALS;
+    query.neighbourhood = remote_text (neighbourhood);
+    query.by = remote_breakdown (by);
+    if (filter) {
+        wanted.body_id = remote_text (filter->body_id);
+        wanted.service = remote_text (filter->service);
+        wanted.fiscal_year = remote_text (filter->fiscal_year);
+        wanted.month = remote_text (filter->month);
+        wanted.poolable = filter->poolable < 0   ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_ANY
+                          : filter->poolable > 0 ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES
+                                                 : TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO;
+        query.filter = &wanted;
+    }
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    if (rc == 0) {
+        remote_rows (reply, row, arg);
+        protobuf_c_message_free_unpacked (&reply->base, NULL);
+    }
+    return rc;
+}
+
+static int
+remote_get_record (void *handle, const char *body_id, const char *record_id,
+                   Totalplace__SpendingRecord **record, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_RECORD;
+    query.body_id = remote_text (body_id);
+    query.record_id = remote_text (record_id);
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    if (rc)
+        return rc;
+    const Totalplace__SpendingRecord *answer = reply->record;
+    char reason[WIRE_REASON_LEN];
+    if (!answer || strcmp (answer->body_id, body_id) != 0 ||
+        strcmp (answer->record_id, record_id) != 0) {
+        snprintf (err, err_len, "the collector answered with another record than %s/%s", body_id,
+                  record_id);
+        rc = STORE_ERR;
+    }
+    /* The caller frees the record on its own, so it gets a copy out of the reply. */
+    else {
+        uint8_t *data = NULL;
+        size_t size = 0;
+        if (wire_encode (&answer->base, &data, &size, reason, sizeof reason) ||
+            !(*record = (Totalplace__SpendingRecord *)wire_decode (
+                  &totalplace__spending_record__descriptor, data, size, reason, sizeof reason))) {
+            snprintf (err, err_len, "cannot copy the record: %s", reason);
+            rc = STORE_ERR;
+        }
+        free (data);
+    }
+    protobuf_c_message_free_unpacked (&reply->base, NULL);
+    return rc;
+}
+
+static int
+remote_stats (remote_t *self, char *err, size_t err_len)
+{
+    if (self->stats)
+        return 0;
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_STATS;
+    int rc = remote_ask (self, &query, &self->stats, err, err_len);
+    if (rc == 0 && !self->stats->store) {
+        snprintf (err, err_len, "the collector's statistics hold no store counters");
+        protobuf_c_message_free_unpacked (&self->stats->base, NULL);
+        self->stats = NULL;
+        rc = STORE_ERR;
+    }
+    return rc;
+}
+
+static int
+remote_counters (void *handle, store_counters_t *counters, char *err, size_t err_len)
+{
+    remote_t *self = handle;
+    int rc = remote_stats (self, err, err_len);
+    if (rc)
+        return rc;
+    const Totalplace__StoreCounters *store = self->stats->store;
+    *counters = (store_counters_t){
+        .batches = store->batches,
+        .accepted = store->accepted,
+        .duplicate = store->duplicate,
+        .superseded = store->superseded,
+        .stale = store->stale,
+        .rejected = store->rejected,
+        .records_stored = store->records_stored,
+        .map_size = (size_t)store->map_size_bytes,
+        .used_bytes = (size_t)store->used_bytes,
+    };
+    return 0;
+}
+
+static int
+remote_agents (void *handle, store_agent_fn *fn, void *arg, char *err, size_t err_len)
+{
+    remote_t *self = handle;
+    int rc = remote_stats (self, err, err_len);
+    for (size_t i = 0; rc == 0 && i < self->stats->n_agents; i++) {
+        const Totalplace__AgentStatus *status = self->stats->agents[i];
+        store_agent_t agent = {status->agent_id ? status->agent_id : "", status->last_batch_seq,
+                               status->batches, status->last_seen};
+        if (fn (arg, &agent))
+            break;
+    }
+    return rc;
+}
+
+static int
+remote_collector_counters (void *handle, ingest_counters_t *ingest, query_counters_t *queries,
+                           char *err, size_t err_len)
+{
+    remote_t *self = handle;
+    int rc = remote_stats (self, err, err_len);
+    if (rc)
+        return rc;
+    memset (ingest, 0, sizeof *ingest);
+    memset (queries, 0, sizeof *queries);
+    const Totalplace__IngestCounters *in = self->stats->ingest;
+    if (in)
+        *ingest = (ingest_counters_t){
+            .frames = in->frames,
+            .batches = in->batches,
+            .records = in->records,
+            .malformed = in->malformed,
+            .oversized = in->oversized,
+            .retry_acks = in->retry_acks,
+            .groups = in->groups,
+            .largest_group = in->largest_group,
+            .largest_group_records = in->largest_group_records,
+            .unsent_acks = in->unsent_acks,
+            .connections = in->connections,
+            .disconnects = in->disconnects,
+            .handshake_failures = in->handshake_failures,
+        };
+    const Totalplace__QueryCounters *q = self->stats->queries;
+    if (q)
+        *queries = (query_counters_t){
+            .queries = q->queries,
+            .bad_queries = q->bad_queries,
+            .not_found = q->not_found,
+            .errors = q->errors,
+            .unsent = q->unsent,
+        };
+    return 0;
+}
+
+static void
+remote_close (void **handle)
+{
+    remote_t *self = *handle;
+    if (self) {
+        if (self->stats)
+            protobuf_c_message_free_unpacked (&self->stats->base, NULL);
+        zsock_destroy (&self->dealer);
+        free (self);
+    }
+    *handle = NULL;
+}
+
+/* Connects to endpoint; nothing is sent yet, so an absent collector shows as no answer in time. */
+static int
+remote_open (source_t *source, const char *endpoint, int timeout_ms, char *err, size_t err_len)
+{
+    /* CZMQ would catch Ctrl-C and leave us waiting out the timeout; let it stop the command. */
+    zsys_handler_set (NULL);
+    remote_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, err_len, "out of memory");
+        return -1;
+    }
+    self->endpoint = endpoint;
+    self->timeout_ms = timeout_ms;
+    self->dealer = zsock_new (ZMQ_DEALER);
+    if (!self->dealer) {
+        snprintf (err, err_len, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
+        free (self);
+        return -1;
+    }
+    /* A question left unanswered is abandoned with the command, never waited for at exit. */
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_maxmsgsize (self->dealer, (int64_t)REMOTE_SOCKET_MAX_MESSAGE_BYTES);
+    if (zsock_connect (self->dealer, "%s", endpoint) == -1) {
+        snprintf (err, err_len, "cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->dealer);
+        free (self);
+        return -1;
+    }
+    *source = (source_t){
+        self,          remote_neighbourhoods,     remote_totals, remote_get_record, remote_counters,
+        remote_agents, remote_collector_counters, remote_close};
     return 0;
 }
 
@@ -428,6 +823,69 @@ agent_row (void *arg, const store_agent_t *agent)
     return 0;
 }
 
+/* The running collector's counters since it started, after the store's (which a --db answer
+ * shows alone, so that its output is the start of this one). */
+static int
+collector_stats (const source_t *source, report_t *report, char *err, size_t err_len)
+{
+    static const report_column_t ingest_columns[] = {
+        {"frames received", "frames", REPORT_UNSIGNED},
+        {"batches applied", "batches", REPORT_UNSIGNED},
+        {"records applied", "records", REPORT_UNSIGNED},
+        {"malformed", "malformed", REPORT_UNSIGNED},
+        {"oversized", "oversized", REPORT_UNSIGNED},
+        {"retry acks", "retry_acks", REPORT_UNSIGNED},
+        {"groups committed", "groups", REPORT_UNSIGNED},
+        {"largest group (batches)", "largest_group", REPORT_UNSIGNED},
+        {"largest group (records)", "largest_group_records", REPORT_UNSIGNED},
+        {"unsent acks", "unsent_acks", REPORT_UNSIGNED},
+        {"connections", "connections", REPORT_UNSIGNED},
+        {"disconnects", "disconnects", REPORT_UNSIGNED},
+        {"handshake failures", "handshake_failures", REPORT_UNSIGNED},
+    };
+    static const report_column_t query_columns[] = {
+        {"queries", "queries", REPORT_UNSIGNED},
+        {"bad queries", "bad_queries", REPORT_UNSIGNED},
+        {"not found", "not_found", REPORT_UNSIGNED},
+        {"errors", "errors", REPORT_UNSIGNED},
+        {"unsent replies", "unsent", REPORT_UNSIGNED},
+    };
+    ingest_counters_t ingest;
+    query_counters_t queries;
+    int rc = source->collector_counters (source->handle, &ingest, &queries, err, err_len);
+    if (rc)
+        return rc;
+    report_add_section (report, "ingest", ingest_columns,
+                        sizeof ingest_columns / sizeof ingest_columns[0], true);
+    report_row (report);
+    const uint64_t ingest_values[] = {
+        ingest.frames,
+        ingest.batches,
+        ingest.records,
+        ingest.malformed,
+        ingest.oversized,
+        ingest.retry_acks,
+        ingest.groups,
+        ingest.largest_group,
+        ingest.largest_group_records,
+        ingest.unsent_acks,
+        ingest.connections,
+        ingest.disconnects,
+        ingest.handshake_failures,
+    };
+    for (size_t i = 0; i < sizeof ingest_values / sizeof ingest_values[0]; i++)
+        report_unsigned (report, ingest_values[i]);
+    report_add_section (report, "queries", query_columns,
+                        sizeof query_columns / sizeof query_columns[0], true);
+    report_row (report);
+    report_unsigned (report, queries.queries);
+    report_unsigned (report, queries.bad_queries);
+    report_unsigned (report, queries.not_found);
+    report_unsigned (report, queries.errors);
+    report_unsigned (report, queries.unsent);
+    return 0;
+}
+
 static int
 run_stats (const source_t *source, report_t *report, char *err, size_t err_len)
 {
@@ -467,7 +925,10 @@ run_stats (const source_t *source, report_t *report, char *err, size_t err_len)
     report_unsigned (report, counters.used_bytes);
     report_add_section (report, "agents", agent_columns,
                         sizeof agent_columns / sizeof agent_columns[0], false);
-    return source->agents (source->handle, agent_row, report, err, err_len);
+    rc = source->agents (source->handle, agent_row, report, err, err_len);
+    if (rc || !source->collector_counters)
+        return rc;
+    return collector_stats (source, report, err, err_len);
 }
 
 static int
@@ -522,13 +983,14 @@ main (int argc, char **argv)
         printf ("totalplace %s\n", TOTALPLACE_VERSION);
         return QUERY_EXIT_OK;
     }
-    if (args.collector)
-        return usage_error (args.command, "--collector is not available yet: use --db DIR");
-    if (!args.db)
-        return usage_error (args.command, "no store given: use --db DIR");
+    if (!args.db && !args.collector)
+        return usage_error (args.command,
+                            "no store given: use --db DIR, or --collector ENDPOINT to ask a "
+                            "running collector");
 
     source_t source;
-    if (db_open (&source, args.db, err, sizeof err)) {
+    if (args.collector ? remote_open (&source, args.collector, args.timeout_ms, err, sizeof err)
+                       : db_open (&source, args.db, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
         return QUERY_EXIT_FAILED;
     }

@@ -17,6 +17,10 @@ static const setting_t s_settings[] = {
      "folder holding the LMDB store (created when missing); required", NULL},
     {"collector/ingest_endpoints", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0,
      FIELD (ingest_endpoints), "comma-separated ZeroMQ endpoints agents connect to", NULL},
+    {"collector/query_endpoints", SETTING_STRING, "tcp://127.0.0.1:7701", 0, 0,
+     FIELD (query_endpoints),
+     "comma-separated ZeroMQ endpoints the totalplace CLI asks (--collector); empty for none",
+     NULL},
     {"collector/map_size_mb", SETTING_UINT, "1024", 1, 16u * 1024 * 1024, FIELD (map_size_mb),
      "initial LMDB map size in MiB", NULL},
     {"collector/max_map_size_mb", SETTING_UINT, "1048576", 1, 16u * 1024 * 1024,
@@ -89,6 +93,41 @@ collector_config_endpoints (const collector_config_t *self)
     return settings_split_list (self->ingest_endpoints, &empty_at);
 }
 
+zlist_t *
+collector_config_query_endpoints (const collector_config_t *self)
+{
+    size_t empty_at;
+    return settings_split_list (self->query_endpoints ? self->query_endpoints : "", &empty_at);
+}
+
+/* Checks a comma-separated list of endpoints; an empty list is allowed only when may_be_empty. */
+static int
+check_endpoints (const char *key, const char *list, bool may_be_empty, char *err, size_t err_len)
+{
+    size_t empty_at;
+    list = list ? list : "";
+    zlist_t *endpoints = settings_split_list (list, &empty_at);
+    if (!endpoints) {
+        snprintf (err, err_len, "out of memory checking %s", key);
+        return -1;
+    }
+    int rc = 0;
+    if (zlist_size (endpoints) == 0 && !may_be_empty) {
+        snprintf (err, err_len, "%s is empty; give at least one endpoint", key);
+        rc = -1;
+    }
+    else if (empty_at && (zlist_size (endpoints) > 0 || strchr (list, ','))) {
+        snprintf (err, err_len, "%s: entry %zu of \"%.128s\" is empty", key, empty_at, list);
+        rc = -1;
+    }
+    else
+        for (const char *endpoint = zlist_first (endpoints); endpoint && rc == 0;
+             endpoint = zlist_next (endpoints))
+            rc = settings_check_endpoint (key, endpoint, err, err_len);
+    zlist_destroy (&endpoints);
+    return rc;
+}
+
 int
 collector_config_validate (const collector_config_t *self, char *err, size_t err_len)
 {
@@ -96,23 +135,25 @@ collector_config_validate (const collector_config_t *self, char *err, size_t err
         return fail (err, err_len,
                      "collector/state_dir is required: the folder for the LMDB store "
                      "(set it in the config file or with --state-dir)");
-    size_t empty_at;
-    zlist_t *endpoints = settings_split_list (self->ingest_endpoints, &empty_at);
-    if (!endpoints)
-        return fail (err, err_len, "out of memory checking collector/ingest_endpoints");
-    int rc = 0;
-    if (zlist_size (endpoints) == 0)
-        rc = fail (err, err_len, "collector/ingest_endpoints is empty; give at least one endpoint");
-    else if (empty_at) {
-        snprintf (err, err_len, "collector/ingest_endpoints: entry %zu of \"%.128s\" is empty",
-                  empty_at, self->ingest_endpoints);
-        rc = -1;
-    }
-    else
-        for (const char *endpoint = zlist_first (endpoints); endpoint && rc == 0;
-             endpoint = zlist_next (endpoints))
-            rc = settings_check_endpoint ("collector/ingest_endpoints", endpoint, err, err_len);
-    zlist_destroy (&endpoints);
+    if (check_endpoints ("collector/ingest_endpoints", self->ingest_endpoints, false, err,
+                         err_len) ||
+        check_endpoints ("collector/query_endpoints", self->query_endpoints, true, err, err_len))
+        return -1;
+    /* Two ROUTERs on one ipc:// path would take it from each other without an error. */
+    zlist_t *ingest = collector_config_endpoints (self);
+    zlist_t *query = collector_config_query_endpoints (self);
+    int rc = ingest && query ? 0 : fail (err, err_len, "out of memory checking the endpoints");
+    for (const char *q = query ? zlist_first (query) : NULL; q && rc == 0; q = zlist_next (query))
+        for (const char *i = zlist_first (ingest); i && rc == 0; i = zlist_next (ingest))
+            if (strcmp (q, i) == 0) {
+                snprintf (err, err_len,
+                          "collector/query_endpoints: %.128s is also an ingest endpoint; give "
+                          "queries an endpoint of their own",
+                          q);
+                rc = -1;
+            }
+    zlist_destroy (&ingest);
+    zlist_destroy (&query);
     if (rc)
         return rc;
     if (self->max_map_size_mb < self->map_size_mb) {

@@ -22,6 +22,7 @@ typedef enum {
 typedef struct {
     char *state_dir;            /* collector/state_dir: LMDB folder; required */
     char *ingest_endpoints;     /* collector/ingest_endpoints: comma-separated ZeroMQ endpoints */
+    char *query_endpoints;      /* collector/query_endpoints: the same for queries; "" for none */
     uint64_t map_size_mb;       /* collector/map_size_mb: initial LMDB map size */
     uint64_t max_map_size_mb;   /* collector/max_map_size_mb: the map may grow up to this */
     uint64_t max_group_batches; /* collector/max_group_batches: batches per store transaction */
@@ -63,6 +64,10 @@ int collector_config_validate (const collector_config_t *self, char *err, size_t
 /* Returns the ingest endpoints as a new list of strings (trimmed, in order; the list frees them),
  * or NULL when out of memory. The caller destroys the list. */
 zlist_t *collector_config_endpoints (const collector_config_t *self);
+
+/* Returns the query endpoints as a new list (empty when collector/query_endpoints is ""), or NULL
+ * when out of memory. The caller destroys the list. */
+zlist_t *collector_config_query_endpoints (const collector_config_t *self);
 
 /* Name of a log level: "debug", "info" or "warning". */
 const char *collector_log_level_name (collector_log_level_t level);

@@ -1,5 +1,6 @@
 /* collector_main: the totalplace-collector daemon: options and config, the store, the ingest
- * server, and signals (TERM/INT stop cleanly, HUP reloads the config). Runs in the foreground. */
+ * and query servers, and signals (TERM/INT stop cleanly, HUP reloads the config). Runs in the
+ * foreground. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 
 #include "collector_config.h"
 #include "ingest.h"
+#include "query.h"
 #include "store.h"
 
 #define PROGRAM       "totalplace-collector"
@@ -36,7 +38,9 @@ typedef struct {
     char *keys[MAX_OVERRIDES];
     char *values[MAX_OVERRIDES];
     size_t count;
-    char *endpoints; /* every --ingest, joined with commas */
+    char *endpoints;       /* every --ingest, joined with commas */
+    char *query_endpoints; /* every --query, joined with commas */
+    bool query_given;      /* --query was given (possibly as "", for none) */
     bool check_only;
 } options_t;
 
@@ -66,6 +70,8 @@ s_usage (FILE *out)
         "  -s, --state-dir DIR      folder of the LMDB store (collector/state_dir)\n"
         "  -i, --ingest ENDPOINT    endpoint to bind for agents; repeat for several\n"
         "                           (replaces collector/ingest_endpoints)\n"
+        "  -q, --query ENDPOINT     endpoint to bind for the totalplace CLI; repeat for several\n"
+        "                           (replaces collector/query_endpoints; \"\" for none)\n"
         "  -o, --set KEY=VALUE      set any config key, e.g. -o collector/max_group_batches=64\n"
         "      --syslog             log to syslog instead of stderr (log/syslog = 1)\n"
         "  -v, --verbose            log each group commit (log/level = debug)\n"
@@ -90,6 +96,8 @@ s_options_free (options_t *options)
     options->count = 0;
     free (options->endpoints);
     options->endpoints = NULL;
+    free (options->query_endpoints);
+    options->query_endpoints = NULL;
 }
 
 static int
@@ -109,11 +117,12 @@ s_add_override (options_t *options, const char *key, size_t key_len, const char 
     return 0;
 }
 
+/* Appends an endpoint to a comma-separated list (*list NULL at first). */
 static int
-s_add_endpoint (options_t *options, const char *endpoint)
+s_add_endpoint (char **list, const char *endpoint)
 {
-    size_t old = options->endpoints ? strlen (options->endpoints) : 0;
-    char *joined = realloc (options->endpoints, old + strlen (endpoint) + 2);
+    size_t old = *list ? strlen (*list) : 0;
+    char *joined = realloc (*list, old + strlen (endpoint) + 2);
     if (!joined) {
         fprintf (stderr, PROGRAM ": out of memory\n");
         return -1;
@@ -121,7 +130,7 @@ s_add_endpoint (options_t *options, const char *endpoint)
     if (old)
         joined[old++] = ',';
     strcpy (joined + old, endpoint);
-    options->endpoints = joined;
+    *list = joined;
     return 0;
 }
 
@@ -130,14 +139,20 @@ static int
 s_parse_options (int argc, char **argv, options_t *options)
 {
     static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
-        {"ingest", required_argument, NULL, 'i'}, {"set", required_argument, NULL, 'o'},
-        {"syslog", no_argument, NULL, 'S'},       {"verbose", no_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'n'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"ingest", required_argument, NULL, 'i'},
+        {"query", required_argument, NULL, 'q'},
+        {"set", required_argument, NULL, 'o'},
+        {"syslog", no_argument, NULL, 'S'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long (argc, argv, "c:s:i:o:vnhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long (argc, argv, "c:s:i:q:o:vnhV", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
             options->config_path = optarg;
@@ -148,8 +163,13 @@ s_parse_options (int argc, char **argv, options_t *options)
                 return 2;
             break;
         case 'i':
-            if (s_add_endpoint (options, optarg))
+            if (s_add_endpoint (&options->endpoints, optarg))
                 return 2;
+            break;
+        case 'q':
+            if (s_add_endpoint (&options->query_endpoints, optarg))
+                return 2;
+            options->query_given = true;
             break;
         case 'o': {
             const char *equals = strchr (optarg, '=');
@@ -207,6 +227,9 @@ s_build_config (const options_t *options, char *err, size_t err_len)
     if (rc == 0 && options->endpoints)
         rc = collector_config_set (config, "collector/ingest_endpoints", options->endpoints, err,
                                    err_len);
+    if (rc == 0 && options->query_given)
+        rc = collector_config_set (config, "collector/query_endpoints", options->query_endpoints,
+                                   err, err_len);
     if (rc == 0)
         rc = collector_config_validate (config, err, err_len);
     if (rc)
@@ -235,6 +258,9 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
     if (s_differs (fresh->ingest_endpoints, running->ingest_endpoints))
         zsys_warning ("collector/ingest_endpoints changed to %s; restart to apply",
                       fresh->ingest_endpoints);
+    if (s_differs (fresh->query_endpoints, running->query_endpoints))
+        zsys_warning ("collector/query_endpoints changed to \"%s\"; restart to apply",
+                      fresh->query_endpoints);
     if (fresh->map_size_mb != running->map_size_mb ||
         fresh->max_map_size_mb != running->max_map_size_mb)
         zsys_warning ("collector/map_size_mb or max_map_size_mb changed; restart to apply");
@@ -254,20 +280,32 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
     collector_config_destroy (&fresh);
 }
 
+/* What the last rate line saw. */
+typedef struct {
+    ingest_counters_t ingest;
+    query_counters_t queries;
+    int64_t time; /* zclock_mono */
+} last_stats_t;
+
 static void
-s_log_stats (ingest_t *ingest, ingest_counters_t *last, int64_t *last_time, bool force)
+s_log_stats (ingest_t *ingest, query_t *query, last_stats_t *last, bool force)
 {
     ingest_counters_t now;
     char err[STORE_ERR_LEN];
     if (ingest_counters (ingest, &now, err, sizeof err))
         zsys_warning ("cannot read the store's counters: %s", err);
+    query_counters_t queries = {0};
+    if (query)
+        query_counters (query, &queries);
     int64_t time_now = zclock_mono ();
-    double seconds = (double)(time_now - *last_time) / 1000.0;
-    uint64_t batches = now.batches - last->batches;
-    uint64_t records = now.records - last->records;
-    uint64_t groups = now.groups - last->groups;
-    uint64_t malformed = now.malformed - last->malformed;
-    uint64_t retries = now.retry_acks - last->retry_acks;
+    double seconds = (double)(time_now - last->time) / 1000.0;
+    uint64_t batches = now.batches - last->ingest.batches;
+    uint64_t records = now.records - last->ingest.records;
+    uint64_t groups = now.groups - last->ingest.groups;
+    uint64_t malformed = now.malformed - last->ingest.malformed;
+    uint64_t retries = now.retry_acks - last->ingest.retry_acks;
+    uint64_t asked = queries.queries - last->queries.queries;
+    uint64_t bad = queries.bad_queries - last->queries.bad_queries;
     if (force || batches || malformed || retries) {
         if (seconds <= 0)
             seconds = 1;
@@ -278,8 +316,13 @@ s_log_stats (ingest_t *ingest, ingest_counters_t *last, int64_t *last_time, bool
                    groups ? (double)batches / (double)groups : 0.0, malformed, retries,
                    now.store.records_stored, now.store.used_bytes >> 20, now.store.map_size >> 20);
     }
-    *last = now;
-    *last_time = time_now;
+    if (force || asked)
+        MAIN_INFO ("queries: %" PRIu64 " answered over %.0f s, %" PRIu64 " bad (%" PRIu64
+                   " since start)",
+                   asked, seconds, bad, queries.bad_queries);
+    last->ingest = now;
+    last->queries = queries;
+    last->time = time_now;
 }
 
 static int
@@ -348,7 +391,9 @@ main (int argc, char **argv)
     int status = 1;
     store_t *store = NULL;
     ingest_t *ingest = NULL;
+    query_t *query = NULL;
     zlist_t *endpoints = NULL;
+    zlist_t *query_endpoints = NULL;
     sigset_t wait_mask;
     if (s_install_signals (&wait_mask)) {
         zsys_error ("cannot install signal handlers: %s", strerror (errno));
@@ -387,15 +432,36 @@ main (int argc, char **argv)
             goto done;
         }
 
-    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, groups of up to %" PRIu64
-                       " batches / %" PRIu64 " records, log level %s",
-               TOTALPLACE_VERSION, config->state_dir, config->ingest_endpoints,
-               config->max_group_batches, config->max_group_records,
-               collector_log_level_name (config->log_level));
+    /* Queries are answered from the same store, in a thread of their own: LMDB readers never
+     * wait for the ingest thread's writes. */
+    query_endpoints = collector_config_query_endpoints (config);
+    if (!query_endpoints) {
+        zsys_error ("out of memory");
+        goto done;
+    }
+    if (zlist_size (query_endpoints) > 0) {
+        query = query_new (store, ingest, err, sizeof err);
+        if (!query) {
+            zsys_error ("cannot start the query server: %s", err);
+            goto done;
+        }
+        for (const char *endpoint = zlist_first (query_endpoints); endpoint;
+             endpoint = zlist_next (query_endpoints))
+            if (query_bind (query, endpoint, err, sizeof err)) {
+                zsys_error ("%s", err);
+                goto done;
+            }
+    }
 
-    ingest_counters_t last;
+    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, queries on %s, groups of up to "
+                       "%" PRIu64 " batches / %" PRIu64 " records, log level %s",
+               TOTALPLACE_VERSION, config->state_dir, config->ingest_endpoints,
+               query ? config->query_endpoints : "(none)", config->max_group_batches,
+               config->max_group_records, collector_log_level_name (config->log_level));
+
+    last_stats_t last;
     memset (&last, 0, sizeof last);
-    int64_t last_time = zclock_mono ();
+    last.time = zclock_mono ();
     while (!s_terminate) {
         struct timespec second = {1, 0};
         pselect (0, NULL, NULL, NULL, &second, &wait_mask);
@@ -406,9 +472,11 @@ main (int argc, char **argv)
             s_reload_config (&options, config, ingest);
         }
         if (config->log_stats_interval &&
-            zclock_mono () - last_time >= (int64_t)config->log_stats_interval * 1000)
-            s_log_stats (ingest, &last, &last_time, false);
+            zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
+            s_log_stats (ingest, query, &last, false);
     }
+    /* Queries first: the query thread reads the ingest server's counters and the store. */
+    query_destroy (&query);
     MAIN_INFO ("stopping: finishing the current group");
     ingest_destroy (&ingest);
     store_counters_t final;
@@ -419,9 +487,11 @@ main (int argc, char **argv)
     status = 0;
 
 done:
+    query_destroy (&query);
     ingest_destroy (&ingest);
     store_destroy (&store);
     zlist_destroy (&endpoints);
+    zlist_destroy (&query_endpoints);
     collector_config_destroy (&config);
     s_options_free (&options);
     return status;

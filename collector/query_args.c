@@ -2,11 +2,14 @@
  * subcommand, so options may sit before or after it and every mistake is named before any I/O. */
 #include "query_args.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "period.h"
+#include "settings.h"
 #include "wire.h"
 
 /* Options as bits, to check which apply to a subcommand and that none is given twice. */
@@ -23,13 +26,15 @@ enum {
     OPT_BODY = 1u << 9,
     OPT_SERVICE = 1u << 10,
     OPT_POOLABLE = 1u << 11,
+    OPT_TIMEOUT = 1u << 12,
 };
-#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_FORMAT | OPT_HELP | OPT_VERSION)
+#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_TIMEOUT | OPT_FORMAT | OPT_HELP | OPT_VERSION)
 #define OPT_FILTERS (OPT_FISCAL_YEAR | OPT_MONTH | OPT_BODY | OPT_SERVICE | OPT_POOLABLE)
 
 static const struct option LONG_OPTIONS[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"collector", required_argument, NULL, OPT_COLLECTOR},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -78,7 +83,8 @@ static const command_info_t COMMANDS[] = {
      "Put -- before a RECORD_ID that starts with '-'.\n"},
     {QUERY_STATS, "stats", 0, 0, "stats",
      "The store's counters (batches, records by outcome, records stored, map size and use) and\n"
-     "each agent's last batch, batch count and last delivery (UTC).\n"},
+     "each agent's last batch, batch count and last delivery (UTC). With --collector, also the\n"
+     "running collector's ingest and query counters since it started.\n"},
     {QUERY_HELP, "help", 0, 1, "help [COMMAND]", "This help, or one command's.\n"},
 };
 #define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -186,9 +192,31 @@ apply_option (query_args_t *args, unsigned bit, const char *value, char *err, si
             return fail (err, err_len, "--db needs a folder");
         args->db = value;
         return 0;
-    case OPT_COLLECTOR:
+    case OPT_COLLECTOR: {
+        char reason[256];
+        if (settings_check_endpoint ("--collector", value, reason, sizeof reason))
+            return fail (err, err_len,
+                         "%s (e.g. tcp://127.0.0.1:7701 or ipc:///run/totalplace/query)", reason);
+        /* An inproc endpoint lives inside one process, and a tcp wildcard only binds. */
+        if (strncmp (value, "inproc://", 9) == 0 || strncmp (value, "tcp://*:", 8) == 0)
+            return fail (err, err_len,
+                         "--collector %.128s cannot reach a collector: give its host and port "
+                         "(tcp://HOST:7701) or its ipc:// path",
+                         value);
         args->collector = value;
         return 0;
+    }
+    case OPT_TIMEOUT: {
+        char *end = NULL;
+        errno = 0;
+        long ms = strtol (value, &end, 10);
+        if (!*value || *end || errno || ms < 1 || ms > QUERY_MAX_TIMEOUT_MS)
+            return fail (err, err_len,
+                         "--timeout %.64s: give the milliseconds to wait for each answer, 1 to %d",
+                         value, QUERY_MAX_TIMEOUT_MS);
+        args->timeout_ms = (int)ms;
+        return 0;
+    }
     case OPT_FORMAT:
         if (report_format_parse (value, &args->format))
             return fail (err, err_len, "--format %.64s: use table, csv or json", value);
@@ -284,7 +312,8 @@ check_operands (query_args_t *args, const command_info_t *info, char **operands,
 int
 query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len)
 {
-    *args = (query_args_t){.format = REPORT_TABLE, .filter = {.poolable = -1}};
+    *args = (query_args_t){
+        .format = REPORT_TABLE, .timeout_ms = QUERY_DEFAULT_TIMEOUT_MS, .filter = {.poolable = -1}};
     /* Known before parsing so that a bad option's usage names the command it was meant for. */
     for (int i = 1; i < argc && args->command == QUERY_NONE; i++) {
         const command_info_t *info = find_command (argv[i]);
@@ -350,6 +379,8 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
                          info->name);
     if (args->db && args->collector)
         return fail (err, err_len, "give either --db or --collector, not both");
+    if ((given & OPT_TIMEOUT) && !args->collector)
+        return fail (err, err_len, "option --timeout applies only with --collector");
     return check_operands (args, info, operands, operand_count, err, err_len);
 }
 
@@ -358,7 +389,9 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
 static const char GLOBAL_HELP[] =
     "Global options (before or after the command):\n"
     "  --db DIR               the collector's store folder, opened read-only\n"
-    "  --collector ENDPOINT   ask a running collector instead (not available yet: use --db)\n"
+    "  --collector ENDPOINT   or ask a running collector on its query endpoint, e.g.\n"
+    "                         tcp://127.0.0.1:7701 (collector/query_endpoints)\n"
+    "  --timeout MS           with --collector: wait at most MS for each answer (default 5000)\n"
     "  --format FORMAT        table (default, for people), csv (for spreadsheets) or json\n"
     "  -h, --help             this help; COMMAND --help for one command's\n"
     "  -V, --version          the version\n";
@@ -386,7 +419,8 @@ query_args_help (FILE *out, query_command_t command)
             fprintf (out, "%s:\n%s\n", COMMANDS[i].name, COMMANDS[i].help);
     fputs (GLOBAL_HELP, out);
     fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, a\n"
-           "folder that is not a store, an I/O error); 2 the command line is wrong.\n"
+           "folder that is not a store, no answer from the collector in time, an I/O error);\n"
+           "2 the command line is wrong.\n"
            "More: man totalplace, docs/query.md.\n",
            out);
 }
@@ -396,9 +430,13 @@ query_args_usage (FILE *out, query_command_t command)
 {
     const command_info_t *info = command_info (command);
     if (info && command != QUERY_HELP)
-        fprintf (out, "Usage: totalplace --db DIR [--format table|csv|json] %s\n", info->synopsis);
+        fprintf (
+            out,
+            "Usage: totalplace (--db DIR | --collector ENDPOINT) [--format table|csv|json] %s\n",
+            info->synopsis);
     else {
-        fputs ("Usage: totalplace --db DIR [--format table|csv|json] COMMAND [OPTIONS]\n"
+        fputs ("Usage: totalplace (--db DIR | --collector ENDPOINT) [--format table|csv|json] "
+               "COMMAND [OPTIONS]\n"
                "Commands:\n",
                out);
         for (size_t i = 0; i < COMMAND_COUNT; i++)

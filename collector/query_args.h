@@ -10,6 +10,10 @@
 #include "report.h"
 #include "store.h"
 
+/* How long --collector waits for each answer unless --timeout says otherwise, and the bounds. */
+#define QUERY_DEFAULT_TIMEOUT_MS 5000
+#define QUERY_MAX_TIMEOUT_MS     3600000
+
 /* Exit statuses of the CLI. */
 #define QUERY_EXIT_OK     0
 #define QUERY_EXIT_FAILED 1 /* the question could not be answered: not found, not a store, I/O */
@@ -32,7 +36,8 @@ typedef struct {
     bool version;              /* --version given */
     query_command_t help_on;   /* `totalplace help COMMAND`, `COMMAND --help`: QUERY_NONE for all */
     const char *db;            /* --db DIR: the store folder, opened read-only */
-    const char *collector;     /* --collector ENDPOINT: accepted, answered by the caller */
+    const char *collector;     /* --collector ENDPOINT: a running collector's query endpoint */
+    int timeout_ms;            /* --timeout MS: how long to wait for each answer (--collector) */
     report_format_t format;    /* --format, REPORT_TABLE by default */
     const char *neighbourhood; /* --neighbourhood CODE, NULL for all */
     store_breakdown_t by;      /* --by, STORE_BY_NONE by default */
@@ -41,13 +46,14 @@ typedef struct {
     const char *record_id;     /* record: RECORD_ID */
 } query_args_t;
 
-/* Parses argv. Global options (--db, --collector, --format, --help, --version) may come before or
- * after the subcommand; the subcommand's own options follow it. Checks every value: formats,
- * breakdowns, fiscal years (period_fiscal_year_parse), months (period_parse), codes and ids, and
- * that each option applies to the subcommand and is given once. Does not require --db: the caller
- * decides once help and version are handled. Returns 0, or -1 with a message in err naming the
- * option or word at fault (the caller adds the usage). Uses getopt_long, so it is not
- * thread-safe; it resets getopt's state and may be called again. */
+/* Parses argv. Global options (--db, --collector, --timeout, --format, --help, --version) may come
+ * before or after the subcommand; the subcommand's own options follow it. Checks every value:
+ * formats, breakdowns, fiscal years (period_fiscal_year_parse), months (period_parse), codes and
+ * ids, endpoints (settings_check_endpoint), timeouts (1 to QUERY_MAX_TIMEOUT_MS, only with
+ * --collector), and that each option applies to the subcommand and is given once. Does not
+ * require --db or --collector: the caller decides once help and version are handled. Returns 0, or
+ * -1 with a message in err naming the option or word at fault (the caller adds the usage). Uses
+ * getopt_long, so it is not thread-safe; it resets getopt's state and may be called again. */
 int query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len);
 
 /* Name of a subcommand ("totals"), or "" for QUERY_NONE. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the bundled sample: a collector and four agents (a council, an NHS body, a police
 # force and Jobcentre/DWP) on loopback-only ipc:// sockets in a temporary folder. Every agent
-# delivers its export until each batch is acknowledged; then the totals are printed and everything
-# stops cleanly. Installs missing packages and builds first.
+# delivers its export until each batch is acknowledged; then the totals are asked of the running
+# collector over its query endpoint (totalplace --collector) and everything stops cleanly.
+# Installs missing packages and builds first.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -19,11 +20,13 @@ cleanup() {
 trap cleanup EXIT
 
 ingest="ipc://$work/ingest.sock"
+query="ipc://$work/query.sock"
 build/collector/totalplace-collector --state-dir "$work/collector" --ingest "$ingest" \
-  2>"$work/collector.log" &
+  --query "$query" 2>"$work/collector.log" &
 collector_pid=$!
-for _ in $(seq 100); do [[ -S $work/ingest.sock ]] && break; sleep 0.1; done
-[[ -S $work/ingest.sock ]] || { cat "$work/collector.log" >&2; echo "collector did not start" >&2; exit 1; }
+for _ in $(seq 100); do [[ -S $work/ingest.sock && -S $work/query.sock ]] && break; sleep 0.1; done
+[[ -S $work/ingest.sock && -S $work/query.sock ]] ||
+  { cat "$work/collector.log" >&2; echo "collector did not start" >&2; exit 1; }
 
 # name, body id, sample file
 agents=("council GB-LAE-BNS council.csv" "nhs GB-NHS-02P nhs.csv"
@@ -54,11 +57,12 @@ for name in council nhs police dwp; do
   done
 done
 echo
-kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=""
 
-cli=(build/collector/totalplace --db "$work/collector")
+# Asked of the running collector; `--db "$work/collector"` would print the same from its store.
+cli=(build/collector/totalplace --collector "$query")
 "${cli[@]}" neighbourhoods
 echo
 "${cli[@]}" pooling
 echo
 "${cli[@]}" totals --by body
+kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=""

@@ -68,9 +68,9 @@ utf8_sequence_length (const unsigned char *s, size_t left)
     return n;
 }
 
-static int
-check_identifier (const char *field, const char *value, size_t max, char *reason,
-                  size_t reason_len)
+int
+wire_check_identifier (const char *field, const char *value, size_t max, char *reason,
+                       size_t reason_len)
 {
     size_t len = value ? strlen (value) : 0;
     if (len == 0)
@@ -86,9 +86,9 @@ check_identifier (const char *field, const char *value, size_t max, char *reason
     return 0;
 }
 
-static int
-check_text (const char *field, const char *value, size_t max, bool required, char *reason,
-            size_t reason_len)
+int
+wire_check_text (const char *field, const char *value, size_t max, bool required, char *reason,
+                 size_t reason_len)
 {
     size_t len = value ? strlen (value) : 0;
     if (len == 0)
@@ -114,14 +114,16 @@ wire_validate_record (const Totalplace__SpendingRecord *r, char *reason, size_t 
 {
     if (!r)
         return fail (reason, reason_len, "record is missing");
-    if (check_identifier ("body_id", r->body_id, WIRE_MAX_BODY_ID, reason, reason_len)
-        || check_text ("record_id", r->record_id, WIRE_MAX_RECORD_ID, true, reason, reason_len)
-        || check_identifier ("neighbourhood", r->neighbourhood, WIRE_MAX_NEIGHBOURHOOD, reason,
-                             reason_len)
-        || check_text ("service", r->service, WIRE_MAX_SERVICE, true, reason, reason_len)
-        || check_text ("supplier", r->supplier, WIRE_MAX_SUPPLIER, false, reason, reason_len)
-        || check_text ("description", r->description, WIRE_MAX_DESCRIPTION, false, reason,
-                       reason_len))
+    if (wire_check_identifier ("body_id", r->body_id, WIRE_MAX_BODY_ID, reason, reason_len)
+        || wire_check_text ("record_id", r->record_id, WIRE_MAX_RECORD_ID, true, reason,
+                            reason_len)
+        || wire_check_identifier ("neighbourhood", r->neighbourhood, WIRE_MAX_NEIGHBOURHOOD,
+                                  reason, reason_len)
+        || wire_check_text ("service", r->service, WIRE_MAX_SERVICE, true, reason, reason_len)
+        || wire_check_text ("supplier", r->supplier, WIRE_MAX_SUPPLIER, false, reason,
+                            reason_len)
+        || wire_check_text ("description", r->description, WIRE_MAX_DESCRIPTION, false, reason,
+                            reason_len))
         return -1;
     if (r->revision < 1)
         return fail (reason, reason_len, "revision is 0; revisions start at 1");
@@ -140,7 +142,7 @@ wire_validate_batch (const Totalplace__Batch *batch, char *reason, size_t reason
 {
     if (!batch)
         return fail (reason, reason_len, "batch is missing");
-    if (check_identifier ("agent_id", batch->agent_id, WIRE_MAX_AGENT_ID, reason, reason_len))
+    if (wire_check_identifier ("agent_id", batch->agent_id, WIRE_MAX_AGENT_ID, reason, reason_len))
         return -1;
     if (batch->n_records > WIRE_MAX_RECORDS_PER_BATCH)
         return fail (reason, reason_len, "batch has %zu records, more than the limit of %u",

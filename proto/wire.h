@@ -2,6 +2,7 @@
 #ifndef TOTALPLACE_WIRE_H
 #define TOTALPLACE_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,18 @@ int wire_validate_record (const Totalplace__SpendingRecord *record, char *reason
 /* Checks a batch's own fields (agent id, record count). Records are checked one by one by the
  * store so that one bad record does not sink the rest. Returns 0 or -1 with a reason. */
 int wire_validate_batch (const Totalplace__Batch *batch, char *reason, size_t reason_len);
+
+/* Checks one identifier field (body_id, neighbourhood, agent_id) as records are checked: 1 to max
+ * bytes of A-Z a-z 0-9 . _ -. Returns 0, or -1 with a reason naming field ("... is missing",
+ * "... longer than the limit", "... has character 0x.. at byte N"). */
+int wire_check_identifier (const char *field, const char *value, size_t max, char *reason,
+                           size_t reason_len);
+
+/* Checks one free-text field as records are checked: at most max bytes of valid UTF-8 without
+ * control characters; empty is an error only when required. Returns 0, or -1 with a reason
+ * naming field. */
+int wire_check_text (const char *field, const char *value, size_t max, bool required, char *reason,
+                     size_t reason_len);
 
 /* Packs any message into a new malloc'd buffer. Returns 0, or -1 when it would exceed
  * WIRE_MAX_MESSAGE_BYTES or memory runs out. The caller frees *data. */

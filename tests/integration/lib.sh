@@ -44,9 +44,11 @@ wait_for() {
 }
 
 INGEST="ipc://$WORK/ingest.sock"
+# The query endpoint too: the default (tcp://127.0.0.1:7701) would clash between concurrent tests.
+QUERY="ipc://$WORK/query.sock"
 
 start_collector() {
-  "$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" "$@" >>"$WORK/collector.log" 2>&1 &
+  "$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" --query "$QUERY" "$@" >>"$WORK/collector.log" 2>&1 &
   PIDS[collector]=$!
   wait_for 20 "the collector's ingest socket" test -S "$WORK/ingest.sock"
 }

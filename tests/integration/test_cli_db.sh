@@ -54,27 +54,10 @@ EOF
   fail "tp_fill batch 2 failed"
 
 # ---------------------------------------------------------------- the model
-# Store semantics, applied line by line: invalid -> rejected; new key -> accepted; lower revision ->
-# stale; same revision and content -> duplicate; same revision, other content -> rejected (a
-# conflict); higher revision -> superseded. Writes each line's outcome, the counters and the final
-# version of every stored key (withdrawn ones too).
-cat "$work/batch1" "$work/batch2" | awk -F'|' -v counters="$work/counters" -v live="$work/live" '
-  function valid(p) { return p ~ /^[0-9][0-9][0-9][0-9]-(0[1-9]|1[0-2])$/ }
-  {
-    k = $1 "|" $2
-    if (!valid($6)) { o = "rejected" }
-    else if (!(k in line)) { o = "accepted"; line[k] = $0; rev[k] = $3 + 0; keys[++n] = k }
-    else if ($3 + 0 < rev[k]) { o = "stale" }
-    else if ($3 + 0 == rev[k]) { o = ($0 == line[k]) ? "duplicate" : "rejected" }
-    else { o = "superseded"; line[k] = $0; rev[k] = $3 + 0 }
-    count[o]++
-    print o
-  }
-  END {
-    printf "%d|%d|%d|%d|%d|%d\n", count["accepted"], count["duplicate"], count["superseded"],
-      count["stale"], count["rejected"], n > counters
-    for (i = 1; i <= n; i++) print line[keys[i]] > live
-  }' >"$work/model_outcomes"
+SOURCES=("--db=$store")
+# shellcheck source=cli_checks.sh
+source "$(dirname "$0")/cli_checks.sh"
+cat "$work/batch1" "$work/batch2" | model_apply
 
 # The outcomes tp_fill reported must be the model's (this checks the model as much as the store).
 expected_outcomes=$(cat "$work/model_outcomes")
@@ -85,38 +68,6 @@ IFS='|' read -r n_accepted n_duplicate n_superseded n_stale n_rejected n_stored 
 ((n_duplicate > 0 && n_superseded > 0 && n_stale > 0 && n_rejected > 1)) ||
   fail "the input no longer exercises every outcome"
 
-# Formatting, in awk, written separately from the C code: pounds for people and for CSV, shares.
-AWK_LIB='
-  function abs(x) { return x < 0 ? -x : x }
-  function plain(p,  a) { a = abs(p); return (p < 0 ? "-" : "") sprintf("%d.%02d", int(a / 100), a % 100) }
-  function group(n,  s, out) {
-    s = sprintf("%d", n); out = ""
-    while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
-    return s out
-  }
-  function people(p,  a) { a = abs(p); return (p < 0 ? "-" : "") "£" group(int(a / 100)) "." sprintf("%02d", a % 100) }
-  function csv(s) {
-    if (s ~ /[",]/ || s ~ /^ / || s ~ / $/) { gsub(/"/, "\"\"", s); return "\"" s "\"" }
-    return s
-  }
-  function permille(part, whole,  s, q, r) {
-    s = part * 1000; q = int(s / whole); r = s - q * whole
-    if (2 * abs(r) >= whole) q += (s < 0 ? -1 : 1)
-    return q
-  }
-  function share(part, whole, sign,  q, a) {
-    if (whole <= 0) return "n/a"
-    q = permille(part, whole); a = abs(q)
-    return (q < 0 ? "-" : "") sprintf("%d.%d", int(a / 10), a % 10) sign
-  }
-  function fyear(p,  y, m) { y = substr(p, 1, 4) + 0; m = substr(p, 6, 2) + 0; if (m < 4) y--; return sprintf("%d-%02d", y, (y + 1) % 100) }
-'
-
-# Records counting in the totals: the final version of each key, unless withdrawn.
-live() { awk -F'|' '$9 != "y"' "$work/live"; }
-
-# ---------------------------------------------------------------- helpers
-
 # Runs the CLI (never allowed to hang) and fails unless it exits 0.
 run() {
   local out
@@ -124,121 +75,11 @@ run() {
   printf '%s\n' "$out"
 }
 
-# Rows of a table answer as cells joined by '|': caption, blank line, header and rule dropped.
-table_rows() { tail -n +5 | sed -E 's/^ +//; s/ {2,}/|/g; s/ +$//'; }
-table_header() { sed -n 3p | sed -E 's/^ +//; s/ {2,}/|/g; s/ +$//'; }
-
-same() { # what expected actual
-  [[ $2 == "$3" ]] || fail "$1:
---- expected
-$2
---- actual
-$3"
-}
-
-# Every CSV line must end in CRLF; compare without the CR.
-csv_of() {
-  local raw
-  raw=$(run --format csv "$@")
-  local lines crlf
-  lines=$(printf '%s\n' "$raw" | wc -l)
-  crlf=$(printf '%s\n' "$raw" | grep -c $'\r$' || true)
-  [[ $lines == "$crlf" ]] || fail "totalplace --format csv $*: $((lines - crlf)) lines without CRLF"
-  printf '%s\n' "$raw" | tr -d '\r'
-}
-
-# ---------------------------------------------------------------- neighbourhoods
-ranked=$(live | awk -F'|' '{ a[$4] += $7; n[$4]++ } END { for (k in a) printf "%s|%d|%d\n", k, a[k], n[k] }' |
-  sort -t'|' -k2,2nr -k1,1)
-[[ $(printf '%s\n' "$ranked" | wc -l) -eq 3 ]] || fail "model: expected 3 live neighbourhoods"
-
-expected=$(printf '%s\n' "$ranked" | awk -F'|' "$AWK_LIB"'{ printf "%d|%s|%s|%s\n", NR, $1, people($2), group($3) }')
-out=$(run --db "$store" neighbourhoods)
-same "neighbourhoods table header" "rank|neighbourhood|total|records" "$(table_header <<<"$out")"
-same "neighbourhoods table" "$expected" "$(table_rows <<<"$out")"
-
-expected=$(printf '%s\n' "$ranked" | awk -F'|' "$AWK_LIB"'BEGIN { print "rank,neighbourhood,total,records" }
-  { printf "%d,%s,%s,%d\n", NR, csv($1), plain($2), $3 }')
-same "neighbourhoods csv" "$expected" "$(csv_of neighbourhoods --db "$store")"
-
-expected=$(printf '%s\n' "$ranked" | awk -F'|' '{ printf "%d|%s|%s|%s\n", NR, $1, $2, $3 }')
-json=$(run neighbourhoods --format json --db "$store")
-jq -e '.query == "neighbourhoods" and (.rows | type == "array")' >/dev/null <<<"$json" ||
-  fail "neighbourhoods json shape: $json"
-jq -e 'all(.rows[]; (.amount_pence | type == "number") and (.amount_pence | floor) == .amount_pence)' \
-  >/dev/null <<<"$json" || fail "neighbourhoods json: amounts must be integers"
-same "neighbourhoods json" "$expected" \
-  "$(jq -r '.rows[] | "\(.rank)|\(.neighbourhood)|\(.amount_pence)|\(.records)"' <<<"$json")"
-
-# ---------------------------------------------------------------- totals
-# Expected "key|amount|records" for: neighbourhood by fiscal_year month body service poolable.
-model_totals() {
-  live | awk -F'|' -v nb="$1" -v by="$2" -v fy="$3" -v month="$4" -v body="$5" -v service="$6" \
-    -v pool="$7" "$AWK_LIB"'
-    (nb == "" || $4 == nb) && (fy == "" || fyear($6) == fy) && (month == "" || $6 == month) &&
-    (body == "" || $1 == body) && (service == "" || $5 == service) &&
-    (pool == "" || $8 == (pool == "yes" ? "y" : "n")) {
-      if (by == "body") k = $1; else if (by == "service") k = $5; else if (by == "fiscal-year") k = fyear($6)
-      else if (by == "month") k = $6; else if (by == "poolable") k = ($8 == "y" ? "yes" : "no")
-      else if (by == "neighbourhood") k = $4; else k = ""
-      a[k] += $7; n[k]++
-    }
-    END {
-      if (by == "" && !("" in a)) { a[""] = 0; n[""] = 0 }
-      for (k in a) printf "%s|%d|%d\n", k, a[k], n[k]
-    }' | sort -t'|' -k1,1
-}
-
-check_totals() { # nb by fy month body service poolable
-  local nb=$1 by=$2 fy=$3 month=$4 body=$5 service=$6 pool=$7
-  local args=(totals)
-  [[ -n $nb ]] && args+=(--neighbourhood "$nb")
-  [[ -n $by ]] && args+=(--by "$by")
-  [[ -n $fy ]] && args+=(--fiscal-year "$fy")
-  [[ -n $month ]] && args+=(--month "$month")
-  [[ -n $body ]] && args+=(--body "$body")
-  [[ -n $service ]] && args+=(--service "$service")
-  [[ -n $pool ]] && args+=(--poolable "$pool")
-  local what="totals nb=$nb by=$by fy=$fy month=$month body=$body service=$service poolable=$pool"
-  local model
-  model=$(model_totals "$@")
-  [[ -n $model ]] || fail "model: $what has no rows"
-
-  local out expected
-  out=$(run --db "$store" "${args[@]}")
-  if [[ -n $by ]]; then
-    expected=$(awk -F'|' "$AWK_LIB"'{ printf "%s|%s|%s\n", $1, people($2), group($3) }' <<<"$model")
-    same "$what: table header" "$by|total|records" "$(table_header <<<"$out")"
-  else
-    expected=$(awk -F'|' "$AWK_LIB"'{ printf "%s|%s\n", people($2), group($3) }' <<<"$model")
-    same "$what: table header" "total|records" "$(table_header <<<"$out")"
-  fi
-  same "$what: table" "$expected" "$(table_rows <<<"$out")"
-
-  if [[ -n $by ]]; then
-    expected=$(awk -F'|' -v by="$by" "$AWK_LIB"'BEGIN { print by ",total,records" }
-      { printf "%s,%s,%d\n", csv($1), plain($2), $3 }' <<<"$model")
-  else
-    expected=$(awk -F'|' "$AWK_LIB"'BEGIN { print "total,records" } { printf "%s,%d\n", plain($2), $3 }' <<<"$model")
-  fi
-  same "$what: csv" "$expected" "$(csv_of "${args[@]}" --db "$store")"
-
-  local json
-  json=$(run "${args[@]}" --db "$store" --format json)
-  jq -e --arg nb "$nb" --arg by "$by" --arg fy "$fy" --arg month "$month" --arg body "$body" \
-    --arg service "$service" --arg pool "$pool" '
-    def opt($v): if $v == "" then null else $v end;
-    .query == "totals" and .neighbourhood == opt($nb) and .by == opt($by) and
-    .fiscal_year == opt($fy) and .month == opt($month) and .body == opt($body) and
-    .service == opt($service) and .poolable == opt($pool) and (.rows | type == "array") and
-    all(.rows[]; (.amount_pence | type == "number") and (has("key") == ($by != "")))' \
-    >/dev/null <<<"$json" || fail "$what: json shape: $json"
-  if [[ -n $by ]]; then
-    same "$what: json" "$model" "$(jq -r '.rows[] | "\(.key)|\(.amount_pence)|\(.records)"' <<<"$json")"
-  else
-    same "$what: json" "$model" "$(jq -r '.rows[] | "|\(.amount_pence)|\(.records)"' <<<"$json")"
-  fi
-}
+# ---------------------------------------------------------------- neighbourhoods, totals, pooling, record
+[[ $(ranked_model | wc -l) -eq 3 ]] || fail "model: expected 3 live neighbourhoods"
+check_neighbourhoods
+# Global options may come before or after the command.
+same "--db before the command" "$(run neighbourhoods --db "$store")" "$(run --db "$store" neighbourhoods)"
 
 check_totals "" "" "" "" "" "" ""
 check_totals E01000001 "" "" "" "" "" ""
@@ -255,65 +96,10 @@ check_totals E01000002 "" "" "" "" "" no
 # Filters that match nothing: one zero row without --by.
 check_totals E01000001 "" 1999-00 "" "" "" ""
 
-# ---------------------------------------------------------------- pooling
-# Expected "neighbourhood|body|total|poolable|records", neighbourhoods in ranked order.
-pool_model=$(live | awk -F'|' '{ k = $4 "|" $1; t[k] += $7; n[k]++; if ($8 == "y") p[k] += $7 }
-  END { for (k in t) printf "%s|%d|%d|%d\n", k, t[k], p[k] + 0, n[k] }' | sort -t'|' -k1,1 -k2,2)
-pooling_expected() { # neighbourhood codes in order
-  local nb
-  for nb in "$@"; do awk -F'|' -v nb="$nb" '$1 == nb' <<<"$pool_model"; done
-}
-check_pooling() { # what model args...
-  local what=$1 model=$2
-  shift 2
-  local out expected json
-  out=$(run --db "$store" pooling "$@")
-  same "$what: table header" "neighbourhood|body|total|poolable|share|records" "$(table_header <<<"$out")"
-  expected=$(awk -F'|' "$AWK_LIB"'{ printf "%s|%s|%s|%s|%s|%s\n", $1, $2, people($3), people($4), share($4, $3, "%"), group($5) }' <<<"$model")
-  same "$what: table" "$expected" "$(table_rows <<<"$out")"
-  expected=$(awk -F'|' "$AWK_LIB"'BEGIN { print "neighbourhood,body,total,poolable,share,records" }
-    { printf "%s,%s,%s,%s,%s,%d\n", $1, $2, plain($3), plain($4), share($4, $3, ""), $5 }' <<<"$model")
-  same "$what: csv" "$expected" "$(csv_of pooling "$@" --db "$store")"
-  expected=$(awk -F'|' "$AWK_LIB"'{ printf "%s|%s|%d|%d|%s|%d\n", $1, $2, $3, $4, ($3 > 0 ? permille($4, $3) : "null"), $5 }' <<<"$model")
-  json=$(run pooling "$@" --format json --db "$store")
-  jq -e '.query == "pooling" and (.rows | type == "array")' >/dev/null <<<"$json" ||
-    fail "$what: json shape: $json"
-  same "$what: json" "$expected" \
-    "$(jq -r '.rows[] | "\(.neighbourhood)|\(.body)|\(.amount_pence)|\(.poolable_pence)|\(.poolable_share_permille)|\(.records)"' <<<"$json")"
-}
-mapfile -t ranked_codes < <(cut -d'|' -f1 <<<"$ranked")
-all_pooling=$(pooling_expected "${ranked_codes[@]}")
-[[ -n $(awk -F'|' '$3 <= 0' <<<"$all_pooling") ]] ||
+[[ -n $(pooling_expected E01000001 E01000002 E01000004 | awk -F'|' '$3 <= 0') ]] ||
   fail "model: the input no longer has a zero or negative total (share n/a)"
-check_pooling "pooling (all)" "$all_pooling"
-check_pooling "pooling E01000002" "$(pooling_expected E01000002)" --neighbourhood E01000002
+check_all_pooling
 
-# ---------------------------------------------------------------- record
-check_record() { # body record
-  local line
-  line=$(awk -F'|' -v b="$1" -v r="$2" '$1 == b && $2 == r' "$work/live")
-  [[ -n $line ]] || fail "model: no record $1/$2"
-  local expected out json
-  expected=$(awk -F'|' "$AWK_LIB"'{
-    printf "body|%s\nrecord|%s\nrevision|%s\nneighbourhood|%s\nservice|%s\nperiod|%s\n", $1, $2, $3, $4, $5, $6
-    printf "fiscal year|%s\namount|%s\npoolable|%s\n", fyear($6), people($7), ($8 == "y" ? "yes" : "no")
-    printf "supplier%s\ndescription%s\nwithdrawn|%s\n", ($10 == "" ? "" : "|" $10), ($11 == "" ? "" : "|" $11), ($9 == "y" ? "yes" : "no")
-  }' <<<"$line")
-  out=$(run --db "$store" record "$1" "$2")
-  same "record $1/$2: table" "$expected" "$(tail -n +3 <<<"$out" | sed -E 's/ {2,}/|/g')"
-  expected=$(awk -F'|' "$AWK_LIB"'{
-    print "body,record,revision,neighbourhood,service,period,fiscal year,amount,poolable,supplier,description,withdrawn"
-    printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", csv($1), csv($2), $3, csv($4), csv($5), $6, fyear($6),
-      plain($7), ($8 == "y" ? "yes" : "no"), csv($10), csv($11), ($9 == "y" ? "yes" : "no")
-  }' <<<"$line")
-  same "record $1/$2: csv" "$expected" "$(csv_of record "$1" "$2" --db "$store")"
-  json=$(run --format json record --db "$store" "$1" "$2")
-  same "record $1/$2: json" "$line" "$(jq -r '.record | [.body_id, .record_id, (.revision | tostring),
-    .neighbourhood, .service, .period, (.amount_pence | tostring), (if .poolable then "y" else "n" end),
-    (if .withdrawn then "y" else "n" end), .supplier, .description] | join("|")' <<<"$json")"
-  jq -e --arg b "$1" --arg r "$2" '.query == "record" and .body_id == $b and .record_id == $r and
-    (.record.amount_pence | type == "number")' >/dev/null <<<"$json" || fail "record $1/$2: json shape"
-}
 check_record GB-LAE-BNS T-0001
 check_record GB-LAE-BNS T-0002
 check_record GB-LAE-BNS T-0004
@@ -352,7 +138,7 @@ while read -r seen; do
 done < <(jq -r '.agents[].last_seen' <<<"$json")
 same "stats table last seen" "$(jq -r '.agents[].last_seen' <<<"$json")" "$(cut -d'|' -f4 <<<"$agents_table")"
 
-csv=$(csv_of stats --db "$store")
+csv=$(csv_of stats)
 same "stats csv counters header" \
   "batches,accepted,duplicate,superseded,stale,rejected,records stored,map size (bytes),used (bytes)" \
   "$(sed -n 1p <<<"$csv")"
@@ -401,7 +187,11 @@ expect_failure 2 "does not apply to stats" --db "$store" stats --neighbourhood E
 expect_failure 2 "given twice" --db "$store" totals --body A --body B
 expect_failure 2 "record needs 2 arguments" --db "$store" record GB-LAE-BNS
 expect_failure 2 "takes no arguments" --db "$store" stats extra
-expect_failure 2 "not available yet: use --db" --collector tcp://127.0.0.1:1 stats
+expect_failure 2 "--collector" --collector bogus stats
+expect_failure 2 "either --db or --collector" --db "$store" --collector tcp://127.0.0.1:1 stats
+expect_failure 2 "--timeout applies only with --collector" --db "$store" --timeout 500 stats
+expect_failure 2 "--timeout 0" --collector tcp://127.0.0.1:1 --timeout 0 stats
+expect_failure 2 "--timeout 5s" --collector tcp://127.0.0.1:1 --timeout 5s stats
 [[ -z $(ls -A "$work/empty") ]] || fail "opening a folder that is not a store wrote into it"
 
 # Help and version answer on stdout with status 0.

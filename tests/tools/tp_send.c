@@ -29,6 +29,8 @@ typedef struct {
     uint32_t revision;
     bool withdrawn;
     bool poolable;
+    bool balanced;      /* the last record of each batch cancels the others */
+    uint64_t bodies;    /* spread records over this many bodies B-1..B-N (0: just B) */
     int64_t bad_record; /* -1: none */
     bool garbage;
     bool oversize;
@@ -60,6 +62,9 @@ usage (FILE *out)
         "  --revision R        revision of every record (default 1)\n"
         "  --withdrawn         mark the records withdrawn\n"
         "  --poolable          mark the records poolable\n"
+        "  --balanced          make the last record of each batch -(P x (K-1)) pence, so that a\n"
+        "                      batch applied whole adds 0 pence and K records to the totals\n"
+        "  --bodies N          record i of a batch belongs to body B-<i mod N + 1>\n"
         "  --bad-record I      make record I (0-based) of each batch invalid\n"
         "  --garbage           send bytes that are not a Batch instead\n"
         "  --oversize          send a frame just over the wire limit (%u bytes)\n"
@@ -118,6 +123,8 @@ parse_args (int argc, char **argv, args_t *args)
         OPT_REVISION,
         OPT_WITHDRAWN,
         OPT_POOLABLE,
+        OPT_BALANCED,
+        OPT_BODIES,
         OPT_BAD,
         OPT_GARBAGE,
         OPT_OVERSIZE,
@@ -139,6 +146,8 @@ parse_args (int argc, char **argv, args_t *args)
         {"revision", required_argument, NULL, OPT_REVISION},
         {"withdrawn", no_argument, NULL, OPT_WITHDRAWN},
         {"poolable", no_argument, NULL, OPT_POOLABLE},
+        {"balanced", no_argument, NULL, OPT_BALANCED},
+        {"bodies", required_argument, NULL, OPT_BODIES},
         {"bad-record", required_argument, NULL, OPT_BAD},
         {"garbage", no_argument, NULL, OPT_GARBAGE},
         {"oversize", no_argument, NULL, OPT_OVERSIZE},
@@ -200,6 +209,15 @@ parse_args (int argc, char **argv, args_t *args)
         case OPT_POOLABLE:
             args->poolable = true;
             break;
+        case OPT_BALANCED:
+            args->balanced = true;
+            break;
+        case OPT_BODIES:
+            if (parse_u64 ("--bodies", optarg, &args->bodies) || args->bodies > 1000) {
+                fprintf (stderr, "tp_send: --bodies must be 0 to 1000\n");
+                return -1;
+            }
+            break;
         case OPT_BAD:
             if (parse_i64 ("--bad-record", optarg, &args->bad_record))
                 return -1;
@@ -250,10 +268,24 @@ encode_batch (const args_t *args, uint64_t n, uint8_t **data, size_t *size)
     Totalplace__SpendingRecord **pointers =
         calloc (args->records ? args->records : 1, sizeof *pointers);
     char (*ids)[32] = calloc (args->records ? args->records : 1, sizeof *ids);
-    if (!records || !pointers || !ids) {
+    char (*bodies)[WIRE_MAX_BODY_ID + 16] =
+        calloc (args->records ? args->records : 1, sizeof *bodies);
+    int64_t balance = 0;
+    if (args->balanced && args->records > 1 &&
+        (__builtin_mul_overflow (args->amount, (int64_t)(args->records - 1), &balance) ||
+         __builtin_mul_overflow (balance, -1, &balance))) {
+        fprintf (stderr, "tp_send: --balanced: the cancelling amount overflows\n");
         free (records);
         free (pointers);
         free (ids);
+        free (bodies);
+        return -1;
+    }
+    if (!records || !pointers || !ids || !bodies) {
+        free (records);
+        free (pointers);
+        free (ids);
+        free (bodies);
         fprintf (stderr, "tp_send: out of memory\n");
         return -1;
     }
@@ -262,12 +294,17 @@ encode_batch (const args_t *args, uint64_t n, uint8_t **data, size_t *size)
         *r = (Totalplace__SpendingRecord)TOTALPLACE__SPENDING_RECORD__INIT;
         snprintf (ids[i], sizeof ids[i], "R%08" PRIu64, args->first_record + n * args->records + i);
         r->body_id = (char *)args->body;
+        if (args->bodies) {
+            snprintf (bodies[i], sizeof bodies[i], "%s-%" PRIu64, args->body, i % args->bodies + 1);
+            r->body_id = bodies[i];
+        }
         r->record_id = ids[i];
         r->revision = args->revision;
         r->neighbourhood = (char *)args->neighbourhood;
         r->service = (char *)args->service;
         r->period = (char *)(args->bad_record == (int64_t)i ? "2023-13" : args->period);
-        r->amount_pence = args->amount;
+        r->amount_pence =
+            args->balanced && args->records > 1 && i == args->records - 1 ? balance : args->amount;
         r->poolable = args->poolable;
         r->withdrawn = args->withdrawn;
         pointers[i] = r;
@@ -280,6 +317,7 @@ encode_batch (const args_t *args, uint64_t n, uint8_t **data, size_t *size)
     free (records);
     free (pointers);
     free (ids);
+    free (bodies);
     return rc;
 }
 

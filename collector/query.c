@@ -1,0 +1,791 @@
+/* query: the ROUTER that answers Query frames from the store, in a thread of its own.
+ *
+ * The server is a CZMQ actor driven by zloop, as the ingest server is. Its pipe takes string
+ * commands:
+ *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
+ *   "$TERM"          ->  exits after the question in hand
+ * Answers are built by query_answer, which needs nothing but the store (and, for STATS, the ingest
+ * server and these counters), so the tests can drive it with any bytes at all. */
+#include "query.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "period.h"
+#include "wire.h"
+
+/* ZeroMQ routing ids are at most 255 bytes. */
+#define IDENTITY_MAX 255
+/* Replies already queued when the socket closes get this long to reach their clients. */
+#define QUERY_LINGER_MS 500
+/* Questions answered per wake-up before the pipe gets a look, so $TERM is never starved. */
+#define QUERY_BURST 64
+
+struct _query_t {
+    zactor_t *actor;
+    store_t *store;
+    ingest_t *ingest;
+    pthread_mutex_t lock;
+    query_counters_t counters; /* guarded by lock */
+};
+
+static int fail (char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+fail (char *err, size_t err_len, const char *format, ...)
+{
+    if (err && err_len) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, err_len, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+/* protobuf-c leaves an absent string pointing at "", but a message built by hand may hold NULL. */
+static bool
+is_set (const char *text)
+{
+    return text && *text;
+}
+
+static const char *
+what_name (Totalplace__QueryWhat what)
+{
+    switch (what) {
+    case TOTALPLACE__QUERY_WHAT__QUERY_NEIGHBOURHOODS:
+        return "QUERY_NEIGHBOURHOODS";
+    case TOTALPLACE__QUERY_WHAT__QUERY_TOTALS:
+        return "QUERY_TOTALS";
+    case TOTALPLACE__QUERY_WHAT__QUERY_RECORD:
+        return "QUERY_RECORD";
+    case TOTALPLACE__QUERY_WHAT__QUERY_STATS:
+        return "QUERY_STATS";
+    default:
+        return NULL;
+    }
+}
+
+const char *
+query_status_name (Totalplace__QueryStatus status)
+{
+    switch (status) {
+    case TOTALPLACE__QUERY_STATUS__QUERY_OK:
+        return "OK";
+    case TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND:
+        return "NOT_FOUND";
+    case TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY:
+        return "BAD_QUERY";
+    case TOTALPLACE__QUERY_STATUS__QUERY_ERROR:
+        return "ERROR";
+    default:
+        return "UNSPECIFIED";
+    }
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static int
+check_filter (const Totalplace__TotalsFilter *filter, char *reason, size_t reason_len)
+{
+    if (is_set (filter->body_id) && wire_check_identifier ("filter.body_id", filter->body_id,
+                                                           WIRE_MAX_BODY_ID, reason, reason_len))
+        return -1;
+    if (is_set (filter->service) && wire_check_text ("filter.service", filter->service,
+                                                     WIRE_MAX_SERVICE, true, reason, reason_len))
+        return -1;
+    if (is_set (filter->fiscal_year) && period_fiscal_year_parse (filter->fiscal_year, NULL))
+        return fail (reason, reason_len,
+                     "filter.fiscal_year \"%.16s\" is not a UK fiscal year YYYY-YY such as 2013-14",
+                     filter->fiscal_year);
+    if (is_set (filter->month) && period_parse (filter->month, NULL, NULL))
+        return fail (reason, reason_len,
+                     "filter.month \"%.16s\" is not a month YYYY-MM between %d and %d",
+                     filter->month, PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
+    switch (filter->poolable) {
+    case TOTALPLACE__POOLABLE_FILTER__POOLABLE_ANY:
+    case TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES:
+    case TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO:
+        return 0;
+    default:
+        return fail (reason, reason_len,
+                     "filter.poolable %d is not POOLABLE_ANY (0), POOLABLE_YES (1) or "
+                     "POOLABLE_NO (2)",
+                     (int)filter->poolable);
+    }
+}
+
+int
+query_validate (const Totalplace__Query *query, char *reason, size_t reason_len)
+{
+    if (!query)
+        return fail (reason, reason_len, "query is missing");
+    const char *name = what_name (query->what);
+    if (!name)
+        return fail (reason, reason_len,
+                     "what %d is not a question: use QUERY_NEIGHBOURHOODS (1), QUERY_TOTALS (2), "
+                     "QUERY_RECORD (3) or QUERY_STATS (4)",
+                     (int)query->what);
+    bool totals = query->what == TOTALPLACE__QUERY_WHAT__QUERY_TOTALS;
+    bool record = query->what == TOTALPLACE__QUERY_WHAT__QUERY_RECORD;
+    /* A field the question does not read is a client's mistake: say so rather than ignore it. */
+    const char *stray = NULL;
+    if (!totals && is_set (query->neighbourhood))
+        stray = "neighbourhood";
+    else if (!totals && query->by != TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE)
+        stray = "by";
+    else if (!totals && query->filter)
+        stray = "filter";
+    else if (!record && is_set (query->body_id))
+        stray = "body_id";
+    else if (!record && is_set (query->record_id))
+        stray = "record_id";
+    if (stray)
+        return fail (reason, reason_len, "%s does not apply to %s", stray, name);
+    if (totals) {
+        if (is_set (query->neighbourhood) &&
+            wire_check_identifier ("neighbourhood", query->neighbourhood, WIRE_MAX_NEIGHBOURHOOD,
+                                   reason, reason_len))
+            return -1;
+        if ((int)query->by < (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE ||
+            (int)query->by > (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD)
+            return fail (reason, reason_len, "by %d is not a breakdown (0 to %d)", (int)query->by,
+                         (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD);
+        if (query->filter && check_filter (query->filter, reason, reason_len))
+            return -1;
+    }
+    if (record &&
+        (wire_check_identifier ("body_id", query->body_id, WIRE_MAX_BODY_ID, reason, reason_len) ||
+         wire_check_text ("record_id", query->record_id, WIRE_MAX_RECORD_ID, true, reason,
+                          reason_len)))
+        return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- answering */
+
+/* A reply under construction and everything it points to. */
+typedef struct {
+    Totalplace__QueryReply reply;
+    Totalplace__TotalRow *rows;
+    size_t row_count, row_capacity;
+    Totalplace__AgentStatus *agents;
+    size_t agent_count, agent_capacity;
+    Totalplace__TotalRow **row_pointers;      /* reply.rows */
+    Totalplace__AgentStatus **agent_pointers; /* reply.agents */
+    Totalplace__StoreCounters store;
+    Totalplace__IngestCounters ingest;
+    Totalplace__QueryCounters queries;
+    Totalplace__SpendingRecord *record; /* from store_get_record */
+    bool out_of_memory;
+} answer_t;
+
+static bool
+grow (void **items, size_t *capacity, size_t count, size_t item_size)
+{
+    if (count < *capacity)
+        return true;
+    size_t wanted = *capacity ? *capacity * 2 : 16;
+    void *grown = realloc (*items, wanted * item_size);
+    if (!grown)
+        return false;
+    *items = grown;
+    *capacity = wanted;
+    return true;
+}
+
+static int
+add_row (void *arg, const char *key, store_amount_t amount)
+{
+    answer_t *answer = arg;
+    char *copy = strdup (key);
+    if (!copy || !grow ((void **)&answer->rows, &answer->row_capacity, answer->row_count,
+                        sizeof *answer->rows)) {
+        free (copy);
+        answer->out_of_memory = true;
+        return 1;
+    }
+    Totalplace__TotalRow *row = &answer->rows[answer->row_count++];
+    *row = (Totalplace__TotalRow)TOTALPLACE__TOTAL_ROW__INIT;
+    row->key = copy;
+    row->amount_pence = amount.amount_pence;
+    row->records = amount.records;
+    return 0;
+}
+
+static int
+add_agent (void *arg, const store_agent_t *agent)
+{
+    answer_t *answer = arg;
+    char *copy = strdup (agent->agent_id);
+    if (!copy || !grow ((void **)&answer->agents, &answer->agent_capacity, answer->agent_count,
+                        sizeof *answer->agents)) {
+        free (copy);
+        answer->out_of_memory = true;
+        return 1;
+    }
+    Totalplace__AgentStatus *status = &answer->agents[answer->agent_count++];
+    *status = (Totalplace__AgentStatus)TOTALPLACE__AGENT_STATUS__INIT;
+    status->agent_id = copy;
+    status->last_batch_seq = agent->last_batch_seq;
+    status->batches = agent->batches;
+    status->last_seen = agent->last_seen;
+    return 0;
+}
+
+static void
+answer_clear (answer_t *answer)
+{
+    for (size_t i = 0; i < answer->row_count; i++)
+        free (answer->rows[i].key);
+    for (size_t i = 0; i < answer->agent_count; i++)
+        free (answer->agents[i].agent_id);
+    free (answer->rows);
+    free (answer->agents);
+    free (answer->row_pointers);
+    free (answer->agent_pointers);
+    if (answer->record)
+        protobuf_c_message_free_unpacked (&answer->record->base, NULL);
+    memset (answer, 0, sizeof *answer);
+}
+
+/* Points the reply's repeated fields at the items gathered. Returns 0, or -1 out of memory. */
+static int
+link_items (answer_t *answer)
+{
+    if (answer->row_count) {
+        answer->row_pointers = calloc (answer->row_count, sizeof *answer->row_pointers);
+        if (!answer->row_pointers)
+            return -1;
+        for (size_t i = 0; i < answer->row_count; i++)
+            answer->row_pointers[i] = &answer->rows[i];
+        answer->reply.rows = answer->row_pointers;
+        answer->reply.n_rows = answer->row_count;
+    }
+    if (answer->agent_count) {
+        answer->agent_pointers = calloc (answer->agent_count, sizeof *answer->agent_pointers);
+        if (!answer->agent_pointers)
+            return -1;
+        for (size_t i = 0; i < answer->agent_count; i++)
+            answer->agent_pointers[i] = &answer->agents[i];
+        answer->reply.agents = answer->agent_pointers;
+        answer->reply.n_agents = answer->agent_count;
+    }
+    return 0;
+}
+
+static store_breakdown_t
+breakdown_of (Totalplace__Breakdown by)
+{
+    switch (by) {
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY:
+        return STORE_BY_BODY;
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_SERVICE:
+        return STORE_BY_SERVICE;
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_FISCAL_YEAR:
+        return STORE_BY_FISCAL_YEAR;
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_MONTH:
+        return STORE_BY_MONTH;
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_POOLABLE:
+        return STORE_BY_POOLABLE;
+    case TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD:
+        return STORE_BY_NEIGHBOURHOOD;
+    default:
+        return STORE_BY_NONE;
+    }
+}
+
+static const char *
+optional (const char *text)
+{
+    return is_set (text) ? text : NULL;
+}
+
+static int
+read_totals (store_t *store, const Totalplace__Query *query, answer_t *answer, char *err,
+             size_t err_len)
+{
+    store_filter_t filter = {.poolable = -1};
+    const Totalplace__TotalsFilter *f = query->filter;
+    if (f) {
+        filter.body_id = optional (f->body_id);
+        filter.service = optional (f->service);
+        filter.fiscal_year = optional (f->fiscal_year);
+        filter.month = optional (f->month);
+        if (f->poolable == TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES)
+            filter.poolable = 1;
+        else if (f->poolable == TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO)
+            filter.poolable = 0;
+    }
+    return store_totals (store, optional (query->neighbourhood), breakdown_of (query->by), &filter,
+                         add_row, answer, err, err_len);
+}
+
+static int
+read_stats (store_t *store, ingest_t *ingest, const query_counters_t *counters, answer_t *answer,
+            char *err, size_t err_len)
+{
+    store_counters_t sc;
+    int rc;
+    if (ingest) {
+        ingest_counters_t ic;
+        rc = ingest_counters (ingest, &ic, err, err_len);
+        sc = ic.store;
+        Totalplace__IngestCounters *out = &answer->ingest;
+        *out = (Totalplace__IngestCounters)TOTALPLACE__INGEST_COUNTERS__INIT;
+        out->frames = ic.frames;
+        out->batches = ic.batches;
+        out->records = ic.records;
+        out->malformed = ic.malformed;
+        out->oversized = ic.oversized;
+        out->retry_acks = ic.retry_acks;
+        out->groups = ic.groups;
+        out->largest_group = ic.largest_group;
+        out->largest_group_records = ic.largest_group_records;
+        out->unsent_acks = ic.unsent_acks;
+        out->connections = ic.connections;
+        out->disconnects = ic.disconnects;
+        out->handshake_failures = ic.handshake_failures;
+        answer->reply.ingest = out;
+    }
+    else
+        rc = store_counters (store, &sc, err, err_len);
+    if (rc)
+        return rc;
+    Totalplace__StoreCounters *out = &answer->store;
+    *out = (Totalplace__StoreCounters)TOTALPLACE__STORE_COUNTERS__INIT;
+    out->batches = sc.batches;
+    out->accepted = sc.accepted;
+    out->duplicate = sc.duplicate;
+    out->superseded = sc.superseded;
+    out->stale = sc.stale;
+    out->rejected = sc.rejected;
+    out->records_stored = sc.records_stored;
+    out->map_size_bytes = sc.map_size;
+    out->used_bytes = sc.used_bytes;
+    answer->reply.store = out;
+    if (counters) {
+        Totalplace__QueryCounters *q = &answer->queries;
+        *q = (Totalplace__QueryCounters)TOTALPLACE__QUERY_COUNTERS__INIT;
+        q->queries = counters->queries;
+        q->bad_queries = counters->bad_queries;
+        q->not_found = counters->not_found;
+        q->errors = counters->errors;
+        q->unsent = counters->unsent;
+        answer->reply.queries = q;
+    }
+    return store_agents (store, add_agent, answer, err, err_len);
+}
+
+/* Reads the answer to a valid query into answer->reply. Returns 0 or a store error code. */
+static int
+read_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters,
+             const Totalplace__Query *query, answer_t *answer, char *err, size_t err_len)
+{
+    int rc = STORE_ERR;
+    switch (query->what) {
+    case TOTALPLACE__QUERY_WHAT__QUERY_NEIGHBOURHOODS:
+        rc = store_neighbourhoods (store, add_row, answer, err, err_len);
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_TOTALS:
+        rc = read_totals (store, query, answer, err, err_len);
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_RECORD:
+        rc = store_get_record (store, query->body_id, query->record_id, &answer->record, err,
+                               err_len);
+        answer->reply.record = answer->record;
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_STATS:
+        rc = read_stats (store, ingest, counters, answer, err, err_len);
+        break;
+    default:
+        snprintf (err, err_len, "no such question");
+        break;
+    }
+    if (rc == 0 && (answer->out_of_memory || link_items (answer))) {
+        fail (err, err_len, "the collector ran out of memory building the answer");
+        rc = STORE_ERR;
+    }
+    return rc;
+}
+
+/* Encodes a reply that carries only a status and a message. */
+static int
+encode_status (uint64_t query_id, Totalplace__QueryStatus status, const char *error,
+               uint8_t **reply, size_t *reply_size)
+{
+    Totalplace__QueryReply message = TOTALPLACE__QUERY_REPLY__INIT;
+    message.query_id = query_id;
+    message.status = status;
+    message.error = (char *)error;
+    char err[WIRE_REASON_LEN];
+    return wire_encode (&message.base, reply, reply_size, err, sizeof err);
+}
+
+int
+query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters, const void *frame,
+              size_t size, uint8_t **reply, size_t *reply_size, Totalplace__QueryStatus *status)
+{
+    char reason[STORE_ERR_LEN];
+    Totalplace__Query *query = NULL;
+    if (size > QUERY_MAX_MESSAGE_BYTES)
+        snprintf (reason, sizeof reason,
+                  "message of %zu bytes is over the limit of %u bytes for a Query", size,
+                  QUERY_MAX_MESSAGE_BYTES);
+    else if ((query = (Totalplace__Query *)wire_decode (&totalplace__query__descriptor, frame, size,
+                                                        reason, sizeof reason)) &&
+             query_validate (query, reason, sizeof reason)) {
+        uint64_t query_id = query->query_id;
+        protobuf_c_message_free_unpacked (&query->base, NULL);
+        *status = TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY;
+        return encode_status (query_id, *status, reason, reply, reply_size);
+    }
+    if (!query) {
+        *status = TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY;
+        return encode_status (0, *status, reason, reply, reply_size);
+    }
+
+    answer_t answer;
+    memset (&answer, 0, sizeof answer);
+    answer.reply = (Totalplace__QueryReply)TOTALPLACE__QUERY_REPLY__INIT;
+    answer.reply.query_id = query->query_id;
+    char err[STORE_ERR_LEN] = "";
+    int rc = read_answer (store, ingest, counters, query, &answer, err, sizeof err);
+    int encoded = -1;
+    if (rc == 0) {
+        answer.reply.status = TOTALPLACE__QUERY_STATUS__QUERY_OK;
+        char encode_err[WIRE_REASON_LEN];
+        encoded =
+            wire_encode (&answer.reply.base, reply, reply_size, encode_err, sizeof encode_err);
+        if (encoded) {
+            rc = STORE_ERR;
+            snprintf (err, sizeof err,
+                      "the answer (%zu rows) cannot be sent: %s; ask for less, e.g. one "
+                      "neighbourhood or a filter",
+                      answer.row_count, encode_err);
+        }
+    }
+    uint64_t query_id = query->query_id;
+    answer_clear (&answer);
+    protobuf_c_message_free_unpacked (&query->base, NULL);
+    if (encoded == 0) {
+        *status = TOTALPLACE__QUERY_STATUS__QUERY_OK;
+        return 0;
+    }
+    *status = rc == STORE_ERR_NOTFOUND ? TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND
+                                       : TOTALPLACE__QUERY_STATUS__QUERY_ERROR;
+    return encode_status (query_id, *status, err, reply, reply_size);
+}
+
+/* ---------------------------------------------------------------- the server */
+
+/* The actor's own state: touched only by the actor thread. */
+typedef struct {
+    query_t *shared;
+    zsock_t *router;
+    zloop_t *loop;
+    query_counters_t counters; /* published to shared after each question */
+} server_t;
+
+static void
+s_publish (server_t *self)
+{
+    pthread_mutex_lock (&self->shared->lock);
+    self->shared->counters = self->counters;
+    pthread_mutex_unlock (&self->shared->lock);
+}
+
+/* Sends [identity, (empty delimiter,) reply] without waiting: a client that left, or one not
+ * reading its replies, is counted rather than allowed to stall the server. */
+static void
+s_send (server_t *self, const uint8_t *identity, size_t identity_size, bool delimiter,
+        const uint8_t *reply, size_t reply_size)
+{
+    void *handle = zsock_resolve (self->router);
+    if (zmq_send (handle, identity, identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+        (delimiter && zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) ||
+        zmq_send (handle, reply, reply_size, ZMQ_DONTWAIT) == -1)
+        self->counters.unsent++;
+}
+
+static void
+s_count (server_t *self, Totalplace__QueryStatus status)
+{
+    if (status == TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY)
+        self->counters.bad_queries++;
+    else if (status == TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND)
+        self->counters.not_found++;
+    else if (status == TOTALPLACE__QUERY_STATUS__QUERY_ERROR)
+        self->counters.errors++;
+}
+
+/* Receives and answers one message. Returns 1, 0 when nothing is waiting, -1 when the socket
+ * fails. */
+static int
+s_answer_one (server_t *self)
+{
+    void *handle = zsock_resolve (self->router);
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&part);
+        return zmq_errno () == EAGAIN || zmq_errno () == EINTR ? 0 : -1;
+    }
+    uint8_t identity[IDENTITY_MAX];
+    size_t identity_size =
+        zmq_msg_size (&part) < IDENTITY_MAX ? zmq_msg_size (&part) : IDENTITY_MAX;
+    memcpy (identity, zmq_msg_data (&part), identity_size);
+    bool more = zmq_msg_more (&part);
+    zmq_msg_close (&part);
+
+    /* Keep the first two body frames: a DEALER sends [query], a REQ [empty, query]. */
+    zmq_msg_t body[2];
+    zmq_msg_init (&body[0]);
+    zmq_msg_init (&body[1]);
+    size_t frames = 0;
+    int rc = 1;
+    while (more) {
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, 0) == -1) {
+            zmq_msg_close (&part);
+            rc = -1;
+            break;
+        }
+        more = zmq_msg_more (&part);
+        if (frames < 2)
+            zmq_msg_move (&body[frames], &part);
+        zmq_msg_close (&part);
+        frames++;
+    }
+    if (rc == 1) {
+        self->counters.queries++;
+        bool delimiter = frames == 2 && zmq_msg_size (&body[0]) == 0;
+        zmq_msg_t *request = delimiter ? &body[1] : &body[0];
+        uint8_t *reply = NULL;
+        size_t reply_size = 0;
+        Totalplace__QueryStatus status;
+        int answered;
+        if (frames == 1 || delimiter)
+            answered = query_answer (self->shared->store, self->shared->ingest, &self->counters,
+                                     zmq_msg_data (request), zmq_msg_size (request), &reply,
+                                     &reply_size, &status);
+        else {
+            char reason[200];
+            snprintf (reason, sizeof reason,
+                      "expected one frame holding a Query (from a DEALER), or an empty frame and "
+                      "one holding a Query (from a REQ); got %zu frames",
+                      frames);
+            status = TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY;
+            answered = encode_status (0, status, reason, &reply, &reply_size);
+            delimiter = frames > 0 && zmq_msg_size (&body[0]) == 0;
+        }
+        if (answered == 0) {
+            s_count (self, status);
+            s_send (self, identity, identity_size, delimiter, reply, reply_size);
+        }
+        else {
+            self->counters.errors++;
+            self->counters.unsent++;
+        }
+        free (reply);
+        s_publish (self);
+    }
+    zmq_msg_close (&body[0]);
+    zmq_msg_close (&body[1]);
+    return rc;
+}
+
+static int
+s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    (void)reader;
+    server_t *self = arg;
+    for (int i = 0; i < QUERY_BURST; i++)
+        if (s_answer_one (self) <= 0)
+            break;
+    return 0;
+}
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    server_t *self = arg;
+    zmsg_t *request = zmsg_recv (reader);
+    if (!request)
+        return -1;
+    char *command = zmsg_popstr (request);
+    int rc = 0;
+    if (command && streq (command, "$TERM"))
+        rc = -1;
+    else if (command && streq (command, "BIND")) {
+        char *endpoint = zmsg_popstr (request);
+        if (!endpoint)
+            zsock_send (reader, "is", -1, "BIND needs an endpoint");
+        else if (zsock_bind (self->router, "%s", endpoint) == -1) {
+            char message[512];
+            snprintf (message, sizeof message, "cannot bind query endpoint %s: %s", endpoint,
+                      zmq_strerror (zmq_errno ()));
+            zsock_send (reader, "is", -1, message);
+        }
+        else
+            zsock_send (reader, "is", 0, "");
+        zstr_free (&endpoint);
+    }
+    zstr_free (&command);
+    zmsg_destroy (&request);
+    return rc;
+}
+
+static void
+s_server_destroy (server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->router);
+    free (self);
+    *self_p = NULL;
+}
+
+static server_t *
+s_server_new (query_t *shared, zsock_t *pipe, char *err, size_t err_len)
+{
+    server_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        fail (err, err_len, "out of memory starting the query server");
+        return NULL;
+    }
+    self->shared = shared;
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router) {
+        fail (err, err_len, "cannot create the query socket: %s", zmq_strerror (zmq_errno ()));
+        goto error;
+    }
+    zsock_set_maxmsgsize (self->router, (int64_t)QUERY_SOCKET_MAX_MESSAGE_BYTES);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_linger (self->router, QUERY_LINGER_MS);
+    self->loop = zloop_new ();
+    if (!self->loop) {
+        fail (err, err_len, "out of memory creating the query loop");
+        goto error;
+    }
+    /* Only $TERM stops the server; the daemon handles signals itself. */
+    zloop_set_nonstop (self->loop, true);
+    if (zloop_reader (self->loop, pipe, s_on_pipe, self) ||
+        zloop_reader (self->loop, self->router, s_on_router, self)) {
+        fail (err, err_len, "cannot register the query sockets with zloop");
+        goto error;
+    }
+    return self;
+
+error:
+    s_server_destroy (&self);
+    return NULL;
+}
+
+static void
+s_query_actor (zsock_t *pipe, void *args)
+{
+    /* Signals belong to the daemon's main thread; a signal landing here would end zloop's poll. */
+    sigset_t blocked;
+    sigfillset (&blocked);
+    sigdelset (&blocked, SIGSEGV);
+    sigdelset (&blocked, SIGBUS);
+    sigdelset (&blocked, SIGFPE);
+    sigdelset (&blocked, SIGILL);
+    sigdelset (&blocked, SIGABRT);
+    pthread_sigmask (SIG_BLOCK, &blocked, NULL);
+
+    char err[256] = "";
+    server_t *self = s_server_new ((query_t *)args, pipe, err, sizeof err);
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, self ? "OK" : err);
+    if (!self) {
+        /* query_new destroys the actor at once; wait for that. */
+        char *command;
+        while ((command = zstr_recv (pipe))) {
+            bool term = streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+        return;
+    }
+    zloop_start (self->loop);
+    s_server_destroy (&self);
+}
+
+query_t *
+query_new (store_t *store, ingest_t *ingest, char *err, size_t err_len)
+{
+    query_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        fail (err, err_len, "out of memory starting the query server");
+        return NULL;
+    }
+    if (pthread_mutex_init (&self->lock, NULL)) {
+        free (self);
+        fail (err, err_len, "cannot create the query counters' lock");
+        return NULL;
+    }
+    self->store = store;
+    self->ingest = ingest;
+    self->actor = zactor_new (s_query_actor, self);
+    char *status = self->actor ? zstr_recv (self->actor) : NULL;
+    if (!status || !streq (status, "OK")) {
+        fail (err, err_len, "%s", status ? status : "cannot start the query thread");
+        zstr_free (&status);
+        zactor_destroy (&self->actor);
+        pthread_mutex_destroy (&self->lock);
+        free (self);
+        return NULL;
+    }
+    zstr_free (&status);
+    return self;
+}
+
+void
+query_destroy (query_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    query_t *self = *self_p;
+    zactor_destroy (&self->actor);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+query_bind (query_t *self, const char *endpoint, char *err, size_t err_len)
+{
+    if (zstr_sendx (self->actor, "BIND", endpoint, NULL))
+        return fail (err, err_len, "cannot ask the query thread to bind %s", endpoint);
+    int rc = -1;
+    char *message = NULL;
+    if (zsock_recv (self->actor, "is", &rc, &message))
+        return fail (err, err_len, "no answer from the query thread binding %s", endpoint);
+    if (rc)
+        fail (err, err_len, "%s", message ? message : "bind failed");
+    zstr_free (&message);
+    return rc ? -1 : 0;
+}
+
+void
+query_counters (query_t *self, query_counters_t *counters)
+{
+    pthread_mutex_lock (&self->lock);
+    *counters = self->counters;
+    pthread_mutex_unlock (&self->lock);
+}
