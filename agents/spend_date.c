@@ -130,8 +130,10 @@ valid_time (const char *p)
     return *p == '\0';
 }
 
-int
-spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t err_len)
+/* Reads text into its year, month and day (0 when the text names only a month). */
+static int
+parse_date (const char *text, int *year_out, int *month_out, int *day_out, char *err,
+            size_t err_len)
 {
     if (!text)
         text = "";
@@ -239,14 +241,49 @@ spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t 
             return quoted_text_refuse (text, err, err_len, "no day %d in %s %d, which has %d days",
                                        day, month_names[month - 1], year, last);
     }
-    /* Written by hand: this runs once per row of multi-million-row files. */
-    period[0] = (char)('0' + year / 1000);
-    period[1] = (char)('0' + year / 100 % 10);
-    period[2] = (char)('0' + year / 10 % 10);
-    period[3] = (char)('0' + year % 10);
-    period[4] = '-';
-    period[5] = (char)('0' + month / 10);
-    period[6] = (char)('0' + month % 10);
-    period[7] = '\0';
+    *year_out = year;
+    *month_out = month;
+    *day_out = has_day ? day : 0;
+    return 0;
+}
+
+/* Writes "YYYY-MM", and "-DD" when day is not 0. Written by hand: this runs once per row of
+ * multi-million-row files. */
+static void
+write_date (char *out, int year, int month, int day)
+{
+    out[0] = (char)('0' + year / 1000);
+    out[1] = (char)('0' + year / 100 % 10);
+    out[2] = (char)('0' + year / 10 % 10);
+    out[3] = (char)('0' + year % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + month / 10);
+    out[6] = (char)('0' + month % 10);
+    out[7] = '\0';
+    if (day) {
+        out[7] = '-';
+        out[8] = (char)('0' + day / 10);
+        out[9] = (char)('0' + day % 10);
+        out[10] = '\0';
+    }
+}
+
+int
+spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t err_len)
+{
+    int year, month, day;
+    if (parse_date (text, &year, &month, &day, err, err_len) != 0)
+        return -1;
+    write_date (period, year, month, 0);
+    return 0;
+}
+
+int
+spend_date_day (const char *text, char date[SPEND_DATE_LEN], char *err, size_t err_len)
+{
+    int year, month, day;
+    if (parse_date (text, &year, &month, &day, err, err_len) != 0)
+        return -1;
+    write_date (date, year, month, day);
     return 0;
 }

@@ -25,4 +25,13 @@
  * Returns 0, or -1 with err holding "\"TEXT\": what was wrong" (the text quoted, bounded). */
 int spend_date_period (const char *text, char period[PERIOD_LEN], char *err, size_t err_len);
 
+/* Room for "YYYY-MM-DD" and its NUL. */
+#define SPEND_DATE_LEN 11
+
+/* Reads a date as spend_date_period does (the same forms, checks and messages) and writes it in one
+ * canonical form: "YYYY-MM-DD", or "YYYY-MM" when the text names only a month, so that
+ * "23/04/2014", "2014-04-23 00:00" and "23-Apr-14" all give "2014-04-23". Its first seven bytes are
+ * the period. Returns 0, or -1 with err as spend_date_period. */
+int spend_date_day (const char *text, char date[SPEND_DATE_LEN], char *err, size_t err_len);
+
 #endif

@@ -167,6 +167,37 @@ test_long_text_is_refused_briefly (void **state)
     assert_int_equal (spend_date_period (NULL, period, NULL, 0), -1);
 }
 
+/* spend_date_day: one canonical form of the whole date, for ids derived from row content. */
+static void
+test_day (void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *date;
+    } cases[] = {
+        {"2014-04-23", "2014-04-23"},
+        {"23/04/2014", "2014-04-23"},
+        {"23-Apr-14", "2014-04-23"},
+        {"2014-04-23 00:00:00", "2014-04-23"},
+        {"2014-04-23T09:30:00Z", "2014-04-23"},
+        {"1/4/2013", "2013-04-01"},
+        {"April 2013", "2013-04"},
+        {"2013-04", "2013-04"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char date[SPEND_DATE_LEN], period[PERIOD_LEN], err[128];
+        assert_int_equal (spend_date_day (cases[i].text, date, err, sizeof err), 0);
+        assert_string_equal (date, cases[i].date);
+        assert_int_equal (spend_date_period (cases[i].text, period, err, sizeof err), 0);
+        assert_int_equal (strncmp (date, period, 7), 0);
+    }
+    char date[SPEND_DATE_LEN], err[128], period_err[128];
+    char period[PERIOD_LEN];
+    assert_int_equal (spend_date_day ("31/04/2013", date, err, sizeof err), -1);
+    assert_int_equal (spend_date_period ("31/04/2013", period, period_err, sizeof period_err), -1);
+    assert_string_equal (err, period_err);
+}
+
 int
 main (void)
 {
@@ -175,6 +206,7 @@ main (void)
         cmocka_unit_test (test_refused_forms),
         cmocka_unit_test (test_every_month_length),
         cmocka_unit_test (test_long_text_is_refused_briefly),
+        cmocka_unit_test (test_day),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
