@@ -5,70 +5,99 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apportion.h"
 #include "wire.h"
 
 const char *const agent_column_fields[AGENT_COLUMN_FIELDS] = {
-  "record_id",     "period",   "amount",   "supplier",  "service", "description",
-  "neighbourhood", "poolable", "revision", "withdrawn", "body_id"};
+    "record_id",     "period",   "amount",   "supplier",  "service", "description",
+    "neighbourhood", "poolable", "revision", "withdrawn", "body_id", "postcode"};
 
 static const char *const LOG_LEVELS[] = {"debug", "info", "warning", NULL};
 
 #define FIELD(name) offsetof (agent_config_t, name)
 static const setting_t SETTINGS[] = {
-  {"agent/id", SETTING_STRING, NULL, 0, 0, FIELD (agent_id),
-   "this agent's name, unique among agents (A-Z a-z 0-9 . _ -); required", NULL},
-  {"agent/body_id", SETTING_STRING, NULL, 0, 0, FIELD (body_id),
-   "the public body's id put in every record, e.g. GB-LAE-BNS; required", NULL},
-  {"agent/inbox", SETTING_STRING, NULL, 0, 0, FIELD (inbox),
-   "folder where CSV files are dropped; done/ and failed/ are made inside it; required", NULL},
-  {"agent/state_dir", SETTING_STRING, NULL, 0, 0, FIELD (state_dir),
-   "folder for the durable outbox and the collector-rejects file; required", NULL},
-  {"agent/collector", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0, FIELD (collector),
-   "the collector's ingest endpoint", NULL},
-  {"agent/batch_records", SETTING_UINT, "1000", 1, WIRE_MAX_RECORDS_PER_BATCH,
-   FIELD (batch_records), "records per batch", NULL},
-  {"agent/window", SETTING_UINT, "16", 1, 1024, FIELD (window),
-   "batches sent and awaiting their Ack at once", NULL},
-  {"agent/ack_timeout_ms", SETTING_UINT, "10000", 50, 3600000, FIELD (ack_timeout_ms),
-   "a batch not acknowledged within this is re-sent on a new connection", NULL},
-  {"agent/retry_max_ms", SETTING_UINT, "60000", 50, 3600000, FIELD (retry_max_ms),
-   "longest wait between reconnects (exponential backoff with jitter)", NULL},
-  {"agent/scan_interval_ms", SETTING_UINT, "500", 10, 3600000, FIELD (scan_interval_ms),
-   "how often the inbox is scanned for new files", NULL},
-  {"outbox/max_batches", SETTING_UINT, "10000", 1, 10000000, FIELD (outbox_max_batches),
-   "batches the outbox holds before the agent stops taking files", NULL},
-  {"outbox/max_mb", SETTING_UINT, "1024", 1, 1048576, FIELD (outbox_max_mb),
-   "MiB of batches the outbox holds before the agent stops taking files", NULL},
-  {"defaults/service", SETTING_STRING, NULL, 0, 0, FIELD (default_service),
-   "service for rows without one; unset rejects such rows", NULL},
-  {"defaults/poolable", SETTING_BOOL, "0", 0, 0, FIELD (default_poolable),
-   "poolable for rows without a Poolable cell", NULL},
-  {"columns/record_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[0]),
-   "header of the record id column (default: Transaction Number, ...)", NULL},
-  {"columns/period", SETTING_STRING, NULL, 0, 0, FIELD (columns[1]),
-   "header of the date column (default: Date, Payment Date, ...)", NULL},
-  {"columns/amount", SETTING_STRING, NULL, 0, 0, FIELD (columns[2]),
-   "header of the amount column (default: Amount, Net Amount, Value)", NULL},
-  {"columns/supplier", SETTING_STRING, NULL, 0, 0, FIELD (columns[3]),
-   "header of the supplier column (default: Supplier Name, ...)", NULL},
-  {"columns/service", SETTING_STRING, NULL, 0, 0, FIELD (columns[4]),
-   "header of the service column (default: Service Area, ...)", NULL},
-  {"columns/description", SETTING_STRING, NULL, 0, 0, FIELD (columns[5]),
-   "header of the description column (default: Expenses Type, ...)", NULL},
-  {"columns/neighbourhood", SETTING_STRING, NULL, 0, 0, FIELD (columns[6]),
-   "header of the neighbourhood column (default: Neighbourhood, ...)", NULL},
-  {"columns/poolable", SETTING_STRING, NULL, 0, 0, FIELD (columns[7]),
-   "header of the poolable column (default: Poolable)", NULL},
-  {"columns/revision", SETTING_STRING, NULL, 0, 0, FIELD (columns[8]),
-   "header of the revision column (default: Revision)", NULL},
-  {"columns/withdrawn", SETTING_STRING, NULL, 0, 0, FIELD (columns[9]),
-   "header of the withdrawn column (default: Withdrawn)", NULL},
-  {"columns/body_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[10]),
-   "header of a body id column (default: Body ID)", NULL},
-  {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
-   "1 to log to syslog, 0 to log to stderr", NULL},
-  {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
-   LOG_LEVELS},
+    {"agent/id", SETTING_STRING, NULL, 0, 0, FIELD (agent_id),
+     "this agent's name, unique among agents (A-Z a-z 0-9 . _ -); required", NULL},
+    {"agent/body_id", SETTING_STRING, NULL, 0, 0, FIELD (body_id),
+     "the public body's id put in every record, e.g. GB-LAE-BNS; required", NULL},
+    {"agent/inbox", SETTING_STRING, NULL, 0, 0, FIELD (inbox),
+     "folder where CSV files are dropped; done/ and failed/ are made inside it; required", NULL},
+    {"agent/state_dir", SETTING_STRING, NULL, 0, 0, FIELD (state_dir),
+     "folder for the durable outbox and the collector-rejects file; required", NULL},
+    {"agent/collector", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0, FIELD (collector),
+     "the collector's ingest endpoint", NULL},
+    {"agent/batch_records", SETTING_UINT, "1000", 1, WIRE_MAX_RECORDS_PER_BATCH,
+     FIELD (batch_records), "records per batch", NULL},
+    {"agent/window", SETTING_UINT, "16", 1, 1024, FIELD (window),
+     "batches sent and awaiting their Ack at once", NULL},
+    {"agent/ack_timeout_ms", SETTING_UINT, "10000", 50, 3600000, FIELD (ack_timeout_ms),
+     "a batch not acknowledged within this is re-sent on a new connection", NULL},
+    {"agent/retry_max_ms", SETTING_UINT, "60000", 50, 3600000, FIELD (retry_max_ms),
+     "longest wait between reconnects (exponential backoff with jitter)", NULL},
+    {"agent/scan_interval_ms", SETTING_UINT, "500", 10, 3600000, FIELD (scan_interval_ms),
+     "how often the inbox is scanned for new files", NULL},
+    {"outbox/max_batches", SETTING_UINT, "10000", 1, 10000000, FIELD (outbox_max_batches),
+     "batches the outbox holds before the agent stops taking files", NULL},
+    {"outbox/max_mb", SETTING_UINT, "1024", 1, 1048576, FIELD (outbox_max_mb),
+     "MiB of batches the outbox holds before the agent stops taking files", NULL},
+    {"defaults/service", SETTING_STRING, NULL, 0, 0, FIELD (default_service),
+     "service for rows without one; unset rejects such rows", NULL},
+    {"defaults/poolable", SETTING_BOOL, "0", 0, 0, FIELD (default_poolable),
+     "poolable for rows without a Poolable cell", NULL},
+    {"columns/record_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[0]),
+     "header of the record id column (default: Transaction Number, ...); \"\" derives ids from "
+     "each row's content",
+     NULL},
+    {"columns/period", SETTING_STRING, NULL, 0, 0, FIELD (columns[1]),
+     "header of the date column (default: Date, Payment Date, ...)", NULL},
+    {"columns/amount", SETTING_STRING, NULL, 0, 0, FIELD (columns[2]),
+     "header of the amount column (default: Amount, Net Amount, Value)", NULL},
+    {"columns/supplier", SETTING_STRING, NULL, 0, 0, FIELD (columns[3]),
+     "header of the supplier column (default: Supplier Name, ...)", NULL},
+    {"columns/service", SETTING_STRING, NULL, 0, 0, FIELD (columns[4]),
+     "header of the service column (default: Service Area, ...)", NULL},
+    {"columns/description", SETTING_STRING, NULL, 0, 0, FIELD (columns[5]),
+     "header of the description column (default: Expenses Type, ...)", NULL},
+    {"columns/neighbourhood", SETTING_STRING, NULL, 0, 0, FIELD (columns[6]),
+     "header of the neighbourhood column (default: Neighbourhood, ...)", NULL},
+    {"columns/poolable", SETTING_STRING, NULL, 0, 0, FIELD (columns[7]),
+     "header of the poolable column (default: Poolable)", NULL},
+    {"columns/revision", SETTING_STRING, NULL, 0, 0, FIELD (columns[8]),
+     "header of the revision column (default: Revision)", NULL},
+    {"columns/withdrawn", SETTING_STRING, NULL, 0, 0, FIELD (columns[9]),
+     "header of the withdrawn column (default: Withdrawn)", NULL},
+    {"columns/body_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[10]),
+     "header of a body id column (default: Body ID)", NULL},
+    {"columns/postcode", SETTING_STRING, NULL, 0, 0, FIELD (columns[11]),
+     "header of the postcode column read by neighbourhood/postcode_file (default: Postcode, ...)",
+     NULL},
+    {"neighbourhood/lookup_file", SETTING_STRING, NULL, 0, 0, FIELD (lookup_file),
+     "CSV mapping values of neighbourhood/lookup_column to neighbourhood codes (with weights)",
+     NULL},
+    {"neighbourhood/lookup_column", SETTING_STRING, NULL, 0, 0, FIELD (lookup_column),
+     "header of the export column looked up, e.g. Organisational Unit or Cost Centre", NULL},
+    {"neighbourhood/lookup_file_value", SETTING_STRING, NULL, 0, 0, FIELD (lookup_file_value),
+     "header of the values in the lookup file (default: the same as neighbourhood/lookup_column)",
+     NULL},
+    {"neighbourhood/lookup_file_neighbourhood", SETTING_STRING,
+     "Neighbourhood, Neighbourhood Code, LSOA, Ward Code", 0, 0, FIELD (lookup_file_neighbourhood),
+     "header of the codes in the lookup file (a list: the first present wins)", NULL},
+    {"neighbourhood/lookup_file_weight", SETTING_STRING, "Weight", 0, 0, FIELD (lookup_file_weight),
+     "header of the weights in the lookup file (the column may be absent: weight 1)", NULL},
+    {"neighbourhood/max_parts", SETTING_UINT, "1", 1, APPORTION_MAX_PARTS, FIELD (max_parts),
+     "most neighbourhoods one value may be split over; never lower it once parts were sent", NULL},
+    {"neighbourhood/postcode_file", SETTING_STRING, NULL, 0, 0, FIELD (postcode_file),
+     "CSV of postcodes and their areas, in the ONS Postcode Directory layout", NULL},
+    {"neighbourhood/postcode_file_postcode", SETTING_STRING, "pcds, pcd, pcd7, pcd8", 0, 0,
+     FIELD (postcode_file_postcode),
+     "header of the postcodes in the postcode file (a list: the first present wins)", NULL},
+    {"neighbourhood/postcode_file_area", SETTING_STRING, "lsoa21, lsoa11", 0, 0,
+     FIELD (postcode_file_area),
+     "header of the area codes in the postcode file (a list: the first present wins)", NULL},
+    {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
+     "1 to log to syslog, 0 to log to stderr", NULL},
+    {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
+     LOG_LEVELS},
 };
 
 static const settings_table_t TABLE = {SETTINGS, sizeof SETTINGS / sizeof SETTINGS[0]};
@@ -128,8 +157,8 @@ is_identifier (const char *text, size_t max)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '-' || c == '_' || c == '.'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
             return false;
     }
     return true;
@@ -139,8 +168,7 @@ int
 agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
 {
     if (!is_identifier (self->agent_id, WIRE_MAX_AGENT_ID))
-        return fail (err, err_len,
-                     "agent/id is %s: give 1-%u characters of A-Z a-z 0-9 . _ -",
+        return fail (err, err_len, "agent/id is %s: give 1-%u characters of A-Z a-z 0-9 . _ -",
                      self->agent_id ? "not valid" : "required", WIRE_MAX_AGENT_ID);
     if (!is_identifier (self->body_id, WIRE_MAX_BODY_ID))
         return fail (err, err_len,
@@ -151,13 +179,29 @@ agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
         return fail (err, err_len, "agent/inbox is required: the folder CSV files are dropped in");
     if (!self->state_dir || !*self->state_dir)
         return fail (err, err_len, "agent/state_dir is required: the folder for the outbox");
-    if (!self->collector || settings_check_endpoint ("agent/collector", self->collector, err,
-                                                     err_len))
+    if (!self->collector ||
+        settings_check_endpoint ("agent/collector", self->collector, err, err_len))
         return self->collector ? -1 : fail (err, err_len, "agent/collector is required");
     if (self->default_service && strlen (self->default_service) > WIRE_MAX_SERVICE)
         return fail (err, err_len, "defaults/service is longer than %u bytes", WIRE_MAX_SERVICE);
     if (self->retry_max_ms < 50)
         return fail (err, err_len, "agent/retry_max_ms must be at least 50");
+    bool has_file = self->lookup_file && *self->lookup_file;
+    bool has_column = self->lookup_column && *self->lookup_column;
+    if (has_file != has_column)
+        return fail (err, err_len,
+                     "neighbourhood/lookup_file and neighbourhood/lookup_column go together: give "
+                     "both (the lookup CSV and the export column it maps) or neither");
+    if (self->postcode_file && !*self->postcode_file)
+        return fail (err, err_len,
+                     "neighbourhood/postcode_file is empty: give a path or leave it "
+                     "out");
+    if (!self->lookup_file_neighbourhood || !*self->lookup_file_neighbourhood ||
+        !self->postcode_file_postcode || !*self->postcode_file_postcode ||
+        !self->postcode_file_area || !*self->postcode_file_area)
+        return fail (err, err_len,
+                     "neighbourhood/lookup_file_neighbourhood, postcode_file_postcode and "
+                     "postcode_file_area need at least one header name");
     return 0;
 }
 

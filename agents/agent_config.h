@@ -10,26 +10,36 @@
 #include "settings.h"
 
 /* Record fields a CSV column can be mapped to (columns/<field> in the config). */
-#define AGENT_COLUMN_FIELDS 11
+#define AGENT_COLUMN_FIELDS 12
 
 typedef struct {
-    char *agent_id;           /* agent/id */
-    char *body_id;            /* agent/body_id */
-    char *inbox;              /* agent/inbox */
-    char *state_dir;          /* agent/state_dir: the outbox and collector-rejects live here */
-    char *collector;          /* agent/collector: the collector's ingest endpoint */
-    uint64_t batch_records;   /* agent/batch_records */
-    uint64_t window;          /* agent/window: batches sent and not yet acknowledged */
-    uint64_t ack_timeout_ms;  /* agent/ack_timeout_ms */
-    uint64_t retry_max_ms;    /* agent/retry_max_ms: cap of the exponential backoff */
-    uint64_t scan_interval_ms; /* agent/scan_interval_ms */
+    char *agent_id;              /* agent/id */
+    char *body_id;               /* agent/body_id */
+    char *inbox;                 /* agent/inbox */
+    char *state_dir;             /* agent/state_dir: the outbox and collector-rejects live here */
+    char *collector;             /* agent/collector: the collector's ingest endpoint */
+    uint64_t batch_records;      /* agent/batch_records */
+    uint64_t window;             /* agent/window: batches sent and not yet acknowledged */
+    uint64_t ack_timeout_ms;     /* agent/ack_timeout_ms */
+    uint64_t retry_max_ms;       /* agent/retry_max_ms: cap of the exponential backoff */
+    uint64_t scan_interval_ms;   /* agent/scan_interval_ms */
     uint64_t outbox_max_batches; /* outbox/max_batches */
-    uint64_t outbox_max_mb;   /* outbox/max_mb */
-    char *default_service;    /* defaults/service */
-    bool default_poolable;    /* defaults/poolable */
+    uint64_t outbox_max_mb;      /* outbox/max_mb */
+    char *default_service;       /* defaults/service */
+    bool default_poolable;       /* defaults/poolable */
     char *columns[AGENT_COLUMN_FIELDS]; /* columns/<field>: header overrides, NULL = defaults */
-    bool log_syslog;          /* log/syslog */
-    int log_level;            /* log/level: 0 debug, 1 info, 2 warning */
+    /* Neighbourhood assignment when the export has no neighbourhood column (docs/agent.md). */
+    char *lookup_file;               /* neighbourhood/lookup_file: CSV of values to codes */
+    char *lookup_column;             /* neighbourhood/lookup_column: export header looked up */
+    char *lookup_file_value;         /* neighbourhood/lookup_file_value; NULL: lookup_column */
+    char *lookup_file_neighbourhood; /* neighbourhood/lookup_file_neighbourhood */
+    char *lookup_file_weight;        /* neighbourhood/lookup_file_weight; "": no weights */
+    uint64_t max_parts;              /* neighbourhood/max_parts */
+    char *postcode_file;          /* neighbourhood/postcode_file: ONS Postcode Directory layout */
+    char *postcode_file_postcode; /* neighbourhood/postcode_file_postcode */
+    char *postcode_file_area;     /* neighbourhood/postcode_file_area */
+    bool log_syslog;              /* log/syslog */
+    int log_level;                /* log/level: 0 debug, 1 info, 2 warning */
 } agent_config_t;
 
 /* Names of the fields in columns[], in order. */

@@ -101,26 +101,61 @@ usage (FILE *out)
     agent_config_describe (out);
 }
 
-/* Builds a CSV reader from the config's body, defaults and column overrides. */
+/* Builds a CSV reader from the config's body, defaults, column overrides and neighbourhood
+ * lookups (read from their files now: at start-up, with -n and on every SIGHUP). */
 static csv_reader_t *
 reader_from_config (const agent_config_t *config, char *err, size_t err_len)
 {
     csv_reader_t *reader = csv_reader_new (config->body_id, err, err_len);
     if (!reader)
         return NULL;
+    area_lookup_t *lookup = NULL;
+    char why[768];
     for (size_t i = 0; i < AGENT_COLUMN_FIELDS; i++)
-        if (config->columns[i]
-            && csv_reader_map (reader, agent_column_fields[i], config->columns[i], err, err_len)) {
-            csv_reader_destroy (&reader);
-            return NULL;
-        }
-    if (config->default_service
-        && csv_reader_set_default_service (reader, config->default_service, err, err_len)) {
-        csv_reader_destroy (&reader);
-        return NULL;
-    }
+        if (config->columns[i] &&
+            csv_reader_map (reader, agent_column_fields[i], config->columns[i], err, err_len))
+            goto fail;
+    if (config->default_service &&
+        csv_reader_set_default_service (reader, config->default_service, err, err_len))
+        goto fail;
     csv_reader_set_default_poolable (reader, config->default_poolable);
+    if (csv_reader_set_max_parts (reader, config->max_parts, err, err_len))
+        goto fail;
+    if (config->lookup_file) {
+        area_lookup_options_t options = {.key_columns = config->lookup_file_value
+                                                            ? config->lookup_file_value
+                                                            : config->lookup_column,
+                                         .code_columns = config->lookup_file_neighbourhood,
+                                         .weight_columns = config->lookup_file_weight,
+                                         .max_parts = config->max_parts};
+        lookup = area_lookup_load (config->lookup_file, &options, why, sizeof why);
+        if (!lookup) {
+            snprintf (err, err_len, "neighbourhood/lookup_file: %s", why);
+            goto fail;
+        }
+        if (csv_reader_set_lookup (reader, config->lookup_column, &lookup, why, sizeof why)) {
+            snprintf (err, err_len, "neighbourhood/lookup_file %s: %s", config->lookup_file, why);
+            goto fail;
+        }
+    }
+    if (config->postcode_file) {
+        area_lookup_options_t options = {.key_columns = config->postcode_file_postcode,
+                                         .code_columns = config->postcode_file_area,
+                                         .postcodes = true,
+                                         .max_parts = 1};
+        lookup = area_lookup_load (config->postcode_file, &options, why, sizeof why);
+        if (!lookup) {
+            snprintf (err, err_len, "neighbourhood/postcode_file: %s", why);
+            goto fail;
+        }
+        if (csv_reader_set_postcode_lookup (reader, &lookup, err, err_len))
+            goto fail;
+    }
     return reader;
+fail:
+    area_lookup_destroy (&lookup);
+    csv_reader_destroy (&reader);
+    return NULL;
 }
 
 static sender_options_t
@@ -421,8 +456,15 @@ main (int argc, char *argv[])
         return 1;
     }
     if (check) {
-        printf ("totalplace-agent: config OK\n");
+        /* The lookup files are part of the config: a bad one must fail the check. */
+        csv_reader_t *reader = reader_from_config (config, err, sizeof err);
         agent_config_destroy (&config);
+        if (!reader) {
+            fprintf (stderr, "totalplace-agent: %s\n", err);
+            return 1;
+        }
+        csv_reader_destroy (&reader);
+        printf ("totalplace-agent: config OK\n");
         return 0;
     }
     if (submit_path) {

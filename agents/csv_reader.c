@@ -1,6 +1,7 @@
 /* csv_reader: libcsv does the CSV grammar (quotes, embedded commas and newlines); this module maps
- * header names to record fields, converts each row, counts physical lines so that every rejection
- * points at the right line, and keeps memory bounded whatever the file holds. */
+ * header names to record fields, converts each row, places it in its neighbourhoods (a column, a
+ * lookup, a postcode), derives its id when the export has none, counts physical lines so that every
+ * rejection points at the right line, and keeps memory bounded whatever the file holds. */
 #include "csv_reader.h"
 #include "quoted_text.h"
 
@@ -10,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apportion.h"
 #include "money.h"
 #include "period.h"
+#include "record_ids.h"
 #include "spend_date.h"
+#include "text_fold.h"
 
 /* Bytes read from the stream at a time. */
 #define CHUNK_SIZE (64u * 1024u)
@@ -31,11 +35,18 @@ typedef enum {
     F_REVISION,
     F_WITHDRAWN,
     F_BODY_ID,
+    F_POSTCODE,
+    F_LOOKUP, /* the column a neighbourhood lookup reads: set with the lookup, not mappable */
     FIELD_COUNT
 } field_t;
 
+/* Fields csv_reader_map accepts. */
+#define MAPPABLE_FIELDS F_LOOKUP
+
 /* Default header names per field, in priority order: when a file has several of them, the first
- * listed wins. Names follow the Local Government Transparency Code "spend over £500" exports. */
+ * listed wins. Names follow the Local Government Transparency Code "spend over £500" exports.
+ * required: the file must have the column unless the field is mapped to "" (record_id: derive ids).
+ * The neighbourhood is required only when nothing else can place a row (see take_header). */
 static const struct {
     const char *name;
     bool required;
@@ -52,12 +63,14 @@ static const struct {
                        false,
                        {"Expenses Type", "Expense Type", "Description", "Purpose"}},
     [F_NEIGHBOURHOOD] = {"neighbourhood",
-                         true,
+                         false,
                          {"Neighbourhood", "Neighbourhood Code", "LSOA", "Ward Code"}},
     [F_POOLABLE] = {"poolable", false, {"Poolable"}},
     [F_REVISION] = {"revision", false, {"Revision"}},
     [F_WITHDRAWN] = {"withdrawn", false, {"Withdrawn"}},
     [F_BODY_ID] = {"body_id", false, {"Body ID"}},
+    [F_POSTCODE] = {"postcode", false, {"Postcode", "Post Code", "Postal Code"}},
+    [F_LOOKUP] = {"lookup", false, {NULL}},
 };
 
 struct _csv_reader_t {
@@ -65,6 +78,9 @@ struct _csv_reader_t {
     char *default_service; /* NULL: none */
     bool default_poolable;
     char *header[FIELD_COUNT]; /* override per field; NULL: the defaults; "": no column */
+    area_lookup_t *lookup;     /* values of header[F_LOOKUP] to neighbourhoods; NULL: none */
+    area_lookup_t *postcodes;  /* postcodes to areas; NULL: none */
+    size_t max_parts;          /* 1: no apportionment, and no part families on corrections */
 };
 
 /* One column the current file's fields are read from, and where its cell of the current row sits
@@ -118,6 +134,13 @@ typedef struct {
     size_t buf_len, buf_cap;
     char empty[1];
 
+    /* Derived ids (record_id mapped to ""), and room for the records of one row. */
+    record_ids_t *ids;
+    Totalplace__SpendingRecord **out; /* max_parts + 1 */
+    size_t n_out;
+    int64_t *amounts;  /* max_parts */
+    uint32_t *weights; /* max_parts */
+
     /* Outcome. */
     bool stop;
     int rc;
@@ -146,12 +169,6 @@ is_space (char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static char
-lower (char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
 static bool
 is_identifier (const char *s)
 {
@@ -167,29 +184,7 @@ is_identifier (const char *s)
 static bool
 header_matches (const char *cell, const char *name)
 {
-    const char *a = cell, *b = name;
-    while (is_space (*a))
-        a++;
-    while (is_space (*b))
-        b++;
-    while (*a && *b) {
-        if (is_space (*a) && is_space (*b)) {
-            while (is_space (*a))
-                a++;
-            while (is_space (*b))
-                b++;
-            continue;
-        }
-        if (lower (*a) != lower (*b))
-            return false;
-        a++;
-        b++;
-    }
-    while (is_space (*a))
-        a++;
-    while (is_space (*b))
-        b++;
-    return *a == '\0' && *b == '\0';
+    return text_fold_equal (cell, name);
 }
 
 /* Trims whitespace in place and returns the start of what is left. */
@@ -249,7 +244,7 @@ count_line_breaks (const unsigned char *s, size_t len, bool *prev_cr)
 static int
 field_by_name (const char *name)
 {
-    for (int f = 0; f < FIELD_COUNT; f++)
+    for (int f = 0; f < MAPPABLE_FIELDS; f++)
         if (strcmp (fields[f].name, name) == 0)
             return f;
     return -1;
@@ -275,6 +270,7 @@ csv_reader_new (const char *body_id, char *err, size_t err_len)
         fail (err, err_len, "out of memory creating a CSV reader");
         return NULL;
     }
+    self->max_parts = 1;
     return self;
 }
 
@@ -286,6 +282,8 @@ csv_reader_destroy (csv_reader_t **self_p)
     csv_reader_t *self = *self_p;
     for (int f = 0; f < FIELD_COUNT; f++)
         free (self->header[f]);
+    area_lookup_destroy (&self->lookup);
+    area_lookup_destroy (&self->postcodes);
     free (self->default_service);
     free (self->body_id);
     free (self);
@@ -301,7 +299,8 @@ csv_reader_map (csv_reader_t *self, const char *field, const char *header, char 
         char quoted[QUOTED_TEXT_LEN];
         return fail (err, err_len,
                      "unknown field %s; fields are record_id, period, amount, supplier, service, "
-                     "description, neighbourhood, poolable, revision, withdrawn, body_id",
+                     "description, neighbourhood, poolable, revision, withdrawn, body_id, "
+                     "postcode",
                      quoted_text (field ? field : "", quoted, sizeof quoted));
     }
     char *copy = NULL;
@@ -313,7 +312,8 @@ csv_reader_map (csv_reader_t *self, const char *field, const char *header, char 
             header++;
             len--;
         }
-        if (len == 0 && fields[f].required)
+        /* record_id may be "": ids are then derived from each row's content. */
+        if (len == 0 && (f == F_PERIOD || f == F_AMOUNT))
             return fail (err, err_len, "%s is required, so it must be read from some column",
                          fields[f].name);
         if (len > MAX_HEADER_NAME)
@@ -350,6 +350,67 @@ void
 csv_reader_set_default_poolable (csv_reader_t *self, bool poolable)
 {
     self->default_poolable = poolable;
+}
+
+int
+csv_reader_set_max_parts (csv_reader_t *self, size_t max_parts, char *err, size_t err_len)
+{
+    if (max_parts < 1 || max_parts > APPORTION_MAX_PARTS)
+        return fail (err, err_len, "max parts %zu is not from 1 to %u", max_parts,
+                     APPORTION_MAX_PARTS);
+    if (self->lookup && area_lookup_max_parts (self->lookup) > max_parts)
+        return fail (err, err_len,
+                     "the lookup maps a value to %zu neighbourhoods, more than max parts %zu",
+                     area_lookup_max_parts (self->lookup), max_parts);
+    self->max_parts = max_parts;
+    return 0;
+}
+
+int
+csv_reader_set_lookup (csv_reader_t *self, const char *column, area_lookup_t **lookup_p, char *err,
+                       size_t err_len)
+{
+    area_lookup_t *lookup = lookup_p ? *lookup_p : NULL;
+    char *copy = NULL;
+    if (lookup) {
+        if (area_lookup_max_parts (lookup) > self->max_parts)
+            return fail (err, err_len,
+                         "the lookup maps a value to %zu neighbourhoods, more than max parts %zu",
+                         area_lookup_max_parts (lookup), self->max_parts);
+        size_t len = column ? strlen (column) : 0;
+        while (len > 0 && is_space (column[len - 1]))
+            len--;
+        while (len > 0 && is_space (*column)) {
+            column++;
+            len--;
+        }
+        if (len == 0 || len > MAX_HEADER_NAME)
+            return fail (err, err_len,
+                         "a lookup needs the header of the column it reads (1 to %u bytes)",
+                         MAX_HEADER_NAME);
+        if (!(copy = strndup (column, len)))
+            return fail (err, err_len, "out of memory setting a lookup");
+        *lookup_p = NULL;
+    }
+    area_lookup_destroy (&self->lookup);
+    free (self->header[F_LOOKUP]);
+    self->lookup = lookup;
+    self->header[F_LOOKUP] = copy;
+    return 0;
+}
+
+int
+csv_reader_set_postcode_lookup (csv_reader_t *self, area_lookup_t **lookup_p, char *err,
+                                size_t err_len)
+{
+    area_lookup_t *lookup = lookup_p ? *lookup_p : NULL;
+    if (lookup && area_lookup_max_parts (lookup) > 1)
+        return fail (err, err_len, "a postcode lookup maps each postcode to one area");
+    if (lookup_p)
+        *lookup_p = NULL;
+    area_lookup_destroy (&self->postcodes);
+    self->postcodes = lookup;
+    return 0;
 }
 
 /* A file-level error: the read stops and returns CSV_READER_ERR. */
@@ -441,6 +502,8 @@ take_header (read_state_t *st)
     for (int f = 0; f < FIELD_COUNT; f++) {
         st->field_slot[f] = -1;
         const char *override = reader->header[f];
+        if (f == F_LOOKUP && !reader->lookup)
+            continue;
         if (override && !*override)
             continue;
         size_t column = SIZE_MAX;
@@ -464,7 +527,11 @@ take_header (read_state_t *st)
             }
         }
         if (column == SIZE_MAX) {
-            if (override)
+            if (f == F_LOOKUP)
+                append (missing, sizeof missing, &used,
+                        "%sno column \"%s\", which the neighbourhood lookup reads",
+                        used ? "; " : "", override);
+            else if (override)
                 append (missing, sizeof missing, &used, "%sno column \"%s\", which is mapped to %s",
                         used ? "; " : "", override, fields[f].name);
             else if (fields[f].required) {
@@ -482,6 +549,28 @@ take_header (read_state_t *st)
             st->column_slot[column] = (int)st->n_slots++;
         }
         st->field_slot[f] = st->column_slot[column];
+    }
+    /* A row needs some way to its neighbourhood; a file with none would reject every row. A
+     * mapped neighbourhood column that is missing has been named above already. */
+    const char *nbh_override = reader->header[F_NEIGHBOURHOOD];
+    if (st->field_slot[F_NEIGHBOURHOOD] < 0 && st->field_slot[F_LOOKUP] < 0 &&
+        !(reader->postcodes && st->field_slot[F_POSTCODE] >= 0) &&
+        (!nbh_override || !*nbh_override)) {
+        if (!nbh_override) {
+            append (missing, sizeof missing, &used,
+                    "%sno neighbourhood column (accepted headers: ", used ? "; " : "");
+            for (size_t n = 0; n < 5 && fields[F_NEIGHBOURHOOD].headers[n]; n++)
+                append (missing, sizeof missing, &used, "%s\"%s\"", n ? ", " : "",
+                        fields[F_NEIGHBOURHOOD].headers[n]);
+            append (missing, sizeof missing, &used, ")");
+        }
+        else
+            append (missing, sizeof missing, &used,
+                    "%sno way to a neighbourhood (neighbourhood is read from no column)",
+                    used ? "; " : "");
+        if (reader->postcodes)
+            append (missing, sizeof missing, &used,
+                    ", and no postcode column for the postcode lookup");
     }
     if (used)
         file_error (st, "line %zu: the header has %s", st->header_line, missing);
@@ -568,13 +657,23 @@ parse_revision (const char *text, uint32_t *revision)
     return 0;
 }
 
-/* Fills r (pointing into the row buffer) from the current row. Returns 0, or -1 with a reason. */
+/* One row read and checked, before it is placed. The draft has every field but record_id (unless
+ * the file has one) and neighbourhood; its strings point into the row buffer or into this struct.
+ */
+typedef struct {
+    Totalplace__SpendingRecord draft;
+    char period[PERIOD_LEN];
+    char date[SPEND_DATE_LEN];
+    char derived_id[RECORD_IDS_LEN];
+} row_t;
+
+/* Fills row from the current row's cells. Returns 0, or -1 with a reason. */
 static int
-build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIOD_LEN],
-              char *reason, size_t reason_len)
+build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
 {
     char problem[CSV_READER_REASON_LEN];
     char quoted[QUOTED_TEXT_LEN];
+    Totalplace__SpendingRecord *r = &row->draft;
 
     if (st->row_bytes > CSV_READER_MAX_ROW)
         return fail (reason, reason_len, "row is %zu bytes, over the limit of %u", st->row_bytes,
@@ -593,18 +692,24 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
                      "unquoted comma?)",
                      st->extra_column, st->n_headers);
 
-    char *record_id = field_text (st, F_RECORD_ID);
-    if (!*record_id) {
-        empty_reason (st, F_RECORD_ID, reason, reason_len);
-        return -1;
+    char *record_id = NULL;
+    if (!st->ids) {
+        record_id = field_text (st, F_RECORD_ID);
+        if (!*record_id) {
+            empty_reason (st, F_RECORD_ID, reason, reason_len);
+            return -1;
+        }
     }
     char *date = field_text (st, F_PERIOD);
     if (!*date) {
         empty_reason (st, F_PERIOD, reason, reason_len);
         return -1;
     }
-    if (spend_date_period (date, period, problem, sizeof problem) != 0)
+    /* The whole date, in one form, goes into derived ids; its month is the period. */
+    if (spend_date_day (date, row->date, problem, sizeof problem) != 0)
         return fail (reason, reason_len, "period %s", problem);
+    memcpy (row->period, row->date, PERIOD_LEN - 1);
+    row->period[PERIOD_LEN - 1] = '\0';
     char *amount = field_text (st, F_AMOUNT);
     if (!*amount) {
         empty_reason (st, F_AMOUNT, reason, reason_len);
@@ -613,11 +718,6 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
     int64_t pence;
     if (money_parse_pence (amount, &pence, problem, sizeof problem) != 0)
         return fail (reason, reason_len, "amount %s", problem);
-    char *neighbourhood = field_text (st, F_NEIGHBOURHOOD);
-    if (!*neighbourhood) {
-        empty_reason (st, F_NEIGHBOURHOOD, reason, reason_len);
-        return -1;
-    }
     char *service = field_text (st, F_SERVICE);
     if (!*service) {
         if (!st->reader->default_service)
@@ -651,15 +751,106 @@ build_record (read_state_t *st, Totalplace__SpendingRecord *r, char period[PERIO
     r->body_id = *body_id ? body_id : st->reader->body_id;
     r->record_id = record_id;
     r->revision = revision;
-    r->neighbourhood = neighbourhood;
     r->service = service;
-    r->period = period;
+    r->period = row->period;
     r->amount_pence = pence;
     r->poolable = poolable;
     r->supplier = supplier;
     r->description = description;
     r->withdrawn = withdrawn;
-    return wire_validate_record (r, reason, reason_len);
+    return 0;
+}
+
+/* The id of a row without one: a hash of what the file says about the payment (never of what the
+ * agent adds, such as a default service or a neighbourhood from a lookup, so that changing those
+ * never changes an id) and the number of identical rows above it. Every field is always hashed,
+ * "" when the file has no column for it, so that a column that is added empty changes nothing.
+ * Returns 0, or -1 when out of memory (a file-level error has been set). */
+static int
+derive_id (read_state_t *st, row_t *row)
+{
+    char pence[24];
+    snprintf (pence, sizeof pence, "%lld", (long long)row->draft.amount_pence);
+    /* The lookup column counts once when it also feeds a field (e.g. Organisational Unit as the
+     * service), so that adding such a lookup does not change the ids of rows already sent. */
+    bool lookup_own = st->field_slot[F_LOOKUP] >= 0;
+    for (int f = 0; f < F_LOOKUP && lookup_own; f++)
+        if (st->field_slot[f] == st->field_slot[F_LOOKUP])
+            lookup_own = false;
+    const record_ids_field_t content[] = {
+        {"body_id", field_text (st, F_BODY_ID), RECORD_IDS_TEXT},
+        {"period", row->period, RECORD_IDS_EXACT},
+        {"date", row->date, RECORD_IDS_EXACT},
+        {"amount", pence, RECORD_IDS_EXACT},
+        {"supplier", field_text (st, F_SUPPLIER), RECORD_IDS_TEXT},
+        {"service", field_text (st, F_SERVICE), RECORD_IDS_TEXT},
+        {"description", field_text (st, F_DESCRIPTION), RECORD_IDS_TEXT},
+        {"poolable", field_text (st, F_POOLABLE), RECORD_IDS_TEXT},
+        {"neighbourhood", field_text (st, F_NEIGHBOURHOOD), RECORD_IDS_TEXT},
+        {"postcode", field_text (st, F_POSTCODE), RECORD_IDS_POSTCODE},
+        {"lookup", lookup_own ? field_text (st, F_LOOKUP) : "", RECORD_IDS_TEXT},
+    };
+    char problem[CSV_READER_REASON_LEN];
+    if (record_ids_derive (st->ids, content, sizeof content / sizeof content[0], row->derived_id,
+                           problem, sizeof problem) != 0) {
+        file_error (st, "line %zu: %s", st->row_line, problem);
+        return -1;
+    }
+    row->draft.record_id = row->derived_id;
+    st->stats.derived_ids++;
+    return 0;
+}
+
+typedef enum { PLACED_NOWHERE, PLACED_BY_COLUMN, PLACED_BY_LOOKUP, PLACED_BY_POSTCODE } placed_t;
+
+/* Finds the row's neighbourhoods, first match wins: its neighbourhood cell, the lookup of its
+ * lookup column, the postcode lookup of its postcode. *parts points at *single or into a lookup.
+ * PLACED_NOWHERE comes with a reason saying what was tried. */
+static placed_t
+place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *single, char *reason,
+       size_t reason_len)
+{
+    csv_reader_t *reader = st->reader;
+    char *neighbourhood = field_text (st, F_NEIGHBOURHOOD);
+    if (*neighbourhood) {
+        *single = (area_part_t){neighbourhood, 1};
+        *parts = single;
+        *n = 1;
+        return PLACED_BY_COLUMN;
+    }
+    const char *value = st->field_slot[F_LOOKUP] >= 0 ? field_text (st, F_LOOKUP) : "";
+    if (*value && (*n = area_lookup_find (reader->lookup, value, parts)) > 0)
+        return PLACED_BY_LOOKUP;
+    const char *postcode = reader->postcodes ? field_text (st, F_POSTCODE) : "";
+    if (*postcode && (*n = area_lookup_find (reader->postcodes, postcode, parts)) > 0)
+        return PLACED_BY_POSTCODE;
+
+    char quoted[QUOTED_TEXT_LEN];
+    size_t used = 0;
+    append (reason, reason_len, &used, "no neighbourhood");
+    const char *sep = ": ";
+    if (st->field_slot[F_NEIGHBOURHOOD] >= 0) {
+        char why[CSV_READER_REASON_LEN];
+        empty_reason (st, F_NEIGHBOURHOOD, why, sizeof why);
+        append (reason, reason_len, &used, "%s%s", sep, why);
+        sep = "; ";
+    }
+    if (st->field_slot[F_LOOKUP] >= 0) {
+        if (*value)
+            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
+                    reader->header[F_LOOKUP], quoted_text (value, quoted, sizeof quoted));
+        else
+            append (reason, reason_len, &used, "%s%s is empty", sep, reader->header[F_LOOKUP]);
+        sep = "; ";
+    }
+    if (reader->postcodes && st->field_slot[F_POSTCODE] >= 0) {
+        if (*postcode)
+            append (reason, reason_len, &used, "%spostcode %s is not in the postcode lookup", sep,
+                    quoted_text (postcode, quoted, sizeof quoted));
+        else
+            append (reason, reason_len, &used, "%spostcode is empty", sep);
+    }
+    return PLACED_NOWHERE;
 }
 
 /* A heap copy of a record whose strings point elsewhere, in the shape protobuf-c frees. */
@@ -691,6 +882,99 @@ copy_record (const Totalplace__SpendingRecord *src)
 }
 
 static void
+free_out (read_state_t *st, size_t from)
+{
+    for (size_t i = from; i < st->n_out; i++)
+        protobuf_c_message_free_unpacked (&st->out[i]->base, NULL);
+    st->n_out = 0;
+}
+
+/* Adds one record of the row to st->out: the row's fields with this id, neighbourhood, amount and
+ * withdrawn flag. Returns 0, -1 with a reason when the record is not valid, or -2 after a
+ * file-level error. */
+static int
+add_record (read_state_t *st, const row_t *row, const char *id, const char *neighbourhood,
+            int64_t amount, bool withdrawn, char *reason, size_t reason_len)
+{
+    Totalplace__SpendingRecord draft = row->draft;
+    draft.record_id = (char *)id;
+    draft.neighbourhood = (char *)neighbourhood;
+    draft.amount_pence = amount;
+    draft.withdrawn = withdrawn;
+    if (wire_validate_record (&draft, reason, reason_len) != 0)
+        return -1;
+    Totalplace__SpendingRecord *record = copy_record (&draft);
+    if (!record) {
+        file_error (st, "line %zu: out of memory building a record", st->row_line);
+        return -2;
+    }
+    st->out[st->n_out++] = record;
+    return 0;
+}
+
+/* Builds every record of a placed row into st->out, all or none. One neighbourhood: one record
+ * under the row's id. Several: the amount split by apportion_pence, part k (from 1, in the order of
+ * the lookup's codes) under "ID/k", and parts n+1..max_parts sent as withdrawn placeholders of
+ * 0 pence, so that the same row read again after its value gained a neighbourhood conflicts with
+ * what was stored instead of adding to it. With max_parts above 1, a correction (revision above 1)
+ * or a withdrawal sends the whole family, so that nothing an earlier revision sent can keep
+ * counting: the bare id and parts 1..max_parts, each either live or a placeholder. Returns 0, -1
+ * with a reason to reject the row, or -2 after a file-level error. */
+static int
+build_records (read_state_t *st, const row_t *row, const area_part_t *parts, size_t n, char *reason,
+               size_t reason_len)
+{
+    const Totalplace__SpendingRecord *r = &row->draft;
+    const size_t max_parts = st->reader->max_parts;
+    char problem[CSV_READER_REASON_LEN];
+    char quoted[QUOTED_TEXT_LEN];
+    if (n > 1) {
+        for (size_t k = 0; k < n; k++)
+            st->weights[k] = parts[k].weight;
+        if (apportion_pence (r->amount_pence, st->weights, n, st->amounts, problem,
+                             sizeof problem) != 0)
+            return fail (reason, reason_len, "amount cannot be split: %s", problem);
+    }
+    const bool family = max_parts > 1 && (r->revision > 1 || r->withdrawn);
+    const size_t slots = family || n > 1 ? max_parts : 0;
+    uint64_t placeholders = 0;
+    int rc = 0;
+    st->n_out = 0;
+    if (n == 1)
+        rc = add_record (st, row, r->record_id, parts[0].code, r->amount_pence, r->withdrawn,
+                         reason, reason_len);
+    else if (family) {
+        rc = add_record (st, row, r->record_id, parts[0].code, 0, true, reason, reason_len);
+        placeholders++;
+    }
+    for (size_t k = 1; rc == 0 && k <= slots; k++) {
+        char id[WIRE_MAX_RECORD_ID + 2];
+        int len = snprintf (id, sizeof id, "%s/%zu", r->record_id, k);
+        if (len < 0 || (size_t)len > WIRE_MAX_RECORD_ID) {
+            rc =
+                fail (reason, reason_len,
+                      "record_id %s is too long to number its parts (\"/%zu\" must fit in %u "
+                      "bytes)",
+                      quoted_text (r->record_id, quoted, sizeof quoted), slots, WIRE_MAX_RECORD_ID);
+            break;
+        }
+        if (n > 1 && k <= n)
+            rc = add_record (st, row, id, parts[k - 1].code, st->amounts[k - 1], r->withdrawn,
+                             reason, reason_len);
+        else {
+            rc = add_record (st, row, id, parts[0].code, 0, true, reason, reason_len);
+            placeholders++;
+        }
+    }
+    if (rc != 0) {
+        free_out (st, 0);
+        return rc;
+    }
+    st->stats.placeholders += placeholders;
+    return 0;
+}
+
+static void
 finish_data_row (read_state_t *st)
 {
     st->stats.rows++;
@@ -699,26 +983,56 @@ finish_data_row (read_state_t *st)
     else if (st->cells > st->n_headers && !st->extra_column)
         st->stats.long_rows++;
 
-    Totalplace__SpendingRecord draft = TOTALPLACE__SPENDING_RECORD__INIT;
-    char period[PERIOD_LEN];
+    row_t row = {.draft = TOTALPLACE__SPENDING_RECORD__INIT};
     char reason[CSV_READER_REASON_LEN];
-    if (build_record (st, &draft, period, reason, sizeof reason) != 0) {
+    if (build_row (st, &row, reason, sizeof reason) != 0) {
         reject (st, reason);
         return;
     }
-    Totalplace__SpendingRecord *record = copy_record (&draft);
-    if (!record) {
-        file_error (st, "line %zu: out of memory building a record", st->row_line);
+    /* After every check that does not depend on the row's content alone (revision, withdrawn), so
+     * that identical rows always number the same way; before placing, so that a row a lookup
+     * cannot place still takes its number and a later lookup change cannot shift the others. */
+    if (st->ids && derive_id (st, &row) != 0)
+        return;
+    const area_part_t *parts = NULL;
+    area_part_t single;
+    size_t n = 0;
+    placed_t placed = place (st, &parts, &n, &single, reason, sizeof reason);
+    if (placed == PLACED_NOWHERE) {
+        reject (st, reason);
         return;
     }
-    st->stats.records++;
-    if (!st->on_record) {
-        protobuf_c_message_free_unpacked (&record->base, NULL);
-        return;
-    }
-    int rc = st->on_record (st->arg, st->row_line, record);
+    int rc = build_records (st, &row, parts, n, reason, sizeof reason);
+    if (rc == -1)
+        reject (st, reason);
     if (rc != 0)
-        stopped_by_callback (st, rc, "record");
+        return;
+    if (placed == PLACED_BY_COLUMN)
+        st->stats.by_column++;
+    else if (placed == PLACED_BY_LOOKUP)
+        st->stats.by_lookup++;
+    else
+        st->stats.by_postcode++;
+    if (n > 1)
+        st->stats.apportioned++;
+    size_t count = st->n_out;
+    for (size_t i = 0; i < count; i++) {
+        Totalplace__SpendingRecord *record = st->out[i];
+        st->stats.records++;
+        if (!st->on_record) {
+            protobuf_c_message_free_unpacked (&record->base, NULL);
+            continue;
+        }
+        rc = st->on_record (st->arg, st->row_line, record);
+        if (rc != 0) {
+            /* The receiver owns what it was given; the rest of the row is dropped. */
+            st->n_out = count;
+            free_out (st, i + 1);
+            stopped_by_callback (st, rc, "record");
+            return;
+        }
+    }
+    st->n_out = 0;
 }
 
 static void
@@ -955,7 +1269,16 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
     };
     if (err && err_len)
         err[0] = '\0';
-    if (csv_init (&st.parser, CSV_REPALL_NL) != 0) {
+    const char *id_column = self->header[F_RECORD_ID];
+    size_t max_parts = self->max_parts;
+    st.out = malloc ((max_parts + 1) * sizeof *st.out);
+    st.amounts = malloc (max_parts * sizeof *st.amounts);
+    st.weights = malloc (max_parts * sizeof *st.weights);
+    if (!st.out || !st.amounts || !st.weights)
+        file_error (&st, "out of memory");
+    else if (id_column && !*id_column && !(st.ids = record_ids_new ()))
+        file_error (&st, "cannot start deriving record ids (out of memory or no libsodium)");
+    else if (csv_init (&st.parser, CSV_REPALL_NL) != 0) {
         file_error (&st, "cannot start the CSV parser");
     }
     else {
@@ -969,6 +1292,10 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
     free (st.headers);
     free (st.column_slot);
     free (st.buf);
+    free (st.out);
+    free (st.amounts);
+    free (st.weights);
+    record_ids_destroy (&st.ids);
     if (stats)
         *stats = st.stats;
     return st.rc;

@@ -1,5 +1,6 @@
-/* csv_reader: streams a public body's CSV spending export and turns each row into a SpendingRecord,
- * handing rows it cannot use to the caller with their line number and the reason. */
+/* csv_reader: streams a public body's CSV spending export and turns each row into SpendingRecords
+ * (one, or one per part when a lookup splits the row over several neighbourhoods), handing rows it
+ * cannot use to the caller with their line number and the reason. */
 #ifndef TOTALPLACE_CSV_READER_H
 #define TOTALPLACE_CSV_READER_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "area_lookup.h"
 #include "spending.pb-c.h"
 #include "wire.h"
 
@@ -27,19 +29,28 @@
 
 typedef struct _csv_reader_t csv_reader_t;
 
-/* What one read did. rows = records + rejected: data rows other than blank ones. */
+/* What one read did. rows = by_column + by_lookup + by_postcode + rejected: data rows other than
+ * blank ones, each either placed in its neighbourhoods or rejected. */
 typedef struct {
-    uint64_t rows;       /* data rows read (the header and blank rows not included) */
-    uint64_t records;    /* rows turned into records and handed to on_record */
-    uint64_t rejected;   /* rows handed to on_reject */
-    uint64_t blank;      /* rows skipped because every cell was empty (blank lines included) */
-    uint64_t short_rows; /* rows with fewer cells than the header (missing cells read as empty) */
-    uint64_t long_rows;  /* rows with more cells than the header, the extra ones all empty */
+    uint64_t rows;         /* data rows read (the header and blank rows not included) */
+    uint64_t records;      /* records handed to on_record (a row split into parts gives several) */
+    uint64_t rejected;     /* rows handed to on_reject */
+    uint64_t by_column;    /* rows placed by their own neighbourhood cell */
+    uint64_t by_lookup;    /* rows placed through the lookup (csv_reader_set_lookup) */
+    uint64_t by_postcode;  /* rows placed through the postcode lookup */
+    uint64_t apportioned;  /* rows split over several neighbourhoods (also counted in by_lookup) */
+    uint64_t derived_ids;  /* rows whose record id was derived from their content */
+    uint64_t placeholders; /* withdrawn 0-pence records sent for the parts a correction lacks */
+    uint64_t blank;        /* rows skipped because every cell was empty (blank lines included) */
+    uint64_t short_rows;   /* rows with fewer cells than the header (missing cells read as empty) */
+    uint64_t long_rows;    /* rows with more cells than the header, the extra ones all empty */
 } csv_reader_stats_t;
 
-/* Receives one record built from the row starting on physical line `line` (the header is line 1).
- * The receiver owns the record whatever it returns, and frees it with
- * protobuf_c_message_free_unpacked (&record->base, NULL). Returning non-zero stops the read. */
+/* Receives one record built from the row starting on physical line `line` (the header is line 1);
+ * the records of a row split into parts come one after the other with the same line. The receiver
+ * owns the record whatever it returns, and frees it with
+ * protobuf_c_message_free_unpacked (&record->base, NULL). Returning non-zero stops the read (the
+ * rest of that row's records are dropped). */
 typedef int (csv_record_fn) (void *arg, size_t line, Totalplace__SpendingRecord *record);
 
 /* Receives a row that could not be used: its first physical line and a reason naming the field and
@@ -58,10 +69,12 @@ void csv_reader_destroy (csv_reader_t **self_p);
 
 /* Reads record field `field` from the column headed `header` instead of the default names. Fields:
  * record_id, period, amount, supplier, service, description, neighbourhood, poolable, revision,
- * withdrawn, body_id. The header is matched like the defaults (case-insensitively, surrounding
- * spaces ignored) and must then be present in every file. header NULL restores the default names;
- * "" reads the field from no column (refused for record_id, period, amount and neighbourhood).
- * Returns 0, or -1 with err filled for an unknown field or an unmappable one. */
+ * withdrawn, body_id, postcode. The header is matched like the defaults (case-insensitively,
+ * surrounding spaces ignored) and must then be present in every file. header NULL restores the
+ * default names; "" reads the field from no column (refused for period and amount). record_id
+ * mapped to "" derives every record id from the row's content (see record_ids.h and
+ * docs/input-format.md). Returns 0, or -1 with err filled for an unknown field or an unmappable
+ * one. */
 int csv_reader_map (csv_reader_t *self, const char *field, const char *header, char *err,
                     size_t err_len);
 
@@ -74,14 +87,38 @@ int csv_reader_set_default_service (csv_reader_t *self, const char *service, cha
 /* Poolable value for rows whose poolable cell is empty or absent. */
 void csv_reader_set_default_poolable (csv_reader_t *self, bool poolable);
 
+/* Most parts one row may be split into (1 to APPORTION_MAX_PARTS; 1 when never set). Above 1, a
+ * correction or withdrawal of any row also withdraws every part id up to max_parts that it does not
+ * use (see build_records in csv_reader.c and docs/input-format.md), so it must never be lowered
+ * once parts have been sent. Returns 0, or -1 with err filled when out of range or below what the
+ * current lookup needs. */
+int csv_reader_set_max_parts (csv_reader_t *self, size_t max_parts, char *err, size_t err_len);
+
+/* Places rows whose neighbourhood cell is empty or absent through lookup, by the value of the
+ * column headed `column` (e.g. "Organisational Unit"), which every file must then have. Takes
+ * ownership of *lookup_p and sets it to NULL on success; NULL (or *lookup_p NULL) removes the
+ * lookup. Returns 0, or -1 with err filled (the caller keeps the lookup) when the column is empty
+ * or the lookup maps a value to more neighbourhoods than max_parts. */
+int csv_reader_set_lookup (csv_reader_t *self, const char *column, area_lookup_t **lookup_p,
+                           char *err, size_t err_len);
+
+/* Places rows that neither their neighbourhood cell nor the lookup place through a postcode lookup
+ * of their postcode cell (field "postcode"). Ownership as csv_reader_set_lookup. Returns 0, or -1
+ * with err filled when the lookup maps a key to several areas (not a postcode lookup). */
+int csv_reader_set_postcode_lookup (csv_reader_t *self, area_lookup_t **lookup_p, char *err,
+                                    size_t err_len);
+
 /* Reads the CSV file at path: see csv_reader_read_stream. */
 int csv_reader_read_file (csv_reader_t *self, const char *path, csv_record_fn *on_record,
                           csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats, char *err,
                           size_t err_len);
 
 /* Reads CSV from stream (e.g. stdin) to its end; name is used in file-level messages. The first
- * non-blank row is the header. Each later row becomes a record for on_record or a rejection for
- * on_reject (either may be NULL: records are then freed, rejections only counted). stats (may be
+ * non-blank row is the header. Each later row becomes one or more records for on_record or a
+ * rejection for on_reject (either may be NULL: records are then freed, rejections only counted).
+ * A row is placed by its neighbourhood cell, else the lookup, else the postcode lookup, else
+ * rejected with a reason starting "no neighbourhood". Derived ids number identical rows from the
+ * top of this stream, so a stream must be a whole file. stats (may be
  * NULL) is filled however the read ends. Not for use by two threads at once on one reader.
  * Returns 0 when the whole stream was read, CSV_READER_ERR with err filled for a file-level error
  * (records already handed over stay with the receiver), or the non-zero value a callback returned

@@ -515,13 +515,16 @@ test_short_and_long_rows (void **state)
                        "T2,2013-04-01,1\n"
                        "T3,2013-04-01,1,E01000001,S,Acme,Desc,,,\n"
                        "T4,2013-04-01,1,E01000001,S,Smith, J,Desc\n";
+    /* With a default service, T2 gets as far as its neighbourhood, which is checked last. */
+    assert_int_equal (csv_reader_set_default_service (fx->reader, "Other", fx->err, sizeof fx->err),
+                      0);
     assert_int_equal (read_text (fx, text), 0);
     assert_int_equal (fx->sink.n_records, 2);
     assert_string_equal (fx->sink.records[0]->record_id, "T1");
     assert_string_equal (fx->sink.records[1]->record_id, "T3");
     assert_int_equal (fx->sink.n_rejects, 2);
-    assert_non_null (strstr (fx->sink.reasons[0],
-                             "neighbourhood is missing: the row has 3 cells and the header 7"));
+    assert_non_null (strstr (fx->sink.reasons[0], "no neighbourhood: neighbourhood is missing: the "
+                                                  "row has 3 cells and the header 7"));
     assert_int_equal (fx->sink.reject_lines[0], 3);
     assert_non_null (strstr (fx->sink.reasons[1], "column 8"));
     assert_int_equal (fx->sink.reject_lines[1], 5);
@@ -710,6 +713,385 @@ test_read_stream (void **state)
     assert_int_equal (strncmp (fx->err, "stdin: ", 7), 0);
 }
 
+/* ---------------------------------------------------------------- real exports: ids, lookups */
+
+/* Writes a lookup file beside the export, loads it and removes the file (it lives in memory). */
+static area_lookup_t *
+lookup_from (fixture_t *fx, const char *text, const area_lookup_options_t *options)
+{
+    char path[400];
+    snprintf (path, sizeof path, "%s/lookup.csv", fx->dir);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    assert_int_equal (fputs (text, f) >= 0, 1);
+    assert_int_equal (fclose (f), 0);
+    area_lookup_t *lookup = area_lookup_load (path, options, fx->err, sizeof fx->err);
+    if (!lookup)
+        fail_msg ("lookup refused: %s", fx->err);
+    unlink (path);
+    return lookup;
+}
+
+static const char unit_lookup[] = "Organisational Unit,Neighbourhood,Weight\n"
+                                  "Asset Management,E01007308,\n"
+                                  "Councilwide,E01007310,1705\n"
+                                  "Councilwide,E01007304,1612\n"
+                                  "Councilwide,E01007309,1550\n"
+                                  "Councilwide,E01007305,1498\n"
+                                  "Parks,E01007306,\n";
+
+/* Gives the reader the unit lookup above on column "Organisational Unit" (max parts first). */
+static void
+use_unit_lookup (fixture_t *fx, size_t max_parts)
+{
+    assert_int_equal (csv_reader_set_max_parts (fx->reader, max_parts, fx->err, sizeof fx->err), 0);
+    area_lookup_t *lookup =
+        lookup_from (fx, unit_lookup,
+                     &(area_lookup_options_t){.key_columns = "Organisational Unit",
+                                              .code_columns = "Neighbourhood",
+                                              .weight_columns = "Weight",
+                                              .max_parts = max_parts});
+    assert_int_equal (
+        csv_reader_set_lookup (fx->reader, "Organisational Unit", &lookup, fx->err, sizeof fx->err),
+        0);
+    assert_null (lookup);
+}
+
+static void
+use_postcode_lookup (fixture_t *fx)
+{
+    area_lookup_t *lookup = lookup_from (fx,
+                                         "pcd,pcds,lsoa11\n"
+                                         "S70  2TN,S70 2TN,E01007307\n"
+                                         "S75  1AA,S75 1AA,E01007311\n",
+                                         &(area_lookup_options_t){.key_columns = "pcds, pcd",
+                                                                  .code_columns = "lsoa11",
+                                                                  .postcodes = true,
+                                                                  .max_parts = 1});
+    assert_int_equal (csv_reader_set_postcode_lookup (fx->reader, &lookup, fx->err, sizeof fx->err),
+                      0);
+    assert_null (lookup);
+}
+
+/* The council layout of docs/input-format.md: no ids, no neighbourhoods, identical rows, a credit.
+ */
+static const char council_export[] =
+    "Organisational Unit,Payment Date,Amount,Beneficiary Name\n"
+    "Asset Management,2014-04-23,15926.59,BERMAR BUILDING CO LTD\n"
+    "Councilwide,2014-04-14,-8200.95,BRITISH GAS TRADING LTD\n"
+    "Asset Management,2014-04-23,15926.59,BERMAR BUILDING CO LTD\n";
+
+static void
+test_council_layout_derived_ids_and_parts (void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal (csv_reader_map (fx->reader, "record_id", "", fx->err, sizeof fx->err), 0);
+    use_unit_lookup (fx, 4);
+    assert_int_equal (read_text (fx, council_export), 0);
+    assert_int_equal (fx->sink.n_rejects, 0);
+    assert_int_equal (fx->sink.n_records, 6);
+
+    Totalplace__SpendingRecord **r = fx->sink.records;
+    /* Line 2: one record, the first of its content. */
+    assert_int_equal (strncmp (r[0]->record_id, "d:", 2), 0);
+    assert_int_equal (strlen (r[0]->record_id), 36);
+    assert_string_equal (r[0]->record_id + 34, "#1");
+    assert_string_equal (r[0]->neighbourhood, "E01007308");
+    assert_string_equal (r[0]->service, "Asset Management");
+    assert_string_equal (r[0]->supplier, "BERMAR BUILDING CO LTD");
+    assert_string_equal (r[0]->period, "2014-04");
+    assert_int_equal (r[0]->amount_pence, 1592659);
+    /* Line 3: four parts in code order, split by population, summing to the credit. */
+    const char *codes[] = {"E01007304", "E01007305", "E01007309", "E01007310"};
+    const int64_t pence[] = {-207697, -193009, -199709, -219680};
+    int64_t total = 0;
+    for (size_t k = 0; k < 4; k++) {
+        char id[64];
+        snprintf (id, sizeof id, "%.36s/%zu", r[1]->record_id, k + 1);
+        assert_string_equal (r[1 + k]->record_id, id);
+        assert_string_equal (r[1 + k]->neighbourhood, codes[k]);
+        assert_int_equal (r[1 + k]->amount_pence, pence[k]);
+        assert_false (r[1 + k]->withdrawn);
+        assert_int_equal (fx->sink.record_lines[1 + k], 3);
+        total += r[1 + k]->amount_pence;
+    }
+    assert_int_equal (total, -820095);
+    /* Line 4: the same content as line 2, the second occurrence. */
+    assert_int_equal (strncmp (r[5]->record_id, r[0]->record_id, 34), 0);
+    assert_string_equal (r[5]->record_id + 34, "#2");
+
+    assert_int_equal (fx->stats.rows, 3);
+    assert_int_equal (fx->stats.records, 6);
+    assert_int_equal (fx->stats.by_lookup, 3);
+    assert_int_equal (fx->stats.apportioned, 1);
+    assert_int_equal (fx->stats.derived_ids, 3);
+    assert_int_equal (fx->stats.placeholders, 0);
+}
+
+/* The ids of a read, sorted, joined into one string. */
+static int
+compare_strings (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+sorted_ids (fixture_t *fx, char *out, size_t out_len)
+{
+    const char *ids[MAX_SEEN];
+    for (size_t i = 0; i < fx->sink.n_records; i++)
+        ids[i] = fx->sink.records[i]->record_id;
+    qsort (ids, fx->sink.n_records, sizeof ids[0], compare_strings);
+    out[0] = '\0';
+    for (size_t i = 0; i < fx->sink.n_records; i++) {
+        strncat (out, ids[i], out_len - strlen (out) - 1);
+        strncat (out, " ", out_len - strlen (out) - 1);
+    }
+}
+
+static void
+test_derived_ids_are_stable (void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal (csv_reader_map (fx->reader, "record_id", "", fx->err, sizeof fx->err), 0);
+    use_unit_lookup (fx, 4);
+    char first[4096], again[4096];
+    assert_int_equal (read_text (fx, council_export), 0);
+    sorted_ids (fx, first, sizeof first);
+
+    /* The same export read again. */
+    assert_int_equal (read_text (fx, council_export), 0);
+    sorted_ids (fx, again, sizeof again);
+    assert_string_equal (first, again);
+
+    /* Re-issued: rows reordered, dates and amounts written differently, case and spacing
+     * changed, an empty column added: the same payments, the same ids. */
+    assert_int_equal (
+        read_text (fx, "Payment Date,Organisational Unit,Amount,Beneficiary Name,Notes\n"
+                       "23/04/2014,ASSET MANAGEMENT,\"£15,926.59\",Bermar Building Co Ltd,\n"
+                       "23-Apr-14,Asset  Management,15926.590,BERMAR BUILDING CO LTD ,\n"
+                       "2014-04-14 00:00:00,councilwide,(8200.95),British Gas Trading Ltd,\n"),
+        0);
+    sorted_ids (fx, again, sizeof again);
+    assert_string_equal (first, again);
+
+    /* A changed lookup moves nothing it should not: ids stay, only neighbourhoods change. */
+    area_lookup_t *moved = lookup_from (
+        fx,
+        "Organisational Unit,Neighbourhood\nAsset Management,E01000001\n"
+        "Councilwide,E01000002\n",
+        &(area_lookup_options_t){
+            .key_columns = "Organisational Unit", .code_columns = "Neighbourhood", .max_parts = 4});
+    assert_int_equal (
+        csv_reader_set_lookup (fx->reader, "Organisational Unit", &moved, fx->err, sizeof fx->err),
+        0);
+    assert_int_equal (read_text (fx, council_export), 0);
+    assert_int_equal (fx->sink.n_records, 3);
+    assert_string_equal (fx->sink.records[0]->neighbourhood, "E01000001");
+    assert_int_equal (strncmp (fx->sink.records[0]->record_id, first, 36), 0);
+    /* The unsplit credit takes the id its parts were numbered under. */
+    assert_non_null (strstr (first, fx->sink.records[1]->record_id));
+
+    /* An edited row is another payment: a new id. */
+    assert_int_equal (read_text (fx,
+                                 "Organisational Unit,Payment Date,Amount,Beneficiary Name\n"
+                                 "Asset Management,2014-04-23,15926.60,BERMAR BUILDING CO LTD\n"),
+                      0);
+    assert_null (strstr (first, fx->sink.records[0]->record_id));
+}
+
+static void
+test_placement_first_match_wins (void **state)
+{
+    fixture_t *fx = *state;
+    use_unit_lookup (fx, 4);
+    use_postcode_lookup (fx);
+    /* Organisational Unit is also the service: T5 needs a default one to reach placement. */
+    assert_int_equal (
+        csv_reader_set_default_service (fx->reader, "Council", fx->err, sizeof fx->err), 0);
+    const char *text = "Transaction Number,Date,Amount,Organisational Unit,Neighbourhood,Postcode\n"
+                       "T1,2014-04-01,1.00,Parks,E01000099,S70 2TN\n" /* its own cell wins */
+                       "T2,2014-04-01,2.00,Parks,,S70 2TN\n"          /* then the lookup */
+                       "T3,2014-04-01,3.00,Mystery Unit,,s75 1aa\n"   /* then the postcode */
+                       "T4,2014-04-01,4.00,Mystery Unit,,ZZ1 1ZZ\n"   /* nothing: rejected */
+                       "T5,2014-04-01,5.00,,,\n"                      /* nothing at all */
+                       "T6,2014-04-01,6.00,Councilwide,,S70 2TN\n";   /* the lookup, split */
+    assert_int_equal (read_text (fx, text), 0);
+    assert_int_equal (fx->sink.n_records, 3 + 4);
+    assert_string_equal (fx->sink.records[0]->neighbourhood, "E01000099");
+    assert_string_equal (fx->sink.records[1]->neighbourhood, "E01007306");
+    assert_string_equal (fx->sink.records[2]->neighbourhood, "E01007311");
+    assert_string_equal (fx->sink.records[3]->record_id, "T6/1");
+    assert_int_equal (fx->sink.n_rejects, 2);
+    assert_int_equal (fx->sink.reject_lines[0], 5);
+    assert_string_equal (fx->sink.reasons[0],
+                         "no neighbourhood: neighbourhood is empty; Organisational Unit "
+                         "\"Mystery Unit\" is not in the lookup; postcode \"ZZ1 1ZZ\" is not in "
+                         "the postcode lookup");
+    assert_int_equal (fx->sink.reject_lines[1], 6);
+    assert_string_equal (fx->sink.reasons[1],
+                         "no neighbourhood: neighbourhood is empty; Organisational Unit is "
+                         "empty; postcode is empty");
+    assert_int_equal (fx->stats.by_column, 1);
+    assert_int_equal (fx->stats.by_lookup, 2);
+    assert_int_equal (fx->stats.by_postcode, 1);
+    assert_int_equal (fx->stats.rejected, 2);
+    assert_int_equal (fx->stats.rows, fx->stats.by_column + fx->stats.by_lookup +
+                                          fx->stats.by_postcode + fx->stats.rejected);
+    assert_int_equal (fx->stats.derived_ids, 0);
+}
+
+/* Finds a record of the read by id. */
+static Totalplace__SpendingRecord *
+record_named (fixture_t *fx, const char *id)
+{
+    for (size_t i = 0; i < fx->sink.n_records; i++)
+        if (strcmp (fx->sink.records[i]->record_id, id) == 0)
+            return fx->sink.records[i];
+    fail_msg ("no record %s", id);
+    return NULL;
+}
+
+static void
+expect (fixture_t *fx, const char *id, const char *neighbourhood, int64_t pence, bool withdrawn,
+        uint32_t revision)
+{
+    Totalplace__SpendingRecord *r = record_named (fx, id);
+    assert_string_equal (r->neighbourhood, neighbourhood);
+    assert_int_equal (r->amount_pence, pence);
+    assert_int_equal (r->withdrawn, withdrawn);
+    assert_int_equal (r->revision, revision);
+}
+
+static void
+test_corrections_carry_the_whole_family (void **state)
+{
+    fixture_t *fx = *state;
+    use_unit_lookup (fx, 5);
+    const char *text = "Transaction Number,Date,Amount,Organisational Unit,Revision,Withdrawn\n"
+                       "T1,2014-04-01,100.00,Councilwide,,\n"
+                       "T2,2014-04-01,100.00,Councilwide,2,\n"
+                       "T3,2014-04-01,7.00,Parks,2,no\n"
+                       "T4,2014-04-01,100.00,Councilwide,3,yes\n"
+                       "T5,2014-04-01,7.00,Parks,,\n";
+    assert_int_equal (read_text (fx, text), 0);
+    /* T1 (first revision): its 4 parts and a placeholder for part 5, no bare id. */
+    expect (fx, "T1/1", "E01007304", 2533, false, 1);
+    expect (fx, "T1/4", "E01007310", 2679, false, 1);
+    expect (fx, "T1/5", "E01007304", 0, true, 1);
+    /* T2 (a correction): the bare id and part 5 withdrawn, parts 1-4 live. */
+    expect (fx, "T2", "E01007304", 0, true, 2);
+    expect (fx, "T2/1", "E01007304", 2533, false, 2);
+    expect (fx, "T2/2", "E01007305", 2353, false, 2);
+    expect (fx, "T2/3", "E01007309", 2435, false, 2);
+    expect (fx, "T2/4", "E01007310", 2679, false, 2);
+    expect (fx, "T2/5", "E01007304", 0, true, 2);
+    /* T3 (a correction to one neighbourhood): the bare id live, every part withdrawn. */
+    expect (fx, "T3", "E01007306", 700, false, 2);
+    for (int k = 1; k <= 5; k++) {
+        char id[16];
+        snprintf (id, sizeof id, "T3/%d", k);
+        expect (fx, id, "E01007306", 0, true, 2);
+    }
+    /* T4 (a withdrawal): everything withdrawn. */
+    expect (fx, "T4", "E01007304", 0, true, 3);
+    expect (fx, "T4/2", "E01007305", 2353, true, 3);
+    expect (fx, "T4/5", "E01007304", 0, true, 3);
+    /* T5 (first revision, one neighbourhood): one record. */
+    expect (fx, "T5", "E01007306", 700, false, 1);
+    assert_int_equal (fx->sink.n_records, 5 + 6 + 6 + 6 + 1);
+    for (size_t i = 0; i < fx->sink.n_records; i++)
+        assert_null (strstr (fx->sink.records[i]->record_id, "T1/6"));
+    assert_false (strcmp (fx->sink.records[0]->record_id, "T1") == 0);
+    assert_int_equal (fx->stats.placeholders, 1 + 2 + 5 + 2);
+    assert_int_equal (fx->stats.apportioned, 3);
+
+    /* Without room for the lookup's four parts the lookup is refused and kept by the caller. */
+    csv_reader_t *small = csv_reader_new ("GB-LAE-TST", fx->err, sizeof fx->err);
+    assert_non_null (small);
+    area_lookup_t *lookup =
+        lookup_from (fx, unit_lookup,
+                     &(area_lookup_options_t){.key_columns = "Organisational Unit",
+                                              .code_columns = "Neighbourhood",
+                                              .weight_columns = "Weight",
+                                              .max_parts = 4});
+    assert_int_equal (
+        csv_reader_set_lookup (small, "Organisational Unit", &lookup, fx->err, sizeof fx->err), -1);
+    assert_non_null (strstr (fx->err, "4 neighbourhoods, more than max parts 1"));
+    assert_non_null (lookup);
+    assert_int_equal (csv_reader_set_postcode_lookup (small, &lookup, fx->err, sizeof fx->err), -1);
+    assert_non_null (lookup);
+    assert_int_equal (csv_reader_set_lookup (small, " ", &lookup, fx->err, sizeof fx->err), -1);
+    assert_int_equal (csv_reader_set_max_parts (small, 4, fx->err, sizeof fx->err), 0);
+    assert_int_equal (
+        csv_reader_set_lookup (small, "Organisational Unit", &lookup, fx->err, sizeof fx->err), 0);
+    assert_null (lookup);
+    assert_int_equal (csv_reader_set_max_parts (small, 3, fx->err, sizeof fx->err), -1);
+    assert_int_equal (csv_reader_set_max_parts (small, 0, fx->err, sizeof fx->err), -1);
+    /* NULL removes the lookup. */
+    assert_int_equal (csv_reader_set_lookup (small, NULL, NULL, fx->err, sizeof fx->err), 0);
+    assert_int_equal (csv_reader_set_max_parts (small, 1, fx->err, sizeof fx->err), 0);
+    csv_reader_destroy (&small);
+}
+
+static void
+test_part_ids_must_fit (void **state)
+{
+    fixture_t *fx = *state;
+    use_unit_lookup (fx, 4);
+    char text[1024], id[130];
+    memset (id, 'x', 127);
+    id[127] = '\0';
+    snprintf (text, sizeof text,
+              "Transaction Number,Date,Amount,Organisational Unit\n"
+              "%s,2014-04-01,1.00,Councilwide\n"
+              "%s,2014-04-01,1.00,Parks\n",
+              id, id);
+    assert_int_equal (read_text (fx, text), 0);
+    assert_int_equal (fx->sink.n_records, 1); /* one neighbourhood: no part number needed */
+    assert_int_equal (fx->sink.n_rejects, 1);
+    assert_non_null (strstr (fx->sink.reasons[0], "too long to number its parts"));
+    assert_int_equal (fx->sink.reject_lines[0], 2);
+}
+
+static void
+test_lookup_file_level_errors (void **state)
+{
+    fixture_t *fx = *state;
+    use_unit_lookup (fx, 4);
+    /* The lookup's column must be in the file. */
+    assert_int_equal (read_text (fx, "Transaction Number,Date,Amount,Cost Centre\n"
+                                     "T1,2014-04-01,1,CC1\n"),
+                      CSV_READER_ERR);
+    assert_non_null (strstr (
+        fx->err, "no column \"Organisational Unit\", which the neighbourhood lookup reads"));
+    assert_int_equal (fx->sink.n_records, 0);
+
+    /* Without lookups a file needs its neighbourhood column... */
+    csv_reader_destroy (&fx->reader);
+    fx->reader = csv_reader_new ("GB-LAE-TST", fx->err, sizeof fx->err);
+    assert_non_null (fx->reader);
+    assert_int_equal (read_text (fx, council_export), CSV_READER_ERR);
+    assert_non_null (strstr (fx->err, "no record_id column"));
+    assert_non_null (strstr (fx->err, "no neighbourhood column"));
+    assert_non_null (strstr (fx->err, "\"Ward Code\""));
+    /* ...and a neighbourhood read from no column needs a lookup. */
+    assert_int_equal (csv_reader_map (fx->reader, "neighbourhood", "", fx->err, sizeof fx->err), 0);
+    assert_int_equal (csv_reader_map (fx->reader, "record_id", "", fx->err, sizeof fx->err), 0);
+    assert_int_equal (read_text (fx, council_export), CSV_READER_ERR);
+    assert_non_null (strstr (fx->err, "no way to a neighbourhood"));
+    /* A postcode lookup is enough when the file has a postcode column. */
+    use_postcode_lookup (fx);
+    assert_int_equal (read_text (fx, council_export), CSV_READER_ERR);
+    assert_non_null (strstr (fx->err, "no postcode column"));
+    assert_int_equal (read_text (fx, "Payment Date,Amount,Postcode,Service\n"
+                                     "2014-04-01,5.00,S70 2TN,Housing\n"),
+                      0);
+    assert_int_equal (fx->sink.n_records, 1);
+    assert_string_equal (fx->sink.records[0]->neighbourhood, "E01007307");
+    assert_int_equal (fx->stats.by_postcode, 1);
+}
+
 static void
 test_new_refuses_bad_body_id (void **state)
 {
@@ -759,6 +1141,13 @@ main (void)
         cmocka_unit_test_setup_teardown (test_file_level_errors, setup, teardown),
         cmocka_unit_test_setup_teardown (test_read_stream, setup, teardown),
         cmocka_unit_test (test_new_refuses_bad_body_id),
+        cmocka_unit_test_setup_teardown (test_council_layout_derived_ids_and_parts, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_derived_ids_are_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_placement_first_match_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_corrections_carry_the_whole_family, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_part_ids_must_fit, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_lookup_file_level_errors, setup, teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
