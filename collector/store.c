@@ -255,36 +255,29 @@ split_cell_key (char *buffer, char *fields[CELL_FIELDS])
 /* ---------------------------------------------------------------- applying batches */
 
 /* How a group is applied. A transaction costs the distinct pages it touches and every B-tree
- * descent that misses the cache, so the fast path does each kind of work in key order:
- *   1. records are visited in key order (a stable sort, so two copies of one key keep their
- *      order), with one cursor on the records database: neighbouring keys, neighbouring pages;
- *   2. a record's contribution only adds to in-memory deltas of its cell and neighbourhood;
- *   3. at the end the touched totals are sorted and written with one cursor per database, each
- *      read once right before it is written.
- * A record whose contribution would overflow an int64 total must be rejected, which needs the
- * stored total; the fast path does not read it first, but remembers the lowest and highest each
- * delta reached. If the stored total plus either could overflow, the whole group is applied again
- * in exact mode: records in arrival order, every total read at first touch, each record checked
- * and undone on overflow. Amounts are at most 10^15 pence, so only absurd data takes that path;
- * both paths give the same outcomes for the same group. */
+ * descent that misses the cache. Records are visited in arrival order with one cursor on the
+ * records database (a batch's keys mostly ascend, so the cursor mostly stays on its page), but a
+ * record's contribution only adds to in-memory deltas of its cell and neighbourhood; at the end
+ * the touched totals are sorted and written with one cursor per database, each read once right
+ * before it is written: one pass over neighbouring keys instead of a random read and a random
+ * write per record.
+ * The one outcome that needs a stored total first is a record whose contribution would overflow
+ * an int64 total: it is rejected. So the fast path sums each total's additions and subtractions
+ * apart: every value the total passes through lies between stored + subtractions and stored +
+ * additions. If either end could overflow, the whole group is applied again in exact mode, which
+ * reads every total at first touch and checks and undoes each record. Amounts are at most 10^15
+ * pence, so only absurd data takes that path. */
 
 /* A total the transaction changes. */
 typedef struct {
     uint64_t hash;
-    /* Fast path: the sum of this group's contributions, and the lowest and highest that sum
-     * reached. Exact mode: value is the total itself (read at first touch). */
-    store_amount_t value, low, high;
+    /* Fast path: the sum of this group's contributions, and the sums of its additions (>= 0)
+     * and of its subtractions (<= 0) apart. Exact mode: value is the total itself. */
+    store_amount_t value, plus, minus;
     const char *key; /* in the working memory's key arena, NUL-terminated */
     uint32_t key_len;
     bool cell; /* in the cells database, else in neighbourhoods */
 } total_t;
-
-/* A record of the group, in the order it is visited. */
-typedef struct {
-    const char *key; /* its records key, in the key arena */
-    uint32_t key_len;
-    uint32_t batch, index;
-} visit_t;
 
 /* Keys are copied into chunks that never move, so pointers into them stay valid. */
 #define KEY_CHUNK_BYTES ((size_t) 256 * 1024)
@@ -298,13 +291,11 @@ struct _apply_memory_t {
     size_t total_count, total_capacity;
     uint32_t *slots; /* open addressing: index + 1 into totals, 0 when free */
     size_t slot_count; /* a power of two, at least twice total_count */
-    visit_t *visits;
-    size_t visit_capacity;
 };
 
 typedef struct {
     size_t index; /* into totals */
-    store_amount_t value, low, high;
+    store_amount_t value, plus, minus;
 } undo_entry_t;
 
 /* One transaction's working state. */
@@ -334,7 +325,6 @@ apply_memory_free (apply_memory_t **memory_p)
     free (memory->chunks);
     free (memory->totals);
     free (memory->slots);
-    free (memory->visits);
     free (memory);
     *memory_p = NULL;
 }
@@ -470,8 +460,8 @@ undo_record (apply_state_t *state)
         undo_entry_t *entry = &state->undo[--state->undo_count];
         total_t *total = &state->memory->totals[entry->index];
         total->value = entry->value;
-        total->low = entry->low;
-        total->high = entry->high;
+        total->plus = entry->plus;
+        total->minus = entry->minus;
     }
 }
 
@@ -497,22 +487,20 @@ add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record
     store_amount_t delta = {sign > 0 ? record->amount_pence : -record->amount_pence, sign};
     for (size_t i = 0; i < 2; i++) {
         total_t *total = &state->memory->totals[targets[i]];
-        store_amount_t next;
+        store_amount_t next, plus = total->plus, minus = total->minus;
+        int64_t *amount_side = delta.amount_pence >= 0 ? &plus.amount_pence : &minus.amount_pence;
+        int64_t *records_side = delta.records >= 0 ? &plus.records : &minus.records;
         if (__builtin_add_overflow (total->value.amount_pence, delta.amount_pence,
                                     &next.amount_pence)
-            || __builtin_add_overflow (total->value.records, delta.records, &next.records))
+            || __builtin_add_overflow (total->value.records, delta.records, &next.records)
+            || __builtin_add_overflow (*amount_side, delta.amount_pence, amount_side)
+            || __builtin_add_overflow (*records_side, delta.records, records_side))
             return state->exact ? CONTRIBUTION_OVERFLOWS : APPLY_NEEDS_EXACT;
         state->undo[state->undo_count++] =
-            (undo_entry_t){targets[i], total->value, total->low, total->high};
+            (undo_entry_t){targets[i], total->value, total->plus, total->minus};
         total->value = next;
-        if (next.amount_pence < total->low.amount_pence)
-            total->low.amount_pence = next.amount_pence;
-        if (next.amount_pence > total->high.amount_pence)
-            total->high.amount_pence = next.amount_pence;
-        if (next.records < total->low.records)
-            total->low.records = next.records;
-        if (next.records > total->high.records)
-            total->high.records = next.records;
+        total->plus = plus;
+        total->minus = minus;
     }
     return 0;
 }
@@ -630,14 +618,14 @@ write_totals (apply_state_t *state, char *err, size_t err_len)
             goto out;
         }
         if (!state->exact) {
-            /* Every value the total passed through lies between stored + low and stored + high:
-             * if both fit, no record of the group could have overflowed it. */
+            /* In any order, every value the total passes through lies between stored + minus
+             * and stored + plus: if both fit, no record of the group can overflow it. */
             int64_t ignored;
-            if (__builtin_add_overflow (stored.amount_pence, total->low.amount_pence, &ignored)
-                || __builtin_add_overflow (stored.amount_pence, total->high.amount_pence,
+            if (__builtin_add_overflow (stored.amount_pence, total->minus.amount_pence, &ignored)
+                || __builtin_add_overflow (stored.amount_pence, total->plus.amount_pence,
                                            &ignored)
-                || __builtin_add_overflow (stored.records, total->low.records, &ignored)
-                || __builtin_add_overflow (stored.records, total->high.records, &ignored)) {
+                || __builtin_add_overflow (stored.records, total->minus.records, &ignored)
+                || __builtin_add_overflow (stored.records, total->plus.records, &ignored)) {
                 rc = APPLY_NEEDS_EXACT;
                 goto out;
             }
@@ -748,64 +736,6 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
     return put_or_full (state->txn, store->meta, &key, &value, "counters", err, err_len);
 }
 
-static int
-compare_visits (const void *a, const void *b)
-{
-    const visit_t *x = a, *y = b;
-    size_t len = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int order = memcmp (x->key, y->key, len);
-    if (order)
-        return order;
-    if (x->key_len != y->key_len)
-        return x->key_len < y->key_len ? -1 : 1;
-    /* Two copies of one key keep their arrival order (and so their outcomes). */
-    if (x->batch != y->batch)
-        return x->batch < y->batch ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/* Validates every record the caller did not refuse and lists the rest with their keys, sorted by
- * key on the fast path. Returns the number listed, or -1 with err. */
-static ssize_t
-plan_visits (apply_state_t *state, Totalplace__Batch *const *batches, size_t batch_count,
-             store_result_t *const *results, char *err, size_t err_len)
-{
-    apply_memory_t *memory = state->memory;
-    size_t total = 0;
-    for (size_t b = 0; b < batch_count; b++)
-        total += batches[b]->n_records;
-    if (total > memory->visit_capacity) {
-        visit_t *visits = realloc (memory->visits, total * sizeof *visits);
-        if (!visits)
-            return fail (err, err_len, -1, "out of memory");
-        memory->visits = visits;
-        memory->visit_capacity = total;
-    }
-    size_t n = 0;
-    for (size_t b = 0; b < batch_count; b++)
-        for (size_t i = 0; i < batches[b]->n_records; i++) {
-            store_result_t *result = &results[b][i];
-            const Totalplace__SpendingRecord *record = batches[b]->records[i];
-            if (result->outcome == STORE_REJECTED)
-                continue;
-            if (wire_validate_record (record, result->reason, sizeof result->reason)) {
-                result->outcome = STORE_REJECTED;
-                continue;
-            }
-            char key[MAX_KEY_BYTES + 1];
-            size_t key_len = record_key (key, sizeof key, record->body_id, record->record_id);
-            if (key_len == 0)
-                return fail (err, err_len, -1, "record key too long");
-            const char *copy = copy_key (memory, key, key_len);
-            if (!copy)
-                return fail (err, err_len, -1, "out of memory");
-            memory->visits[n++] = (visit_t){copy, (uint32_t) key_len, (uint32_t) b, (uint32_t) i};
-        }
-    if (!state->exact && n > 1)
-        qsort (memory->visits, n, sizeof *memory->visits, compare_visits);
-    return (ssize_t) n;
-}
-
 /* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL or APPLY_NEEDS_EXACT
  * (aborted), or an error. */
 static int
@@ -825,13 +755,24 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
         mdb_txn_abort (state.txn);
         return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
     }
-    ssize_t visits = plan_visits (&state, batches, batch_count, results, err, err_len);
-    rc = visits < 0 ? STORE_ERR : 0;
-    for (ssize_t v = 0; v < visits && rc == 0; v++) {
-        const visit_t *visit = &self->memory->visits[v];
-        rc = apply_record (&state, batches[visit->batch]->records[visit->index], visit->key,
-                           visit->key_len, &results[visit->batch][visit->index], err, err_len);
-    }
+    rc = 0;
+    for (size_t b = 0; b < batch_count && rc == 0; b++)
+        for (size_t i = 0; i < batches[b]->n_records && rc == 0; i++) {
+            store_result_t *result = &results[b][i];
+            const Totalplace__SpendingRecord *record = batches[b]->records[i];
+            if (result->outcome == STORE_REJECTED)
+                continue; /* refused upstream */
+            if (wire_validate_record (record, result->reason, sizeof result->reason)) {
+                result->outcome = STORE_REJECTED;
+                continue;
+            }
+            char key[MAX_KEY_BYTES + 1];
+            size_t key_len = record_key (key, sizeof key, record->body_id, record->record_id);
+            if (key_len == 0)
+                rc = fail (err, err_len, STORE_ERR, "record key too long");
+            else
+                rc = apply_record (&state, record, key, key_len, result, err, err_len);
+        }
     mdb_cursor_close (state.records);
     for (size_t b = 0; b < batch_count && rc == 0; b++)
         for (size_t i = 0; i < batches[b]->n_records; i++)
