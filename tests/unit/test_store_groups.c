@@ -86,8 +86,8 @@ collect_row (void *arg, const char *key, store_amount_t amount)
 }
 
 static int
-totals (fixture_t *f, const char *neighbourhood, store_breakdown_t by,
-        const store_filter_t *filter, rows_t *rows)
+totals (fixture_t *f, const char *neighbourhood, store_breakdown_t by, const store_filter_t *filter,
+        rows_t *rows)
 {
     memset (rows, 0, sizeof *rows);
     char err[STORE_ERR_LEN];
@@ -136,7 +136,7 @@ test_overflow_seen_only_with_the_stored_total (void **state)
 {
     fixture_t *f = *state;
     /* Fill one cell up to (fit - 1) maximal amounts: INT64_MAX / 10^15 = 9223 fit. */
-    const size_t fit = (size_t) (INT64_MAX / WIRE_MAX_ABS_AMOUNT_PENCE);
+    const size_t fit = (size_t)(INT64_MAX / WIRE_MAX_ABS_AMOUNT_PENCE);
     Totalplace__Batch *fill = test_batch_new ("agent", 1);
     for (size_t i = 0; i + 1 < fit; i++) {
         char id[32];
@@ -164,8 +164,8 @@ test_overflow_seen_only_with_the_stored_total (void **state)
     assert_non_null (strstr (results[1].reason, "overflow"));
     assert_int_equal (results[2].outcome, STORE_ACCEPTED);
     store_amount_t total = total_of (f, "E01000001");
-    assert_int_equal (total.amount_pence, (int64_t) (fit - 1) * WIRE_MAX_ABS_AMOUNT_PENCE);
-    assert_int_equal (total.records, (int64_t) fit + 1);
+    assert_int_equal (total.amount_pence, (int64_t)(fit - 1) * WIRE_MAX_ABS_AMOUNT_PENCE);
+    assert_int_equal (total.records, (int64_t)fit + 1);
     Totalplace__SpendingRecord *stored = NULL;
     char err[STORE_ERR_LEN];
     assert_int_equal (store_get_record (f->store, "GB-LAE-BNS", "A2", &stored, err, sizeof err),
@@ -187,14 +187,14 @@ test_neighbourhood_totals_across_months (void **state)
     int64_t expected[4][6] = {{0}};
     int serial = 0;
     for (int group = 0; group < 2; group++) {
-        Totalplace__Batch *batch = test_batch_new ("agent", (uint64_t) group + 1);
+        Totalplace__Batch *batch = test_batch_new ("agent", (uint64_t)group + 1);
         for (size_t c = 0; c < 4; c++)
             for (size_t m = 0; m < 6; m++) {
-                if ((c + m + (size_t) group) % 3 == 0)
+                if ((c + m + (size_t)group) % 3 == 0)
                     continue; /* leave some months of some neighbourhoods empty */
                 char id[32];
                 snprintf (id, sizeof id, "R%04d", serial++);
-                int64_t amount = (int64_t) (c + 1) * 1000 + (int64_t) m * 10 + group;
+                int64_t amount = (int64_t)(c + 1) * 1000 + (int64_t)m * 10 + group;
                 test_batch_add (batch, rec (id, 1, codes[c], months[m], amount));
                 expected[c][m] += amount;
             }
@@ -238,10 +238,10 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown (test_copies_of_a_key_keep_arrival_order, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_overflow_seen_only_with_the_stored_total, setup,
-                                       teardown),
-      cmocka_unit_test_setup_teardown (test_neighbourhood_totals_across_months, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_copies_of_a_key_keep_arrival_order, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_overflow_seen_only_with_the_stored_total, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_neighbourhood_totals_across_months, setup, teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# The benchmarks of docs/performance.md in one run, all ratios measured on the same machine in the
+# same run: generated exports; the raw LMDB and ZeroMQ ceilings; the collector alone; query
+# latency (read-only, whole command, query endpoint), idle and while ingest runs; four agents to a
+# collector end to end with durable acks; PostgreSQL loading the same files. Prints a summary and
+# writes every figure to WORK/results (KEY=VALUE) and WORK/summary.md.
+#
+#   bash tests/bench/run.sh                 10M records (about 15 minutes on 2 cores)
+#   bash tests/bench/run.sh --quick         1M records
+#   bash tests/bench/run.sh --records N     any size
+#   bash tests/bench/run.sh --smoke         10k records, no PostgreSQL, no build (ctest bench-smoke)
+# Other options: --seed S, --window W (batches in flight per agent; default: the agent's own
+# default), --no-postgres, --work DIR, --keep (keep WORK), --build DIR (default build-bench).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+records=10000000
+seed=1
+window=""
+postgres=1
+smoke=0
+keep=0
+work=""
+build_dir="$top/build-bench"
+while (($#)); do
+  case $1 in
+    --quick) records=1000000 ;;
+    --records) records=$2; shift ;;
+    --smoke) records=10000; postgres=0; smoke=1 ;;
+    --seed) seed=$2; shift ;;
+    --window) window=$2; shift ;;
+    --no-postgres) postgres=0 ;;
+    --work) work=$2; shift ;;
+    --keep) keep=1 ;;
+    --build) build_dir=$2; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $records =~ ^[0-9]+$ ]] && ((records >= 1000)) || { echo "run.sh: --records wants at least 1000" >&2; exit 2; }
+
+# ---------------------------------------------------------------- build
+if [[ -n ${TOTALPLACE_BIN:-} ]]; then
+  bin=$TOTALPLACE_BIN
+else
+  bin=$build_dir
+  echo "== building $bin (Release)"
+  cmake -S "$top" -B "$bin" -DCMAKE_BUILD_TYPE=Release -DTOTALPLACE_WERROR=ON >/dev/null
+  cmake --build "$bin" -j "$(nproc)" >/dev/null
+fi
+COLLECTOR=$bin/collector/totalplace-collector
+AGENT=$bin/agents/totalplace-agent
+CLI=$bin/collector/totalplace
+GEN=$bin/tests/bench/tp_gen
+PUSH=$bin/tests/bench/tp_push
+LMDB_CEILING=$bin/tests/bench/tp_lmdb_ceiling
+LATENCY=$bin/tests/bench/tp_latency
+MEMWATCH=$bin/tests/bench/tp_memwatch
+for tool in "$COLLECTOR" "$AGENT" "$CLI" "$GEN" "$PUSH" "$LMDB_CEILING" "$LATENCY" "$MEMWATCH"; do
+  [[ -x $tool ]] || { echo "run.sh: $tool is not built" >&2; exit 1; }
+done
+command -v gawk >/dev/null || { echo "run.sh: gawk is needed (deploy/install-deps.sh)" >&2; exit 1; }
+
+# ---------------------------------------------------------------- housekeeping
+[[ -n $work ]] || work=$(mktemp -d /tmp/tp-bench.XXXXXX)
+mkdir -p "$work"
+chmod 755 "$work" # PostgreSQL's own user must reach its data folder inside
+results=$work/results
+: >"$results"
+declare -a started=()
+pg_ctl_stop=""
+
+cleanup() {
+  local status=$?
+  for pid in "${started[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  [[ -n $pg_ctl_stop ]] && eval "$pg_ctl_stop" >/dev/null 2>&1 || true
+  if ((status != 0)); then
+    echo "run.sh: FAILED (status $status); logs in $work" >&2
+    for log in "$work"/*.log; do [[ -f $log ]] && { echo "== $log" >&2; tail -n 15 "$log" >&2; }; done
+  elif ((keep == 0)); then
+    rm -rf "$work"
+  else
+    echo "work folder kept: $work"
+  fi
+}
+trap cleanup EXIT
+
+fail() { echo "run.sh: FAIL: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+# record SECTION FILE: appends a tool's KEY=VALUE output under a section prefix.
+record() { sed "s/^/$1./" "$2" >>"$results"; }
+put() { echo "$1=$2" >>"$results"; }
+get() { gawk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$results"; }
+ratio() { gawk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+# A free loopback port below the ephemeral range (so no outgoing connection holds it), that
+# nothing listens on.
+listening() { # listening PORT: a TCP socket listens on it (from /proc, no other tool needed)
+  gawk -v port="$(printf '%04X' "$1")" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 3) == port { found = 1 }
+      END { exit !found }' /proc/net/tcp /proc/net/tcp6
+}
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((15000 + RANDOM % 15000))
+    listening "$port" || { echo "$port"; return; }
+  done
+  fail "no free loopback port"
+}
+
+wait_port() { # wait_port PORT SECONDS
+  local deadline=$((SECONDS + $2))
+  until listening "$1"; do
+    ((SECONDS < deadline)) || fail "nothing listens on port $1 after $2 s"
+    sleep 0.05
+  done
+}
+
+# The collector binds a query endpoint by default when it has one; give it a port of its own.
+# Everything runs on loopback, so no CURVE: say so where the daemons ask for it.
+collector_help=$("$COLLECTOR" --help 2>&1 || true)
+agent_help=$("$AGENT" --help 2>&1 || true)
+has_query_endpoint=0
+[[ $collector_help == *--query* ]] && has_query_endpoint=1
+collector_plain=()
+[[ $collector_help == *--allow-plain* ]] && collector_plain=(--allow-plain)
+agent_plain=()
+[[ $agent_help == *--allow-plain* ]] && agent_plain=(--allow-plain)
+cli_plain=()
+[[ $("$CLI" --help 2>&1 || true) == *--allow-plain* ]] && cli_plain=(--allow-plain)
+
+# start_collector NAME: a collector on fresh state WORK/NAME; sets COLLECTOR_PID, INGEST_EP, QUERY_EP.
+start_collector() {
+  local name=$1 ingest_port query_port
+  ingest_port=$(free_port)
+  INGEST_EP=tcp://127.0.0.1:$ingest_port
+  local args=(--state-dir "$work/$name" --ingest "$INGEST_EP" "${collector_plain[@]}")
+  QUERY_EP=""
+  if ((has_query_endpoint)); then
+    query_port=$(free_port)
+    while [[ $query_port == "$ingest_port" ]]; do query_port=$(free_port); done
+    QUERY_EP=tcp://127.0.0.1:$query_port
+    args+=(--query "$QUERY_EP")
+  fi
+  "$COLLECTOR" "${args[@]}" >>"$work/$name.log" 2>&1 &
+  COLLECTOR_PID=$!
+  started+=("$COLLECTOR_PID")
+  wait_port "$ingest_port" 20
+}
+
+stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# neighbourhood_totals DB: "code,pence,records" per neighbourhood, sorted, from the real CLI.
+neighbourhood_totals() {
+  "$CLI" --db "$1" --format csv neighbourhoods | gawk -F, 'NR > 1 {
+      p = $3; neg = sub(/^-/, "", p); gsub(/[^0-9]/, "", p); p = p + 0; if (neg) p = -p
+      printf "%s,%d,%d\n", $2, p, $4 }' | LC_ALL=C sort
+}
+
+machine() {
+  local cpu mem disk
+  cpu=$(gawk -F: '/model name/ { sub(/^ +/, "", $2); print $2; exit }' /proc/cpuinfo)
+  mem=$(gawk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+  disk=$(df -T "$work" | gawk 'NR == 2 { print $2 " on " $1 }')
+  echo "$(nproc) cores ($cpu), $mem RAM, $disk, Linux $(uname -r)"
+}
+
+echo "== totalplace benchmarks: $records records, seed $seed, work folder $work"
+put run.records "$records"
+put run.seed "$seed"
+put run.date "$(date -u +%Y-%m-%dT%H:%MZ)"
+put run.machine "$(machine)"
+put run.commit "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+put run.window "${window:-agent default}"
+push_window=${window:-16} # the agent's default window
+agent_set=()
+[[ -n $window ]] && agent_set=(--set "agent/window=$window")
+
+# ---------------------------------------------------------------- 1. data
+echo "== generating exports"
+t0=$(now)
+"$GEN" --records "$records" --seed "$seed" --out "$work/data" >"$work/gen.log" 2>&1 || fail "tp_gen"
+# The next month's exports, new keys: the ingest that runs while queries are timed.
+extra=$((records / 10))
+"$GEN" --records "$extra" --seed $((seed + 1)) --first-month 2024-04 --months 1 \
+  --txn-base 1000000000 --agent-prefix extra-agent --no-csv --out "$work/extra" >>"$work/gen.log" 2>&1 ||
+  fail "tp_gen (extra)"
+record gen "$work/data/manifest"
+put gen.seconds "$(gawk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
+frames=("$work"/data/frames/agent*.frames)
+extra_frames=("$work"/extra/frames/agent*.frames)
+step=$((records >= 10000000 ? 1000000 : records / 10))
+
+# ---------------------------------------------------------------- 2. ceilings
+echo "== ceiling: raw LMDB puts of the same keys"
+"$LMDB_CEILING" --dir "$work/lmdb-ceiling" --txn-records 100000 "${frames[@]}" >"$work/lmdb.out" 2>"$work/lmdb.log" ||
+  fail "tp_lmdb_ceiling"
+record lmdb "$work/lmdb.out"
+rm -rf "$work/lmdb-ceiling"
+
+echo "== ceiling: raw ZeroMQ with the same frames"
+"$PUSH" "tcp://127.0.0.1:$(free_port)" --sink --window "$push_window" --step 0 "${frames[@]}" \
+  >"$work/zmq.out" 2>"$work/zmq.log" || fail "tp_push --sink"
+record zmq "$work/zmq.out"
+"$PUSH" "tcp://127.0.0.1:$(free_port)" --sink --window 0 --step 0 "${frames[@]}" \
+  >"$work/zmq-oneway.out" 2>>"$work/zmq.log" || fail "tp_push --sink --window 0"
+record zmq_oneway "$work/zmq-oneway.out"
+
+# ---------------------------------------------------------------- 3. collector alone
+echo "== collector alone: pre-encoded batches over tcp loopback"
+start_collector alone
+"$MEMWATCH" collector="$COLLECTOR_PID" >"$work/alone-mem.out" &
+memwatch_pid=$!
+"$PUSH" "$INGEST_EP" --window "$push_window" --step "$step" --timeout 600000 "${frames[@]}" \
+  >"$work/alone.out" 2>"$work/alone-push.log" || fail "tp_push to the collector"
+record alone "$work/alone.out"
+neighbourhood_totals "$work/alone" >"$work/alone.totals"
+
+# ---------------------------------------------------------------- 4. queries
+echo "== query latency at $records records: read-only in process, whole command, endpoint"
+"$LATENCY" --db "$work/alone" --count 20000 >"$work/q-store.out" 2>>"$work/query.log" ||
+  fail "tp_latency (store)"
+record query_store "$work/q-store.out"
+"$LATENCY" --db "$work/alone" --count 300 -- "$CLI" --db "$work/alone" totals --by body \
+  --neighbourhood >"$work/q-cli.out" 2>>"$work/query.log" || fail "tp_latency (totalplace --db)"
+record query_cli_db "$work/q-cli.out"
+if [[ -n $QUERY_EP ]]; then
+  "$LATENCY" --db "$work/alone" --count 20000 --endpoint "$QUERY_EP" >"$work/q-endpoint.out" \
+    2>>"$work/query.log" || fail "tp_latency (endpoint)"
+  record query_endpoint "$work/q-endpoint.out"
+  "$LATENCY" --db "$work/alone" --count 300 -- "$CLI" --collector "$QUERY_EP" "${cli_plain[@]}" totals --by body \
+    --neighbourhood >"$work/q-cli-endpoint.out" 2>>"$work/query.log" ||
+    fail "tp_latency (totalplace --collector)"
+  record query_cli_endpoint "$work/q-cli-endpoint.out"
+fi
+
+echo "== query latency while $extra more records are ingested"
+"$PUSH" "$INGEST_EP" --window "$push_window" --step 0 --timeout 600000 "${extra_frames[@]}" \
+  >"$work/extra.out" 2>"$work/extra-push.log" &
+extra_pid=$!
+started+=("$extra_pid")
+"$LATENCY" --db "$work/alone" --count 1000000 --interval-us 1000 --while-pid "$extra_pid" \
+  >"$work/q-store-busy.out" 2>>"$work/query.log" &
+busy_store=$!
+busy_endpoint=""
+if [[ -n $QUERY_EP ]]; then
+  "$LATENCY" --db "$work/alone" --count 1000000 --interval-us 1000 --while-pid "$extra_pid" \
+    --seed 2 --endpoint "$QUERY_EP" >"$work/q-endpoint-busy.out" 2>>"$work/query.log" &
+  busy_endpoint=$!
+fi
+wait "$extra_pid" || fail "tp_push of the extra records"
+wait "$busy_store" || fail "tp_latency while ingesting"
+record extra "$work/extra.out"
+record query_store_busy "$work/q-store-busy.out"
+if [[ -n $busy_endpoint ]]; then
+  wait "$busy_endpoint" || fail "tp_latency (endpoint) while ingesting"
+  record query_endpoint_busy "$work/q-endpoint-busy.out"
+fi
+stop_pid "$COLLECTOR_PID"
+wait "$memwatch_pid" || true
+record alone_mem "$work/alone-mem.out"
+put alone.store_bytes "$(du -sb "$work/alone" | cut -f1)"
+rm -rf "$work/alone"
+
+# ---------------------------------------------------------------- 5. end to end
+echo "== end to end: 4 agents -> collector, tcp loopback, durable acks"
+start_collector e2e
+agents=$(ls -d "$work"/data/csv/agent* | wc -l)
+for ((a = 0; a < agents; a++)); do
+  mkdir -p "$work/agent$a/inbox" "$work/agent$a/staging"
+  cp "$work"/data/csv/agent$a/*.csv "$work/agent$a/staging/"
+done
+sync
+t0=$(now)
+for ((a = 0; a < agents; a++)); do # the finance systems drop every export at once
+  for file in "$work/agent$a"/staging/*.csv; do mv "$file" "$work/agent$a/inbox/"; done
+done
+agent_pids=()
+for ((a = 0; a < agents; a++)); do
+  "$AGENT" --id "bench-agent$a" --body GB-BENCH --inbox "$work/agent$a/inbox" \
+    --state-dir "$work/agent$a/state" --collector "$INGEST_EP" "${agent_plain[@]}" "${agent_set[@]}" --once \
+    >>"$work/agent$a.log" 2>&1 &
+  agent_pids+=($!)
+  started+=($!)
+done
+watch_args=(collector="$COLLECTOR_PID")
+for ((a = 0; a < agents; a++)); do watch_args+=("agent$a=${agent_pids[$a]}"); done
+"$MEMWATCH" "${watch_args[@]}" >"$work/e2e-mem.out" &
+memwatch_pid=$!
+for pid in "${agent_pids[@]}"; do wait "$pid" || fail "an agent failed (see agent*.log)"; done
+t1=$(now)
+stop_pid "$COLLECTOR_PID"
+wait "$memwatch_pid" || true
+record e2e_mem "$work/e2e-mem.out"
+seconds=$(gawk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+put e2e.seconds "$seconds"
+put e2e.records_per_s "$(gawk -v n="$records" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')"
+"$CLI" --db "$work/e2e" --format csv stats | gawk -F, 'NR == 2 {
+    printf "e2e.accepted=%s\ne2e.duplicate=%s\ne2e.superseded=%s\ne2e.stale=%s\ne2e.rejected=%s\n", $2, $3, $4, $5, $6 }' >>"$results"
+seen=$(($(get e2e.accepted) + $(get e2e.duplicate) + $(get e2e.superseded) + $(get e2e.stale) + $(get e2e.rejected)))
+((seen == records)) || fail "the collector saw $seen of $records records end to end"
+(($(get e2e.rejected) == 0)) || fail "the collector rejected records end to end"
+neighbourhood_totals "$work/e2e" >"$work/e2e.totals"
+cmp -s "$work/alone.totals" "$work/e2e.totals" ||
+  fail "end-to-end totals differ from the collector-alone totals of the same records"
+put check.e2e_equals_alone yes
+put e2e.store_bytes "$(du -sb "$work/e2e" | cut -f1)"
+rm -rf "$work/e2e" "$work"/agent*/state
+
+# ---------------------------------------------------------------- 6. PostgreSQL
+run_postgres() {
+  local pgbin
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [[ -z $pgbin ]]; then
+    if (($(id -u) == 0)); then
+      echo "   installing postgresql (Debian package)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    else
+      echo "   PostgreSQL is not installed and this is not root: skipped"
+      return 0
+    fi
+  fi
+  local as_pg=()
+  if (($(id -u) == 0)); then
+    id postgres >/dev/null 2>&1 || fail "no postgres user to run the server as"
+    as_pg=(runuser -u postgres --)
+  fi
+  local pg=$work/pg port
+  port=$(free_port)
+  mkdir -p "$pg"
+  ((${#as_pg[@]})) && chown postgres "$pg"
+  "${as_pg[@]}" "$pgbin/initdb" -D "$pg/data" -U postgres --auth=trust -E UTF8 --locale=C \
+    >"$work/pg-init.log" 2>&1 || fail "initdb (see pg-init.log)"
+  # Durable like the collector's acks (fsync, synchronous_commit on, full page writes: the
+  # defaults), with the memory and WAL room a team would give a bulk load on this machine.
+  local options="-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pg"
+  options+=" -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+  options+=" -c shared_buffers=2GB -c work_mem=256MB -c maintenance_work_mem=1GB"
+  options+=" -c max_wal_size=16GB -c checkpoint_timeout=30min"
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pg/data" -l "$pg/server.log" -w -t 60 -o "$options" start \
+    >"$work/pg-start.log" 2>&1 || fail "pg_ctl start (see $pg/server.log)"
+  pg_ctl_stop="${as_pg[*]} $pgbin/pg_ctl -D $pg/data -m fast stop"
+  local psql=("$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres)
+  put pg.version "$("${psql[@]}" -Atc 'SHOW server_version')"
+  "${psql[@]}" >"$work/pg-schema.log" 2>&1 <<'SQL' || fail "PostgreSQL schema"
+CREATE TABLE spending (
+  body text NOT NULL, record text NOT NULL, revision integer NOT NULL, period text NOT NULL,
+  neighbourhood text NOT NULL, service text NOT NULL, amount_pence bigint NOT NULL,
+  poolable boolean NOT NULL, supplier text, description text, withdrawn boolean NOT NULL,
+  PRIMARY KEY (body, record));
+SQL
+  # One loader per agent, files in the same order, each file one transaction: COPY into a
+  # staging table, keep the highest revision of each key in the file, upsert where newer.
+  for ((a = 0; a < agents; a++)); do
+    {
+      for file in "$work"/data/csv/agent$a/*.csv; do
+        cat <<SQL
+BEGIN;
+CREATE TEMP TABLE staging (body text, record text, revision integer, spent date,
+  amount numeric(20,2), neighbourhood text, service text, supplier text, description text,
+  poolable boolean, withdrawn boolean) ON COMMIT DROP;
+\\copy staging FROM '$file' WITH (FORMAT csv, HEADER true)
+INSERT INTO spending AS s
+SELECT DISTINCT ON (body, record) body, record, revision, to_char(spent, 'YYYY-MM'),
+  neighbourhood, service, (amount * 100)::bigint, poolable, supplier, description, withdrawn
+FROM staging ORDER BY body, record, revision DESC
+ON CONFLICT (body, record) DO UPDATE SET revision = excluded.revision,
+  period = excluded.period, neighbourhood = excluded.neighbourhood, service = excluded.service,
+  amount_pence = excluded.amount_pence, poolable = excluded.poolable,
+  supplier = excluded.supplier, description = excluded.description,
+  withdrawn = excluded.withdrawn
+WHERE excluded.revision > s.revision;
+COMMIT;
+SQL
+      done
+    } >"$work/pg-load$a.sql"
+  done
+  echo "   loading the same CSV files into PostgreSQL $(get pg.version)"
+  local t0 t1 t2 pids=()
+  t0=$(now)
+  for ((a = 0; a < agents; a++)); do
+    "${psql[@]}" -f "$work/pg-load$a.sql" >"$work/pg-load$a.log" 2>&1 &
+    pids+=($!)
+    started+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || fail "a PostgreSQL loader failed (see pg-load*.log)"; done
+  t1=$(now)
+  # The same totals the collector keeps: per cell and per neighbourhood.
+  "${psql[@]}" >"$work/pg-totals.log" 2>&1 <<'SQL' || fail "PostgreSQL totals"
+BEGIN;
+CREATE TABLE cells AS
+  SELECT neighbourhood, body, service, period, poolable, sum(amount_pence) AS amount_pence,
+         count(*) AS records
+  FROM spending WHERE NOT withdrawn GROUP BY 1, 2, 3, 4, 5;
+CREATE INDEX ON cells (neighbourhood);
+CREATE TABLE neighbourhood_totals AS
+  SELECT neighbourhood, sum(amount_pence) AS amount_pence, sum(records) AS records
+  FROM cells GROUP BY 1;
+COMMIT;
+SQL
+  t2=$(now)
+  put pg.load_seconds "$(gawk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+  put pg.totals_seconds "$(gawk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", b - a }')"
+  put pg.seconds "$(gawk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.3f", b - a }')"
+  put pg.records_per_s "$(gawk -v n="$records" -v a="$t0" -v b="$t2" 'BEGIN { printf "%.0f", n / (b - a) }')"
+  "${psql[@]}" -Atc "COPY (SELECT neighbourhood, amount_pence, records FROM neighbourhood_totals
+      WHERE records > 0) TO STDOUT WITH (FORMAT csv)" | LC_ALL=C sort >"$work/pg.totals"
+  cmp -s "$work/alone.totals" "$work/pg.totals" ||
+    fail "PostgreSQL's totals differ from the collector's for the same files"
+  put check.pg_equals_collector yes
+  put pg.database_bytes "$("${psql[@]}" -Atc 'SELECT pg_database_size(current_database())')"
+  # The same question as the CLI's, for scale: totals of one neighbourhood by body.
+  "${psql[@]}" -Atc "SELECT neighbourhood FROM neighbourhood_totals" >"$work/pg-codes"
+  cat >"$work/pg-query.sql" <<'SQL'
+\set n random(1, :codes)
+SELECT body, sum(amount_pence), sum(records) FROM cells
+ WHERE neighbourhood = (SELECT code FROM codes WHERE id = :n) GROUP BY body ORDER BY body;
+SQL
+  "${psql[@]}" >>"$work/pg-totals.log" 2>&1 <<SQL
+CREATE TABLE codes (id serial PRIMARY KEY, code text);
+\\copy codes (code) FROM '$work/pg-codes'
+SQL
+  local count
+  count=$(wc -l <"$work/pg-codes")
+  (cd "$pg" && "${as_pg[@]}" "$pgbin/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -D "codes=$count" \
+    -f "$work/pg-query.sql" -t 5000 -l --log-prefix="$pg/pgbench" postgres >"$work/pg-query.log" 2>&1) ||
+    fail "pgbench (see pg-query.log)"
+  cat "$pg"/pgbench.* | gawk '{ print $3 }' | sort -n | gawk '{ v[NR] = $1 } END {
+      printf "pg_query.p50_us=%.1f\npg_query.p99_us=%.1f\npg_query.max_us=%.1f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1], v[NR] }' >>"$results"
+  eval "$pg_ctl_stop" >/dev/null 2>&1 || true
+  pg_ctl_stop=""
+  rm -rf "$pg"
+}
+if ((postgres)); then
+  echo "== PostgreSQL baseline: COPY + upsert + GROUP BY on the same files"
+  run_postgres
+fi
+
+# ---------------------------------------------------------------- summary
+kib_to_mib() { gawk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.0f", k / 1024 }'; }
+agent_peak() { # agent_peak FIELD: the largest of the four agents' FIELD
+  gawk -F= -v f="$1" '$1 ~ "^e2e_mem\\.agent[0-9]+\\." f "$" && $2 > m { m = $2 } END { print m + 0 }' "$results"
+}
+alone_rps=$(get alone.records_per_s)
+e2e_rps=$(get e2e.records_per_s)
+pg_rps=$(get pg.records_per_s)
+lmdb_rps=$(get lmdb.records_per_s)
+zmq_rps=$(get zmq.records_per_s)
+put ratio.e2e_over_pg "$(ratio "$e2e_rps" "$pg_rps")"
+put ratio.alone_over_lmdb "$(ratio "$alone_rps" "$lmdb_rps")"
+put ratio.alone_over_zmq "$(ratio "$alone_rps" "$zmq_rps")"
+put ratio.last_over_first "$(get alone.last_over_first)"
+verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/a") print "n/a";
+  else if ((op == ">=" && v + 0 >= t + 0) || (op == "<" && v + 0 < t + 0)) print "met"; else print "MISSED" }'; }
+{
+  echo "Run of $(get run.date) on $(get run.machine); commit $(get run.commit); $records records, seed $seed."
+  echo
+  echo "| measure | result | target | |"
+  echo "| --- | --- | --- | --- |"
+  echo "| end to end, 4 agents, durable acks | $e2e_rps records/s ($(get e2e.seconds) s) | | |"
+  echo "| PostgreSQL $(get pg.version), COPY + upsert + GROUP BY | ${pg_rps:-n/a} records/s ($(get pg.seconds) s, of which totals $(get pg.totals_seconds) s) | | |"
+  echo "| end to end / PostgreSQL | $(get ratio.e2e_over_pg)x | >= 5x | $(verdict "$(get ratio.e2e_over_pg)" ">=" 5) |"
+  echo "| collector alone (window $push_window per connection) | $alone_rps records/s | | |"
+  echo "| raw LMDB puts, same keys, 100k per transaction | $lmdb_rps records/s | | |"
+  echo "| collector alone / raw LMDB | $(get ratio.alone_over_lmdb) | >= 0.50 | $(verdict "$(get ratio.alone_over_lmdb)" ">=" 0.5) |"
+  echo "| raw ZeroMQ, same frames and window (one-way) | $zmq_rps records/s ($(get zmq_oneway.records_per_s)) | | |"
+  echo "| collector alone / raw ZeroMQ | $(get ratio.alone_over_zmq) | | |"
+  echo "| scaling: last / first $((step / 1000))k records (collector alone) | $(get alone.last_step_records_per_s) / $(get alone.first_step_records_per_s) = $(get alone.last_over_first) | >= 0.70 | $(verdict "$(get alone.last_over_first)" ">=" 0.7) |"
+  echo "| query p50 / p99 / max, read-only store_totals by body | $(get query_store.p50_us) / $(get query_store.p99_us) / $(get query_store.max_us) µs | p99 < 1000 µs | $(verdict "$(get query_store.p99_us)" "<" 1000) |"
+  echo "| same, while ingest runs | $(get query_store_busy.p50_us) / $(get query_store_busy.p99_us) / $(get query_store_busy.max_us) µs | | |"
+  echo "| query through the endpoint (in-process client) | $(get query_endpoint.p50_us) / $(get query_endpoint.p99_us) / $(get query_endpoint.max_us) µs | p99 < 2000 µs | $(verdict "$(get query_endpoint.p99_us)" "<" 2000) |"
+  echo "| same, while ingest runs | $(get query_endpoint_busy.p50_us) / $(get query_endpoint_busy.p99_us) / $(get query_endpoint_busy.max_us) µs | | |"
+  echo "| whole command \`totalplace --db\` | $(get query_cli_db.p50_us) / $(get query_cli_db.p99_us) / $(get query_cli_db.max_us) µs | | |"
+  echo "| whole command \`totalplace --collector\` | $(get query_cli_endpoint.p50_us) / $(get query_cli_endpoint.p99_us) / $(get query_cli_endpoint.max_us) µs | | |"
+  echo "| PostgreSQL, same question (pgbench) | $(get pg_query.p50_us) / $(get pg_query.p99_us) / $(get pg_query.max_us) µs | | |"
+  echo "| collector peak RSS without the mapped file (RssAnon), collector alone / end to end | $(kib_to_mib "$(get alone_mem.collector.peak_anon_kb)") / $(kib_to_mib "$(get e2e_mem.collector.peak_anon_kb)") MiB | < 100 MiB | $(verdict "$(kib_to_mib "$(get e2e_mem.collector.peak_anon_kb)")" "<" 100) |"
+  echo "| collector peak RSS with the mapped file (VmHWM), end to end | $(kib_to_mib "$(get e2e_mem.collector.hwm_kb)") MiB | | |"
+  echo "| agents' peak RSS, largest of four: RssAnon / VmHWM | $(kib_to_mib "$(agent_peak peak_anon_kb)") / $(kib_to_mib "$(agent_peak hwm_kb)") MiB | | |"
+  echo "| store size on disk at $records records | $(gawk -v b="$(get e2e.store_bytes)" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | | |"
+} >"$work/summary.md"
+echo
+cat "$work/summary.md"
+echo
+echo "every figure: $results"
+if ((smoke)); then
+  # The smoke test's own checks: each tool produced its figures and the totals agreed.
+  for key in lmdb.records_per_s zmq.records_per_s alone.records_per_s e2e.records_per_s \
+    query_store.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone; do
+    [[ -n $(get "$key") ]] || fail "no $key in the results"
+  done
+  echo "bench smoke test: every tool ran and the totals agree"
+fi
