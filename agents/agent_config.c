@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apportion.h"
+#include "curve.h"
 #include "wire.h"
 
 const char *const agent_column_fields[AGENT_COLUMN_FIELDS] = {
@@ -26,6 +27,14 @@ static const setting_t SETTINGS[] = {
      "folder for the durable outbox and the collector-rejects file; required", NULL},
     {"agent/collector", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0, FIELD (collector),
      "the collector's ingest endpoint", NULL},
+    {"agent/curve_secret_cert", SETTING_STRING, NULL, 0, 0, FIELD (curve_secret_cert),
+     "this agent's secret certificate (NAME.cert_secret from totalplace keygen --role agent; "
+     "NAME is agent/id)",
+     NULL},
+    {"agent/collector_public_cert", SETTING_STRING, NULL, 0, 0, FIELD (collector_public_cert),
+     "the collector's public certificate (its NAME.cert)", NULL},
+    {"agent/allow_plain", SETTING_BOOL, "0", 0, 0, FIELD (allow_plain),
+     "1: connect without CURVE (keys ignored); only to an ipc:// or loopback collector", NULL},
     {"agent/batch_records", SETTING_UINT, "1000", 1, WIRE_MAX_RECORDS_PER_BATCH,
      FIELD (batch_records), "records per batch", NULL},
     {"agent/window", SETTING_UINT, "16", 1, 1024, FIELD (window),
@@ -182,6 +191,17 @@ agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
     if (!self->collector ||
         settings_check_endpoint ("agent/collector", self->collector, err, err_len))
         return self->collector ? -1 : fail (err, err_len, "agent/collector is required");
+    if (self->allow_plain) {
+        if (curve_check_plain ("agent/collector", self->collector, err, err_len))
+            return -1;
+    }
+    else if (!self->curve_secret_cert || !*self->curve_secret_cert ||
+             !self->collector_public_cert || !*self->collector_public_cert)
+        return fail (err, err_len,
+                     "agent/curve_secret_cert and agent/collector_public_cert are required: this "
+                     "agent's secret certificate and the collector's public one (docs/security.md)"
+                     "; or agent/allow_plain = 1 (--allow-plain) for a collector on this host "
+                     "running without CURVE");
     if (self->default_service && strlen (self->default_service) > WIRE_MAX_SERVICE)
         return fail (err, err_len, "defaults/service is longer than %u bytes", WIRE_MAX_SERVICE);
     if (self->retry_max_ms < 50)

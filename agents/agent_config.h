@@ -18,6 +18,9 @@ typedef struct {
     char *inbox;                 /* agent/inbox */
     char *state_dir;             /* agent/state_dir: the outbox and collector-rejects live here */
     char *collector;             /* agent/collector: the collector's ingest endpoint */
+    char *curve_secret_cert;     /* agent/curve_secret_cert: this agent's secret certificate */
+    char *collector_public_cert; /* agent/collector_public_cert: the collector's certificate */
+    bool allow_plain;            /* agent/allow_plain: no CURVE (a local collector only) */
     uint64_t batch_records;      /* agent/batch_records */
     uint64_t window;             /* agent/window: batches sent and not yet acknowledged */
     uint64_t ack_timeout_ms;     /* agent/ack_timeout_ms */
@@ -56,7 +59,9 @@ int agent_config_load (agent_config_t *self, const char *path, char *err, size_t
 int agent_config_set (agent_config_t *self, const char *key, const char *value, char *err,
                       size_t err_len);
 
-/* Checks required keys and consistency. Returns 0 or -1 with a message naming the key. */
+/* Checks required keys and consistency, security included: both key files named (they are read
+ * later), or agent/allow_plain = 1 with a local agent/collector (curve_check_plain). Returns 0 or
+ * -1 with a message naming the key. */
 int agent_config_validate (const agent_config_t *self, char *err, size_t err_len);
 
 /* One line per key for --help. */

@@ -16,6 +16,7 @@
 
 #include "agent_config.h"
 #include "csv_reader.h"
+#include "curve.h"
 #include "inbox.h"
 #include "outbox.h"
 #include "sender.h"
@@ -87,6 +88,7 @@ usage (FILE *out)
              "      --inbox DIR        agent/inbox\n"
              "      --state-dir DIR    agent/state_dir\n"
              "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
+             "      --allow-plain      agent/allow_plain = 1: no CURVE (a local collector)\n"
              "      --set KEY=VALUE    set any config key below\n"
              "      --once             exit 0 once the inbox is empty and every batch is acked\n"
              "      --syslog           log to syslog instead of stderr\n"
@@ -158,10 +160,51 @@ fail:
     return NULL;
 }
 
-static sender_options_t
-sender_options (const agent_config_t *config, const char *rejects_path)
+/* Loads the CURVE keys the config names (none with agent/allow_plain) and checks them against
+ * it, so that a mismatch the collector would refuse is named before anything is sent. */
+static int
+keys_from_config (const agent_config_t *config, curve_client_t **keys, char *err, size_t err_len)
 {
-    return (sender_options_t){.endpoint = config->collector,
+    *keys = NULL;
+    if (config->allow_plain)
+        return 0;
+    curve_client_t *loaded = curve_client_new (
+        config->curve_secret_cert, config->collector_public_cert, CURVE_ROLE_AGENT, err, err_len);
+    if (!loaded)
+        return -1;
+    zcert_t *cert = curve_client_cert (loaded);
+    const char *name = zcert_meta (cert, "name");
+    const char *bodies = zcert_meta (cert, "bodies");
+    bool listed = false;
+    for (const char *at = bodies; at && *at;) {
+        size_t length = strcspn (at, ",");
+        if (length == strlen (config->body_id) && strncmp (at, config->body_id, length) == 0)
+            listed = true;
+        at += length + (at[length] == ',');
+    }
+    if (!name || strcmp (name, config->agent_id) != 0)
+        snprintf (err, err_len,
+                  "agent/curve_secret_cert %s is the certificate of agent \"%s\", not of agent/id "
+                  "\"%s\": the collector would refuse every batch",
+                  config->curve_secret_cert, name ? name : "?", config->agent_id);
+    else if (!listed)
+        snprintf (err, err_len,
+                  "agent/body_id %s is not among the bodies agent/curve_secret_cert %s lists (%s): "
+                  "the collector would reject every record",
+                  config->body_id, config->curve_secret_cert, bodies ? bodies : "none");
+    else {
+        *keys = loaded;
+        return 0;
+    }
+    curve_client_destroy (&loaded);
+    return -1;
+}
+
+static sender_options_t
+sender_options (const agent_config_t *config, const char *rejects_path, curve_client_t *keys)
+{
+    return (sender_options_t){.curve = keys,
+                              .endpoint = config->collector,
                               .window = config->window,
                               .ack_timeout_ms = config->ack_timeout_ms,
                               .retry_base_ms = 250,
@@ -262,6 +305,7 @@ submit (const agent_config_t *config, const char *source_path)
 
 typedef struct {
     agent_config_t *config;
+    curve_client_t *keys; /* NULL: plain */
     outbox_t *outbox;
     csv_reader_t *reader;
     inbox_t *inbox;
@@ -284,12 +328,34 @@ reload (agent_t *agent, const config_source_t *source)
         agent_config_destroy (&fresh);
         return;
     }
-    sender_options_t options = sender_options (fresh, agent->rejects_path);
-    if (sender_configure (agent->sender, &options, err, sizeof err)) {
-        zsys_error ("reload: %s", err);
+    curve_client_t *keys = NULL;
+    if (keys_from_config (fresh, &keys, err, sizeof err)) {
+        zsys_error ("reload refused, keeping the running config: %s", err);
         csv_reader_destroy (&reader);
         agent_config_destroy (&fresh);
         return;
+    }
+    /* The same keys as before: keep the connection. */
+    if (keys && agent->keys &&
+        streq (curve_client_public_txt (keys), curve_client_public_txt (agent->keys)) &&
+        streq (zcert_public_txt (curve_client_server (keys)),
+               zcert_public_txt (curve_client_server (agent->keys)))) {
+        curve_client_destroy (&keys);
+        keys = agent->keys;
+    }
+    sender_options_t options = sender_options (fresh, agent->rejects_path, keys);
+    if (sender_configure (agent->sender, &options, err, sizeof err)) {
+        zsys_error ("reload: %s", err);
+        if (keys != agent->keys)
+            curve_client_destroy (&keys);
+        csv_reader_destroy (&reader);
+        agent_config_destroy (&fresh);
+        return;
+    }
+    if (keys != agent->keys) {
+        curve_client_destroy (&agent->keys);
+        agent->keys = keys;
+        zsys_info ("reload: %s", keys ? "new CURVE keys in use" : "connecting without CURVE");
     }
     if (strcmp (fresh->agent_id, agent->config->agent_id) != 0
         || strcmp (fresh->inbox, agent->config->inbox) != 0
@@ -370,6 +436,7 @@ main (int argc, char *argv[])
       {"state-dir", required_argument, NULL, 's'}, {"collector", required_argument, NULL, 'C'},
       {"once", no_argument, NULL, 'o'},           {"syslog", no_argument, NULL, 'S'},
       {"set", required_argument, NULL, 'O'},
+      {"allow-plain", no_argument, NULL, 'P'},
       {"verbose", no_argument, NULL, 'v'},        {"check", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
@@ -396,6 +463,10 @@ main (int argc, char *argv[])
             break;
         case 'C':
             key = "agent/collector";
+            break;
+        case 'P':
+            key = "agent/allow_plain";
+            optarg = (char *) "1";
             break;
         case 'o':
             once = true;
@@ -456,14 +527,17 @@ main (int argc, char *argv[])
         return 1;
     }
     if (check) {
-        /* The lookup files are part of the config: a bad one must fail the check. */
+        /* The lookup and key files are part of the config: a bad one must fail the check. */
         csv_reader_t *reader = reader_from_config (config, err, sizeof err);
+        curve_client_t *keys = NULL;
+        int bad = !reader || keys_from_config (config, &keys, err, sizeof err);
         agent_config_destroy (&config);
-        if (!reader) {
+        csv_reader_destroy (&reader);
+        curve_client_destroy (&keys);
+        if (bad) {
             fprintf (stderr, "totalplace-agent: %s\n", err);
             return 1;
         }
-        csv_reader_destroy (&reader);
         printf ("totalplace-agent: config OK\n");
         return 0;
     }
@@ -500,13 +574,19 @@ main (int argc, char *argv[])
                              config->batch_records, log_message, NULL, err, sizeof err);
     if (!agent.inbox)
         goto out;
-    sender_options_t send_options = sender_options (config, agent.rejects_path);
+    if (keys_from_config (config, &agent.keys, err, sizeof err))
+        goto out;
+    if (!agent.keys)
+        zsys_warning ("agent/allow_plain = 1: connecting to %s without CURVE (no authentication, "
+                      "no encryption; allowed only on this host)",
+                      config->collector);
+    sender_options_t send_options = sender_options (config, agent.rejects_path, agent.keys);
     agent.sender = sender_new (agent.outbox, &send_options, err, sizeof err);
     if (!agent.sender)
         goto out;
-    zsys_info ("agent %s for body %s: inbox %s, state %s, collector %s, %zu batches pending",
+    zsys_info ("agent %s for body %s: inbox %s, state %s, collector %s (%s), %zu batches pending",
                config->agent_id, config->body_id, config->inbox, config->state_dir,
-               config->collector, outbox_count (agent.outbox));
+               config->collector, agent.keys ? "CURVE" : "plain", outbox_count (agent.outbox));
     status = run (&agent, &source, once);
     sender_counters_t sent;
     sender_counters (agent.sender, &sent);
@@ -518,6 +598,7 @@ out:
     if (status)
         zsys_error ("%s", err);
     sender_destroy (&agent.sender);
+    curve_client_destroy (&agent.keys);
     inbox_destroy (&agent.inbox);
     csv_reader_destroy (&agent.reader);
     outbox_destroy (&agent.outbox);

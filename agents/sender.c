@@ -25,8 +25,11 @@ struct _sender_t {
     uint64_t ack_timeout_ms, retry_base_ms, retry_max_ms;
     agent_log_fn *log;
     void *log_arg;
+    curve_client_t *curve; /* the caller's; NULL: plain */
 
     zsock_t *socket;       /* NULL while a backoff runs */
+    zsock_t *monitor;      /* PAIR: the socket's handshake events, to see a refusal at once */
+    unsigned serial;       /* sockets made so far, to name each monitor's endpoint */
     int64_t backoff_until; /* when the next connection may be made */
     unsigned failures;     /* consecutive timeouts or retry answers */
     uint64_t next_to_send; /* lowest seq not yet sent on this connection */
@@ -75,7 +78,7 @@ apply_options (sender_t *self, const sender_options_t *options, char *err, size_
     char *endpoint = strdup (options->endpoint);
     char *rejects = options->rejects_path ? strdup (options->rejects_path) : NULL;
     in_flight_t *in_flight =
-      realloc (self->in_flight, (options->window ? options->window : 1) * sizeof *in_flight);
+        realloc (self->in_flight, (options->window ? options->window : 1) * sizeof *in_flight);
     if (!endpoint || (options->rejects_path && !rejects) || !in_flight) {
         free (endpoint);
         free (rejects);
@@ -94,7 +97,18 @@ apply_options (sender_t *self, const sender_options_t *options, char *err, size_
     self->retry_max_ms = options->retry_max_ms ? options->retry_max_ms : 60000;
     self->log = options->log;
     self->log_arg = options->log_arg;
+    self->curve = options->curve;
     return 0;
+}
+
+static void
+close_socket (sender_t *self)
+{
+    if (self->monitor) {
+        zmq_socket_monitor (zsock_resolve (self->socket), NULL, 0);
+        zsock_destroy (&self->monitor);
+    }
+    zsock_destroy (&self->socket);
 }
 
 /* Opens a fresh socket: a new identity, so nothing of the old connection's traffic reaches it. */
@@ -105,12 +119,32 @@ connect_socket (sender_t *self)
     if (!socket)
         return -1;
     zsock_set_linger (socket, 0); /* unsent batches are safe in the outbox */
-    zsock_set_maxmsgsize (socket, (int) WIRE_MAX_MESSAGE_BYTES);
+    zsock_set_maxmsgsize (socket, (int)WIRE_MAX_MESSAGE_BYTES);
+    if (self->curve)
+        curve_client_apply (self->curve, socket);
+    /* Without this, a refused key would look like a collector that never answers. */
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "inproc://totalplace-sender-%p-%u", (void *)self,
+              self->serial++);
+    zsock_t *monitor = NULL;
+    if (zmq_socket_monitor (zsock_resolve (socket), endpoint,
+                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+        (monitor = zsock_new (ZMQ_PAIR)) != NULL && zsock_connect (monitor, "%s", endpoint) == 0)
+        zsock_set_rcvtimeo (monitor, 0);
+    else {
+        zmq_socket_monitor (zsock_resolve (socket), NULL, 0);
+        zsock_destroy (&monitor);
+    }
     if (zsock_connect (socket, "%s", self->endpoint) != 0) {
+        if (monitor)
+            zmq_socket_monitor (zsock_resolve (socket), NULL, 0);
+        zsock_destroy (&monitor);
         zsock_destroy (&socket);
         return -1;
     }
     self->socket = socket;
+    self->monitor = monitor;
     self->in_flight_count = 0;
     self->next_to_send = 0;
     return 0;
@@ -125,7 +159,8 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         return NULL;
     }
     self->outbox = outbox;
-    self->random_state = (uint64_t) getpid () * UINT64_C (0x9E3779B97F4A7C15) ^ (uint64_t) zclock_usecs ();
+    self->random_state =
+        (uint64_t)getpid () * UINT64_C (0x9E3779B97F4A7C15) ^ (uint64_t)zclock_usecs ();
     if (!self->random_state)
         self->random_state = 1;
     if (apply_options (self, options, err, err_len))
@@ -146,7 +181,7 @@ sender_destroy (sender_t **self_p)
     if (!self_p || !*self_p)
         return;
     sender_t *self = *self_p;
-    zsock_destroy (&self->socket);
+    close_socket (self);
     free (self->endpoint);
     free (self->rejects_path);
     free (self->in_flight);
@@ -175,12 +210,13 @@ sender_counters (sender_t *self, sender_counters_t *counters)
 int
 sender_configure (sender_t *self, const sender_options_t *options, char *err, size_t err_len)
 {
-    bool new_endpoint = strcmp (options->endpoint ? options->endpoint : "", self->endpoint) != 0;
+    bool new_endpoint = strcmp (options->endpoint ? options->endpoint : "", self->endpoint) != 0 ||
+                        options->curve != self->curve;
     if (apply_options (self, options, err, err_len))
         return -1;
     if (new_endpoint || self->in_flight_count > self->window) {
         /* Start over on the new terms: whatever was in flight is sent again. */
-        zsock_destroy (&self->socket);
+        close_socket (self);
         self->backoff_until = 0;
         if (connect_socket (self))
             return fail (err, err_len, "cannot connect to %s: %s", self->endpoint,
@@ -203,7 +239,7 @@ random_next (sender_t *self)
 static void
 back_off (sender_t *self, int64_t now_ms, const char *why)
 {
-    zsock_destroy (&self->socket);
+    close_socket (self);
     self->in_flight_count = 0;
     unsigned shift = self->failures < 20 ? self->failures : 20;
     uint64_t delay = self->retry_base_ms << shift;
@@ -211,7 +247,7 @@ back_off (sender_t *self, int64_t now_ms, const char *why)
         delay = self->retry_max_ms;
     delay = delay * (75 + random_next (self) % 51) / 100;
     self->failures++;
-    self->backoff_until = now_ms + (int64_t) delay;
+    self->backoff_until = now_ms + (int64_t)delay;
     self->counters.reconnects++;
     say (self, AGENT_LOG_WARNING, "%s; reconnecting to %s in %" PRIu64 " ms (attempt %u)", why,
          self->endpoint, delay, self->failures);
@@ -240,9 +276,53 @@ send_one (void *arg, uint64_t seq, const void *payload, size_t size)
     return 0;
 }
 
+/* Reads the monitor's events; a refused handshake backs off at once, saying why, instead of
+ * letting libzmq retry every 100 ms and the batches wait out their ack timeout. Returns true
+ * when it backed off. */
+static bool
+check_refusal (sender_t *self, int64_t now_ms)
+{
+    zmsg_t *event;
+    while (self->monitor && (event = zmsg_recv (self->monitor))) {
+        zframe_t *head = zmsg_first (event);
+        uint16_t kind = 0;
+        uint32_t value = 0;
+        if (head && zframe_size (head) >= 6) {
+            memcpy (&kind, zframe_data (head), sizeof kind);
+            memcpy (&value, zframe_data (head) + 2, sizeof value);
+        }
+        zmsg_destroy (&event);
+        char why[256];
+        if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            snprintf (why, sizeof why,
+                      "the collector refused this agent's key (ZAP status %u): its public "
+                      "certificate must be in the collector's collector/authorised_certs folder "
+                      "with role agent",
+                      value);
+        else if (kind && !self->curve)
+            snprintf (why, sizeof why,
+                      "the collector refused a plain connection: it wants CURVE keys "
+                      "(agent/curve_secret_cert, agent/collector_public_cert)");
+        else if (kind)
+            snprintf (why, sizeof why,
+                      "the handshake with the collector failed (event 0x%x): it may have as many "
+                      "agents as it allows (its limits/max_agents), or agent/collector_public_cert "
+                      "is not its certificate",
+                      kind);
+        else
+            continue;
+        self->counters.refused++;
+        back_off (self, now_ms, why);
+        return true;
+    }
+    return false;
+}
+
 int
 sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len)
 {
+    if (check_refusal (self, now_ms))
+        return 0;
     if (!self->socket) {
         if (now_ms < self->backoff_until)
             return 0;
@@ -252,7 +332,7 @@ sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len)
         }
     }
     for (size_t i = 0; i < self->in_flight_count; i++)
-        if (now_ms - self->in_flight[i].sent_at >= (int64_t) self->ack_timeout_ms) {
+        if (now_ms - self->in_flight[i].sent_at >= (int64_t)self->ack_timeout_ms) {
             char why[128];
             snprintf (why, sizeof why, "no Ack for batch %" PRIu64 " within %" PRIu64 " ms",
                       self->in_flight[i].seq, self->ack_timeout_ms);
@@ -276,7 +356,7 @@ sender_wait_ms (sender_t *self, int64_t now_ms)
     for (size_t i = 1; i < self->in_flight_count; i++)
         if (self->in_flight[i].sent_at < earliest)
             earliest = self->in_flight[i].sent_at;
-    int64_t wait = earliest + (int64_t) self->ack_timeout_ms - now_ms;
+    int64_t wait = earliest + (int64_t)self->ack_timeout_ms - now_ms;
     return wait > 0 ? wait : 0;
 }
 
@@ -311,8 +391,8 @@ record_rejections (sender_t *self, const Totalplace__Ack *ack, char *err, size_t
     size_t size = 0;
     Totalplace__Batch *batch = NULL;
     if (outbox_get (self->outbox, ack->batch_seq, &payload, &size, NULL, 0) == 0)
-        batch = (Totalplace__Batch *) wire_decode (&totalplace__batch__descriptor, payload, size,
-                                                   NULL, 0);
+        batch = (Totalplace__Batch *)wire_decode (&totalplace__batch__descriptor, payload, size,
+                                                  NULL, 0);
     free (payload);
     FILE *file = self->rejects_path ? fopen (self->rejects_path, "a") : NULL;
     if (file && ftell (file) == 0)
@@ -320,7 +400,7 @@ record_rejections (sender_t *self, const Totalplace__Ack *ack, char *err, size_t
     for (size_t i = 0; i < ack->n_rejections; i++) {
         const Totalplace__Rejection *rejection = ack->rejections[i];
         const Totalplace__SpendingRecord *record =
-          batch && rejection->index < batch->n_records ? batch->records[rejection->index] : NULL;
+            batch && rejection->index < batch->n_records ? batch->records[rejection->index] : NULL;
         say (self, AGENT_LOG_WARNING, "collector rejected batch %" PRIu64 " record %u (%s/%s): %s",
              ack->batch_seq, rejection->index, record ? record->body_id : "?",
              record ? record->record_id : "?", rejection->reason);
@@ -400,9 +480,9 @@ sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
         bool more = zmq_msg_more (&message);
         Totalplace__Ack *ack = NULL;
         if (!more)
-            ack = (Totalplace__Ack *) wire_decode (&totalplace__ack__descriptor,
-                                                   zmq_msg_data (&message), zmq_msg_size (&message),
-                                                   NULL, 0);
+            ack = (Totalplace__Ack *)wire_decode (&totalplace__ack__descriptor,
+                                                  zmq_msg_data (&message), zmq_msg_size (&message),
+                                                  NULL, 0);
         zmq_msg_close (&message);
         if (more) {
             /* Not ours: a reply is one frame. Drain the rest of it. */

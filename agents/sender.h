@@ -14,10 +14,10 @@
 #include <czmq.h>
 
 #include "agent_log.h"
+#include "curve.h"
 #include "outbox.h"
 
 typedef struct _sender_t sender_t;
-
 
 typedef struct {
     const char *endpoint;     /* the collector's ingest endpoint */
@@ -26,7 +26,9 @@ typedef struct {
     uint64_t retry_base_ms;   /* first backoff; doubles per failed attempt */
     uint64_t retry_max_ms;    /* backoff cap */
     const char *rejects_path; /* records the collector rejected are appended here (CSV) */
-    agent_log_fn *log;       /* may be NULL */
+    curve_client_t *curve;    /* CURVE keys, kept alive by the caller while the sender has them;
+                                 NULL: a plain connection (the caller checked it may) */
+    agent_log_fn *log;        /* may be NULL */
     void *log_arg;
 } sender_options_t;
 
@@ -38,11 +40,12 @@ typedef struct {
     uint64_t malformed_acks;   /* ACK_MALFORMED answers: batch set aside, not re-sent */
     uint64_t records_rejected; /* records the collector refused, written to rejects_path */
     uint64_t bad_replies;      /* replies that were not a valid Ack */
+    uint64_t refused;          /* connections the collector refused at the handshake (unknown or
+                                  revoked key, plain against CURVE, too many agents) */
 } sender_counters_t;
 
 /* Creates the sender and connects. The outbox stays the caller's. NULL with err on failure. */
-sender_t *sender_new (outbox_t *outbox, const sender_options_t *options, char *err,
-                      size_t err_len);
+sender_t *sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t err_len);
 void sender_destroy (sender_t **self_p);
 
 /* The socket to poll for input; it changes after a reconnect, so ask again every loop. NULL while
@@ -64,7 +67,8 @@ int64_t sender_wait_ms (sender_t *self, int64_t now_ms);
 /* True when the outbox is empty: everything delivered and acknowledged. */
 bool sender_idle (sender_t *self);
 
-/* Changes endpoint, window and timings (SIGHUP). A new endpoint reconnects at once. */
+/* Changes endpoint, keys, window and timings (SIGHUP). A new endpoint or new keys reconnect at
+ * once. */
 int sender_configure (sender_t *self, const sender_options_t *options, char *err, size_t err_len);
 
 void sender_counters (sender_t *self, sender_counters_t *counters);

@@ -12,6 +12,7 @@
 
 #include <czmq.h>
 
+#include "curve.h"
 #include "ingest.h"
 #include "period.h"
 #include "query.h"
@@ -20,7 +21,7 @@
 #include "store.h"
 #include "wire.h"
 
-#define ERR_LEN 512
+#define ERR_LEN 1024
 
 /* ---------------------------------------------------------------- where answers come from */
 
@@ -141,6 +142,10 @@ typedef struct {
     const char *endpoint;
     int timeout_ms;
     zsock_t *dealer;
+    zsock_t *monitor; /* PAIR: the dealer's handshake failures, to say why nothing comes */
+    char monitor_endpoint[64];
+    bool curve;
+    char refused[512]; /* why the collector refused the connection, once it has */
     uint64_t last_id;
     /* One STATS answer serves the counters, the agents and the collector's counters, so that
      * they are read together. */
@@ -170,20 +175,60 @@ remote_status (const Totalplace__QueryReply *reply, char *err, size_t err_len)
     }
 }
 
-/* Waits for the socket to be ready for events until deadline (zclock_mono). Returns 1 when ready,
- * 0 at the deadline, -1 on error. */
-static int
-remote_wait (void *handle, short events, int64_t deadline)
+/* Reads one monitor event; a failed handshake says why the collector will not answer. */
+static void
+remote_read_event (remote_t *self)
 {
+    zmsg_t *event = zmsg_recv (self->monitor);
+    zframe_t *head = event ? zmsg_first (event) : NULL;
+    if (head && zframe_size (head) >= 6) {
+        uint16_t kind;
+        uint32_t value;
+        memcpy (&kind, zframe_data (head), sizeof kind);
+        memcpy (&value, zframe_data (head) + 2, sizeof value);
+        if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            snprintf (self->refused, sizeof self->refused,
+                      "the collector at %.128s refused our key (ZAP status %u): is our "
+                      "certificate's public half in its collector/authorised_certs folder, with "
+                      "role query (docs/security.md)?",
+                      self->endpoint, value);
+        else if (!self->curve)
+            snprintf (self->refused, sizeof self->refused,
+                      "the collector at %.128s refused a plain connection: it wants CURVE keys "
+                      "(--cert and --collector-cert)",
+                      self->endpoint);
+        else
+            snprintf (self->refused, sizeof self->refused,
+                      "the handshake with the collector at %.128s failed (event 0x%x): it may "
+                      "have as many query clients as it allows (limits/max_query_clients), or "
+                      "--collector-cert is not its certificate (one running with "
+                      "collector/allow_plain = 1 needs --allow-plain instead)",
+                      self->endpoint, kind);
+    }
+    zmsg_destroy (&event);
+}
+
+/* Waits for the socket to be ready for events until deadline (zclock_mono). Returns 1 when ready,
+ * 0 at the deadline, -1 on error, -2 when the collector refused the connection (self->refused
+ * says why). */
+static int
+remote_wait (remote_t *self, short events, int64_t deadline)
+{
+    void *handle = zsock_resolve (self->dealer);
     while (true) {
+        if (*self->refused)
+            return -2;
         int64_t left = deadline - zclock_mono ();
         if (left <= 0)
             return 0;
-        zmq_pollitem_t item = {handle, 0, events, 0};
-        int rc = zmq_poll (&item, 1, (long)left);
+        zmq_pollitem_t items[2] = {{handle, 0, events, 0},
+                                   {zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll (items, 2, (long)left);
         if (rc == -1 && zmq_errno () != EINTR)
             return -1;
-        if (rc > 0 && (item.revents & events))
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+            remote_read_event (self);
+        if (rc > 0 && (items[0].revents & events))
             return 1;
     }
 }
@@ -205,11 +250,11 @@ remote_ask (remote_t *self, Totalplace__Query *query, Totalplace__QueryReply **r
     }
     void *handle = zsock_resolve (self->dealer);
     int64_t deadline = zclock_mono () + self->timeout_ms;
-    int ready = remote_wait (handle, ZMQ_POLLOUT, deadline);
+    int ready = remote_wait (self, ZMQ_POLLOUT, deadline);
     int sent = ready == 1 ? zmq_send (handle, data, size, ZMQ_DONTWAIT) : -1;
     free (data);
     while (sent != -1) {
-        ready = remote_wait (handle, ZMQ_POLLIN, deadline);
+        ready = remote_wait (self, ZMQ_POLLIN, deadline);
         if (ready != 1)
             break;
         zmq_msg_t message;
@@ -246,14 +291,17 @@ remote_ask (remote_t *self, Totalplace__Query *query, Totalplace__QueryReply **r
         }
         return rc;
     }
-    if (ready == -1)
+    if (ready == -2)
+        snprintf (err, err_len, "%s", self->refused);
+    else if (ready == -1)
         snprintf (err, err_len, "asking %s failed: %s", self->endpoint,
                   zmq_strerror (zmq_errno ()));
     else
         snprintf (err, err_len,
-                  "no answer from %s within %d ms: is the collector running, and is %s one of "
-                  "its query endpoints (collector/query_endpoints)?",
-                  self->endpoint, self->timeout_ms, self->endpoint);
+                  "no answer from %s within %d ms: is the collector running, is %s one of "
+                  "its query endpoints (collector/query_endpoints)%s?",
+                  self->endpoint, self->timeout_ms, self->endpoint,
+                  self->curve ? ", and is --collector-cert its certificate" : "");
     return STORE_ERR;
 }
 
@@ -477,44 +525,112 @@ remote_close (void **handle)
     if (self) {
         if (self->stats)
             protobuf_c_message_free_unpacked (&self->stats->base, NULL);
+        if (self->monitor) {
+            zmq_socket_monitor (zsock_resolve (self->dealer), NULL, 0);
+            zsock_destroy (&self->monitor);
+        }
         zsock_destroy (&self->dealer);
         free (self);
     }
     *handle = NULL;
 }
 
-/* Connects to endpoint; nothing is sent yet, so an absent collector shows as no answer in time. */
+/* Connects to args->collector: with CURVE keys (--cert and --collector-cert, or
+ * $TOTALPLACE_CERT and $TOTALPLACE_COLLECTOR_CERT), or plain with --allow-plain to a local
+ * endpoint. Nothing is sent yet, so an absent collector shows as no answer in time. */
 static int
-remote_open (source_t *source, const char *endpoint, int timeout_ms, char *err, size_t err_len)
+remote_open (source_t *source, const query_args_t *args, char *err, size_t err_len)
 {
     /* CZMQ would catch Ctrl-C and leave us waiting out the timeout; let it stop the command. */
     zsys_handler_set (NULL);
+    const char *endpoint = args->collector;
+    curve_client_t *keys = NULL;
+    if (args->allow_plain) {
+        if (curve_check_plain ("--allow-plain", endpoint, err, err_len))
+            return -1;
+    }
+    else {
+        const char *cert = args->cert ? args->cert : getenv ("TOTALPLACE_CERT");
+        const char *server =
+            args->collector_cert ? args->collector_cert : getenv ("TOTALPLACE_COLLECTOR_CERT");
+        if (!cert || !*cert || !server || !*server) {
+            snprintf (err, err_len,
+                      "--collector needs CURVE keys: --cert FILE (our NAME.cert_secret, role "
+                      "query) and --collector-cert FILE (the collector's NAME.cert), or "
+                      "$TOTALPLACE_CERT and $TOTALPLACE_COLLECTOR_CERT; or --allow-plain for an "
+                      "ipc:// or loopback collector running without CURVE");
+            return -1;
+        }
+        keys = curve_client_new (cert, server, CURVE_ROLE_QUERY, err, err_len);
+        if (!keys)
+            return -1;
+    }
     remote_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, err_len, "out of memory");
+        curve_client_destroy (&keys);
         return -1;
     }
     self->endpoint = endpoint;
-    self->timeout_ms = timeout_ms;
+    self->timeout_ms = args->timeout_ms;
+    self->curve = keys != NULL;
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->dealer) {
         snprintf (err, err_len, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
-        free (self);
-        return -1;
+        goto error;
     }
     /* A question left unanswered is abandoned with the command, never waited for at exit. */
     zsock_set_linger (self->dealer, 0);
     zsock_set_maxmsgsize (self->dealer, (int64_t)REMOTE_SOCKET_MAX_MESSAGE_BYTES);
+    if (keys)
+        curve_client_apply (keys, self->dealer);
+    curve_client_destroy (&keys); /* the socket holds its own copy of the keys */
+    snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
+              "inproc://totalplace-cli-monitor-%p", (void *)self);
+    if (zmq_socket_monitor (zsock_resolve (self->dealer), self->monitor_endpoint,
+                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == -1 ||
+        !(self->monitor = zsock_new (ZMQ_PAIR)) ||
+        zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
+        snprintf (err, err_len, "cannot watch the connection: %s", zmq_strerror (zmq_errno ()));
+        goto error;
+    }
     if (zsock_connect (self->dealer, "%s", endpoint) == -1) {
         snprintf (err, err_len, "cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&self->dealer);
-        free (self);
-        return -1;
+        goto error;
     }
     *source = (source_t){
         self,          remote_neighbourhoods,     remote_totals, remote_get_record, remote_counters,
         remote_agents, remote_collector_counters, remote_close};
     return 0;
+error:
+    curve_client_destroy (&keys);
+    void *handle = self;
+    remote_close (&handle);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- keygen */
+
+static int
+run_keygen (const query_args_t *args)
+{
+    char public_path[4096], secret_path[4096], err[CURVE_ERR_LEN];
+    if (curve_keygen (args->keygen_dir, args->keygen_name, args->keygen_role, args->keygen_bodies,
+                      public_path, secret_path, sizeof public_path, err, sizeof err)) {
+        fprintf (stderr, "totalplace: keygen: %s\n", err);
+        return QUERY_EXIT_FAILED;
+    }
+    const char *where = args->keygen_role == CURVE_ROLE_COLLECTOR
+                            ? "give it to every agent and query user (agent/collector_public_cert, "
+                              "--collector-cert)"
+                            : "copy it into the collector's collector/authorised_certs folder, "
+                              "then reload the collector (SIGHUP)";
+    printf ("public certificate  %s\n  %s\n", public_path, where);
+    printf ("secret certificate  %s\n  mode 0600: keep it on its owner's host only\n", secret_path);
+    printf ("role %s%s%s\n", curve_role_name (args->keygen_role),
+            args->keygen_bodies ? ", bodies " : "", args->keygen_bodies ? args->keygen_bodies : "");
+    return QUERY_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- collecting rows */
@@ -947,6 +1063,7 @@ run (const source_t *source, const query_args_t *args, report_t *report, char *e
         return run_stats (source, report, err, err_len);
     case QUERY_NONE:
     case QUERY_HELP:
+    case QUERY_KEYGEN:
         break;
     }
     snprintf (err, err_len, "nothing to do");
@@ -983,13 +1100,15 @@ main (int argc, char **argv)
         printf ("totalplace %s\n", TOTALPLACE_VERSION);
         return QUERY_EXIT_OK;
     }
+    if (args.command == QUERY_KEYGEN)
+        return run_keygen (&args);
     if (!args.db && !args.collector)
         return usage_error (args.command,
                             "no store given: use --db DIR, or --collector ENDPOINT to ask a "
                             "running collector");
 
     source_t source;
-    if (args.collector ? remote_open (&source, args.collector, args.timeout_ms, err, sizeof err)
+    if (args.collector ? remote_open (&source, &args, err, sizeof err)
                        : db_open (&source, args.db, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
         return QUERY_EXIT_FAILED;

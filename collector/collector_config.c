@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
 #include "settings.h"
+#include "wire.h"
 
 #define FIELD(name) offsetof (collector_config_t, name)
 
@@ -29,6 +31,29 @@ static const setting_t s_settings[] = {
      "most batches applied in one store transaction (group commit)", NULL},
     {"collector/max_group_records", SETTING_UINT, "200000", 1, 5000000, FIELD (max_group_records),
      "most records applied in one store transaction (group commit)", NULL},
+    {"collector/curve_secret_cert", SETTING_STRING, NULL, 0, 0, FIELD (curve_secret_cert),
+     "the collector's secret certificate (NAME.cert_secret from totalplace keygen --role "
+     "collector); CURVE on every endpoint",
+     NULL},
+    {"collector/authorised_certs", SETTING_STRING, NULL, 0, 0, FIELD (authorised_certs),
+     "folder of the public certificates (*.cert) of the agents and query users let in", NULL},
+    {"collector/allow_plain", SETTING_BOOL, "0", 0, 0, FIELD (allow_plain),
+     "1: no CURVE, no authentication; every endpoint must be ipc://, inproc:// or loopback", NULL},
+    {"limits/max_agents", SETTING_UINT, "1000", 1, 1000000, FIELD (max_agents),
+     "agents connected at once; more are refused at the handshake", NULL},
+    {"limits/max_query_clients", SETTING_UINT, "64", 1, 100000, FIELD (max_query_clients),
+     "query clients (totalplace --collector) connected at once", NULL},
+    {"limits/max_batch_kb", SETTING_UINT, "8192", 1, WIRE_MAX_MESSAGE_BYTES / 1024,
+     FIELD (max_batch_kb),
+     "largest Batch frame accepted, in KiB; larger ones are answered "
+     "ACK_MALFORMED",
+     NULL},
+    {"limits/max_batch_records", SETTING_UINT, "5000", 1, WIRE_MAX_RECORDS_PER_BATCH,
+     FIELD (max_batch_records), "most records in one Batch; more are answered ACK_MALFORMED", NULL},
+    {"limits/handshake_timeout_ms", SETTING_UINT, "10000", 100, 600000,
+     FIELD (handshake_timeout_ms),
+     "a peer that has not finished the ZeroMQ handshake (and authentication) by then is dropped",
+     NULL},
     {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
      "1 to log to syslog, 0 to log to stderr", NULL},
     {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
@@ -162,6 +187,29 @@ collector_config_validate (const collector_config_t *self, char *err, size_t err
                   (unsigned long long)self->max_map_size_mb, (unsigned long long)self->map_size_mb);
         return -1;
     }
+    if (self->allow_plain) {
+        /* Plain sockets authenticate no one: only this host may reach them. */
+        zlist_t *lists[2] = {collector_config_endpoints (self),
+                             collector_config_query_endpoints (self)};
+        const char *keys[2] = {"collector/ingest_endpoints", "collector/query_endpoints"};
+        for (int l = 0; l < 2; l++) {
+            if (!lists[l] && rc == 0)
+                rc = fail (err, err_len, "out of memory checking the endpoints");
+            for (const char *e = lists[l] ? zlist_first (lists[l]) : NULL; e && rc == 0;
+                 e = zlist_next (lists[l]))
+                rc = curve_check_plain (keys[l], e, err, err_len);
+            zlist_destroy (&lists[l]);
+        }
+        return rc;
+    }
+    else if (!self->curve_secret_cert || !*self->curve_secret_cert || !self->authorised_certs ||
+             !*self->authorised_certs)
+        return fail (err, err_len,
+                     "collector/curve_secret_cert and collector/authorised_certs are required: "
+                     "the collector's secret certificate and the folder of authorised agent and "
+                     "query certificates (totalplace keygen makes them; docs/security.md), or "
+                     "collector/allow_plain = 1 (--allow-plain) to take unauthenticated "
+                     "connections on ipc:// and loopback endpoints only");
     return 0;
 }
 

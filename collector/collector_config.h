@@ -27,7 +27,15 @@ typedef struct {
     uint64_t max_map_size_mb;   /* collector/max_map_size_mb: the map may grow up to this */
     uint64_t max_group_batches; /* collector/max_group_batches: batches per store transaction */
     uint64_t max_group_records; /* collector/max_group_records: records per store transaction */
-    bool log_syslog;            /* log/syslog: log to syslog instead of stderr */
+    char *curve_secret_cert;    /* collector/curve_secret_cert: the collector's secret cert */
+    char *authorised_certs;     /* collector/authorised_certs: folder of authorised *.cert */
+    bool allow_plain;           /* collector/allow_plain: no CURVE, local endpoints only */
+    uint64_t max_agents;        /* limits/max_agents: connected agents at once */
+    uint64_t max_query_clients; /* limits/max_query_clients: connected query clients at once */
+    uint64_t max_batch_kb;      /* limits/max_batch_kb: largest Batch frame accepted (KiB) */
+    uint64_t max_batch_records; /* limits/max_batch_records: most records in one Batch */
+    uint64_t handshake_timeout_ms;   /* limits/handshake_timeout_ms: ZMQ_HANDSHAKE_IVL */
+    bool log_syslog;                 /* log/syslog: log to syslog instead of stderr */
     collector_log_level_t log_level; /* log/level: debug, info or warning */
     uint64_t log_stats_interval;     /* log/stats_interval: seconds between rate lines, 0 = never */
 } collector_config_t;
@@ -57,8 +65,11 @@ int collector_config_load_string (collector_config_t *self, const char *text, co
 int collector_config_set (collector_config_t *self, const char *key, const char *value, char *err,
                           size_t err_len);
 
-/* Checks the whole config: required keys present, endpoints well formed, sizes consistent.
- * Returns 0, or -1 with a message naming the key. */
+/* Checks the whole config: required keys present, endpoints well formed, sizes consistent, and
+ * security chosen: CURVE (collector/curve_secret_cert and collector/authorised_certs both set;
+ * the files are read later, by auth_check or auth_new) or collector/allow_plain = 1 with every
+ * endpoint local (ipc://, inproc://, loopback tcp://). Returns 0, or -1 with a message naming the
+ * key. */
 int collector_config_validate (const collector_config_t *self, char *err, size_t err_len);
 
 /* Returns the ingest endpoints as a new list of strings (trimmed, in order; the list frees them),

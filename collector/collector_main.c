@@ -13,6 +13,7 @@
 
 #include <czmq.h>
 
+#include "auth.h"
 #include "collector_config.h"
 #include "ingest.h"
 #include "query.h"
@@ -73,6 +74,8 @@ s_usage (FILE *out)
         "  -q, --query ENDPOINT     endpoint to bind for the totalplace CLI; repeat for several\n"
         "                           (replaces collector/query_endpoints; \"\" for none)\n"
         "  -o, --set KEY=VALUE      set any config key, e.g. -o collector/max_group_batches=64\n"
+        "      --allow-plain        no CURVE: accept unauthenticated peers, on ipc:// and\n"
+        "                           loopback endpoints only (collector/allow_plain = 1)\n"
         "      --syslog             log to syslog instead of stderr (log/syslog = 1)\n"
         "  -v, --verbose            log each group commit (log/level = debug)\n"
         "  -n, --check              check the configuration, then exit 0 if valid, 1 if not\n"
@@ -80,7 +83,8 @@ s_usage (FILE *out)
         "  -V, --version            show the version\n"
         "\n"
         "Command-line options override the config file. Signals: TERM or INT finish the\n"
-        "current group, acknowledge it and exit; HUP reloads the config file.\n"
+        "current group, acknowledge it and exit; HUP reloads the config file and the folder\n"
+        "of authorised certificates. Security: docs/security.md.\n"
         "\n"
         "Config keys (default, meaning):\n");
     collector_config_describe (out);
@@ -139,17 +143,12 @@ static int
 s_parse_options (int argc, char **argv, options_t *options)
 {
     static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"state-dir", required_argument, NULL, 's'},
-        {"ingest", required_argument, NULL, 'i'},
-        {"query", required_argument, NULL, 'q'},
-        {"set", required_argument, NULL, 'o'},
-        {"syslog", no_argument, NULL, 'S'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
+        {"ingest", required_argument, NULL, 'i'}, {"query", required_argument, NULL, 'q'},
+        {"set", required_argument, NULL, 'o'},    {"syslog", no_argument, NULL, 'S'},
+        {"allow-plain", no_argument, NULL, 'P'},  {"verbose", no_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'n'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long (argc, argv, "c:s:i:q:o:vnhV", long_options, NULL)) != -1) {
@@ -183,6 +182,11 @@ s_parse_options (int argc, char **argv, options_t *options)
         }
         case 'S':
             if (s_add_override (options, "log/syslog", strlen ("log/syslog"), "1"))
+                return 2;
+            break;
+        case 'P':
+            if (s_add_override (options, "collector/allow_plain", strlen ("collector/allow_plain"),
+                                "1"))
                 return 2;
             break;
         case 'v':
@@ -243,9 +247,33 @@ s_differs (const char *a, const char *b)
     return strcmp (a ? a : "", b ? b : "") != 0;
 }
 
+static auth_options_t
+s_auth_options (const collector_config_t *config)
+{
+    return (auth_options_t){.plain = config->allow_plain,
+                            .secret_cert = config->curve_secret_cert,
+                            .authorised_dir = config->authorised_certs,
+                            .max_agents = (size_t)config->max_agents,
+                            .max_query_clients = (size_t)config->max_query_clients};
+}
+
+static void
+s_log_summary (const char *when, const auth_summary_t *summary)
+{
+    MAIN_INFO ("%s: %zu agent and %zu query certificates authorised", when, summary->agents,
+               summary->query_users);
+    if (summary->skipped_secrets)
+        zsys_warning ("collector/authorised_certs holds %zu secret certificates (*_secret), "
+                      "ignored: a secret key belongs only on its owner's host; move them away",
+                      summary->skipped_secrets);
+    if (summary->agents == 0)
+        zsys_warning ("no agent certificate is authorised: no agent can deliver");
+}
+
 /* Applies what can change while running; names what needs a restart. */
 static void
-s_reload_config (const options_t *options, collector_config_t *running, ingest_t *ingest)
+s_reload_config (const options_t *options, collector_config_t *running, ingest_t *ingest,
+                 auth_t *auth)
 {
     char err[COLLECTOR_CONFIG_ERR_LEN];
     collector_config_t *fresh = s_build_config (options, err, sizeof err);
@@ -266,16 +294,36 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
         zsys_warning ("collector/map_size_mb or max_map_size_mb changed; restart to apply");
     if (fresh->log_syslog != running->log_syslog)
         zsys_warning ("log/syslog changed; restart to apply");
+    if (fresh->allow_plain != running->allow_plain ||
+        s_differs (fresh->curve_secret_cert, running->curve_secret_cert) ||
+        s_differs (fresh->authorised_certs, running->authorised_certs) ||
+        fresh->handshake_timeout_ms != running->handshake_timeout_ms)
+        zsys_warning ("collector/allow_plain, curve_secret_cert, authorised_certs or "
+                      "limits/handshake_timeout_ms changed; restart to apply");
+    /* The folder is read again: new, rotated and revoked keys apply at once. */
+    auth_summary_t summary;
+    if (auth_reload (auth, &summary, err, sizeof err))
+        zsys_error ("reload of the authorised certificates failed, keeping the ones loaded: %s",
+                    err);
+    else if (!auth_is_plain (auth))
+        s_log_summary ("certificates reloaded", &summary);
 
     running->max_group_batches = fresh->max_group_batches;
     running->max_group_records = fresh->max_group_records;
+    running->max_batch_kb = fresh->max_batch_kb;
+    running->max_batch_records = fresh->max_batch_records;
+    running->max_agents = fresh->max_agents;
+    running->max_query_clients = fresh->max_query_clients;
+    auth_set_limits (auth, (size_t)running->max_agents, (size_t)running->max_query_clients);
     running->log_level = fresh->log_level;
     running->log_stats_interval = fresh->log_stats_interval;
     s_log_level = running->log_level;
     ingest_configure (ingest, running);
     zsys_info ("configuration reloaded: groups of up to %" PRIu64 " batches / %" PRIu64
-               " records, log level %s, stats every %" PRIu64 " s",
-               running->max_group_batches, running->max_group_records,
+               " records, batches of up to %" PRIu64 " KiB / %" PRIu64 " records, up to %" PRIu64
+               " agents and %" PRIu64 " query clients, log level %s, stats every %" PRIu64 " s",
+               running->max_group_batches, running->max_group_records, running->max_batch_kb,
+               running->max_batch_records, running->max_agents, running->max_query_clients,
                collector_log_level_name (running->log_level), running->log_stats_interval);
     collector_config_destroy (&fresh);
 }
@@ -284,11 +332,12 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
 typedef struct {
     ingest_counters_t ingest;
     query_counters_t queries;
+    auth_counters_t auth;
     int64_t time; /* zclock_mono */
 } last_stats_t;
 
 static void
-s_log_stats (ingest_t *ingest, query_t *query, last_stats_t *last, bool force)
+s_log_stats (ingest_t *ingest, query_t *query, auth_t *auth, last_stats_t *last, bool force)
 {
     ingest_counters_t now;
     char err[STORE_ERR_LEN];
@@ -320,6 +369,20 @@ s_log_stats (ingest_t *ingest, query_t *query, last_stats_t *last, bool force)
         MAIN_INFO ("queries: %" PRIu64 " answered over %.0f s, %" PRIu64 " bad (%" PRIu64
                    " since start)",
                    asked, seconds, bad, queries.bad_queries);
+    auth_counters_t peers;
+    auth_counters (auth, &peers);
+    uint64_t refused = peers.unknown_key + peers.wrong_role + peers.over_limit;
+    uint64_t refused_before =
+        last->auth.unknown_key + last->auth.wrong_role + last->auth.over_limit;
+    uint64_t unauthorised = now.unauthorised_records - last->ingest.unauthorised_records;
+    if (force || refused != refused_before || unauthorised)
+        MAIN_INFO ("auth: %zu agents and %zu query clients connected; %" PRIu64
+                   " connections refused (%" PRIu64 " unknown keys, %" PRIu64
+                   " wrong role, %" PRIu64 " over the limits) and %" PRIu64
+                   " records of bodies their agent may not publish for, since start",
+                   peers.agents_connected, peers.query_connected, refused, peers.unknown_key,
+                   peers.wrong_role, peers.over_limit, now.unauthorised_records);
+    last->auth = peers;
     last->ingest = now;
     last->queries = queries;
     last->time = time_now;
@@ -377,10 +440,21 @@ main (int argc, char **argv)
         return 1;
     }
     if (options.check_only) {
-        printf (PROGRAM ": configuration OK\n");
+        /* The certificates are part of the configuration: a bad one must fail the check. */
+        auth_options_t auth_options = s_auth_options (config);
+        auth_summary_t summary;
+        int rc = auth_check (&auth_options, &summary, err, sizeof err);
+        if (rc)
+            fprintf (stderr, PROGRAM ": %s\n", err);
+        else if (config->allow_plain)
+            printf (PROGRAM ": configuration OK (plain: no CURVE, local endpoints only)\n");
+        else
+            printf (PROGRAM ": configuration OK (CURVE: %zu agent and %zu query certificates "
+                            "authorised)\n",
+                    summary.agents, summary.query_users);
         collector_config_destroy (&config);
         s_options_free (&options);
-        return 0;
+        return rc ? 1 : 0;
     }
     s_log_level = config->log_level;
     if (config->log_syslog) {
@@ -390,6 +464,7 @@ main (int argc, char **argv)
 
     int status = 1;
     store_t *store = NULL;
+    auth_t *auth = NULL;
     ingest_t *ingest = NULL;
     query_t *query = NULL;
     zlist_t *endpoints = NULL;
@@ -415,8 +490,28 @@ main (int argc, char **argv)
         goto done;
     }
 
+    /* The ZAP handler must run before any socket that uses it is bound. */
+    auth_options_t auth_options = s_auth_options (config);
+    auth = auth_new (&auth_options, err, sizeof err);
+    if (!auth) {
+        zsys_error ("cannot start authentication: %s", err);
+        goto done;
+    }
+    if (config->allow_plain) {
+        zsys_warning ("collector/allow_plain = 1: no CURVE, peers are not authenticated; every "
+                      "endpoint is on this host");
+        if (config->curve_secret_cert || config->authorised_certs)
+            zsys_warning ("collector/curve_secret_cert and authorised_certs are ignored "
+                          "(collector/allow_plain = 1)");
+    }
+    else {
+        auth_summary_t summary;
+        auth_summary (auth, &summary);
+        s_log_summary ("CURVE on every endpoint", &summary);
+    }
+
     ingest = ingest_new (store, config, err, sizeof err);
-    if (!ingest) {
+    if (!ingest || ingest_secure (ingest, auth, err, sizeof err)) {
         zsys_error ("cannot start the ingest server: %s", err);
         goto done;
     }
@@ -441,7 +536,8 @@ main (int argc, char **argv)
     }
     if (zlist_size (query_endpoints) > 0) {
         query = query_new (store, ingest, err, sizeof err);
-        if (!query) {
+        if (!query ||
+            query_secure (query, auth, (int)config->handshake_timeout_ms, err, sizeof err)) {
             zsys_error ("cannot start the query server: %s", err);
             goto done;
         }
@@ -453,11 +549,12 @@ main (int argc, char **argv)
             }
     }
 
-    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, queries on %s, groups of up to "
-                       "%" PRIu64 " batches / %" PRIu64 " records, log level %s",
+    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, queries on %s (%s), groups of "
+                       "up to %" PRIu64 " batches / %" PRIu64 " records, log level %s",
                TOTALPLACE_VERSION, config->state_dir, config->ingest_endpoints,
-               query ? config->query_endpoints : "(none)", config->max_group_batches,
-               config->max_group_records, collector_log_level_name (config->log_level));
+               query ? config->query_endpoints : "(none)", config->allow_plain ? "plain" : "CURVE",
+               config->max_group_batches, config->max_group_records,
+               collector_log_level_name (config->log_level));
 
     last_stats_t last;
     memset (&last, 0, sizeof last);
@@ -469,16 +566,17 @@ main (int argc, char **argv)
             s_reload = 0;
             MAIN_INFO ("SIGHUP: reloading %s",
                        options.config_path ? options.config_path : "the command-line settings");
-            s_reload_config (&options, config, ingest);
+            s_reload_config (&options, config, ingest, auth);
         }
         if (config->log_stats_interval &&
             zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
-            s_log_stats (ingest, query, &last, false);
+            s_log_stats (ingest, query, auth, &last, false);
     }
     /* Queries first: the query thread reads the ingest server's counters and the store. */
     query_destroy (&query);
     MAIN_INFO ("stopping: finishing the current group");
     ingest_destroy (&ingest);
+    auth_destroy (&auth);
     store_counters_t final;
     char counters_err[STORE_ERR_LEN];
     if (store_counters (store, &final, counters_err, sizeof counters_err) == 0)
@@ -489,6 +587,7 @@ main (int argc, char **argv)
 done:
     query_destroy (&query);
     ingest_destroy (&ingest);
+    auth_destroy (&auth);
     store_destroy (&store);
     zlist_destroy (&endpoints);
     zlist_destroy (&query_endpoints);

@@ -3,6 +3,7 @@
  *
  * The server is a CZMQ actor driven by zloop. Its pipe takes string commands:
  *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
+ *   "AUTH" auth_t *  ->  (before any BIND) replies "is": 0 or -1, and a message
  *   "$TERM"          ->  commits and acks what is already waiting (for at most 5 s), then exits
  * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
  * or change them without waiting for a group to commit. */
@@ -34,7 +35,10 @@ struct _ingest_t {
     ingest_counters_t counters;
     size_t max_group_batches;
     size_t max_group_records;
+    size_t max_batch_bytes;
+    size_t max_batch_records;
     collector_log_level_t log_level;
+    int handshake_timeout_ms; /* read by the actor once, at start */
 };
 
 typedef struct {
@@ -62,13 +66,18 @@ typedef struct {
     /* Copied from shared at the start of each group. */
     size_t max_group_batches;
     size_t max_group_records;
+    size_t max_batch_bytes;
+    size_t max_batch_records;
     collector_log_level_t log_level;
+
+    auth_t *auth; /* NULL: nothing is checked */
 
     /* The group being gathered: count batches holding records records, with room for capacity. */
     size_t capacity;
     size_t count;
     size_t records;
     peer_t *peers;
+    auth_permit_t **permits; /* what each batch's sender may do; NULL without auth */
     Totalplace__Batch **batches;
     store_result_t **results;
     store_result_t *result_pool; /* results[b] point into this */
@@ -77,9 +86,11 @@ typedef struct {
     /* One Ack's rejection list, sized for the largest batch so acking never allocates. */
     Totalplace__Rejection *rejections;
     Totalplace__Rejection **rejection_pointers;
+    auth_permit_t *permit; /* handed from s_authorise to s_gather */
 
     ingest_counters_t counters; /* published to shared after each event */
-    log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log;
+    log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log,
+        auth_log;
 } server_t;
 
 #define INGEST_DEBUG(self, ...)                                                                    \
@@ -163,6 +174,8 @@ s_refresh_settings (server_t *self)
     pthread_mutex_lock (&shared->lock);
     self->max_group_batches = shared->max_group_batches;
     self->max_group_records = shared->max_group_records;
+    self->max_batch_bytes = shared->max_batch_bytes;
+    self->max_batch_records = shared->max_batch_records;
     self->log_level = shared->log_level;
     pthread_mutex_unlock (&shared->lock);
 }
@@ -276,8 +289,87 @@ s_reserve (server_t *self)
     store_result_t **results = realloc (self->results, wanted * sizeof *results);
     if (results)
         self->results = results;
-    if (peers && batches && results)
+    auth_permit_t **permits = realloc (self->permits, wanted * sizeof *permits);
+    if (permits)
+        self->permits = permits;
+    if (peers && batches && results && permits)
         self->capacity = wanted;
+}
+
+/* Checks a decoded batch against its sender's key (ingest_secure). Returns true when it may join
+ * the group, with the sender's permit in self->permit; otherwise it has been answered. */
+static bool
+s_authorise (server_t *self, const peer_t *peer, zmq_msg_t *body, const Totalplace__Batch *batch)
+{
+    self->permit = NULL;
+    if (!self->auth)
+        return true;
+    const char *user_id = zmq_msg_gets (body, "User-Id");
+    self->permit = auth_permit (self->auth, user_id, CURVE_ROLE_AGENT);
+    char reason[256];
+    if (!self->permit) {
+        /* Revoked (or rotated out) since it connected: the agent keeps the batch and reconnects,
+         * and the ZAP handler refuses it from then on. */
+        self->counters.unauthorised_batches++;
+        self->counters.retry_acks++;
+        s_publish (self);
+        if (s_log_allowed (&self->auth_log, self->log_level))
+            zsys_warning ("ingest: batch %" PRIu64 " from %s: key %.40s is no longer authorised; "
+                          "answered ACK_RETRY",
+                          batch->batch_seq, s_peer_address (body), user_id ? user_id : "(none)");
+        snprintf (reason, sizeof reason,
+                  "this agent's key is no longer authorised by the collector; the batch is kept "
+                  "for when a new key is installed");
+        s_reply_status (self, peer, batch->batch_seq, TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
+        return false;
+    }
+    if (!auth_permit_is_plain (self->permit) &&
+        strcmp (batch->agent_id, auth_permit_name (self->permit)) != 0) {
+        self->counters.unauthorised_batches++;
+        snprintf (reason, sizeof reason,
+                  "agent id \"%.64s\" is not the name on this agent's certificate (\"%.64s\"); "
+                  "set agent/id to it",
+                  batch->agent_id, auth_permit_name (self->permit));
+        auth_permit_destroy (&self->permit);
+        s_reply_malformed (self, peer, body, batch->batch_seq, reason);
+        return false;
+    }
+    return true;
+}
+
+/* Rejects, before the store sees them, the records of bodies the sender may not publish for. */
+static void
+s_reject_unauthorised (server_t *self)
+{
+    for (size_t b = 0; b < self->count; b++) {
+        const auth_permit_t *permit = self->permits[b];
+        if (!permit || auth_permit_is_plain (permit))
+            continue;
+        const Totalplace__Batch *batch = self->batches[b];
+        size_t refused = 0;
+        const char *first = NULL;
+        for (size_t i = 0; i < batch->n_records; i++) {
+            const char *body_id = batch->records[i]->body_id;
+            if (auth_permit_allows_body (permit, body_id))
+                continue;
+            store_result_t *result = &self->results[b][i];
+            result->outcome = STORE_REJECTED;
+            snprintf (result->reason, sizeof result->reason,
+                      "may not publish for body %.64s; the certificate lists %.40s", body_id,
+                      auth_permit_bodies (permit));
+            if (!first)
+                first = body_id;
+            refused++;
+        }
+        if (refused) {
+            self->counters.unauthorised_records += refused;
+            if (s_log_allowed (&self->auth_log, self->log_level))
+                zsys_warning ("ingest: agent %s may not publish for body %s (its certificate lists "
+                              "%s): %zu records of batch %" PRIu64 " rejected",
+                              auth_permit_name (permit), first, auth_permit_bodies (permit),
+                              refused, batch->batch_seq);
+        }
+    }
 }
 
 /* Reads every message already waiting, up to the group caps: good batches join the group, bad
@@ -310,11 +402,12 @@ s_gather (server_t *self)
                       body_frames);
             s_reply_malformed (self, peer, &body, 0, reason);
         }
-        else if (size > WIRE_MAX_MESSAGE_BYTES) {
+        else if (size > self->max_batch_bytes) {
             self->counters.oversized++;
             snprintf (reason, sizeof reason,
-                      "message of %zu bytes is over the limit of %u bytes; send smaller batches",
-                      size, WIRE_MAX_MESSAGE_BYTES);
+                      "message of %zu bytes is over the limit of %zu bytes "
+                      "(limits/max_batch_kb); send smaller batches",
+                      size, self->max_batch_bytes);
             s_reply_malformed (self, peer, &body, 0, reason);
         }
         else {
@@ -326,10 +419,22 @@ s_gather (server_t *self)
                 s_reply_malformed (self, peer, &body, batch->batch_seq, reason);
                 protobuf_c_message_free_unpacked (&batch->base, NULL);
             }
-            else {
+            else if (batch->n_records > self->max_batch_records) {
+                snprintf (reason, sizeof reason,
+                          "batch of %zu records is over the limit of %zu "
+                          "(limits/max_batch_records); send smaller batches",
+                          batch->n_records, self->max_batch_records);
+                s_reply_malformed (self, peer, &body, batch->batch_seq, reason);
+                protobuf_c_message_free_unpacked (&batch->base, NULL);
+            }
+            else if (s_authorise (self, peer, &body, batch)) {
+                self->permits[self->count] = self->permit;
+                self->permit = NULL;
                 self->batches[self->count++] = batch;
                 self->records += batch->n_records;
             }
+            else
+                protobuf_c_message_free_unpacked (&batch->base, NULL);
         }
         zmq_msg_close (&body);
     }
@@ -338,8 +443,10 @@ s_gather (server_t *self)
 static void
 s_group_clear (server_t *self)
 {
-    for (size_t b = 0; b < self->count; b++)
+    for (size_t b = 0; b < self->count; b++) {
         protobuf_c_message_free_unpacked (&self->batches[b]->base, NULL);
+        auth_permit_destroy (&self->permits[b]);
+    }
     self->count = 0;
     self->records = 0;
 }
@@ -363,6 +470,7 @@ s_prepare_results (server_t *self)
         self->results[b] = self->result_pool + offset;
         offset += self->batches[b]->n_records;
     }
+    s_reject_unauthorised (self);
     return 0;
 }
 
@@ -507,6 +615,22 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
         s_publish (self);
         rc = -1;
     }
+    else if (streq (command, "AUTH")) {
+        auth_t *auth = NULL;
+        char message[256] = "";
+        zframe_t *frame = zmsg_pop (request);
+        if (frame && zframe_size (frame) == sizeof auth)
+            memcpy (&auth, zframe_data (frame), sizeof auth);
+        zframe_destroy (&frame);
+        if (!auth)
+            zsock_send (reader, "is", -1, "AUTH needs an authenticator");
+        else if (auth_secure (auth, self->router, CURVE_ROLE_AGENT, message, sizeof message))
+            zsock_send (reader, "is", -1, message);
+        else {
+            self->auth = auth;
+            zsock_send (reader, "is", 0, "");
+        }
+    }
     else if (streq (command, "BIND")) {
         char *endpoint = zmsg_popstr (request);
         if (!endpoint)
@@ -547,6 +671,8 @@ s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
         memcpy (&value, zframe_data (head) + 2, sizeof value);
         char *endpoint = where ? zframe_strdup (where) : NULL;
         const char *at = endpoint ? endpoint : "?";
+        if (self->auth)
+            auth_peer_event (self->auth, CURVE_ROLE_AGENT, kind);
         if (kind == ZMQ_EVENT_ACCEPTED) {
             self->counters.connections++;
             INGEST_DEBUG (self, "ingest: peer connected on %s", at);
@@ -586,6 +712,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_log_flush (&self->unsent_log);
     s_log_flush (&self->disconnect_log);
     s_log_flush (&self->handshake_log);
+    s_log_flush (&self->auth_log);
     return 0;
 }
 
@@ -605,6 +732,7 @@ s_server_destroy (server_t **self_p)
     free (self->peers);
     free (self->batches);
     free (self->results);
+    free (self->permits);
     free (self->result_pool);
     free (self->rejections);
     free (self->rejection_pointers);
@@ -630,6 +758,7 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
     self->disconnect_log.what = "disconnects";
     self->disconnect_log.info = true;
     self->handshake_log.what = "handshake failures";
+    self->auth_log.what = "authorisation refusals";
     s_refresh_settings (self);
 
     self->rejections = calloc (WIRE_MAX_RECORDS_PER_BATCH, sizeof *self->rejections);
@@ -649,10 +778,13 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
     zsock_set_maxmsgsize (self->router, (int64_t)INGEST_SOCKET_MAX_MESSAGE_BYTES);
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_linger (self->router, INGEST_LINGER_MS);
+    /* A peer that has not finished the handshake (and authentication) by then is dropped, so
+     * that silent or slow connections cannot pile up. */
+    zsock_set_handshake_ivl (self->router, shared->handshake_timeout_ms);
 
     snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
               "inproc://totalplace-ingest-monitor-%p", (void *)self);
-    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                  ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     if (zmq_socket_monitor (zsock_resolve (self->router), self->monitor_endpoint, events) == -1) {
@@ -660,6 +792,10 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
         goto error;
     }
     self->monitor = zsock_new (ZMQ_PAIR);
+    /* No event may be dropped (libzmq drops them when the queue is full): the connection counts
+     * the limits rest on are sums of events. */
+    if (self->monitor)
+        zsock_set_rcvhwm (self->monitor, 0);
     if (!self->monitor || zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
         fail (err, err_len, "cannot connect the ingest socket monitor: %s",
               zmq_strerror (zmq_errno ()));
@@ -735,6 +871,9 @@ ingest_new (store_t *store, const collector_config_t *config, char *err, size_t 
     self->store = store;
     self->max_group_batches = (size_t)config->max_group_batches;
     self->max_group_records = (size_t)config->max_group_records;
+    self->max_batch_bytes = (size_t)config->max_batch_kb * 1024;
+    self->max_batch_records = (size_t)config->max_batch_records;
+    self->handshake_timeout_ms = (int)config->handshake_timeout_ms;
     self->log_level = config->log_level;
     self->actor = zactor_new (s_ingest_actor, self);
     char *status = self->actor ? zstr_recv (self->actor) : NULL;
@@ -763,6 +902,21 @@ ingest_destroy (ingest_t **self_p)
 }
 
 int
+ingest_secure (ingest_t *self, auth_t *auth, char *err, size_t err_len)
+{
+    if (zsock_send (self->actor, "sp", "AUTH", (void *)auth))
+        return fail (err, err_len, "cannot ask the ingest thread to use the authenticator");
+    int rc = -1;
+    char *message = NULL;
+    if (zsock_recv (self->actor, "is", &rc, &message))
+        return fail (err, err_len, "no answer from the ingest thread about the authenticator");
+    if (rc)
+        fail (err, err_len, "%s", message ? message : "the authenticator was refused");
+    zstr_free (&message);
+    return rc ? -1 : 0;
+}
+
+int
 ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len)
 {
     if (zstr_sendx (self->actor, "BIND", endpoint, NULL))
@@ -783,6 +937,8 @@ ingest_configure (ingest_t *self, const collector_config_t *config)
     pthread_mutex_lock (&self->lock);
     self->max_group_batches = (size_t)config->max_group_batches;
     self->max_group_records = (size_t)config->max_group_records;
+    self->max_batch_bytes = (size_t)config->max_batch_kb * 1024;
+    self->max_batch_records = (size_t)config->max_batch_records;
     self->log_level = config->log_level;
     pthread_mutex_unlock (&self->lock);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "collector_config.h"
 #include "store.h"
 
@@ -35,13 +36,19 @@ typedef struct {
     uint64_t connections;           /* peers connected (socket monitor) */
     uint64_t disconnects;           /* peers disconnected, including those libzmq dropped for
                                        sending a frame over INGEST_SOCKET_MAX_MESSAGE_BYTES */
-    uint64_t handshake_failures;    /* peers that failed the ZMTP handshake (not ZeroMQ, or bad) */
+    uint64_t handshake_failures;    /* peers that failed the ZMTP handshake (not ZeroMQ, a bad
+                                       or unknown key, or over limits/max_agents) */
+    uint64_t unauthorised_records;  /* records rejected: the sender's certificate does not list
+                                       their body */
+    uint64_t unauthorised_batches;  /* batches refused whole: the key is no longer authorised
+                                       (ACK_RETRY) or the batch names another agent (MALFORMED) */
     store_counters_t store;         /* from store_counters, read when asked */
 } ingest_counters_t;
 
 /* Starts the server thread with a store the caller opened (and closes after ingest_destroy). It
- * takes the group caps and log level from config; nothing is bound yet. Returns NULL with a
- * message in err when the thread or its sockets cannot be created. */
+ * takes the group caps, the batch limits, the handshake timeout and the log level from config;
+ * nothing is bound yet. Returns NULL with a message in err when the thread or its sockets cannot
+ * be created. */
 ingest_t *ingest_new (store_t *store, const collector_config_t *config, char *err, size_t err_len);
 
 /* Finishes the group in progress, then commits and acknowledges what is already waiting on the
@@ -49,12 +56,21 @@ ingest_t *ingest_new (store_t *store, const collector_config_t *config, char *er
  * queued get a second to reach their peers. Safe on NULL. */
 void ingest_destroy (ingest_t **self_p);
 
+/* Puts the socket under auth (which must outlive the server) before anything is bound: its ZAP
+ * handler decides who may connect (CURVE keys, or plain with limits), and each batch is checked
+ * against its sender's permit: a key no longer authorised gets ACK_RETRY, a batch naming another
+ * agent id than the certificate's ACK_MALFORMED, and every record of a body the certificate
+ * does not list is rejected with a reason while the rest of the batch is applied. Without this
+ * call nothing is checked (the unit tests' in-process servers). Returns 0, or -1 with a
+ * message. */
+int ingest_secure (ingest_t *self, auth_t *auth, char *err, size_t err_len);
+
 /* Binds the ingest socket to one more endpoint (tcp://, ipc://, inproc://). Returns 0, or -1 with
  * a message naming the endpoint and libzmq's reason. */
 int ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len);
 
-/* Applies what may change while running: group caps and log level. Takes effect from the next
- * group. Callable from any thread. */
+/* Applies what may change while running: group caps, batch limits and log level. Takes effect
+ * from the next group. Callable from any thread. */
 void ingest_configure (ingest_t *self, const collector_config_t *config);
 
 /* Copies the counters; callable from any thread at any time (it never waits for a group to

@@ -3,11 +3,14 @@
  * The server is a CZMQ actor driven by zloop, as the ingest server is. Its pipe takes string
  * commands:
  *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
+ *   "AUTH" auth_t * handshake_timeout_ms  ->  (before any BIND) replies "is": 0 or -1, and a
+ * message
  *   "$TERM"          ->  exits after the question in hand
  * Answers are built by query_answer, which needs nothing but the store (and, for STATS, the ingest
  * server and these counters), so the tests can drive it with any bytes at all. */
 #include "query.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +29,9 @@
 #define QUERY_LINGER_MS 500
 /* Questions answered per wake-up before the pipe gets a look, so $TERM is never starved. */
 #define QUERY_BURST 64
+/* At most this many log lines per second for each kind of trouble; the rest are counted and
+ * summarised, so a hostile or broken client cannot flood the log. */
+#define LOG_LINES_PER_SECOND 5
 
 struct _query_t {
     zactor_t *actor;
@@ -487,13 +493,66 @@ query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters
 
 /* ---------------------------------------------------------------- the server */
 
+typedef struct {
+    int64_t window_start; /* zclock_mono milliseconds */
+    unsigned lines;       /* logged in this window */
+    uint64_t suppressed;  /* not logged in this window */
+    const char *what;     /* plural noun for the summary line */
+} log_limit_t;
+
 /* The actor's own state: touched only by the actor thread. */
 typedef struct {
     query_t *shared;
     zsock_t *router;
+    zsock_t *monitor; /* PAIR receiving the router's socket events */
+    char monitor_endpoint[64];
     zloop_t *loop;
+    auth_t *auth;              /* NULL: nothing is checked */
     query_counters_t counters; /* published to shared after each question */
+    log_limit_t bad_log, refused_log, disconnect_log, handshake_log;
 } server_t;
+
+/* True when a line of this kind may be logged now; writes the summary of the last window. */
+static bool
+s_log_allowed (log_limit_t *limit)
+{
+    int64_t now = zclock_mono ();
+    if (now - limit->window_start >= 1000) {
+        if (limit->suppressed)
+            zsys_warning ("query: %" PRIu64 " more %s not logged in the last second",
+                          limit->suppressed, limit->what);
+        limit->window_start = now;
+        limit->lines = 0;
+        limit->suppressed = 0;
+    }
+    if (limit->lines < LOG_LINES_PER_SECOND) {
+        limit->lines++;
+        return true;
+    }
+    limit->suppressed++;
+    return false;
+}
+
+static const char *
+s_peer_address (zmq_msg_t *message)
+{
+    const char *address = zmq_msg_gets (message, "Peer-Address");
+    return address ? address : "a local client";
+}
+
+/* Logs a BAD_QUERY answer with the reason it carries. */
+static void
+s_log_bad (server_t *self, zmq_msg_t *request, const uint8_t *reply, size_t reply_size)
+{
+    if (!s_log_allowed (&self->bad_log))
+        return;
+    Totalplace__QueryReply *decoded = (Totalplace__QueryReply *)wire_decode (
+        &totalplace__query_reply__descriptor, reply, reply_size, NULL, 0);
+    zsys_warning ("query: bad query from %s: %s", s_peer_address (request),
+                  decoded && decoded->error ? decoded->error : "?");
+    if (decoded)
+        protobuf_c_message_free_unpacked (&decoded->base, NULL);
+}
 
 static void
 s_publish (server_t *self)
@@ -573,7 +632,24 @@ s_answer_one (server_t *self)
         size_t reply_size = 0;
         Totalplace__QueryStatus status;
         int answered;
-        if (frames == 1 || delimiter)
+        auth_permit_t *permit = NULL;
+        if (self->auth && (frames == 1 || delimiter) &&
+            !(permit =
+                  auth_permit (self->auth, zmq_msg_gets (request, "User-Id"), CURVE_ROLE_QUERY))) {
+            /* Revoked since it connected; from now on the ZAP handler refuses it. */
+            self->counters.refused++;
+            if (s_log_allowed (&self->refused_log))
+                zsys_warning ("query: refused a question from %s: key %.40s is no longer "
+                              "authorised",
+                              s_peer_address (request),
+                              zmq_msg_gets (request, "User-Id") ? zmq_msg_gets (request, "User-Id")
+                                                                : "(none)");
+            status = TOTALPLACE__QUERY_STATUS__QUERY_ERROR;
+            answered =
+                encode_status (0, status, "this key is no longer authorised to ask the collector",
+                               &reply, &reply_size);
+        }
+        else if (frames == 1 || delimiter)
             answered = query_answer (self->shared->store, self->shared->ingest, &self->counters,
                                      zmq_msg_data (request), zmq_msg_size (request), &reply,
                                      &reply_size, &status);
@@ -587,8 +663,11 @@ s_answer_one (server_t *self)
             answered = encode_status (0, status, reason, &reply, &reply_size);
             delimiter = frames > 0 && zmq_msg_size (&body[0]) == 0;
         }
+        auth_permit_destroy (&permit);
         if (answered == 0) {
             s_count (self, status);
+            if (status == TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY)
+                s_log_bad (self, request, reply, reply_size);
             s_send (self, identity, identity_size, delimiter, reply, reply_size);
         }
         else {
@@ -627,6 +706,26 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
     int rc = 0;
     if (command && streq (command, "$TERM"))
         rc = -1;
+    else if (command && streq (command, "AUTH")) {
+        auth_t *auth = NULL;
+        char message[256] = "";
+        zframe_t *frame = zmsg_pop (request);
+        char *timeout = zmsg_popstr (request);
+        if (frame && zframe_size (frame) == sizeof auth)
+            memcpy (&auth, zframe_data (frame), sizeof auth);
+        zframe_destroy (&frame);
+        if (!auth || !timeout)
+            zsock_send (reader, "is", -1, "AUTH needs an authenticator and a handshake timeout");
+        else if (auth_secure (auth, self->router, CURVE_ROLE_QUERY, message, sizeof message))
+            zsock_send (reader, "is", -1, message);
+        else {
+            /* A client that has not finished the handshake by then is dropped. */
+            zsock_set_handshake_ivl (self->router, atoi (timeout));
+            self->auth = auth;
+            zsock_send (reader, "is", 0, "");
+        }
+        zstr_free (&timeout);
+    }
     else if (command && streq (command, "BIND")) {
         char *endpoint = zmsg_popstr (request);
         if (!endpoint)
@@ -646,6 +745,75 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
     return rc;
 }
 
+static int
+s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    server_t *self = arg;
+    zmsg_t *event = zmsg_recv (reader);
+    if (!event)
+        return 0;
+    zframe_t *head = zmsg_first (event);
+    zframe_t *where = zmsg_next (event);
+    if (head && zframe_size (head) >= 6) {
+        uint16_t kind;
+        uint32_t value;
+        memcpy (&kind, zframe_data (head), sizeof kind);
+        memcpy (&value, zframe_data (head) + 2, sizeof value);
+        char *endpoint = where ? zframe_strdup (where) : NULL;
+        const char *at = endpoint ? endpoint : "?";
+        if (self->auth)
+            auth_peer_event (self->auth, CURVE_ROLE_QUERY, kind);
+        if (kind == ZMQ_EVENT_ACCEPTED)
+            self->counters.connections++;
+        else if (kind == ZMQ_EVENT_DISCONNECTED) {
+            self->counters.disconnects++;
+            if (s_log_allowed (&self->disconnect_log))
+                zsys_info ("query: a client on %s disconnected (libzmq also drops clients that "
+                           "send a frame over %u bytes)",
+                           at, QUERY_SOCKET_MAX_MESSAGE_BYTES);
+        }
+        else if (kind & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+            self->counters.handshake_failures++;
+            if (s_log_allowed (&self->handshake_log))
+                zsys_warning ("query: a client on %s failed the ZeroMQ handshake (event 0x%x, "
+                              "value %u)",
+                              at, kind, value);
+        }
+        free (endpoint);
+    }
+    zmsg_destroy (&event);
+    s_publish (self);
+    return 0;
+}
+
+/* Writes the summary of a window that ended while nothing more of its kind arrived. */
+static void
+s_log_flush (log_limit_t *limit)
+{
+    if (limit->suppressed && zclock_mono () - limit->window_start >= 1000) {
+        zsys_warning ("query: %" PRIu64 " more %s not logged in the last second", limit->suppressed,
+                      limit->what);
+        limit->suppressed = 0;
+        limit->lines = 0;
+        limit->window_start = zclock_mono ();
+    }
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    server_t *self = arg;
+    s_log_flush (&self->bad_log);
+    s_log_flush (&self->refused_log);
+    s_log_flush (&self->disconnect_log);
+    s_log_flush (&self->handshake_log);
+    return 0;
+}
+
 static void
 s_server_destroy (server_t **self_p)
 {
@@ -653,6 +821,10 @@ s_server_destroy (server_t **self_p)
     if (!self)
         return;
     zloop_destroy (&self->loop);
+    if (self->monitor) {
+        zmq_socket_monitor (zsock_resolve (self->router), NULL, 0);
+        zsock_destroy (&self->monitor);
+    }
     zsock_destroy (&self->router);
     free (self);
     *self_p = NULL;
@@ -675,6 +847,30 @@ s_server_new (query_t *shared, zsock_t *pipe, char *err, size_t err_len)
     zsock_set_maxmsgsize (self->router, (int64_t)QUERY_SOCKET_MAX_MESSAGE_BYTES);
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_linger (self->router, QUERY_LINGER_MS);
+    self->bad_log.what = "bad queries";
+    self->refused_log.what = "refused questions";
+    self->disconnect_log.what = "disconnects";
+    self->handshake_log.what = "handshake failures";
+
+    snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
+              "inproc://totalplace-query-monitor-%p", (void *)self);
+    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor (zsock_resolve (self->router), self->monitor_endpoint, events) == -1) {
+        fail (err, err_len, "cannot monitor the query socket: %s", zmq_strerror (zmq_errno ()));
+        goto error;
+    }
+    self->monitor = zsock_new (ZMQ_PAIR);
+    /* No event may be dropped (libzmq drops them when the queue is full): the connection counts
+     * the limits rest on are sums of events. */
+    if (self->monitor)
+        zsock_set_rcvhwm (self->monitor, 0);
+    if (!self->monitor || zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
+        fail (err, err_len, "cannot connect the query socket monitor: %s",
+              zmq_strerror (zmq_errno ()));
+        goto error;
+    }
     self->loop = zloop_new ();
     if (!self->loop) {
         fail (err, err_len, "out of memory creating the query loop");
@@ -683,7 +879,9 @@ s_server_new (query_t *shared, zsock_t *pipe, char *err, size_t err_len)
     /* Only $TERM stops the server; the daemon handles signals itself. */
     zloop_set_nonstop (self->loop, true);
     if (zloop_reader (self->loop, pipe, s_on_pipe, self) ||
-        zloop_reader (self->loop, self->router, s_on_router, self)) {
+        zloop_reader (self->loop, self->router, s_on_router, self) ||
+        zloop_reader (self->loop, self->monitor, s_on_monitor, self) ||
+        zloop_timer (self->loop, 1000, 0, s_on_tick, self) == -1) {
         fail (err, err_len, "cannot register the query sockets with zloop");
         goto error;
     }
@@ -765,6 +963,23 @@ query_destroy (query_t **self_p)
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
+}
+
+int
+query_secure (query_t *self, auth_t *auth, int handshake_timeout_ms, char *err, size_t err_len)
+{
+    char timeout[16];
+    snprintf (timeout, sizeof timeout, "%d", handshake_timeout_ms);
+    if (zsock_send (self->actor, "sps", "AUTH", (void *)auth, timeout))
+        return fail (err, err_len, "cannot ask the query thread to use the authenticator");
+    int rc = -1;
+    char *message = NULL;
+    if (zsock_recv (self->actor, "is", &rc, &message))
+        return fail (err, err_len, "no answer from the query thread about the authenticator");
+    if (rc)
+        fail (err, err_len, "%s", message ? message : "the authenticator was refused");
+    zstr_free (&message);
+    return rc ? -1 : 0;
 }
 
 int

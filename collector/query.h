@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "ingest.h"
 #include "spending.pb-c.h"
 #include "store.h"
@@ -29,7 +30,14 @@ typedef struct {
     uint64_t bad_queries; /* answered QUERY_BAD_QUERY */
     uint64_t not_found;   /* answered QUERY_NOT_FOUND */
     uint64_t errors;      /* answered QUERY_ERROR */
-    uint64_t unsent; /* replies libzmq refused to queue (the client left, or its queue is full) */
+    uint64_t unsent;  /* replies libzmq refused to queue (the client left, or its queue is full) */
+    uint64_t refused; /* answered QUERY_ERROR: the key is no longer authorised (counted in errors
+                         too) */
+    uint64_t connections;        /* clients connected (socket monitor) */
+    uint64_t disconnects;        /* clients gone, including those libzmq dropped for sending a
+                                    frame over QUERY_SOCKET_MAX_MESSAGE_BYTES */
+    uint64_t handshake_failures; /* clients that failed the handshake: not ZeroMQ, an unknown key
+                                    or an agent's, or over limits/max_query_clients */
 } query_counters_t;
 
 /* Starts the server thread over a store the caller opened (and closes after query_destroy). ingest,
@@ -41,6 +49,13 @@ query_t *query_new (store_t *store, ingest_t *ingest, char *err, size_t err_len)
 /* Finishes the question in hand, stops the thread and sets *self_p to NULL; safe on NULL and
  * twice. Replies already queued get a moment to reach their clients. */
 void query_destroy (query_t **self_p);
+
+/* Puts the socket under auth (which must outlive the server) before anything is bound: its ZAP
+ * handler decides who may connect (CURVE keys with role query, or plain with limits), and a
+ * question from a key no longer authorised is answered QUERY_ERROR. A peer that has not finished
+ * the handshake within handshake_timeout_ms is dropped. Without this call nothing is checked.
+ * Returns 0, or -1 with a message. */
+int query_secure (query_t *self, auth_t *auth, int handshake_timeout_ms, char *err, size_t err_len);
 
 /* Binds the query socket to one more endpoint (tcp://, ipc://, inproc://). Returns 0, or -1 with
  * a message naming the endpoint and libzmq's reason. */

@@ -27,14 +27,28 @@ enum {
     OPT_SERVICE = 1u << 10,
     OPT_POOLABLE = 1u << 11,
     OPT_TIMEOUT = 1u << 12,
+    OPT_CERT = 1u << 13,
+    OPT_COLLECTOR_CERT = 1u << 14,
+    OPT_ALLOW_PLAIN = 1u << 15,
+    OPT_ROLE = 1u << 16,
+    OPT_BODIES = 1u << 17,
+    OPT_DIR = 1u << 18,
 };
-#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_TIMEOUT | OPT_FORMAT | OPT_HELP | OPT_VERSION)
+/* What only a question to a running collector takes. */
+#define OPT_REMOTE  (OPT_TIMEOUT | OPT_CERT | OPT_COLLECTOR_CERT | OPT_ALLOW_PLAIN)
+#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_REMOTE | OPT_FORMAT | OPT_HELP | OPT_VERSION)
 #define OPT_FILTERS (OPT_FISCAL_YEAR | OPT_MONTH | OPT_BODY | OPT_SERVICE | OPT_POOLABLE)
 
 static const struct option LONG_OPTIONS[] = {
     {"db", required_argument, NULL, OPT_DB},
     {"collector", required_argument, NULL, OPT_COLLECTOR},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"collector-cert", required_argument, NULL, OPT_COLLECTOR_CERT},
+    {"allow-plain", no_argument, NULL, OPT_ALLOW_PLAIN},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"bodies", required_argument, NULL, OPT_BODIES},
+    {"dir", required_argument, NULL, OPT_DIR},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -85,6 +99,18 @@ static const command_info_t COMMANDS[] = {
      "The store's counters (batches, records by outcome, records stored, map size and use) and\n"
      "each agent's last batch, batch count and last delivery (UTC). With --collector, also the\n"
      "running collector's ingest and query counters since it started.\n"},
+    {QUERY_KEYGEN, "keygen", OPT_ROLE | OPT_BODIES | OPT_DIR, 1,
+     "keygen NAME --role agent|query|collector [--bodies ID[,ID...]] [--dir DIR]",
+     "Makes a CURVE certificate pair: DIR/NAME.cert (public: give it to the collector, or for\n"
+     "the collector's own, to every agent and query user) and DIR/NAME.cert_secret (secret:\n"
+     "mode 0600, keep it on its owner's host). Never overwrites. Takes no global option.\n"
+     "  --role ROLE        agent (publishes records), query (asks the collector, read-only) or\n"
+     "                     collector (the collector's own pair)\n"
+     "  --bodies LIST      with --role agent: the body ids it may publish for, comma-separated\n"
+     "  --dir DIR          the folder to write in (default: the current one)\n"
+     "NAME is the agent id for an agent (batches must carry it), else any name (A-Z a-z 0-9 . _ "
+     "-).\n"
+     "See docs/security.md for provisioning and rotation.\n"},
     {QUERY_HELP, "help", 0, 1, "help [COMMAND]", "This help, or one command's.\n"},
 };
 #define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -217,6 +243,35 @@ apply_option (query_args_t *args, unsigned bit, const char *value, char *err, si
         args->timeout_ms = (int)ms;
         return 0;
     }
+    case OPT_CERT:
+    case OPT_COLLECTOR_CERT:
+        if (!*value)
+            return fail (err, err_len, "--%s needs a file",
+                         bit == OPT_CERT ? "cert" : "collector-cert");
+        if (bit == OPT_CERT)
+            args->cert = value;
+        else
+            args->collector_cert = value;
+        return 0;
+    case OPT_ALLOW_PLAIN:
+        args->allow_plain = true;
+        return 0;
+    case OPT_ROLE:
+        if (curve_role_parse (value, &args->keygen_role))
+            return fail (err, err_len, "--role %.64s: use agent, query or collector", value);
+        return 0;
+    case OPT_BODIES: {
+        char why[CURVE_ERR_LEN];
+        if (curve_check_bodies (value, why, sizeof why))
+            return fail (err, err_len, "--bodies: %s", why);
+        args->keygen_bodies = value;
+        return 0;
+    }
+    case OPT_DIR:
+        if (!*value)
+            return fail (err, err_len, "--dir needs a folder");
+        args->keygen_dir = value;
+        return 0;
     case OPT_FORMAT:
         if (report_format_parse (value, &args->format))
             return fail (err, err_len, "--format %.64s: use table, csv or json", value);
@@ -299,6 +354,10 @@ check_operands (query_args_t *args, const command_info_t *info, char **operands,
         return fail (err, err_len, "%s needs %zu arguments (%s), got %zu", info->name,
                      info->operands, info->synopsis + strlen (info->name) + 1, operand_count);
     }
+    if (info->command == QUERY_KEYGEN) {
+        args->keygen_name = operands[0];
+        return check_code ("NAME", args->keygen_name, WIRE_MAX_AGENT_ID, err, err_len);
+    }
     if (info->command == QUERY_RECORD) {
         args->body_id = operands[0];
         args->record_id = operands[1];
@@ -372,15 +431,29 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
                    : 0;
     if (!info)
         return fail (err, err_len, "no command given");
-    unsigned stray = given & ~(OPT_GLOBAL | info->options);
+    /* keygen makes files; it asks no store anything. */
+    unsigned allowed = info->command == QUERY_KEYGEN ? (OPT_HELP | OPT_VERSION | info->options)
+                                                     : (OPT_GLOBAL | info->options);
+    unsigned stray = given & ~allowed;
     for (unsigned bit = 1; stray; bit <<= 1)
         if (stray & bit)
             return fail (err, err_len, "option --%s does not apply to %s", option_name (bit),
                          info->name);
     if (args->db && args->collector)
         return fail (err, err_len, "give either --db or --collector, not both");
-    if ((given & OPT_TIMEOUT) && !args->collector)
-        return fail (err, err_len, "option --timeout applies only with --collector");
+    for (unsigned bit = OPT_TIMEOUT; bit <= OPT_ALLOW_PLAIN; bit <<= 1)
+        if ((given & bit & OPT_REMOTE) && !args->collector)
+            return fail (err, err_len, "option --%s applies only with --collector",
+                         option_name (bit));
+    if (info->command == QUERY_KEYGEN) {
+        if (!(given & OPT_ROLE))
+            return fail (err, err_len, "keygen needs --role agent, query or collector");
+        if (args->keygen_role == CURVE_ROLE_AGENT && !args->keygen_bodies)
+            return fail (err, err_len,
+                         "keygen --role agent needs --bodies: the body ids it may publish for");
+        if (args->keygen_role != CURVE_ROLE_AGENT && args->keygen_bodies)
+            return fail (err, err_len, "option --bodies applies only to --role agent");
+    }
     return check_operands (args, info, operands, operand_count, err, err_len);
 }
 
@@ -392,6 +465,12 @@ static const char GLOBAL_HELP[] =
     "  --collector ENDPOINT   or ask a running collector on its query endpoint, e.g.\n"
     "                         tcp://127.0.0.1:7701 (collector/query_endpoints)\n"
     "  --timeout MS           with --collector: wait at most MS for each answer (default 5000)\n"
+    "  --cert FILE            with --collector: our secret certificate (NAME.cert_secret,\n"
+    "                         role query); default $TOTALPLACE_CERT\n"
+    "  --collector-cert FILE  with --collector: the collector's public certificate\n"
+    "                         (NAME.cert); default $TOTALPLACE_COLLECTOR_CERT\n"
+    "  --allow-plain          with --collector: no CURVE, to an ipc:// or loopback collector\n"
+    "                         that runs with collector/allow_plain = 1\n"
     "  --format FORMAT        table (default, for people), csv (for spreadsheets) or json\n"
     "  -h, --help             this help; COMMAND --help for one command's\n"
     "  -V, --version          the version\n";
@@ -400,6 +479,10 @@ void
 query_args_help (FILE *out, query_command_t command)
 {
     const command_info_t *info = command_info (command);
+    if (command == QUERY_KEYGEN) {
+        fprintf (out, "Usage: totalplace %s\n\n%s", info->synopsis, info->help);
+        return;
+    }
     if (info && command != QUERY_HELP) {
         fprintf (out, "Usage: totalplace [GLOBAL OPTIONS] %s\n\n%s\n%s", info->synopsis, info->help,
                  GLOBAL_HELP);
@@ -419,8 +502,9 @@ query_args_help (FILE *out, query_command_t command)
             fprintf (out, "%s:\n%s\n", COMMANDS[i].name, COMMANDS[i].help);
     fputs (GLOBAL_HELP, out);
     fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, a\n"
-           "folder that is not a store, no answer from the collector in time, an I/O error);\n"
-           "2 the command line is wrong.\n"
+           "folder that is not a store, no answer from the collector in time, the collector\n"
+           "refused our key, an I/O error; keygen: could not write); 2 the command line is\n"
+           "wrong.\n"
            "More: man totalplace, docs/query.md.\n",
            out);
 }
@@ -429,7 +513,9 @@ void
 query_args_usage (FILE *out, query_command_t command)
 {
     const command_info_t *info = command_info (command);
-    if (info && command != QUERY_HELP)
+    if (command == QUERY_KEYGEN)
+        fprintf (out, "Usage: totalplace %s\n", info->synopsis);
+    else if (info && command != QUERY_HELP)
         fprintf (
             out,
             "Usage: totalplace (--db DIR | --collector ENDPOINT) [--format table|csv|json] %s\n",

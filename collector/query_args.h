@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "curve.h"
 #include "report.h"
 #include "store.h"
 
@@ -27,33 +28,44 @@ typedef enum {
     QUERY_POOLING,
     QUERY_RECORD,
     QUERY_STATS,
+    QUERY_KEYGEN,
 } query_command_t;
 
 /* Every pointer points into argv (or at a static string): valid while argv is. */
 typedef struct {
     query_command_t command;
-    bool help;                 /* --help given, or the help subcommand */
-    bool version;              /* --version given */
-    query_command_t help_on;   /* `totalplace help COMMAND`, `COMMAND --help`: QUERY_NONE for all */
-    const char *db;            /* --db DIR: the store folder, opened read-only */
-    const char *collector;     /* --collector ENDPOINT: a running collector's query endpoint */
-    int timeout_ms;            /* --timeout MS: how long to wait for each answer (--collector) */
-    report_format_t format;    /* --format, REPORT_TABLE by default */
-    const char *neighbourhood; /* --neighbourhood CODE, NULL for all */
-    store_breakdown_t by;      /* --by, STORE_BY_NONE by default */
-    store_filter_t filter;     /* --body --service --fiscal-year --month --poolable; -1 = either */
-    const char *body_id;       /* record: BODY_ID */
-    const char *record_id;     /* record: RECORD_ID */
+    bool help;               /* --help given, or the help subcommand */
+    bool version;            /* --version given */
+    query_command_t help_on; /* `totalplace help COMMAND`, `COMMAND --help`: QUERY_NONE for all */
+    const char *db;          /* --db DIR: the store folder, opened read-only */
+    const char *collector;   /* --collector ENDPOINT: a running collector's query endpoint */
+    int timeout_ms;          /* --timeout MS: how long to wait for each answer (--collector) */
+    const char *cert;        /* --cert FILE: our secret certificate (--collector, CURVE) */
+    const char *collector_cert; /* --collector-cert FILE: the collector's public certificate */
+    bool allow_plain;           /* --allow-plain: no CURVE, to an ipc:// or loopback collector */
+    report_format_t format;     /* --format, REPORT_TABLE by default */
+    const char *neighbourhood;  /* --neighbourhood CODE, NULL for all */
+    store_breakdown_t by;       /* --by, STORE_BY_NONE by default */
+    store_filter_t filter;      /* --body --service --fiscal-year --month --poolable; -1 = either */
+    const char *body_id;        /* record: BODY_ID */
+    const char *record_id;      /* record: RECORD_ID */
+    const char *keygen_name;    /* keygen: NAME */
+    curve_role_t keygen_role;   /* keygen: --role */
+    const char *keygen_bodies;  /* keygen: --bodies LIST (role agent) */
+    const char *keygen_dir;     /* keygen: --dir DIR, NULL for the current folder */
 } query_args_t;
 
-/* Parses argv. Global options (--db, --collector, --timeout, --format, --help, --version) may come
- * before or after the subcommand; the subcommand's own options follow it. Checks every value:
- * formats, breakdowns, fiscal years (period_fiscal_year_parse), months (period_parse), codes and
- * ids, endpoints (settings_check_endpoint), timeouts (1 to QUERY_MAX_TIMEOUT_MS, only with
- * --collector), and that each option applies to the subcommand and is given once. Does not
- * require --db or --collector: the caller decides once help and version are handled. Returns 0, or
- * -1 with a message in err naming the option or word at fault (the caller adds the usage). Uses
- * getopt_long, so it is not thread-safe; it resets getopt's state and may be called again. */
+/* Parses argv. Global options (--db, --collector, --timeout, --cert, --collector-cert,
+ * --allow-plain, --format, --help, --version) may come before or after the subcommand; the
+ * subcommand's own options follow it. Checks every value: formats, breakdowns, fiscal years
+ * (period_fiscal_year_parse), months (period_parse), codes and ids, endpoints
+ * (settings_check_endpoint), timeouts (1 to QUERY_MAX_TIMEOUT_MS), the security options (only
+ * with --collector), keygen's name, role and bodies (curve_check_bodies), and that each option
+ * applies to the subcommand and is given once. keygen takes none of the global options but help
+ * and version. Does not require --db or --collector, nor certificates: the caller decides once
+ * help and version are handled (and the environment is read). Returns 0, or -1 with a message in
+ * err naming the option or word at fault (the caller adds the usage). Uses getopt_long, so it is
+ * not thread-safe; it resets getopt's state and may be called again. */
 int query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len);
 
 /* Name of a subcommand ("totals"), or "" for QUERY_NONE. */

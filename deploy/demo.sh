@@ -3,6 +3,8 @@
 # force and Jobcentre/DWP) on loopback-only ipc:// sockets in a temporary folder. Every agent
 # delivers its export until each batch is acknowledged; then the totals are asked of the running
 # collector over its query endpoint (totalplace --collector) and everything stops cleanly.
+# The sockets are ipc:// paths in a private folder, so the demo runs without CURVE
+# (--allow-plain, which only ipc:// and loopback endpoints accept); docs/security.md sets up keys.
 # Installs missing packages and builds first.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +24,7 @@ trap cleanup EXIT
 ingest="ipc://$work/ingest.sock"
 query="ipc://$work/query.sock"
 build/collector/totalplace-collector --state-dir "$work/collector" --ingest "$ingest" \
-  --query "$query" 2>"$work/collector.log" &
+  --query "$query" --allow-plain 2>"$work/collector.log" &
 collector_pid=$!
 for _ in $(seq 100); do [[ -S $work/ingest.sock && -S $work/query.sock ]] && break; sleep 0.1; done
 [[ -S $work/ingest.sock && -S $work/query.sock ]] ||
@@ -36,9 +38,10 @@ for entry in "${agents[@]}"; do
   read -r name body file <<<"$entry"
   mkdir -p "$work/$name/inbox"
   build/agents/totalplace-agent --id "$name" --body "$body" --inbox "$work/$name/inbox" \
-    --state-dir "$work/$name/state" --collector "$ingest" submit "deploy/sample/$file" >/dev/null
+    --state-dir "$work/$name/state" --collector "$ingest" --allow-plain \
+    submit "deploy/sample/$file" >/dev/null
   build/agents/totalplace-agent --id "$name" --body "$body" --inbox "$work/$name/inbox" \
-    --state-dir "$work/$name/state" --collector "$ingest" --once 2>"$work/$name.log" &
+    --state-dir "$work/$name/state" --collector "$ingest" --allow-plain --once 2>"$work/$name.log" &
   pids+=($!)
 done
 for i in "${!pids[@]}"; do
@@ -59,7 +62,7 @@ done
 echo
 
 # Asked of the running collector; `--db "$work/collector"` would print the same from its store.
-cli=(build/collector/totalplace --collector "$query")
+cli=(build/collector/totalplace --collector "$query" --allow-plain)
 "${cli[@]}" neighbourhoods
 echo
 "${cli[@]}" pooling

@@ -346,11 +346,19 @@ note "$checked parts of $(wc -l <"$CSV/withdrawn_split.txt") withdrawn split row
 
 # ---------------------------------------------------------------- the shipped configs and samples
 note "the shipped configs check out with the sample lookups; a bad lookup names file and line"
+# -n reads the key files too: keys for the configs' agent ids stand in for /etc/totalplace/keys.
+make_keys collector collector
+make_keys example-council agent GB-LAE-BNS
+make_keys example-council-tc agent GB-LAE-BNS
+# shellcheck disable=SC2046
 "$AGENT" -c "$CONF" --set neighbourhood/lookup_file="$SRC/deploy/sample/lookups/council-units.csv" \
-  --set neighbourhood/postcode_file="$SRC/deploy/sample/lookups/postcodes-onspd.csv" -n >/dev/null \
+  --set neighbourhood/postcode_file="$SRC/deploy/sample/lookups/postcodes-onspd.csv" \
+  $(agent_keys example-council) -n >/dev/null \
   || fail "deploy/agent-council-unit.conf does not check out with the sample lookups"
+# shellcheck disable=SC2046
 "$AGENT" -c "$SRC/deploy/agent-transparency-code.conf" \
-  --set neighbourhood/lookup_file="$SRC/deploy/sample/lookups/cost-centres.csv" -n >/dev/null \
+  --set neighbourhood/lookup_file="$SRC/deploy/sample/lookups/cost-centres.csv" \
+  $(agent_keys example-council-tc) -n >/dev/null \
   || fail "deploy/agent-transparency-code.conf does not check out with the sample lookup"
 printf 'Organisational Unit,Neighbourhood,Weight\nParks,E01007306,\nRoads,E01 007,\n' >"$WORK/bad-units.csv"
 if "$AGENT" -c "$CONF" --set neighbourhood/lookup_file="$WORK/bad-units.csv" \

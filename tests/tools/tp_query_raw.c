@@ -9,6 +9,7 @@
 
 #include <czmq.h>
 
+#include "curve.h"
 #include "query.h"
 #include "spending.pb-c.h"
 #include "wire.h"
@@ -16,29 +17,43 @@
 static void
 usage (FILE *out)
 {
-    fprintf (out,
-             "Usage: tp_query_raw ENDPOINT [--garbage | --oversize | --huge | --frames N] [--req]\n"
-             "                    [--timeout MS]\n"
-             "Sends a STATS question (or what the option says) to a collector's query endpoint\n"
-             "and prints the reply as one line:\n"
-             "  reply query_id=7 status=BAD_QUERY error=\"...\"\n"
-             "\n"
-             "  --garbage     64 bytes that are not a Query\n"
-             "  --oversize    a frame just over the Query limit (%u bytes)\n"
-             "  --huge        a frame over the socket's limit (%u bytes): the collector drops the\n"
-             "                connection, so no reply comes back\n"
-             "  --frames N    the question followed by N-1 more frames\n"
-             "  --req         send from a REQ socket (an empty delimiter frame first)\n"
-             "  --timeout MS  wait at most MS for the reply (default 5000)\n"
-             "\n"
-             "Exit status: 0 when a reply came, 2 when none came in time, 1 on errors.\n",
-             QUERY_MAX_MESSAGE_BYTES, QUERY_SOCKET_MAX_MESSAGE_BYTES);
+    fprintf (
+        out,
+        "Usage: tp_query_raw ENDPOINT [--garbage | --oversize | --huge | --truncate |\n"
+        "                    --frames N] [--req] [--timeout MS] [--cert FILE --server-cert FILE]\n"
+        "Sends a STATS question (or what the option says) to a collector's query endpoint\n"
+        "and prints the reply as one line:\n"
+        "  reply query_id=7 status=BAD_QUERY error=\"...\"\n"
+        "\n"
+        "  --garbage     64 bytes that are not a Query\n"
+        "  --oversize    a frame just over the Query limit (%u bytes)\n"
+        "  --huge        a frame over the socket's limit (%u bytes): the collector drops the\n"
+        "                connection, so no reply comes back\n"
+        "  --frames N    the question followed by N-1 more frames\n"
+        "  --req         send from a REQ socket (an empty delimiter frame first)\n"
+        "  --truncate    the question without its last byte\n"
+        "  --timeout MS  wait at most MS for the reply (default 5000)\n"
+        "  --cert FILE   connect with CURVE, as the holder of this secret certificate\n"
+        "  --server-cert FILE  the collector's public certificate (with --cert)\n"
+        "\n"
+        "Exit status: 0 when a reply came, 2 when none came in time, 1 on errors.\n",
+        QUERY_MAX_MESSAGE_BYTES, QUERY_SOCKET_MAX_MESSAGE_BYTES);
 }
 
 int
 main (int argc, char **argv)
 {
-    enum { OPT_GARBAGE = 256, OPT_OVERSIZE, OPT_HUGE, OPT_FRAMES, OPT_REQ, OPT_TIMEOUT };
+    enum {
+        OPT_GARBAGE = 256,
+        OPT_OVERSIZE,
+        OPT_HUGE,
+        OPT_FRAMES,
+        OPT_REQ,
+        OPT_TIMEOUT,
+        OPT_TRUNCATE,
+        OPT_CERT,
+        OPT_SERVER_CERT
+    };
     static const struct option options[] = {
         {"garbage", no_argument, NULL, OPT_GARBAGE},
         {"oversize", no_argument, NULL, OPT_OVERSIZE},
@@ -46,16 +61,29 @@ main (int argc, char **argv)
         {"frames", required_argument, NULL, OPT_FRAMES},
         {"req", no_argument, NULL, OPT_REQ},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"truncate", no_argument, NULL, OPT_TRUNCATE},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"server-cert", required_argument, NULL, OPT_SERVER_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    bool garbage = false, oversize = false, huge = false, req = false;
+    bool garbage = false, oversize = false, huge = false, req = false, truncate = false;
+    const char *cert = NULL, *server_cert = NULL;
     long frames = 1, timeout_ms = 5000;
     int c;
     while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
         case OPT_GARBAGE:
             garbage = true;
+            break;
+        case OPT_TRUNCATE:
+            truncate = true;
+            break;
+        case OPT_CERT:
+            cert = optarg;
+            break;
+        case OPT_SERVER_CERT:
+            server_cert = optarg;
             break;
         case OPT_OVERSIZE:
             oversize = true;
@@ -117,6 +145,8 @@ main (int argc, char **argv)
             fprintf (stderr, "tp_query_raw: %s\n", err);
             return 1;
         }
+        if (truncate)
+            size--;
     }
 
     zsock_t *client = zsock_new (req ? ZMQ_REQ : ZMQ_DEALER);
@@ -127,6 +157,19 @@ main (int argc, char **argv)
     }
     zsock_set_linger (client, 0);
     zsock_set_rcvtimeo (client, (int)timeout_ms);
+    if (cert || server_cert) {
+        char err[CURVE_ERR_LEN];
+        curve_client_t *keys =
+            curve_client_new (cert, server_cert, CURVE_ROLE_NONE, err, sizeof err);
+        if (!keys) {
+            fprintf (stderr, "tp_query_raw: %s\n", err);
+            zsock_destroy (&client);
+            free (data);
+            return 1;
+        }
+        curve_client_apply (keys, client);
+        curve_client_destroy (&keys);
+    }
     int status = 0;
     void *handle = zsock_resolve (client);
     if (zsock_connect (client, "%s", argv[optind]) == -1) {

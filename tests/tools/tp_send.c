@@ -10,6 +10,7 @@
 
 #include <czmq.h>
 
+#include "curve.h"
 #include "ingest.h"
 #include "spending.pb-c.h"
 #include "wire.h"
@@ -36,7 +37,10 @@ typedef struct {
     bool oversize;
     bool huge;
     bool extra_frame;
+    bool truncate;
     int timeout_ms;
+    const char *cert;        /* CURVE: our secret certificate */
+    const char *server_cert; /* CURVE: the collector's public certificate */
 } args_t;
 
 static void
@@ -71,6 +75,9 @@ usage (FILE *out)
         "  --huge              send a frame over the socket's limit (%u bytes): the collector\n"
         "                      drops the connection, so no ack comes back\n"
         "  --extra-frame       send each batch followed by an extra frame\n"
+        "  --truncate          send each batch without its last byte\n"
+        "  --cert FILE         connect with CURVE, as the holder of this secret certificate\n"
+        "  --server-cert FILE  the collector's public certificate (with --cert)\n"
         "  --timeout MS        wait at most MS for each ack (default 10000)\n"
         "\n"
         "Exit status: 0 when every message got an ack, 2 when some did not in time, 1 on "
@@ -131,6 +138,9 @@ parse_args (int argc, char **argv, args_t *args)
         OPT_HUGE,
         OPT_EXTRA,
         OPT_TIMEOUT,
+        OPT_TRUNCATE,
+        OPT_CERT,
+        OPT_SERVER_CERT,
     };
     static const struct option options[] = {
         {"agent", required_argument, NULL, OPT_AGENT},
@@ -154,6 +164,9 @@ parse_args (int argc, char **argv, args_t *args)
         {"huge", no_argument, NULL, OPT_HUGE},
         {"extra-frame", no_argument, NULL, OPT_EXTRA},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"truncate", no_argument, NULL, OPT_TRUNCATE},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"server-cert", required_argument, NULL, OPT_SERVER_CERT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -238,6 +251,15 @@ parse_args (int argc, char **argv, args_t *args)
             if (parse_u64 ("--timeout", optarg, &number) || number > INT32_MAX)
                 return -1;
             args->timeout_ms = (int)number;
+            break;
+        case OPT_TRUNCATE:
+            args->truncate = true;
+            break;
+        case OPT_CERT:
+            args->cert = optarg;
+            break;
+        case OPT_SERVER_CERT:
+            args->server_cert = optarg;
             break;
         case 'h':
             usage (stdout);
@@ -393,6 +415,18 @@ main (int argc, char **argv)
     zsock_set_sndhwm (dealer, 0);
     zsock_set_rcvhwm (dealer, 0);
     zsock_set_rcvtimeo (dealer, args.timeout_ms);
+    if (args.cert || args.server_cert) {
+        char err[CURVE_ERR_LEN];
+        curve_client_t *keys =
+            curve_client_new (args.cert, args.server_cert, CURVE_ROLE_NONE, err, sizeof err);
+        if (!keys) {
+            fprintf (stderr, "tp_send: %s\n", err);
+            zsock_destroy (&dealer);
+            return 1;
+        }
+        curve_client_apply (keys, dealer);
+        curve_client_destroy (&keys);
+    }
     if (zsock_connect (dealer, "%s", args.endpoint)) {
         fprintf (stderr, "tp_send: cannot connect to %s: %s\n", args.endpoint,
                  zmq_strerror (zmq_errno ()));
@@ -422,6 +456,8 @@ main (int argc, char **argv)
             status = 1;
             break;
         }
+        else if (args.truncate && size > 0)
+            size--;
         if (send_frame (dealer, data, size, args.extra_frame) ||
             (args.extra_frame && send_frame (dealer, "", 0, false)))
             status = 1;

@@ -20,8 +20,9 @@ valid_config (void)
     const char *keys[][2] = {{"agent/id", "a1"},
                              {"agent/body_id", "GB-LAE-BNS"},
                              {"agent/inbox", "/tmp/inbox"},
-                             {"agent/state_dir", "/tmp/state"}};
-    for (size_t i = 0; i < 4; i++)
+                             {"agent/state_dir", "/tmp/state"},
+                             {"agent/allow_plain", "1"}}; /* the default collector is loopback */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_int_equal (agent_config_set (config, keys[i][0], keys[i][1], err, sizeof err), 0);
     assert_int_equal (agent_config_validate (config, err, sizeof err), 0);
     return config;

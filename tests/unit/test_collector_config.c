@@ -2,6 +2,7 @@
  * collector's config, with every bad value named in its message. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ assert_mentions (const char *err, const char *needle)
 }
 
 static void
-test_defaults_need_only_a_state_dir (void **state)
+test_defaults_need_a_state_dir_and_security (void **state)
 {
     fixture_t *fx = *state;
     /* A fresh config has no store folder: it must not validate, and must say which key. */
@@ -87,6 +88,12 @@ test_defaults_need_only_a_state_dir (void **state)
     assert_int_equal (collector_config_set (fx->config, "collector/state_dir", "/var/lib/tp",
                                             fx->err, sizeof fx->err),
                       0);
+    /* Nor without a choice of security: CURVE keys, or plain sockets on this host only. */
+    assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), -1);
+    assert_mentions (fx->err, "collector/curve_secret_cert");
+    assert_mentions (fx->err, "collector/allow_plain");
+    assert_false (fx->config->allow_plain);
+    assert_int_equal (collector_config_set (fx->config, "collector/allow_plain", "1", NULL, 0), 0);
     assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), 0);
     /* The documented defaults (docs/collector.md): loopback ingest, group caps for group commit. */
     assert_string_equal (fx->config->ingest_endpoints, "tcp://127.0.0.1:7700");
@@ -107,6 +114,8 @@ test_file_sets_keys_and_keeps_others (void **state)
                           "    ingest_endpoints = \"tcp://*:7701, ipc:///tmp/tp-ingest\"\n"
                           "    max_group_batches = 32   # small groups\n"
                           "    map_size_mb = 64\n"
+                          "    curve_secret_cert = /etc/tp/collector.cert_secret\n"
+                          "    authorised_certs = /etc/tp/authorised\n"
                           "log\n"
                           "    syslog = yes\n"
                           "    level = debug\n");
@@ -150,6 +159,8 @@ test_command_line_overrides_file (void **state)
                       0);
     assert_int_equal (
         collector_config_set (fx->config, "log/level", "WARNING", fx->err, sizeof fx->err), 0);
+    assert_int_equal (collector_config_set (fx->config, "collector/allow_plain", "yes", NULL, 0),
+                      0);
     assert_string_equal (fx->config->state_dir, "/from/cli");
     assert_int_equal (fx->config->max_group_records, 1000);
     assert_int_equal (fx->config->log_level, COLLECTOR_LOG_WARNING);
@@ -226,6 +237,7 @@ test_validation_names_the_key (void **state)
 {
     fixture_t *fx = *state;
     assert_int_equal (collector_config_set (fx->config, "collector/state_dir", "/s", NULL, 0), 0);
+    assert_int_equal (collector_config_set (fx->config, "collector/allow_plain", "1", NULL, 0), 0);
 
     static const char *bad_endpoints[] = {"http://example.org:80", "tcp://nohostport", "ipc://",
                                           "tcp://*:7700,,ipc:///tmp/x", " , "};
@@ -262,6 +274,77 @@ test_validation_names_the_key (void **state)
     assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), 0);
 }
 
+/* Plain sockets only where no other host can reach them; CURVE needs both of its keys. */
+static void
+test_security_is_validated (void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal (collector_config_set (fx->config, "collector/state_dir", "/s", NULL, 0), 0);
+    assert_int_equal (collector_config_set (fx->config, "collector/allow_plain", "1", NULL, 0), 0);
+    static const struct {
+        const char *ingest, *query;
+        bool valid;
+        const char *named;
+    } cases[] = {
+        {"ipc:///tmp/i", "ipc:///tmp/q", true, NULL},
+        {"tcp://127.0.0.1:7700", "tcp://127.3.2.1:7701", true, NULL},
+        {"tcp://[::1]:7700,inproc://x", "", true, NULL},
+        {"tcp://*:7700", "ipc:///tmp/q", false, "collector/ingest_endpoints"},
+        {"tcp://10.0.0.1:7700", "", false, "collector/ingest_endpoints"},
+        {"tcp://localhost:7700", "", false, "collector/ingest_endpoints"},
+        {"tcp://eth0:7700", "", false, "collector/ingest_endpoints"},
+        {"ipc:///tmp/i", "tcp://0.0.0.0:7701", false, "collector/query_endpoints"},
+        {"ipc:///tmp/i", "ipc:///tmp/q,tcp://192.168.1.2:7701", false, "collector/query_endpoints"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal (collector_config_set (fx->config, "collector/ingest_endpoints",
+                                                cases[i].ingest, NULL, 0),
+                          0);
+        assert_int_equal (
+            collector_config_set (fx->config, "collector/query_endpoints", cases[i].query, NULL, 0),
+            0);
+        fx->err[0] = '\0';
+        int rc = collector_config_validate (fx->config, fx->err, sizeof fx->err);
+        if (rc != (cases[i].valid ? 0 : -1))
+            fail_msg ("%s / %s: validate gave %d (%s)", cases[i].ingest, cases[i].query, rc,
+                      fx->err);
+        if (cases[i].named) {
+            assert_mentions (fx->err, cases[i].named);
+            assert_mentions (fx->err, "CURVE");
+        }
+    }
+    /* With CURVE any endpoint will do, but both keys must be given. */
+    assert_int_equal (collector_config_set (fx->config, "collector/allow_plain", "0", NULL, 0), 0);
+    assert_int_equal (
+        collector_config_set (fx->config, "collector/ingest_endpoints", "tcp://*:7700", NULL, 0),
+        0);
+    assert_int_equal (collector_config_set (fx->config, "collector/curve_secret_cert",
+                                            "/k/collector.cert_secret", NULL, 0),
+                      0);
+    assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), -1);
+    assert_mentions (fx->err, "collector/authorised_certs");
+    assert_int_equal (
+        collector_config_set (fx->config, "collector/authorised_certs", "/k/in", NULL, 0), 0);
+    assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), 0);
+    /* The limits have their documented defaults and bounds. */
+    assert_int_equal (fx->config->max_agents, 1000);
+    assert_int_equal (fx->config->max_query_clients, 64);
+    assert_int_equal (fx->config->max_batch_kb, 8192);
+    assert_int_equal (fx->config->max_batch_records, 5000);
+    assert_int_equal (fx->config->handshake_timeout_ms, 10000);
+    assert_int_equal (
+        collector_config_set (fx->config, "limits/max_batch_kb", "8193", fx->err, sizeof fx->err),
+        -1);
+    assert_mentions (fx->err, "limits/max_batch_kb");
+    assert_int_equal (collector_config_set (fx->config, "limits/max_batch_records", "5001", fx->err,
+                                            sizeof fx->err),
+                      -1);
+    assert_mentions (fx->err, "limits/max_batch_records");
+    assert_int_equal (
+        collector_config_set (fx->config, "limits/max_agents", "0", fx->err, sizeof fx->err), -1);
+    assert_mentions (fx->err, "limits/max_agents");
+}
+
 static void
 test_describe_lists_every_key (void **state)
 {
@@ -278,6 +361,14 @@ test_describe_lists_every_key (void **state)
                                  "collector/max_map_size_mb",
                                  "collector/max_group_batches",
                                  "collector/max_group_records",
+                                 "collector/curve_secret_cert",
+                                 "collector/authorised_certs",
+                                 "collector/allow_plain",
+                                 "limits/max_agents",
+                                 "limits/max_query_clients",
+                                 "limits/max_batch_kb",
+                                 "limits/max_batch_records",
+                                 "limits/handshake_timeout_ms",
                                  "log/syslog",
                                  "log/level",
                                  "log/stats_interval"};
@@ -298,12 +389,14 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_defaults_need_only_a_state_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_defaults_need_a_state_dir_and_security, setup,
+                                         teardown),
         cmocka_unit_test_setup_teardown (test_file_sets_keys_and_keeps_others, setup, teardown),
         cmocka_unit_test_setup_teardown (test_command_line_overrides_file, setup, teardown),
         cmocka_unit_test_setup_teardown (test_bad_values_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown (test_bad_files_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown (test_validation_names_the_key, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_security_is_validated, setup, teardown),
         cmocka_unit_test_setup_teardown (test_describe_lists_every_key, setup, teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
