@@ -6,15 +6,16 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-30}
 cd "$top"
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTOTALPLACE_FUZZ=ON \
+build=${TOTALPLACE_FUZZ_BUILD:-build-fuzz}
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DTOTALPLACE_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_batch fuzz_convert fuzz_csv >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_batch fuzz_convert fuzz_csv fuzz_query >/dev/null
 work=$(mktemp -d /tmp/tp-fuzz.XXXXXX)
 status=0
-for target in batch convert csv; do
+for target in batch convert csv query; do
   mkdir -p "$work/$target"
   cp tests/fuzz/corpus/$target/* "$work/$target/"
-  if (cd "$work" && "$top/build-fuzz/tests/fuzz/fuzz_$target" -max_total_time="$seconds" \
+  if (cd "$work" && "$top/$build/tests/fuzz/fuzz_$target" -max_total_time="$seconds" \
         -max_len=65536 -print_final_stats=1 "$work/$target" >"$work/$target.log" 2>&1); then
     runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/$target.log" | grep -o '[0-9]*$')
     echo "fuzz_$target: $runs executions in ${seconds}s, no finding"
