@@ -635,6 +635,11 @@ test_only_known_keys_of_the_right_role_connect (void **state)
     protobuf_c_message_free_unpacked (&stored->base, NULL);
     assert_int_equal (store_get_record (fx->store, "GB-OTHER", "R1-1", &stored, err, sizeof err),
                       STORE_ERR_NOTFOUND);
+    /* Counted with the store's other rejections. */
+    store_counters_t store_counts;
+    assert_int_equal (store_counters (fx->store, &store_counts, err, sizeof err), 0);
+    assert_int_equal (store_counts.rejected, 2);
+    assert_int_equal (store_counts.accepted, 2);
 
     /* Its batches must carry its own name as agent id. */
     const char *const own[] = {"GB-A", NULL};
