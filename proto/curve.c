@@ -355,8 +355,8 @@ curve_keygen (const char *dir, const char *name, curve_role_t role, const char *
         return fail (err, err_len, "the folder's path is too long");
     if (access (public_file, F_OK) == 0 || access (secret_file, F_OK) == 0)
         return fail (err, err_len,
-                     "%s or its secret already exists: keygen never overwrites a key (remove or "
-                     "rename the old pair first when rotating, see docs/security.md)",
+                     "%s or its secret already exists: keygen never overwrites a key (give "
+                     "another --dir, or move the old pair away; docs/security.md)",
                      public_file);
 
     zcert_t *cert = zcert_new ();

@@ -30,8 +30,10 @@
  * and |amount| within WIRE_MAX_ABS_AMOUNT_PENCE. Returns 0, or -1 with a reason naming the field. */
 int wire_validate_record (const Totalplace__SpendingRecord *record, char *reason, size_t reason_len);
 
-/* Checks a batch's own fields (agent id, record count). Records are checked one by one by the
- * store so that one bad record does not sink the rest. Returns 0 or -1 with a reason. */
+/* Checks a batch's own fields (agent id, record count), and that no message in it holds a field
+ * numbered 0 (protobuf-c unpacks one, but packs it into bytes it cannot unpack: a record stored
+ * with one could never be read back). Records are checked one by one by the store so that one
+ * bad record does not sink the rest. Returns 0 or -1 with a reason. */
 int wire_validate_batch (const Totalplace__Batch *batch, char *reason, size_t reason_len);
 
 /* Checks one identifier field (body_id, neighbourhood, agent_id) as records are checked: 1 to max
@@ -52,7 +54,8 @@ int wire_encode (const ProtobufCMessage *message, uint8_t **data, size_t *size, 
                  size_t err_len);
 
 /* Unpacks bytes from the network. Returns NULL with a reason when the size is over the limit or the
- * bytes are not a valid message of that type. Free with protobuf_c_message_free_unpacked. */
+ * bytes are not a valid message of that type (a field numbered 0 included, which protobuf-c
+ * alone would accept). Free with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data,
                                size_t size, char *err, size_t err_len);
 
