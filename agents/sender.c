@@ -427,34 +427,37 @@ record_rejections (sender_t *self, const Totalplace__Ack *ack, char *err, size_t
     return 0;
 }
 
+/* Keeps the rejections of an applied batch and deletes it from the outbox (durably). */
 static int
-handle_ack (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms, char *err, size_t err_len)
+finish_applied (sender_t *self, const Totalplace__Ack *ack, char *err, size_t err_len)
 {
-    forget_in_flight (self, ack->batch_seq);
+    if (ack->n_rejections && record_rejections (self, ack, err, err_len))
+        return -1; /* keep the batch: its rejections must not be lost */
+    bool existed = false;
+    if (outbox_remove (self->outbox, ack->batch_seq, &existed, err, err_len))
+        return -1;
+    if (existed)
+        self->counters.acked++;
+    say (self, AGENT_LOG_DEBUG,
+         "batch %" PRIu64 " applied: %u accepted, %u duplicate, %u superseded, %u stale, "
+         "%u rejected",
+         ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale,
+         ack->rejected);
+    return 0;
+}
+
+/* Acts on an Ack that is not ACK_APPLIED. */
+static void
+handle_refusal (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms)
+{
     switch (ack->status) {
-    case TOTALPLACE__ACK_STATUS__ACK_APPLIED: {
-        if (ack->n_rejections && record_rejections (self, ack, err, err_len))
-            return -1; /* keep the batch: its rejections must not be lost */
-        bool existed = false;
-        if (outbox_remove (self->outbox, ack->batch_seq, &existed, err, err_len))
-            return -1;
-        if (existed)
-            self->counters.acked++;
-        self->failures = 0;
-        say (self, AGENT_LOG_DEBUG,
-             "batch %" PRIu64 " applied: %u accepted, %u duplicate, %u superseded, %u stale, "
-             "%u rejected",
-             ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale,
-             ack->rejected);
-        return 0;
-    }
     case TOTALPLACE__ACK_STATUS__ACK_RETRY: {
         self->counters.retry_acks++;
         char why[256];
         snprintf (why, sizeof why, "collector could not apply batch %" PRIu64 " yet: %.180s",
                   ack->batch_seq, ack->error);
         back_off (self, now_ms, why);
-        return 0;
+        return;
     }
     case TOTALPLACE__ACK_STATUS__ACK_MALFORMED:
     default:
@@ -463,19 +466,40 @@ handle_ack (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms, char *er
              "collector cannot read batch %" PRIu64 " (%.200s); it will be re-sent after the ack "
              "timeout, and needs a person if this repeats",
              ack->batch_seq, ack->error);
-        return 0;
+        return;
     }
+}
+
+/* Most applied Acks held back at once; the window is at most this large in practice. */
+#define HELD_ACKS 64
+
+/* Refills the window, then deletes the held batches: each delete is an fsync, and the collector
+ * should have its next batches while they run, not after. Frees the held Acks. */
+static int
+release_held (sender_t *self, Totalplace__Ack **held, size_t count, int64_t now_ms, char *err,
+              size_t err_len)
+{
+    int rc = sender_pump (self, now_ms, err, err_len);
+    for (size_t i = 0; i < count; i++) {
+        if (finish_applied (self, held[i], err, err_len))
+            rc = -1;
+        protobuf_c_message_free_unpacked (&held[i]->base, NULL);
+    }
+    return rc;
 }
 
 int
 sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
 {
+    Totalplace__Ack *held[HELD_ACKS];
+    size_t held_count = 0;
+    int rc = 0;
     while (self->socket) {
         zmq_msg_t message;
         zmq_msg_init (&message);
         if (zmq_msg_recv (&message, zsock_resolve (self->socket), ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&message);
-            return 0; /* nothing more waiting */
+            break; /* nothing more waiting */
         }
         bool more = zmq_msg_more (&message);
         Totalplace__Ack *ack = NULL;
@@ -502,10 +526,21 @@ sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
                  self->endpoint);
             continue;
         }
-        int rc = handle_ack (self, ack, now_ms, err, err_len);
-        protobuf_c_message_free_unpacked (&ack->base, NULL);
-        if (rc)
-            return rc;
+        forget_in_flight (self, ack->batch_seq);
+        if (ack->status != TOTALPLACE__ACK_STATUS__ACK_APPLIED) {
+            handle_refusal (self, ack, now_ms);
+            protobuf_c_message_free_unpacked (&ack->base, NULL);
+            continue;
+        }
+        self->failures = 0;
+        held[held_count++] = ack;
+        if (held_count == HELD_ACKS) {
+            if (release_held (self, held, held_count, now_ms, err, err_len))
+                rc = -1;
+            held_count = 0;
+        }
     }
-    return 0;
+    if (held_count && release_held (self, held, held_count, now_ms, err, err_len))
+        rc = -1;
+    return rc;
 }

@@ -56,7 +56,9 @@ zsock_t *sender_socket (sender_t *self);
  * or -1 with err when the outbox fails. */
 int sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len);
 
-/* Reads every reply waiting on the socket without blocking and acts on it. Returns 0 or -1 with
+/* Reads every reply waiting on the socket without blocking and acts on it. When batches were
+ * acknowledged it refills the window (as sender_pump does) before deleting them from the outbox,
+ * so that the collector has the next batches while the deletes are synced. Returns 0 or -1 with
  * err when the outbox fails. */
 int sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len);
 

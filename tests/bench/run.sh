@@ -465,7 +465,7 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
   echo "| collector alone (window $push_window per connection) | $alone_rps records/s | | |"
   echo "| raw LMDB puts, same keys, 100k per transaction | $lmdb_rps records/s | | |"
   echo "| collector alone / raw LMDB | $(get ratio.alone_over_lmdb) | >= 0.50 | $(verdict "$(get ratio.alone_over_lmdb)" ">=" 0.5) |"
-  echo "| raw ZeroMQ, same frames and window (one-way) | $zmq_rps records/s ($(get zmq_oneway.records_per_s)) | | |"
+  echo "| raw ZeroMQ, same frames: window $push_window / one way | $zmq_rps / $(get zmq_oneway.records_per_s) records/s | | |"
   echo "| collector alone / raw ZeroMQ | $(get ratio.alone_over_zmq) | | |"
   echo "| scaling: last / first $((step / 1000))k records (collector alone) | $(get alone.last_step_records_per_s) / $(get alone.first_step_records_per_s) = $(get alone.last_over_first) | >= 0.70 | $(verdict "$(get alone.last_over_first)" ">=" 0.7) |"
   echo "| query p50 / p99 / max, read-only store_totals by body | $(get query_store.p50_us) / $(get query_store.p99_us) / $(get query_store.max_us) µs | p99 < 1000 µs | $(verdict "$(get query_store.p99_us)" "<" 1000) |"
@@ -483,7 +483,7 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
 echo
 cat "$work/summary.md"
 echo
-echo "every figure: $results"
+((keep)) && echo "every figure: $results"
 if ((smoke)); then
   # The smoke test's own checks: each tool produced its figures and the totals agreed.
   for key in lmdb.records_per_s zmq.records_per_s alone.records_per_s e2e.records_per_s \
