@@ -130,9 +130,11 @@ agent_plain=()
 cli_plain=()
 [[ $("$CLI" --help 2>&1 || true) == *--allow-plain* ]] && cli_plain=(--allow-plain)
 
-# start_collector NAME: a collector on fresh state WORK/NAME; sets COLLECTOR_PID, INGEST_EP, QUERY_EP.
+# start_collector NAME [OPTION...]: a collector on fresh state WORK/NAME; sets COLLECTOR_PID,
+# INGEST_EP, QUERY_EP.
 start_collector() {
   local name=$1 ingest_port query_port
+  shift
   ingest_port=$(free_port)
   INGEST_EP=tcp://127.0.0.1:$ingest_port
   local args=(--state-dir "$work/$name" --ingest "$INGEST_EP" "${collector_plain[@]}")
@@ -143,7 +145,7 @@ start_collector() {
     QUERY_EP=tcp://127.0.0.1:$query_port
     args+=(--query "$QUERY_EP")
   fi
-  "$COLLECTOR" "${args[@]}" >>"$work/$name.log" 2>&1 &
+  "$COLLECTOR" "${args[@]}" "$@" >>"$work/$name.log" 2>&1 &
   COLLECTOR_PID=$!
   started+=("$COLLECTOR_PID")
   wait_port "$ingest_port" 20
@@ -262,6 +264,18 @@ wait "$memwatch_pid" || true
 record alone_mem "$work/alone-mem.out"
 put alone.store_bytes "$(du -sb "$work/alone" | cut -f1)"
 rm -rf "$work/alone"
+
+echo "== collector alone with groups capped at 32,000 records (less memory per transaction)"
+start_collector small-groups -o collector/max_group_records=32000
+"$MEMWATCH" collector="$COLLECTOR_PID" >"$work/small-mem.out" &
+memwatch_pid=$!
+"$PUSH" "$INGEST_EP" --window "$push_window" --step "$step" --timeout 600000 "${frames[@]}" \
+  >"$work/small.out" 2>"$work/small-push.log" || fail "tp_push to the collector (32k groups)"
+stop_pid "$COLLECTOR_PID"
+wait "$memwatch_pid" || true
+record small "$work/small.out"
+record small_mem "$work/small-mem.out"
+rm -rf "$work/small-groups"
 
 # ---------------------------------------------------------------- 5. end to end
 echo "== end to end: 4 agents -> collector, tcp loopback, durable acks"
@@ -475,7 +489,8 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
   echo "| whole command \`totalplace --db\` | $(get query_cli_db.p50_us) / $(get query_cli_db.p99_us) / $(get query_cli_db.max_us) µs | | |"
   echo "| whole command \`totalplace --collector\` | $(get query_cli_endpoint.p50_us) / $(get query_cli_endpoint.p99_us) / $(get query_cli_endpoint.max_us) µs | | |"
   echo "| PostgreSQL, same question (pgbench) | $(get pg_query.p50_us) / $(get pg_query.p99_us) / $(get pg_query.max_us) µs | | |"
-  echo "| collector peak RSS without the mapped file (RssAnon), collector alone / end to end | $(kib_to_mib "$(get alone_mem.collector.peak_anon_kb)") / $(kib_to_mib "$(get e2e_mem.collector.peak_anon_kb)") MiB | < 100 MiB | $(verdict "$(kib_to_mib "$(get e2e_mem.collector.peak_anon_kb)")" "<" 100) |"
+  echo "| collector peak RSS without the mapped file (RssAnon), collector alone / end to end | $(kib_to_mib "$(get alone_mem.collector.peak_anon_kb)") / $(kib_to_mib "$(get e2e_mem.collector.peak_anon_kb)") MiB | < 100 MiB | $(verdict "$(kib_to_mib "$(gawk -v a="$(get alone_mem.collector.peak_anon_kb)" -v b="$(get e2e_mem.collector.peak_anon_kb)" 'BEGIN { print (a > b ? a : b) }')")" "<" 100) |"
+  echo "| same, collector alone with groups capped at 32,000 records: records/s, RssAnon | $(get small.records_per_s), $(kib_to_mib "$(get small_mem.collector.peak_anon_kb)") MiB | | |"
   echo "| collector peak RSS with the mapped file (VmHWM), end to end | $(kib_to_mib "$(get e2e_mem.collector.hwm_kb)") MiB | | |"
   echo "| agents' peak RSS, largest of four: RssAnon / VmHWM | $(kib_to_mib "$(agent_peak peak_anon_kb)") / $(kib_to_mib "$(agent_peak hwm_kb)") MiB | | |"
   echo "| store size on disk at $records records | $(gawk -v b="$(get e2e.store_bytes)" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | | |"
