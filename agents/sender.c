@@ -441,8 +441,7 @@ finish_applied (sender_t *self, const Totalplace__Ack *ack, char *err, size_t er
     say (self, AGENT_LOG_DEBUG,
          "batch %" PRIu64 " applied: %u accepted, %u duplicate, %u superseded, %u stale, "
          "%u rejected",
-         ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale,
-         ack->rejected);
+         ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale, ack->rejected);
     return 0;
 }
 

@@ -57,7 +57,7 @@ typedef struct {
 /* Decoded batches of the group being gathered live in one arena, released all at once when the
  * next group starts: protobuf-c would otherwise make a malloc and a free for every field of every
  * record (a tenth of the collector's time at full load). Blocks are kept for the next group. */
-#define ARENA_BLOCK_BYTES ((size_t) 1 << 20)
+#define ARENA_BLOCK_BYTES ((size_t)1 << 20)
 
 typedef struct {
     uint8_t **blocks;
@@ -70,7 +70,7 @@ static void *
 s_arena_alloc (void *data, size_t size)
 {
     arena_t *arena = data;
-    size = (size + 15) & ~(size_t) 15;
+    size = (size + 15) & ~(size_t)15;
     for (; arena->current < arena->count; arena->current++, arena->used = 0)
         if (arena->used + size <= arena->sizes[arena->current]) {
             void *pointer = arena->blocks[arena->current] + arena->used;
@@ -103,8 +103,8 @@ s_arena_alloc (void *data, size_t size)
 static void
 s_arena_free (void *data, void *pointer)
 {
-    (void) data; /* everything goes at once, in s_arena_reset */
-    (void) pointer;
+    (void)data; /* everything goes at once, in s_arena_reset */
+    (void)pointer;
 }
 
 /* Makes every block free again; blocks larger than usual (one huge field) are given back. */
@@ -157,7 +157,7 @@ typedef struct {
     size_t count;
     size_t records;
     peer_t *peers;
-    auth_permit_t **permits; /* what each batch's sender may do; NULL without auth */
+    auth_permit_t **permits;     /* what each batch's sender may do; NULL without auth */
     Totalplace__Batch **batches; /* decoded into arena */
     arena_t arena;
     ProtobufCAllocator allocator; /* allocates from arena */

@@ -150,7 +150,7 @@ usage (FILE *out)
              "  --endpoint EP    ask the collector's query endpoint EP instead (totals by body)\n"
              "  --count N        queries (default 10000)\n"
              "  --interval-us U  start one query every U microseconds (default 0: back to back)\n"
-             "  --while-pid PID  stop early once process PID has ended\n"
+             "  --while-pid PID  stop early once process PID has ended (after one query at least)\n"
              "  --seed S         random seed for the neighbourhoods asked (default 1)\n");
 }
 
@@ -239,7 +239,7 @@ main (int argc, char *argv[])
     uint64_t random = seed * UINT64_C (0x9e3779b97f4a7c15) + 1, rows = 0, errors = 0, done = 0;
     int64_t next_start = now_ns ();
     for (; done < count; done++) {
-        if (while_pid && kill (while_pid, 0) != 0 && errno == ESRCH)
+        if (while_pid && done > 0 && kill (while_pid, 0) != 0 && errno == ESRCH)
             break;
         if (interval_us) {
             int64_t wait = next_start - now_ns ();
