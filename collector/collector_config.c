@@ -29,7 +29,7 @@ static const setting_t s_settings[] = {
      FIELD (max_map_size_mb), "the map doubles when full, up to this many MiB", NULL},
     {"collector/max_group_batches", SETTING_UINT, "256", 1, 65536, FIELD (max_group_batches),
      "most batches applied in one store transaction (group commit)", NULL},
-    {"collector/max_group_records", SETTING_UINT, "200000", 1, 5000000, FIELD (max_group_records),
+    {"collector/max_group_records", SETTING_UINT, "32000", 1, 5000000, FIELD (max_group_records),
      "most records applied in one store transaction (group commit)", NULL},
     {"collector/curve_secret_cert", SETTING_STRING, NULL, 0, 0, FIELD (curve_secret_cert),
      "the collector's secret certificate (NAME.cert_secret from totalplace keygen --role "
