@@ -8,6 +8,7 @@
  * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
  * or change them without waiting for a group to commit. */
 #include "ingest.h"
+#include "server_thread.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -140,7 +141,6 @@ typedef struct {
     zsock_t *pipe;
     zsock_t *router;
     zsock_t *monitor; /* PAIR receiving the router's socket events */
-    char monitor_endpoint[64];
     zloop_t *loop;
 
     /* Copied from shared at the start of each group. */
@@ -867,25 +867,8 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
      * that silent or slow connections cannot pile up. */
     zsock_set_handshake_ivl (self->router, shared->handshake_timeout_ms);
 
-    snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
-              "inproc://totalplace-ingest-monitor-%p", (void *)self);
-    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    if (zmq_socket_monitor (zsock_resolve (self->router), self->monitor_endpoint, events) == -1) {
-        fail (err, err_len, "cannot monitor the ingest socket: %s", zmq_strerror (zmq_errno ()));
+    if (server_thread_monitor (self->router, "ingest", &self->monitor, err, err_len))
         goto error;
-    }
-    self->monitor = zsock_new (ZMQ_PAIR);
-    /* No event may be dropped (libzmq drops them when the queue is full): the connection counts
-     * the limits rest on are sums of events. */
-    if (self->monitor)
-        zsock_set_rcvhwm (self->monitor, 0);
-    if (!self->monitor || zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
-        fail (err, err_len, "cannot connect the ingest socket monitor: %s",
-              zmq_strerror (zmq_errno ()));
-        goto error;
-    }
 
     self->loop = zloop_new ();
     if (!self->loop) {
@@ -911,31 +894,12 @@ error:
 static void
 s_ingest_actor (zsock_t *pipe, void *args)
 {
-    /* Signals belong to the daemon's main thread; a signal landing here would end zloop's poll. */
-    sigset_t blocked;
-    sigfillset (&blocked);
-    sigdelset (&blocked, SIGSEGV);
-    sigdelset (&blocked, SIGBUS);
-    sigdelset (&blocked, SIGFPE);
-    sigdelset (&blocked, SIGILL);
-    sigdelset (&blocked, SIGABRT);
-    pthread_sigmask (SIG_BLOCK, &blocked, NULL);
-
+    server_thread_block_signals ();
     char err[256] = "";
     server_t *self = s_server_new ((ingest_t *)args, pipe, err, sizeof err);
-    zsock_signal (pipe, 0);
-    zstr_send (pipe, self ? "OK" : err);
-    if (!self) {
-        /* ingest_new destroys the actor at once; wait for that. */
-        char *command;
-        while ((command = zstr_recv (pipe))) {
-            bool term = streq (command, "$TERM");
-            zstr_free (&command);
-            if (term)
-                break;
-        }
+    server_thread_report_start (pipe, self != NULL, err);
+    if (!self)
         return;
-    }
     zloop_start (self->loop);
     s_server_destroy (&self);
 }

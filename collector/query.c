@@ -9,6 +9,7 @@
  * Answers are built by query_answer, which needs nothing but the store (and, for STATS, the ingest
  * server and these counters), so the tests can drive it with any bytes at all. */
 #include "query.h"
+#include "server_thread.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -505,7 +506,6 @@ typedef struct {
     query_t *shared;
     zsock_t *router;
     zsock_t *monitor; /* PAIR receiving the router's socket events */
-    char monitor_endpoint[64];
     zloop_t *loop;
     auth_t *auth;              /* NULL: nothing is checked */
     query_counters_t counters; /* published to shared after each question */
@@ -852,25 +852,8 @@ s_server_new (query_t *shared, zsock_t *pipe, char *err, size_t err_len)
     self->disconnect_log.what = "disconnects";
     self->handshake_log.what = "handshake failures";
 
-    snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
-              "inproc://totalplace-query-monitor-%p", (void *)self);
-    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    if (zmq_socket_monitor (zsock_resolve (self->router), self->monitor_endpoint, events) == -1) {
-        fail (err, err_len, "cannot monitor the query socket: %s", zmq_strerror (zmq_errno ()));
+    if (server_thread_monitor (self->router, "query", &self->monitor, err, err_len))
         goto error;
-    }
-    self->monitor = zsock_new (ZMQ_PAIR);
-    /* No event may be dropped (libzmq drops them when the queue is full): the connection counts
-     * the limits rest on are sums of events. */
-    if (self->monitor)
-        zsock_set_rcvhwm (self->monitor, 0);
-    if (!self->monitor || zsock_connect (self->monitor, "%s", self->monitor_endpoint) == -1) {
-        fail (err, err_len, "cannot connect the query socket monitor: %s",
-              zmq_strerror (zmq_errno ()));
-        goto error;
-    }
     self->loop = zloop_new ();
     if (!self->loop) {
         fail (err, err_len, "out of memory creating the query loop");
@@ -895,31 +878,12 @@ error:
 static void
 s_query_actor (zsock_t *pipe, void *args)
 {
-    /* Signals belong to the daemon's main thread; a signal landing here would end zloop's poll. */
-    sigset_t blocked;
-    sigfillset (&blocked);
-    sigdelset (&blocked, SIGSEGV);
-    sigdelset (&blocked, SIGBUS);
-    sigdelset (&blocked, SIGFPE);
-    sigdelset (&blocked, SIGILL);
-    sigdelset (&blocked, SIGABRT);
-    pthread_sigmask (SIG_BLOCK, &blocked, NULL);
-
+    server_thread_block_signals ();
     char err[256] = "";
     server_t *self = s_server_new ((query_t *)args, pipe, err, sizeof err);
-    zsock_signal (pipe, 0);
-    zstr_send (pipe, self ? "OK" : err);
-    if (!self) {
-        /* query_new destroys the actor at once; wait for that. */
-        char *command;
-        while ((command = zstr_recv (pipe))) {
-            bool term = streq (command, "$TERM");
-            zstr_free (&command);
-            if (term)
-                break;
-        }
+    server_thread_report_start (pipe, self != NULL, err);
+    if (!self)
         return;
-    }
     zloop_start (self->loop);
     s_server_destroy (&self);
 }
