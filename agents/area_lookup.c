@@ -4,6 +4,7 @@
  * postcodes) peaks at about 250 MB while loading and keeps 160 MB; a body's own area is a small
  * fraction of that. */
 #include "area_lookup.h"
+#include "line_breaks.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -111,22 +112,6 @@ trim (char *s)
         len--;
     s[len] = '\0';
     return s;
-}
-
-static size_t
-count_line_breaks (const char *s, size_t len, bool *prev_cr)
-{
-    size_t breaks = 0;
-    bool cr = *prev_cr;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\r')
-            breaks++;
-        else if (s[i] == '\n' && !cr)
-            breaks++;
-        cr = s[i] == '\r';
-    }
-    *prev_cr = cr;
-    return breaks;
 }
 
 /* Finds the column of a role from its comma-separated list of names: the first name present wins,
@@ -313,7 +298,7 @@ on_cell (void *data, size_t len, void *arg)
     start_row (ld);
     const char *text = data;
     size_t column = ld->cells++;
-    ld->line += count_line_breaks (text, len, &ld->field_cr);
+    ld->line += line_breaks_count (text, len, &ld->field_cr);
     ld->field_cr = false;
     for (size_t i = 0; i < len && !ld->row_nonempty; i++)
         ld->row_nonempty = !text_fold_is_space (text[i]);

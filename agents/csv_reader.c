@@ -3,6 +3,7 @@
  * lookup, a postcode), derives its id when the export has none, counts physical lines so that every
  * rejection points at the right line, and keeps memory bounded whatever the file holds. */
 #include "csv_reader.h"
+#include "line_breaks.h"
 #include "quoted_text.h"
 
 #include <csv.h>
@@ -216,29 +217,6 @@ fold_line_breaks (char *s)
             *w++ = *r++;
     }
     *w = '\0';
-}
-
-/* Counts the line breaks in cell text (CRLF, LF and a lone CR each count once). *prev_cr carries a
- * CR at the end of one piece over to the next piece of the same cell. */
-static size_t
-count_line_breaks (const unsigned char *s, size_t len, bool *prev_cr)
-{
-    /* Almost every cell has no line break; memchr finds that out far faster than the loop. */
-    if (len == 0 || (!memchr (s, '\n', len) && !memchr (s, '\r', len))) {
-        *prev_cr = false;
-        return 0;
-    }
-    size_t breaks = 0;
-    bool cr = *prev_cr;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\r')
-            breaks++;
-        else if (s[i] == '\n' && !cr)
-            breaks++;
-        cr = s[i] == '\r';
-    }
-    *prev_cr = cr;
-    return breaks;
 }
 
 static int
@@ -1089,7 +1067,7 @@ on_cell (void *data, size_t len, void *arg)
     bool nonempty = st->field_dropped > 0;
     st->field_dropped = 0;
     st->row_bytes += total;
-    st->line += count_line_breaks (data, len, &st->field_cr);
+    st->line += line_breaks_count (data, len, &st->field_cr);
     st->field_cr = false;
     const char *text = data;
     for (size_t i = 0; i < len && !nonempty; i++)
@@ -1185,7 +1163,7 @@ drop_oversized_cell (read_state_t *st)
     size_t keep = p->spaces + 1;
     size_t drop = p->entry_pos - keep;
     start_row (st);
-    st->line += count_line_breaks (p->entry_buf, drop, &st->field_cr);
+    st->line += line_breaks_count (p->entry_buf, drop, &st->field_cr);
     memmove (p->entry_buf, p->entry_buf + drop, keep);
     p->entry_pos = keep;
     st->field_dropped += drop;
