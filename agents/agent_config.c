@@ -14,6 +14,8 @@ const char *const agent_column_fields[AGENT_COLUMN_FIELDS] = {
     "neighbourhood", "poolable", "revision", "withdrawn", "body_id", "postcode"};
 
 static const char *const LOG_LEVELS[] = {"debug", "info", "warning", NULL};
+const char *const agent_encodings[] = {"auto", "utf-8", "windows-1252", "iso-8859-1", NULL};
+static const char *const REPEATED_IDS[] = {"hold", "lines", NULL};
 
 #define FIELD(name) offsetof (agent_config_t, name)
 static const setting_t SETTINGS[] = {
@@ -53,30 +55,45 @@ static const setting_t SETTINGS[] = {
      "service for rows without one; unset rejects such rows", NULL},
     {"defaults/poolable", SETTING_BOOL, "0", 0, 0, FIELD (default_poolable),
      "poolable for rows without a Poolable cell", NULL},
+    {"input/encoding", SETTING_CHOICE, "auto", 0, 0, FIELD (encoding),
+     "auto (UTF-8 when the whole file is valid UTF-8, else Windows-1252), utf-8, windows-1252 or "
+     "iso-8859-1",
+     agent_encodings},
+    {"input/repeated_ids", SETTING_CHOICE, "hold", 0, 0, FIELD (repeated_ids),
+     "a record id a file repeats with other content: hold (the file waits in failed/ until this "
+     "is set) or lines (every row is a payment; ids become ID~<content digits>#n)",
+     REPEATED_IDS},
+    {"input/max_rejected_percent", SETTING_UINT, "50", 0, 100, FIELD (max_rejected_percent),
+     "a file with more than this share of its rows rejected is held in failed/, nothing sent",
+     NULL},
     {"columns/record_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[0]),
-     "header of the record id column (default: Transaction Number, ...); \"\" derives ids from "
-     "each row's content",
+     "column(s) of the record id (default: Transaction Number, ...): header names tried in order, "
+     "#N for a position, A + B to join columns; \"\" derives ids from each row's content",
      NULL},
     {"columns/period", SETTING_STRING, NULL, 0, 0, FIELD (columns[1]),
-     "header of the date column (default: Date, Payment Date, ...)", NULL},
+     "the date column: header names tried in order, or #N (default: Date, Payment Date, ...)",
+     NULL},
     {"columns/amount", SETTING_STRING, NULL, 0, 0, FIELD (columns[2]),
-     "header of the amount column (default: Amount, Net Amount, Value)", NULL},
+     "the amount column: header names tried in order, or #N (default: Amount, Net Amount, Value)",
+     NULL},
     {"columns/supplier", SETTING_STRING, NULL, 0, 0, FIELD (columns[3]),
-     "header of the supplier column (default: Supplier Name, ...)", NULL},
+     "the supplier column: header names tried in order, or #N (default: Supplier Name, ...)", NULL},
     {"columns/service", SETTING_STRING, NULL, 0, 0, FIELD (columns[4]),
-     "header of the service column (default: Service Area, ...)", NULL},
+     "the service column: header names tried in order, or #N (default: Service Area, ...)", NULL},
     {"columns/description", SETTING_STRING, NULL, 0, 0, FIELD (columns[5]),
-     "header of the description column (default: Expenses Type, ...)", NULL},
+     "the description column: header names tried in order, or #N (default: Expenses Type, ...)",
+     NULL},
     {"columns/neighbourhood", SETTING_STRING, NULL, 0, 0, FIELD (columns[6]),
-     "header of the neighbourhood column (default: Neighbourhood, ...)", NULL},
+     "the neighbourhood column: header names tried in order, or #N (default: Neighbourhood, ...)",
+     NULL},
     {"columns/poolable", SETTING_STRING, NULL, 0, 0, FIELD (columns[7]),
-     "header of the poolable column (default: Poolable)", NULL},
+     "the poolable column: header names tried in order, or #N (default: Poolable)", NULL},
     {"columns/revision", SETTING_STRING, NULL, 0, 0, FIELD (columns[8]),
-     "header of the revision column (default: Revision)", NULL},
+     "the revision column: header names tried in order, or #N (default: Revision)", NULL},
     {"columns/withdrawn", SETTING_STRING, NULL, 0, 0, FIELD (columns[9]),
-     "header of the withdrawn column (default: Withdrawn)", NULL},
+     "the withdrawn column: header names tried in order, or #N (default: Withdrawn)", NULL},
     {"columns/body_id", SETTING_STRING, NULL, 0, 0, FIELD (columns[10]),
-     "header of a body id column (default: Body ID)", NULL},
+     "a body id column: header names tried in order, or #N (default: Body ID)", NULL},
     {"columns/postcode", SETTING_STRING, NULL, 0, 0, FIELD (columns[11]),
      "header of the postcode column read by neighbourhood/postcode_file (default: Postcode, ...)",
      NULL},
@@ -174,16 +191,42 @@ is_identifier (const char *text, size_t max)
 }
 
 int
-agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
+agent_config_validate_reading (const agent_config_t *self, char *err, size_t err_len)
 {
-    if (!is_identifier (self->agent_id, WIRE_MAX_AGENT_ID))
-        return fail (err, err_len, "agent/id is %s: give 1-%u characters of A-Z a-z 0-9 . _ -",
-                     self->agent_id ? "not valid" : "required", WIRE_MAX_AGENT_ID);
     if (!is_identifier (self->body_id, WIRE_MAX_BODY_ID))
         return fail (err, err_len,
                      "agent/body_id is %s: give the body's id, e.g. GB-LAE-BNS (1-%u characters "
                      "of A-Z a-z 0-9 . _ -)",
                      self->body_id ? "not valid" : "required", WIRE_MAX_BODY_ID);
+    if (self->default_service && strlen (self->default_service) > WIRE_MAX_SERVICE)
+        return fail (err, err_len, "defaults/service is longer than %u bytes", WIRE_MAX_SERVICE);
+    bool has_file = self->lookup_file && *self->lookup_file;
+    bool has_column = self->lookup_column && *self->lookup_column;
+    if (has_file != has_column)
+        return fail (err, err_len,
+                     "neighbourhood/lookup_file and neighbourhood/lookup_column go together: give "
+                     "both (the lookup CSV and the export column it maps) or neither");
+    if (self->postcode_file && !*self->postcode_file)
+        return fail (err, err_len,
+                     "neighbourhood/postcode_file is empty: give a path or leave it "
+                     "out");
+    if (!self->lookup_file_neighbourhood || !*self->lookup_file_neighbourhood ||
+        !self->postcode_file_postcode || !*self->postcode_file_postcode ||
+        !self->postcode_file_area || !*self->postcode_file_area)
+        return fail (err, err_len,
+                     "neighbourhood/lookup_file_neighbourhood, postcode_file_postcode and "
+                     "postcode_file_area need at least one header name");
+    return 0;
+}
+
+int
+agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
+{
+    if (!is_identifier (self->agent_id, WIRE_MAX_AGENT_ID))
+        return fail (err, err_len, "agent/id is %s: give 1-%u characters of A-Z a-z 0-9 . _ -",
+                     self->agent_id ? "not valid" : "required", WIRE_MAX_AGENT_ID);
+    if (agent_config_validate_reading (self, err, err_len))
+        return -1;
     if (!self->inbox || !*self->inbox)
         return fail (err, err_len, "agent/inbox is required: the folder CSV files are dropped in");
     if (!self->state_dir || !*self->state_dir)
@@ -202,26 +245,8 @@ agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
                      "agent's secret certificate and the collector's public one (docs/security.md)"
                      "; or agent/allow_plain = 1 (--allow-plain) for a collector on this host "
                      "running without CURVE");
-    if (self->default_service && strlen (self->default_service) > WIRE_MAX_SERVICE)
-        return fail (err, err_len, "defaults/service is longer than %u bytes", WIRE_MAX_SERVICE);
     if (self->retry_max_ms < 50)
         return fail (err, err_len, "agent/retry_max_ms must be at least 50");
-    bool has_file = self->lookup_file && *self->lookup_file;
-    bool has_column = self->lookup_column && *self->lookup_column;
-    if (has_file != has_column)
-        return fail (err, err_len,
-                     "neighbourhood/lookup_file and neighbourhood/lookup_column go together: give "
-                     "both (the lookup CSV and the export column it maps) or neither");
-    if (self->postcode_file && !*self->postcode_file)
-        return fail (err, err_len,
-                     "neighbourhood/postcode_file is empty: give a path or leave it "
-                     "out");
-    if (!self->lookup_file_neighbourhood || !*self->lookup_file_neighbourhood ||
-        !self->postcode_file_postcode || !*self->postcode_file_postcode ||
-        !self->postcode_file_area || !*self->postcode_file_area)
-        return fail (err, err_len,
-                     "neighbourhood/lookup_file_neighbourhood, postcode_file_postcode and "
-                     "postcode_file_area need at least one header name");
     return 0;
 }
 

@@ -31,6 +31,9 @@ typedef struct {
     char *default_service;       /* defaults/service */
     bool default_poolable;       /* defaults/poolable */
     char *columns[AGENT_COLUMN_FIELDS]; /* columns/<field>: header overrides, NULL = defaults */
+    int encoding;                       /* input/encoding: index into agent_encodings */
+    int repeated_ids;              /* input/repeated_ids: 0 hold, 1 lines (csv_repeated_ids_t) */
+    uint64_t max_rejected_percent; /* input/max_rejected_percent: hold a file above this */
     /* Neighbourhood assignment when the export has no neighbourhood column (docs/agent.md). */
     char *lookup_file;               /* neighbourhood/lookup_file: CSV of values to codes */
     char *lookup_column;             /* neighbourhood/lookup_column: export header looked up */
@@ -44,6 +47,9 @@ typedef struct {
     bool log_syslog;              /* log/syslog */
     int log_level;                /* log/level: 0 debug, 1 info, 2 warning */
 } agent_config_t;
+
+/* Names of input/encoding's choices, in order ("auto", "utf-8", "windows-1252", "iso-8859-1"). */
+extern const char *const agent_encodings[];
 
 /* Names of the fields in columns[], in order. */
 extern const char *const agent_column_fields[AGENT_COLUMN_FIELDS];
@@ -63,6 +69,10 @@ int agent_config_set (agent_config_t *self, const char *key, const char *value, 
  * later), or agent/allow_plain = 1 with a local agent/collector (curve_check_plain). Returns 0 or
  * -1 with a message naming the key. */
 int agent_config_validate (const agent_config_t *self, char *err, size_t err_len);
+
+/* Checks only what reading an export needs (agent/body_id, defaults, columns, lookups), for
+ * `inspect`, which sends nothing. Returns 0 or -1 with a message naming the key. */
+int agent_config_validate_reading (const agent_config_t *self, char *err, size_t err_len);
 
 /* One line per key for --help. */
 void agent_config_describe (FILE *out);

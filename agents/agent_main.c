@@ -17,8 +17,11 @@
 #include "agent_config.h"
 #include "csv_reader.h"
 #include "curve.h"
+#include "export_summary.h"
 #include "inbox.h"
+#include "inspect_report.h"
 #include "outbox.h"
+#include "report.h"
 #include "sender.h"
 
 static volatile sig_atomic_t s_terminate = 0;
@@ -52,8 +55,8 @@ install_signals (void)
 static void
 log_message (void *arg, agent_level_t level, const char *message)
 {
-    (void) arg;
-    if ((int) level < s_log_level)
+    (void)arg;
+    if ((int)level < s_log_level)
         return;
     switch (level) {
     case AGENT_LOG_DEBUG:
@@ -74,32 +77,37 @@ log_message (void *arg, agent_level_t level, const char *message)
 static void
 usage (FILE *out)
 {
-    fprintf (out,
-             "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
-             "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
-             "\n"
-             "Reads spending exports (CSV) dropped in the inbox folder, stores them as batches in a\n"
-             "durable outbox, and delivers them to the collector until each is acknowledged.\n"
-             "\n"
-             "Options:\n"
-             "  -c, --config FILE      ZPL config file (keys below)\n"
-             "      --id ID            agent/id\n"
-             "      --body ID          agent/body_id\n"
-             "      --inbox DIR        agent/inbox\n"
-             "      --state-dir DIR    agent/state_dir\n"
-             "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
-             "      --allow-plain      agent/allow_plain = 1: no CURVE (a local collector)\n"
-             "      --set KEY=VALUE    set any config key below\n"
-             "      --once             exit 0 once the inbox is empty and every batch is acked\n"
-             "      --syslog           log to syslog instead of stderr\n"
-             "  -v, --verbose          log debug lines\n"
-             "  -n, --check            check the config and exit\n"
-             "  -h, --help             this help\n"
-             "  -V, --version          print the version\n"
-             "\n"
-             "Signals: SIGTERM/SIGINT finish the current file and exit 0; SIGHUP reloads the config.\n"
-             "\n"
-             "Config keys (key, default, meaning):\n");
+    fprintf (
+        out,
+        "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
+        "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
+        "       totalplace-agent [OPTIONS] inspect FILE    read FILE as the agent would and\n"
+        "                                                  say what it would send; sends\n"
+        "                                                  nothing (exit 0 delivered, 1 held)\n"
+        "\n"
+        "Reads spending exports (CSV) dropped in the inbox folder, stores them as batches in a\n"
+        "durable outbox, and delivers them to the collector until each is acknowledged.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE      ZPL config file (keys below)\n"
+        "      --id ID            agent/id\n"
+        "      --body ID          agent/body_id\n"
+        "      --inbox DIR        agent/inbox\n"
+        "      --state-dir DIR    agent/state_dir\n"
+        "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
+        "      --allow-plain      agent/allow_plain = 1: no CURVE (a local collector)\n"
+        "      --set KEY=VALUE    set any config key below\n"
+        "      --once             exit 0 once the inbox is empty and every batch is acked\n"
+        "      --syslog           log to syslog instead of stderr\n"
+        "  -v, --verbose          log debug lines\n"
+        "  -n, --check            check the config and exit\n"
+        "      --format FORMAT    inspect's output: table (default) or json\n"
+        "  -h, --help             this help\n"
+        "  -V, --version          print the version\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT finish the current file and exit 0; SIGHUP reloads the config.\n"
+        "\n"
+        "Config keys (key, default, meaning):\n");
     agent_config_describe (out);
 }
 
@@ -123,6 +131,7 @@ reader_from_config (const agent_config_t *config, char *err, size_t err_len)
     csv_reader_set_default_poolable (reader, config->default_poolable);
     if (csv_reader_set_max_parts (reader, config->max_parts, err, err_len))
         goto fail;
+    csv_reader_set_repeated_ids (reader, (csv_repeated_ids_t)config->repeated_ids);
     if (config->lookup_file) {
         area_lookup_options_t options = {.key_columns = config->lookup_file_value
                                                             ? config->lookup_file_value
@@ -220,9 +229,9 @@ typedef struct {
 } config_source_t;
 
 /* Loads the config file then the command-line overrides, and validates: the same for start-up,
- * --check and SIGHUP. */
+ * --check and SIGHUP (inspect checks only what reading needs: it sends nothing). */
 static agent_config_t *
-load_config (const config_source_t *source, char *err, size_t err_len)
+load_config (const config_source_t *source, bool reading_only, char *err, size_t err_len)
 {
     agent_config_t *config = agent_config_new ();
     if (!config) {
@@ -235,12 +244,59 @@ load_config (const config_source_t *source, char *err, size_t err_len)
         if (agent_config_set (config, source->overrides[i][0], source->overrides[i][1], err,
                               err_len))
             goto fail;
-    if (agent_config_validate (config, err, err_len))
+    if (reading_only ? agent_config_validate_reading (config, err, err_len)
+                     : agent_config_validate (config, err, err_len))
         goto fail;
     return config;
 fail:
     agent_config_destroy (&config);
     return NULL;
+}
+
+/* When the inbox holds a file back instead of sending it (export_summary_verdict). */
+static export_policy_t
+policy_from_config (const agent_config_t *config, const char *config_path)
+{
+    return (export_policy_t){.max_rejected_percent = (unsigned)config->max_rejected_percent,
+                             .hold_repeated_ids = config->repeated_ids == CSV_REPEATED_IDS_HOLD,
+                             .config = config_path};
+}
+
+/* inspect: reads the file exactly as the inbox would, keeps nothing and sends nothing, and
+ * prints what it found. Exit 0 when the file would be delivered, 1 when held or unreadable. */
+static int
+inspect (const agent_config_t *config, const char *config_path, const char *path,
+         report_format_t format)
+{
+    char err[1024];
+    csv_reader_t *reader = reader_from_config (config, err, sizeof err);
+    if (!reader) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    export_summary_t *summary = export_summary_new ();
+    if (!summary) {
+        fprintf (stderr, "totalplace-agent: out of memory\n");
+        csv_reader_destroy (&reader);
+        return 2;
+    }
+    csv_reader_stats_t stats;
+    int rc =
+        csv_reader_read_file (reader, path, NULL, NULL, NULL, &stats, summary, err, sizeof err);
+    if (rc != 0 && !export_summary_failure (summary))
+        export_summary_set_failure (summary, err);
+    export_policy_t policy = policy_from_config (config, config_path);
+    char *note = NULL;
+    export_verdict_t verdict = export_summary_verdict (summary, &policy, &note);
+    int status = verdict == EXPORT_DELIVER ? 0 : 1;
+    if (inspect_report_write (path, summary, verdict, note, format, stdout, err, sizeof err)) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        status = 2;
+    }
+    free (note);
+    export_summary_destroy (&summary);
+    csv_reader_destroy (&reader);
+    return status;
 }
 
 /* submit: copies the file into the inbox under a hidden name, syncs it, then renames it to *.csv
@@ -259,7 +315,7 @@ submit (const agent_config_t *config, const char *source_path)
     struct tm utc;
     gmtime_r (&now, &utc);
     strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
-    snprintf (tmp, sizeof tmp, "%s/.submit-%ld.tmp", config->inbox, (long) getpid ());
+    snprintf (tmp, sizeof tmp, "%s/.submit-%ld.tmp", config->inbox, (long)getpid ());
     /* Keep the source's name visible in done/ and rejects: "council.20261125T101500Z.4242.csv". */
     const char *base = strcmp (source_path, "-") == 0 ? "stdin" : strrchr (source_path, '/');
     base = base == NULL ? source_path : (*base == '/' ? base + 1 : base);
@@ -268,8 +324,8 @@ submit (const agent_config_t *config, const char *source_path)
         stem -= 4;
     if (stem > 200)
         stem = 200;
-    snprintf (final, sizeof final, "%s/%.*s.%s.%ld.csv", config->inbox, (int) stem, base, stamp,
-              (long) getpid ());
+    snprintf (final, sizeof final, "%s/%.*s.%s.%ld.csv", config->inbox, (int)stem, base, stamp,
+              (long)getpid ());
     int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0) {
         fprintf (stderr, "totalplace-agent: cannot write in inbox %s: %s\n", config->inbox,
@@ -282,7 +338,7 @@ submit (const agent_config_t *config, const char *source_path)
     size_t got;
     int bad = 0;
     while (!bad && (got = fread (buffer, 1, sizeof buffer, in)) > 0)
-        bad = write (fd, buffer, got) != (ssize_t) got;
+        bad = write (fd, buffer, got) != (ssize_t)got;
     bad |= ferror (in);
     bad |= fsync (fd) != 0;
     bad |= close (fd) != 0;
@@ -317,7 +373,7 @@ static void
 reload (agent_t *agent, const config_source_t *source)
 {
     char err[512];
-    agent_config_t *fresh = load_config (source, err, sizeof err);
+    agent_config_t *fresh = load_config (source, false, err, sizeof err);
     if (!fresh) {
         zsys_error ("reload refused, keeping the running config: %s", err);
         return;
@@ -357,14 +413,17 @@ reload (agent_t *agent, const config_source_t *source)
         agent->keys = keys;
         zsys_info ("reload: %s", keys ? "new CURVE keys in use" : "connecting without CURVE");
     }
-    if (strcmp (fresh->agent_id, agent->config->agent_id) != 0
-        || strcmp (fresh->inbox, agent->config->inbox) != 0
-        || strcmp (fresh->state_dir, agent->config->state_dir) != 0
-        || fresh->outbox_max_batches != agent->config->outbox_max_batches
-        || fresh->outbox_max_mb != agent->config->outbox_max_mb)
+    if (strcmp (fresh->agent_id, agent->config->agent_id) != 0 ||
+        strcmp (fresh->inbox, agent->config->inbox) != 0 ||
+        strcmp (fresh->state_dir, agent->config->state_dir) != 0 ||
+        fresh->outbox_max_batches != agent->config->outbox_max_batches ||
+        fresh->outbox_max_mb != agent->config->outbox_max_mb)
         zsys_warning ("reload: agent/id, agent/inbox, agent/state_dir and outbox limits take "
                       "effect only after a restart");
     inbox_configure (agent->inbox, reader, fresh->batch_records);
+    export_policy_t policy = policy_from_config (fresh, source->config_path);
+    if (inbox_set_policy (agent->inbox, &policy))
+        zsys_error ("reload: out of memory setting when files are held");
     csv_reader_destroy (&agent->reader);
     agent->reader = reader;
     /* Keep what needs a restart as it was running. */
@@ -398,11 +457,21 @@ run (agent_t *agent, const config_source_t *source, bool once)
                 zsys_error ("%s", err);
             inbox_empty = rc == 0;
             /* A processed file may have a successor waiting: look again at once. */
-            next_scan = rc == INBOX_PROCESSED ? now : now + (int64_t) agent->config->scan_interval_ms;
+            next_scan =
+                rc == INBOX_PROCESSED ? now : now + (int64_t)agent->config->scan_interval_ms;
         }
         if (sender_pump (agent->sender, now, err, sizeof err))
             zsys_error ("%s", err);
         if (once && inbox_empty && sender_idle (agent->sender)) {
+            inbox_counters_t files;
+            inbox_counters (agent->inbox, &files);
+            if (files.files_failed) {
+                /* A held file is money not counted: the run did not do its job. */
+                zsys_error ("inbox empty and every batch acknowledged, but %llu file(s) went to "
+                            "%s/failed (see the .error note beside each): exiting 1 (--once)",
+                            (unsigned long long)files.files_failed, agent->config->inbox);
+                return 1;
+            }
             zsys_info ("inbox empty and every batch acknowledged: exiting (--once)");
             break;
         }
@@ -417,12 +486,12 @@ run (agent_t *agent, const config_source_t *source, bool once)
         zsock_t *socket = sender_socket (agent->sender);
         if (socket) {
             zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
-            if (zmq_poll (&item, 1, (long) wait) > 0
-                && sender_receive (agent->sender, zclock_mono (), err, sizeof err))
+            if (zmq_poll (&item, 1, (long)wait) > 0 &&
+                sender_receive (agent->sender, zclock_mono (), err, sizeof err))
                 zsys_error ("%s", err);
         }
         else
-            zclock_sleep ((int) wait);
+            zclock_sleep ((int)wait);
     }
     return 0;
 }
@@ -430,18 +499,25 @@ run (agent_t *agent, const config_source_t *source, bool once)
 int
 main (int argc, char *argv[])
 {
-    static const struct option options[] = {
-      {"config", required_argument, NULL, 'c'},   {"id", required_argument, NULL, 'i'},
-      {"body", required_argument, NULL, 'b'},     {"inbox", required_argument, NULL, 'I'},
-      {"state-dir", required_argument, NULL, 's'}, {"collector", required_argument, NULL, 'C'},
-      {"once", no_argument, NULL, 'o'},           {"syslog", no_argument, NULL, 'S'},
-      {"set", required_argument, NULL, 'O'},
-      {"allow-plain", no_argument, NULL, 'P'},
-      {"verbose", no_argument, NULL, 'v'},        {"check", no_argument, NULL, 'n'},
-      {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
-      {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"id", required_argument, NULL, 'i'},
+                                            {"body", required_argument, NULL, 'b'},
+                                            {"inbox", required_argument, NULL, 'I'},
+                                            {"state-dir", required_argument, NULL, 's'},
+                                            {"collector", required_argument, NULL, 'C'},
+                                            {"once", no_argument, NULL, 'o'},
+                                            {"syslog", no_argument, NULL, 'S'},
+                                            {"set", required_argument, NULL, 'O'},
+                                            {"allow-plain", no_argument, NULL, 'P'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"check", no_argument, NULL, 'n'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, 'V'},
+                                            {"format", required_argument, NULL, 'F'},
+                                            {NULL, 0, NULL, 0}};
     config_source_t source = {0};
     bool once = false, check = false, use_syslog = false, verbose = false;
+    report_format_t format = REPORT_TABLE;
     int option;
     while ((option = getopt_long (argc, argv, "c:vnhV", options, NULL)) != -1) {
         const char *key = NULL;
@@ -466,7 +542,7 @@ main (int argc, char *argv[])
             break;
         case 'P':
             key = "agent/allow_plain";
-            optarg = (char *) "1";
+            optarg = (char *)"1";
             break;
         case 'o':
             once = true;
@@ -497,6 +573,13 @@ main (int argc, char *argv[])
         case 'V':
             printf ("totalplace-agent %s\n", TOTALPLACE_VERSION);
             return 0;
+        case 'F':
+            if (report_format_parse (optarg, &format) != 0 || format == REPORT_CSV) {
+                fprintf (stderr, "totalplace-agent: --format is table or json, not \"%s\"\n",
+                         optarg);
+                return 2;
+            }
+            break;
         default:
             usage (stderr);
             return 2;
@@ -510,18 +593,41 @@ main (int argc, char *argv[])
             source.overrides[source.override_count++][1] = optarg;
         }
     }
-    const char *submit_path = NULL;
+    const char *submit_path = NULL, *inspect_path = NULL;
     if (optind < argc) {
-        if (strcmp (argv[optind], "submit") != 0 || optind + 2 != argc) {
+        bool submit_word = strcmp (argv[optind], "submit") == 0;
+        bool inspect_word = strcmp (argv[optind], "inspect") == 0;
+        if ((!submit_word && !inspect_word) || optind + 2 != argc) {
             fprintf (stderr, "totalplace-agent: unexpected argument \"%s\"\n", argv[optind]);
             usage (stderr);
             return 2;
         }
-        submit_path = argv[optind + 1];
+        if (submit_word)
+            submit_path = argv[optind + 1];
+        else
+            inspect_path = argv[optind + 1];
     }
 
     char err[1024];
-    agent_config_t *config = load_config (&source, err, sizeof err);
+    if (inspect_path) {
+        /* A first look at a body's file comes before its config: a body id is all it needs. */
+        bool have_body = false;
+        for (size_t i = 0; i < source.override_count; i++)
+            have_body |= strcmp (source.overrides[i][0], "agent/body_id") == 0;
+        if (!source.config_path && !have_body && source.override_count < 32) {
+            source.overrides[source.override_count][0] = "agent/body_id";
+            source.overrides[source.override_count++][1] = "UNSET";
+        }
+        agent_config_t *config = load_config (&source, true, err, sizeof err);
+        if (!config) {
+            fprintf (stderr, "totalplace-agent: %s\n", err);
+            return 2;
+        }
+        int rc = inspect (config, source.config_path, inspect_path, format);
+        agent_config_destroy (&config);
+        return rc;
+    }
+    agent_config_t *config = load_config (&source, false, err, sizeof err);
     if (!config) {
         fprintf (stderr, "totalplace-agent: %s\n", err);
         return 1;
@@ -574,6 +680,11 @@ main (int argc, char *argv[])
                              config->batch_records, log_message, NULL, err, sizeof err);
     if (!agent.inbox)
         goto out;
+    export_policy_t policy = policy_from_config (config, source.config_path);
+    if (inbox_set_policy (agent.inbox, &policy)) {
+        snprintf (err, sizeof err, "out of memory");
+        goto out;
+    }
     if (keys_from_config (config, &agent.keys, err, sizeof err))
         goto out;
     if (!agent.keys)
@@ -588,12 +699,15 @@ main (int argc, char *argv[])
                config->agent_id, config->body_id, config->inbox, config->state_dir,
                config->collector, agent.keys ? "CURVE" : "plain", outbox_count (agent.outbox));
     status = run (&agent, &source, once);
+    if (status)
+        snprintf (err, sizeof err, "a file was held or failed in this run: see %s/failed",
+                  config->inbox);
     sender_counters_t sent;
     sender_counters (agent.sender, &sent);
     zsys_info ("stopping: %zu batches still pending (kept for the next start); sent %llu, "
                "acknowledged %llu, reconnects %llu",
-               outbox_count (agent.outbox), (unsigned long long) sent.sent,
-               (unsigned long long) sent.acked, (unsigned long long) sent.reconnects);
+               outbox_count (agent.outbox), (unsigned long long)sent.sent,
+               (unsigned long long)sent.acked, (unsigned long long)sent.reconnects);
 out:
     if (status)
         zsys_error ("%s", err);

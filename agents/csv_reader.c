@@ -1,7 +1,9 @@
-/* csv_reader: libcsv does the CSV grammar (quotes, embedded commas and newlines); this module maps
- * header names to record fields, converts each row, places it in its neighbourhoods (a column, a
- * lookup, a postcode), derives its id when the export has none, counts physical lines so that every
- * rejection points at the right line, and keeps memory bounded whatever the file holds. */
+/* csv_reader: libcsv does the CSV grammar (quotes, embedded commas and newlines); csv_layout
+ * decides which columns feed which fields; this module converts each row, places it in its
+ * neighbourhoods (a column, a lookup, a postcode), gives it an id when the export has none or
+ * repeats one, notices the file's own totals row, counts physical lines so that every rejection
+ * points at the right line, reports what it finds to an export_summary, and keeps memory bounded
+ * whatever the file holds. */
 #include "csv_reader.h"
 #include "line_breaks.h"
 #include "quoted_text.h"
@@ -13,6 +15,8 @@
 #include <string.h>
 
 #include "apportion.h"
+#include "csv_layout.h"
+#include "id_repeats.h"
 #include "money.h"
 #include "period.h"
 #include "record_ids.h"
@@ -21,67 +25,23 @@
 
 /* Bytes read from the stream at a time. */
 #define CHUNK_SIZE (64u * 1024u)
-/* An overridden header name longer than this cannot be a real column name. */
-#define MAX_HEADER_NAME 256u
-
-typedef enum {
-    F_RECORD_ID,
-    F_PERIOD,
-    F_AMOUNT,
-    F_SUPPLIER,
-    F_SERVICE,
-    F_DESCRIPTION,
-    F_NEIGHBOURHOOD,
-    F_POOLABLE,
-    F_REVISION,
-    F_WITHDRAWN,
-    F_BODY_ID,
-    F_POSTCODE,
-    F_LOOKUP, /* the column a neighbourhood lookup reads: set with the lookup, not mappable */
-    FIELD_COUNT
-} field_t;
-
-/* Fields csv_reader_map accepts. */
-#define MAPPABLE_FIELDS F_LOOKUP
-
-/* Default header names per field, in priority order: when a file has several of them, the first
- * listed wins. Names follow the Local Government Transparency Code "spend over £500" exports.
- * required: the file must have the column unless the field is mapped to "" (record_id: derive ids).
- * The neighbourhood is required only when nothing else can place a row (see take_header). */
-static const struct {
-    const char *name;
-    bool required;
-    const char *headers[5];
-} fields[FIELD_COUNT] = {
-    [F_RECORD_ID] = {"record_id", true, {"Transaction Number", "Transaction No", "Transaction ID"}},
-    [F_PERIOD] = {"period", true, {"Date", "Payment Date", "Transaction Date", "Period"}},
-    [F_AMOUNT] = {"amount", true, {"Amount", "Net Amount", "Value"}},
-    [F_SUPPLIER] = {"supplier", false, {"Supplier Name", "Supplier", "Beneficiary Name"}},
-    [F_SERVICE] = {"service",
-                   false,
-                   {"Service Area", "Service", "Service Division", "Organisational Unit"}},
-    [F_DESCRIPTION] = {"description",
-                       false,
-                       {"Expenses Type", "Expense Type", "Description", "Purpose"}},
-    [F_NEIGHBOURHOOD] = {"neighbourhood",
-                         false,
-                         {"Neighbourhood", "Neighbourhood Code", "LSOA", "Ward Code"}},
-    [F_POOLABLE] = {"poolable", false, {"Poolable"}},
-    [F_REVISION] = {"revision", false, {"Revision"}},
-    [F_WITHDRAWN] = {"withdrawn", false, {"Withdrawn"}},
-    [F_BODY_ID] = {"body_id", false, {"Body ID"}},
-    [F_POSTCODE] = {"postcode", false, {"Postcode", "Post Code", "Postal Code"}},
-    [F_LOOKUP] = {"lookup", false, {NULL}},
-};
+/* Rows without id and date kept until the end of the file to see whether they are its total. */
+#define MAX_TOTALS_CANDIDATES 64
+/* Hex digits of a row's content digest in a line id ("ID~<digits>#n"). */
+#define LINE_ID_DIGITS 12
+/* Cell slots: every field may read up to CSV_LAYOUT_MAX_PARTS columns. */
+#define MAX_SLOTS (CSV_FIELD_COUNT * CSV_LAYOUT_MAX_PARTS)
 
 struct _csv_reader_t {
     char *body_id;
     char *default_service; /* NULL: none */
     bool default_poolable;
-    char *header[FIELD_COUNT]; /* override per field; NULL: the defaults; "": no column */
-    area_lookup_t *lookup;     /* values of header[F_LOOKUP] to neighbourhoods; NULL: none */
-    area_lookup_t *postcodes;  /* postcodes to areas; NULL: none */
-    size_t max_parts;          /* 1: no apportionment, and no part families on corrections */
+    csv_spec_t *specs[CSV_FIELD_COUNT]; /* NULL: default names; CSV_FIELD_LOOKUP: the lookup's */
+    char *lookup_column;                /* the header the lookup reads, for messages */
+    area_lookup_t *lookup;              /* values of the lookup column to neighbourhoods */
+    area_lookup_t *postcodes;           /* postcodes to areas; NULL: none */
+    size_t max_parts;                   /* 1: no apportionment, and no part families */
+    csv_repeated_ids_t repeated_ids;
 };
 
 /* One column the current file's fields are read from, and where its cell of the current row sits
@@ -92,6 +52,18 @@ typedef struct {
     bool present;
 } slot_t;
 
+/* A row without id and date, kept until the end of the file: the file's total, or a rejection. */
+typedef struct {
+    size_t line;
+    int64_t amount;
+    int64_t rows_sum; /* sum of the other rows between the previous candidate and this one */
+    bool rows_sum_overflow;
+    uint64_t rows_since; /* rows in that sum */
+    csv_field_t field;   /* of the reason it is rejected with when it is not a total */
+    char reason[CSV_READER_REASON_LEN];
+    bool short_row, long_row;
+} totals_candidate_t;
+
 typedef struct {
     csv_reader_t *reader;
     const char *name;
@@ -99,6 +71,7 @@ typedef struct {
     csv_reject_fn *on_reject;
     void *arg;
     csv_reader_stats_t stats;
+    export_summary_t *summary;
     struct csv_parser parser;
 
     /* Header. */
@@ -109,10 +82,12 @@ typedef struct {
     size_t headers_cap;
     bool header_too_wide;
     size_t header_oversize_column; /* 1-based; 0 when none */
-    int *column_slot;              /* per header column: index into slots, or -1 */
-    slot_t slots[FIELD_COUNT];
+    csv_layout_t *layout;
+    int *column_slot; /* per header column: index into slots, or -1 */
+    slot_t slots[MAX_SLOTS];
     size_t n_slots;
-    int field_slot[FIELD_COUNT]; /* -1: the field has no column in this file */
+    int field_slots[CSV_FIELD_COUNT][CSV_LAYOUT_MAX_PARTS]; /* -1: no column */
+    size_t field_parts[CSV_FIELD_COUNT];                    /* 0: the field has no column */
 
     /* Physical lines: the parser reports every CR and LF outside quotes as the end of a row, so a
      * CRLF arrives as two ends; last_was_cr lets the LF half be ignored. Line breaks inside quoted
@@ -135,12 +110,21 @@ typedef struct {
     size_t buf_len, buf_cap;
     char empty[1];
 
-    /* Derived ids (record_id mapped to ""), and room for the records of one row. */
-    record_ids_t *ids;
+    /* Ids: derived (record_id mapped to ""), numbered per line, or checked for repeats. */
+    record_ids_t *ids;                /* derived ids, and line ids' occurrences */
+    id_repeats_t *repeats;            /* ids from a column, in CSV_REPEATED_IDS_HOLD */
     Totalplace__SpendingRecord **out; /* max_parts + 1 */
     size_t n_out;
     int64_t *amounts;  /* max_parts */
     uint32_t *weights; /* max_parts */
+
+    /* The file's own totals rows. */
+    totals_candidate_t candidates[MAX_TOTALS_CANDIDATES];
+    size_t n_candidates;
+    int64_t rows_sum, since_sum; /* amounts of the rows that are not candidates: all, and since
+                                    the last candidate */
+    bool rows_sum_overflow, since_sum_overflow;
+    uint64_t rows_summed, since_rows;
 
     /* Outcome. */
     bool stop;
@@ -180,14 +164,6 @@ is_identifier (const char *s)
     return true;
 }
 
-/* True when a header cell names `name`: ASCII case, surrounding whitespace and the width of
- * whitespace runs inside are ignored, since spreadsheets wrap and pad header cells freely. */
-static bool
-header_matches (const char *cell, const char *name)
-{
-    return text_fold_equal (cell, name);
-}
-
 /* Trims whitespace in place and returns the start of what is left. */
 static char *
 trim (char *s)
@@ -217,15 +193,6 @@ fold_line_breaks (char *s)
             *w++ = *r++;
     }
     *w = '\0';
-}
-
-static int
-field_by_name (const char *name)
-{
-    for (int f = 0; f < MAPPABLE_FIELDS; f++)
-        if (strcmp (fields[f].name, name) == 0)
-            return f;
-    return -1;
 }
 
 csv_reader_t *
@@ -258,8 +225,9 @@ csv_reader_destroy (csv_reader_t **self_p)
     if (!self_p || !*self_p)
         return;
     csv_reader_t *self = *self_p;
-    for (int f = 0; f < FIELD_COUNT; f++)
-        free (self->header[f]);
+    for (int f = 0; f < CSV_FIELD_COUNT; f++)
+        csv_spec_destroy (&self->specs[f]);
+    free (self->lookup_column);
     area_lookup_destroy (&self->lookup);
     area_lookup_destroy (&self->postcodes);
     free (self->default_service);
@@ -269,10 +237,9 @@ csv_reader_destroy (csv_reader_t **self_p)
 }
 
 int
-csv_reader_map (csv_reader_t *self, const char *field, const char *header, char *err,
-                size_t err_len)
+csv_reader_map (csv_reader_t *self, const char *field, const char *spec, char *err, size_t err_len)
 {
-    int f = field_by_name (field ? field : "");
+    int f = csv_field_by_name (field);
     if (f < 0) {
         char quoted[QUOTED_TEXT_LEN];
         return fail (err, err_len,
@@ -281,28 +248,27 @@ csv_reader_map (csv_reader_t *self, const char *field, const char *header, char 
                      "postcode",
                      quoted_text (field ? field : "", quoted, sizeof quoted));
     }
-    char *copy = NULL;
-    if (header) {
-        size_t len = strlen (header);
-        while (len > 0 && is_space (header[len - 1]))
-            len--;
-        while (len > 0 && is_space (*header)) {
-            header++;
-            len--;
-        }
+    csv_spec_t *parsed = NULL;
+    if (spec) {
+        parsed = csv_spec_parse ((csv_field_t)f, spec, err, err_len);
+        if (!parsed)
+            return -1;
         /* record_id may be "": ids are then derived from each row's content. */
-        if (len == 0 && (f == F_PERIOD || f == F_AMOUNT))
+        if (csv_spec_is_none (parsed) && (f == CSV_FIELD_PERIOD || f == CSV_FIELD_AMOUNT)) {
+            csv_spec_destroy (&parsed);
             return fail (err, err_len, "%s is required, so it must be read from some column",
-                         fields[f].name);
-        if (len > MAX_HEADER_NAME)
-            return fail (err, err_len, "header name for %s is over %u bytes", fields[f].name,
-                         MAX_HEADER_NAME);
-        if (!(copy = strndup (header, len)))
-            return fail (err, err_len, "out of memory mapping %s", fields[f].name);
+                         csv_field_name ((csv_field_t)f));
+        }
     }
-    free (self->header[f]);
-    self->header[f] = copy;
+    csv_spec_destroy (&self->specs[f]);
+    self->specs[f] = parsed;
     return 0;
+}
+
+void
+csv_reader_set_repeated_ids (csv_reader_t *self, csv_repeated_ids_t mode)
+{
+    self->repeated_ids = mode;
 }
 
 int
@@ -350,6 +316,7 @@ csv_reader_set_lookup (csv_reader_t *self, const char *column, area_lookup_t **l
 {
     area_lookup_t *lookup = lookup_p ? *lookup_p : NULL;
     char *copy = NULL;
+    csv_spec_t *spec = NULL;
     if (lookup) {
         if (area_lookup_max_parts (lookup) > self->max_parts)
             return fail (err, err_len,
@@ -362,18 +329,22 @@ csv_reader_set_lookup (csv_reader_t *self, const char *column, area_lookup_t **l
             column++;
             len--;
         }
-        if (len == 0 || len > MAX_HEADER_NAME)
+        if (len == 0 || len > CSV_LAYOUT_MAX_NAME)
             return fail (err, err_len,
                          "a lookup needs the header of the column it reads (1 to %u bytes)",
-                         MAX_HEADER_NAME);
-        if (!(copy = strndup (column, len)))
+                         CSV_LAYOUT_MAX_NAME);
+        if (!(copy = strndup (column, len)) || !(spec = csv_spec_of_name (copy))) {
+            free (copy);
             return fail (err, err_len, "out of memory setting a lookup");
+        }
         *lookup_p = NULL;
     }
     area_lookup_destroy (&self->lookup);
-    free (self->header[F_LOOKUP]);
+    free (self->lookup_column);
+    csv_spec_destroy (&self->specs[CSV_FIELD_LOOKUP]);
     self->lookup = lookup;
-    self->header[F_LOOKUP] = copy;
+    self->lookup_column = copy;
+    self->specs[CSV_FIELD_LOOKUP] = spec;
     return 0;
 }
 
@@ -391,22 +362,35 @@ csv_reader_set_postcode_lookup (csv_reader_t *self, area_lookup_t **lookup_p, ch
     return 0;
 }
 
-/* A file-level error: the read stops and returns CSV_READER_ERR. */
+/* ---------------------------------------------------------------- outcomes */
+
+/* A file-level error: the read stops and returns CSV_READER_ERR. The whole message goes to the
+ * summary (never cut); err gets what fits. */
 static void file_error (read_state_t *st, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static void
 file_error (read_state_t *st, const char *format, ...)
 {
-    if (st->err && st->err_len) {
-        int n = snprintf (st->err, st->err_len, "%s: ", st->name);
-        if (n >= 0 && (size_t)n < st->err_len) {
-            va_list args;
-            va_start (args, format);
-            vsnprintf (st->err + n, st->err_len - (size_t)n, format, args);
-            va_end (args);
+    char *message = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&message, &size);
+    if (out) {
+        fprintf (out, "%s: ", st->name);
+        va_list args;
+        va_start (args, format);
+        vfprintf (out, format, args);
+        va_end (args);
+        if (fclose (out) != 0) {
+            free (message);
+            message = NULL;
         }
     }
+    if (st->err && st->err_len)
+        snprintf (st->err, st->err_len, "%s", message ? message : "out of memory");
+    if (st->summary)
+        export_summary_set_failure (st->summary, message ? message : "out of memory");
+    free (message);
     st->rc = CSV_READER_ERR;
     st->stop = true;
 }
@@ -421,14 +405,50 @@ stopped_by_callback (read_state_t *st, int rc, const char *which)
 }
 
 static void
-reject (read_state_t *st, const char *reason)
+reject_at (read_state_t *st, size_t line, csv_field_t field, const char *reason)
 {
     st->stats.rejected++;
+    if (st->summary && export_summary_add_reject (st->summary, field, line, reason) != 0) {
+        file_error (st, "out of memory summarising rejections");
+        return;
+    }
     if (st->on_reject) {
-        int rc = st->on_reject (st->arg, st->row_line, reason);
+        int rc = st->on_reject (st->arg, line, reason);
         if (rc != 0)
             stopped_by_callback (st, rc, "rejection");
     }
+}
+
+static void
+reject (read_state_t *st, csv_field_t field, const char *reason)
+{
+    reject_at (st, st->row_line, field, reason);
+}
+
+/* The field a validation reason is about: reasons start with the field's name. */
+static csv_field_t
+field_of_reason (const char *reason)
+{
+    char name[32];
+    size_t len = strcspn (reason, " :");
+    if (len >= sizeof name)
+        return CSV_FIELD_COUNT;
+    memcpy (name, reason, len);
+    name[len] = '\0';
+    int f = csv_field_by_name (name);
+    return f < 0 ? CSV_FIELD_COUNT : (csv_field_t)f;
+}
+
+static void
+warn (read_state_t *st, export_warning_t kind, size_t line, const char *text)
+{
+    if (!st->summary)
+        return;
+    int rc = export_summary_warn (st->summary, kind, line, text);
+    if (rc < 0)
+        file_error (st, "out of memory summarising warnings");
+    else if (rc > 0)
+        stopped_by_callback (st, rc, "warning");
 }
 
 /* Appends text to a message being built in out, keeping it NUL-terminated and bounded. */
@@ -448,7 +468,22 @@ append (char *out, size_t out_len, size_t *used, const char *format, ...)
         *used = *used + (size_t)n < out_len ? *used + (size_t)n : out_len - 1;
 }
 
-/* Called once the header row is complete: decides which column feeds each field. */
+/* ---------------------------------------------------------------- the header */
+
+/* Names in a missing-column message: what the config says, or the default names. */
+static void
+describe_missing (FILE *out, const csv_reader_t *reader, csv_field_t f)
+{
+    char accepted[4096];
+    csv_spec_describe (reader->specs[f], f, accepted, sizeof accepted);
+    if (reader->specs[f])
+        fprintf (out, "no column for %s: none of %s (columns/%s) is in the header",
+                 csv_field_name (f), accepted, csv_field_name (f));
+    else
+        fprintf (out, "no %s column (accepted headers: %s)", csv_field_name (f), accepted);
+}
+
+/* Called once the header row is complete: decides which columns feed each field. */
 static void
 take_header (read_state_t *st)
 {
@@ -465,93 +500,79 @@ take_header (read_state_t *st)
                     st->header_line, CSV_READER_MAX_FIELD, CSV_READER_MAX_ROW);
         return;
     }
+    st->layout = csv_layout_new ((const char *const *)st->headers, st->n_headers,
+                                 (const csv_spec_t *const *)reader->specs);
     /* A header row reaches here only with a non-empty cell, so n_headers >= 1. */
     st->column_slot = malloc (st->n_headers * sizeof *st->column_slot);
-    if (!st->column_slot) {
+    if (!st->layout || !st->column_slot) {
         file_error (st, "out of memory reading the header");
         return;
     }
     for (size_t c = 0; c < st->n_headers; c++)
         st->column_slot[c] = -1;
 
-    char missing[1024];
-    size_t used = 0;
-    missing[0] = '\0';
-    for (int f = 0; f < FIELD_COUNT; f++) {
-        st->field_slot[f] = -1;
-        const char *override = reader->header[f];
-        if (f == F_LOOKUP && !reader->lookup)
-            continue;
-        if (override && !*override)
-            continue;
-        size_t column = SIZE_MAX;
-        size_t n_names = override ? 1 : 0;
-        while (!override && n_names < 5 && fields[f].headers[n_names])
-            n_names++;
-        /* The first listed name present wins; the same name twice is ambiguous. */
-        for (size_t n = 0; n < n_names && column == SIZE_MAX; n++) {
-            const char *name = override ? override : fields[f].headers[n];
-            for (size_t c = 0; c < st->n_headers; c++) {
-                if (!header_matches (st->headers[c], name))
-                    continue;
-                if (column != SIZE_MAX) {
-                    file_error (st,
-                                "line %zu: columns %zu and %zu are both headed \"%s\"; map %s to "
-                                "a header that appears once",
-                                st->header_line, column + 1, c + 1, name, fields[f].name);
-                    return;
-                }
-                column = c;
+    char *missing = NULL;
+    size_t missing_size = 0;
+    FILE *out = open_memstream (&missing, &missing_size);
+    if (!out) {
+        file_error (st, "out of memory reading the header");
+        return;
+    }
+    bool any = false;
+    for (int f = 0; f < CSV_FIELD_COUNT; f++) {
+        st->field_parts[f] = 0;
+        const csv_spec_t *spec = reader->specs[f];
+        const csv_columns_t *columns = csv_layout_columns (st->layout, (csv_field_t)f);
+        if (!columns->present) {
+            bool required = f == CSV_FIELD_PERIOD || f == CSV_FIELD_AMOUNT ||
+                            (f == CSV_FIELD_RECORD_ID && !csv_spec_is_none (spec));
+            if (f == CSV_FIELD_LOOKUP && spec) {
+                fprintf (out,
+                         "%sno column \"%s\", which the neighbourhood lookup reads "
+                         "(neighbourhood/lookup_column)",
+                         any ? "; " : "", reader->lookup_column);
+                any = true;
             }
-        }
-        if (column == SIZE_MAX) {
-            if (f == F_LOOKUP)
-                append (missing, sizeof missing, &used,
-                        "%sno column \"%s\", which the neighbourhood lookup reads",
-                        used ? "; " : "", override);
-            else if (override)
-                append (missing, sizeof missing, &used, "%sno column \"%s\", which is mapped to %s",
-                        used ? "; " : "", override, fields[f].name);
-            else if (fields[f].required) {
-                append (missing, sizeof missing, &used,
-                        "%sno %s column (accepted headers: ", used ? "; " : "", fields[f].name);
-                for (size_t n = 0; n < n_names; n++)
-                    append (missing, sizeof missing, &used, "%s\"%s\"", n ? ", " : "",
-                            fields[f].headers[n]);
-                append (missing, sizeof missing, &used, ")");
+            else if (f != CSV_FIELD_LOOKUP && ((spec && !csv_spec_is_none (spec)) || required)) {
+                fputs (any ? "; " : "", out);
+                describe_missing (out, reader, (csv_field_t)f);
+                any = true;
             }
             continue;
         }
-        if (st->column_slot[column] < 0) {
-            st->slots[st->n_slots].column = column;
-            st->column_slot[column] = (int)st->n_slots++;
+        for (size_t p = 0; p < columns->count; p++) {
+            size_t column = columns->columns[p];
+            if (st->column_slot[column] < 0) {
+                st->slots[st->n_slots].column = column;
+                st->column_slot[column] = (int)st->n_slots++;
+            }
+            st->field_slots[f][p] = st->column_slot[column];
         }
-        st->field_slot[f] = st->column_slot[column];
+        st->field_parts[f] = columns->count;
     }
     /* A row needs some way to its neighbourhood; a file with none would reject every row. A
      * mapped neighbourhood column that is missing has been named above already. */
-    const char *nbh_override = reader->header[F_NEIGHBOURHOOD];
-    if (st->field_slot[F_NEIGHBOURHOOD] < 0 && st->field_slot[F_LOOKUP] < 0 &&
-        !(reader->postcodes && st->field_slot[F_POSTCODE] >= 0) &&
-        (!nbh_override || !*nbh_override)) {
-        if (!nbh_override) {
-            append (missing, sizeof missing, &used,
-                    "%sno neighbourhood column (accepted headers: ", used ? "; " : "");
-            for (size_t n = 0; n < 5 && fields[F_NEIGHBOURHOOD].headers[n]; n++)
-                append (missing, sizeof missing, &used, "%s\"%s\"", n ? ", " : "",
-                        fields[F_NEIGHBOURHOOD].headers[n]);
-            append (missing, sizeof missing, &used, ")");
-        }
+    const csv_spec_t *nbh_spec = reader->specs[CSV_FIELD_NEIGHBOURHOOD];
+    if (!st->field_parts[CSV_FIELD_NEIGHBOURHOOD] && !st->field_parts[CSV_FIELD_LOOKUP] &&
+        !(reader->postcodes && st->field_parts[CSV_FIELD_POSTCODE]) &&
+        (!nbh_spec || csv_spec_is_none (nbh_spec))) {
+        fputs (any ? "; " : "", out);
+        if (!nbh_spec)
+            describe_missing (out, reader, CSV_FIELD_NEIGHBOURHOOD);
         else
-            append (missing, sizeof missing, &used,
-                    "%sno way to a neighbourhood (neighbourhood is read from no column)",
-                    used ? "; " : "");
+            fputs ("no way to a neighbourhood (neighbourhood is read from no column)", out);
         if (reader->postcodes)
-            append (missing, sizeof missing, &used,
-                    ", and no postcode column for the postcode lookup");
+            fputs (", and no postcode column for the postcode lookup", out);
+        any = true;
     }
-    if (used)
+    if (fclose (out) != 0 || !missing) {
+        free (missing);
+        file_error (st, "out of memory reading the header");
+        return;
+    }
+    if (any)
         file_error (st, "line %zu: the header has %s", st->header_line, missing);
+    free (missing);
 }
 
 static void
@@ -569,27 +590,47 @@ clear_row (read_state_t *st)
         st->slots[i].present = false;
 }
 
-/* The field's trimmed text in the current row, or "" when the file has no column for it or the row
- * stops before that column. */
+/* The trimmed text of part `part` of field f in the current row, or "" when the file has no column
+ * for it or the row stops before that column. */
 static char *
-field_text (read_state_t *st, int f)
+part_text (read_state_t *st, int f, size_t part)
 {
-    int slot = st->field_slot[f];
+    if (part >= st->field_parts[f])
+        return st->empty;
+    int slot = st->field_slots[f][part];
     if (slot < 0 || !st->slots[slot].present)
         return st->empty;
     return trim (st->buf + st->slots[slot].offset);
 }
 
-static void
-empty_reason (read_state_t *st, int f, char *reason, size_t reason_len)
+static char *
+field_text (read_state_t *st, int f)
 {
-    int slot = st->field_slot[f];
-    if (slot >= 0 && st->slots[slot].column >= st->cells)
-        fail (reason, reason_len, "%s is missing: the row has %zu cells and the header %zu",
-              fields[f].name, st->cells, st->n_headers);
-    else
-        fail (reason, reason_len, "%s is empty", fields[f].name);
+    return part_text (st, f, 0);
 }
+
+static void
+empty_reason (read_state_t *st, int f, size_t part, char *reason, size_t reason_len)
+{
+    if (part < st->field_parts[f]) {
+        const slot_t *slot = &st->slots[st->field_slots[f][part]];
+        if (slot->column >= st->cells) {
+            fail (reason, reason_len, "%s is missing: the row has %zu cells and the header %zu",
+                  csv_field_name ((csv_field_t)f), st->cells, st->n_headers);
+            return;
+        }
+        if (st->field_parts[f] > 1) {
+            char quoted[QUOTED_TEXT_LEN];
+            fail (reason, reason_len, "%s is incomplete: column %zu %s is empty",
+                  csv_field_name ((csv_field_t)f), slot->column + 1,
+                  quoted_text (st->headers[slot->column], quoted, sizeof quoted));
+            return;
+        }
+    }
+    fail (reason, reason_len, "%s is empty", csv_field_name ((csv_field_t)f));
+}
+
+/* ---------------------------------------------------------------- one row */
 
 /* Booleans as departmental systems write them; empty gives the default. */
 static int
@@ -602,11 +643,11 @@ parse_bool (const char *text, bool empty_value, bool *value)
         return 0;
     }
     for (size_t i = 0; i < 4; i++) {
-        if (header_matches (text, yes[i])) {
+        if (text_fold_equal (text, yes[i])) {
             *value = true;
             return 0;
         }
-        if (header_matches (text, no[i])) {
+        if (text_fold_equal (text, no[i])) {
             *value = false;
             return 0;
         }
@@ -635,24 +676,64 @@ parse_revision (const char *text, uint32_t *revision)
     return 0;
 }
 
-/* One row read and checked, before it is placed. The draft has every field but record_id (unless
- * the file has one) and neighbourhood; its strings point into the row buffer or into this struct.
- */
+/* One row read and checked, before it is placed. The draft has every field but neighbourhood (and
+ * record_id until it is known); its strings point into the row buffer or into this struct. */
 typedef struct {
     Totalplace__SpendingRecord draft;
     char period[PERIOD_LEN];
     char date[SPEND_DATE_LEN];
-    char derived_id[RECORD_IDS_LEN];
+    char id[WIRE_MAX_RECORD_ID + 1]; /* a derived, joined or numbered id */
+    bool amount_read;                /* amount_pence holds the row's amount */
 } row_t;
 
-/* Fills row from the current row's cells. Returns 0, or -1 with a reason. */
+/* The row's record id from its columns: one cell, or several joined with CSV_LAYOUT_ID_JOINER.
+ * Returns 0, or -1 with a reason. */
 static int
-build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
+read_record_id (read_state_t *st, row_t *row, char *reason, size_t reason_len)
+{
+    size_t parts = st->field_parts[CSV_FIELD_RECORD_ID];
+    if (parts <= 1) {
+        char *id = field_text (st, CSV_FIELD_RECORD_ID);
+        if (!*id) {
+            empty_reason (st, CSV_FIELD_RECORD_ID, 0, reason, reason_len);
+            return -1;
+        }
+        row->draft.record_id = id;
+        return 0;
+    }
+    size_t used = 0;
+    for (size_t p = 0; p < parts; p++) {
+        const char *text = part_text (st, CSV_FIELD_RECORD_ID, p);
+        if (!*text) {
+            empty_reason (st, CSV_FIELD_RECORD_ID, p, reason, reason_len);
+            return -1;
+        }
+        int n = snprintf (row->id + used, sizeof row->id - used, "%s%s",
+                          p ? CSV_LAYOUT_ID_JOINER : "", text);
+        if (n < 0 || used + (size_t)n >= sizeof row->id) {
+            char quoted[QUOTED_TEXT_LEN];
+            return fail (
+                reason, reason_len,
+                "record_id joined from its columns is over %u bytes (starts %s)",
+                WIRE_MAX_RECORD_ID,
+                quoted_text (part_text (st, CSV_FIELD_RECORD_ID, 0), quoted, sizeof quoted));
+        }
+        used += (size_t)n;
+    }
+    row->draft.record_id = row->id;
+    return 0;
+}
+
+/* Fills row from the current row's cells. Returns 0, or -1 with a reason and *field the field it
+ * is about (CSV_FIELD_COUNT: the row as a whole). */
+static int
+build_row (read_state_t *st, row_t *row, csv_field_t *field, char *reason, size_t reason_len)
 {
     char problem[CSV_READER_REASON_LEN];
     char quoted[QUOTED_TEXT_LEN];
     Totalplace__SpendingRecord *r = &row->draft;
 
+    *field = CSV_FIELD_COUNT;
     if (st->row_bytes > CSV_READER_MAX_ROW)
         return fail (reason, reason_len, "row is %zu bytes, over the limit of %u", st->row_bytes,
                      CSV_READER_MAX_ROW);
@@ -670,17 +751,14 @@ build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
                      "unquoted comma?)",
                      st->extra_column, st->n_headers);
 
-    char *record_id = NULL;
-    if (!st->ids) {
-        record_id = field_text (st, F_RECORD_ID);
-        if (!*record_id) {
-            empty_reason (st, F_RECORD_ID, reason, reason_len);
-            return -1;
-        }
-    }
-    char *date = field_text (st, F_PERIOD);
+    *field = CSV_FIELD_RECORD_ID;
+    if (!csv_spec_is_none (st->reader->specs[CSV_FIELD_RECORD_ID]) &&
+        read_record_id (st, row, reason, reason_len) != 0)
+        return -1;
+    *field = CSV_FIELD_PERIOD;
+    char *date = field_text (st, CSV_FIELD_PERIOD);
     if (!*date) {
-        empty_reason (st, F_PERIOD, reason, reason_len);
+        empty_reason (st, CSV_FIELD_PERIOD, 0, reason, reason_len);
         return -1;
     }
     /* The whole date, in one form, goes into derived ids; its month is the period. */
@@ -688,15 +766,19 @@ build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
         return fail (reason, reason_len, "period %s", problem);
     memcpy (row->period, row->date, PERIOD_LEN - 1);
     row->period[PERIOD_LEN - 1] = '\0';
-    char *amount = field_text (st, F_AMOUNT);
+    *field = CSV_FIELD_AMOUNT;
+    char *amount = field_text (st, CSV_FIELD_AMOUNT);
     if (!*amount) {
-        empty_reason (st, F_AMOUNT, reason, reason_len);
+        empty_reason (st, CSV_FIELD_AMOUNT, 0, reason, reason_len);
         return -1;
     }
-    int64_t pence;
-    if (money_parse_pence (amount, &pence, problem, sizeof problem) != 0)
-        return fail (reason, reason_len, "amount %s", problem);
-    char *service = field_text (st, F_SERVICE);
+    if (!row->amount_read) {
+        if (money_parse_pence (amount, &r->amount_pence, problem, sizeof problem) != 0)
+            return fail (reason, reason_len, "amount %s", problem);
+        row->amount_read = true;
+    }
+    *field = CSV_FIELD_SERVICE;
+    char *service = field_text (st, CSV_FIELD_SERVICE);
     if (!*service) {
         if (!st->reader->default_service)
             return fail (reason, reason_len, "service is empty");
@@ -705,33 +787,34 @@ build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
     else
         fold_line_breaks (service);
 
-    char *text = field_text (st, F_REVISION);
+    *field = CSV_FIELD_REVISION;
+    char *text = field_text (st, CSV_FIELD_REVISION);
     uint32_t revision;
     if (parse_revision (text, &revision) != 0)
         return fail (reason, reason_len, "revision %s: not a whole number from 1 to %u",
                      quoted_text (text, quoted, sizeof quoted), UINT32_MAX);
     bool poolable, withdrawn;
-    text = field_text (st, F_POOLABLE);
+    *field = CSV_FIELD_POOLABLE;
+    text = field_text (st, CSV_FIELD_POOLABLE);
     if (parse_bool (text, st->reader->default_poolable, &poolable) != 0)
         return fail (reason, reason_len, "poolable %s: not yes/no, true/false, y/n or 1/0",
                      quoted_text (text, quoted, sizeof quoted));
-    text = field_text (st, F_WITHDRAWN);
+    *field = CSV_FIELD_WITHDRAWN;
+    text = field_text (st, CSV_FIELD_WITHDRAWN);
     if (parse_bool (text, false, &withdrawn) != 0)
         return fail (reason, reason_len, "withdrawn %s: not yes/no, true/false, y/n or 1/0",
                      quoted_text (text, quoted, sizeof quoted));
 
-    char *body_id = field_text (st, F_BODY_ID);
-    char *supplier = field_text (st, F_SUPPLIER);
-    char *description = field_text (st, F_DESCRIPTION);
+    char *body_id = field_text (st, CSV_FIELD_BODY_ID);
+    char *supplier = field_text (st, CSV_FIELD_SUPPLIER);
+    char *description = field_text (st, CSV_FIELD_DESCRIPTION);
     fold_line_breaks (supplier);
     fold_line_breaks (description);
 
     r->body_id = *body_id ? body_id : st->reader->body_id;
-    r->record_id = record_id;
     r->revision = revision;
     r->service = service;
     r->period = row->period;
-    r->amount_pence = pence;
     r->poolable = poolable;
     r->supplier = supplier;
     r->description = description;
@@ -739,43 +822,144 @@ build_row (read_state_t *st, row_t *row, char *reason, size_t reason_len)
     return 0;
 }
 
-/* The id of a row without one: a hash of what the file says about the payment (never of what the
- * agent adds, such as a default service or a neighbourhood from a lookup, so that changing those
- * never changes an id) and the number of identical rows above it. Every field is always hashed,
- * "" when the file has no column for it, so that a column that is added empty changes nothing.
+/* What the file says about a payment, normalised, for derived ids, line ids and repeats: never
+ * what the agent adds (a default service, a neighbourhood from a lookup), so that changing those
+ * never changes an id. Every field is always there, "" when the file has no column for it, so that
+ * a column added empty changes nothing. with_id adds the row's own id first. Returns the count. */
+static size_t
+row_content (read_state_t *st, const row_t *row, char pence[24], bool with_id,
+             record_ids_field_t content[12])
+{
+    snprintf (pence, 24, "%lld", (long long)row->draft.amount_pence);
+    /* The lookup column counts once when it also feeds a field (e.g. Organisational Unit as the
+     * service), so that adding such a lookup does not change the ids of rows already sent. */
+    bool lookup_own = st->field_parts[CSV_FIELD_LOOKUP] > 0;
+    for (int f = 0; f < CSV_FIELD_LOOKUP && lookup_own; f++)
+        if (st->field_parts[f] && st->field_slots[f][0] == st->field_slots[CSV_FIELD_LOOKUP][0])
+            lookup_own = false;
+    size_t n = 0;
+    if (with_id)
+        content[n++] = (record_ids_field_t){"record_id", row->draft.record_id, RECORD_IDS_EXACT};
+    content[n++] =
+        (record_ids_field_t){"body_id", field_text (st, CSV_FIELD_BODY_ID), RECORD_IDS_TEXT};
+    content[n++] = (record_ids_field_t){"period", row->period, RECORD_IDS_EXACT};
+    content[n++] = (record_ids_field_t){"date", row->date, RECORD_IDS_EXACT};
+    content[n++] = (record_ids_field_t){"amount", pence, RECORD_IDS_EXACT};
+    content[n++] =
+        (record_ids_field_t){"supplier", field_text (st, CSV_FIELD_SUPPLIER), RECORD_IDS_TEXT};
+    content[n++] =
+        (record_ids_field_t){"service", field_text (st, CSV_FIELD_SERVICE), RECORD_IDS_TEXT};
+    content[n++] = (record_ids_field_t){"description", field_text (st, CSV_FIELD_DESCRIPTION),
+                                        RECORD_IDS_TEXT};
+    content[n++] =
+        (record_ids_field_t){"poolable", field_text (st, CSV_FIELD_POOLABLE), RECORD_IDS_TEXT};
+    content[n++] = (record_ids_field_t){"neighbourhood", field_text (st, CSV_FIELD_NEIGHBOURHOOD),
+                                        RECORD_IDS_TEXT};
+    content[n++] =
+        (record_ids_field_t){"postcode", field_text (st, CSV_FIELD_POSTCODE), RECORD_IDS_POSTCODE};
+    content[n++] = (record_ids_field_t){
+        "lookup", lookup_own ? field_text (st, CSV_FIELD_LOOKUP) : "", RECORD_IDS_TEXT};
+    return n;
+}
+
+/* The id of a row without one: a hash of its content and the number of identical rows above it.
  * Returns 0, or -1 when out of memory (a file-level error has been set). */
 static int
 derive_id (read_state_t *st, row_t *row)
 {
-    char pence[24];
-    snprintf (pence, sizeof pence, "%lld", (long long)row->draft.amount_pence);
-    /* The lookup column counts once when it also feeds a field (e.g. Organisational Unit as the
-     * service), so that adding such a lookup does not change the ids of rows already sent. */
-    bool lookup_own = st->field_slot[F_LOOKUP] >= 0;
-    for (int f = 0; f < F_LOOKUP && lookup_own; f++)
-        if (st->field_slot[f] == st->field_slot[F_LOOKUP])
-            lookup_own = false;
-    const record_ids_field_t content[] = {
-        {"body_id", field_text (st, F_BODY_ID), RECORD_IDS_TEXT},
-        {"period", row->period, RECORD_IDS_EXACT},
-        {"date", row->date, RECORD_IDS_EXACT},
-        {"amount", pence, RECORD_IDS_EXACT},
-        {"supplier", field_text (st, F_SUPPLIER), RECORD_IDS_TEXT},
-        {"service", field_text (st, F_SERVICE), RECORD_IDS_TEXT},
-        {"description", field_text (st, F_DESCRIPTION), RECORD_IDS_TEXT},
-        {"poolable", field_text (st, F_POOLABLE), RECORD_IDS_TEXT},
-        {"neighbourhood", field_text (st, F_NEIGHBOURHOOD), RECORD_IDS_TEXT},
-        {"postcode", field_text (st, F_POSTCODE), RECORD_IDS_POSTCODE},
-        {"lookup", lookup_own ? field_text (st, F_LOOKUP) : "", RECORD_IDS_TEXT},
-    };
-    char problem[CSV_READER_REASON_LEN];
-    if (record_ids_derive (st->ids, content, sizeof content / sizeof content[0], row->derived_id,
-                           problem, sizeof problem) != 0) {
+    char pence[24], problem[CSV_READER_REASON_LEN];
+    record_ids_field_t content[12];
+    size_t n = row_content (st, row, pence, false, content);
+    if (record_ids_derive (st->ids, content, n, row->id, problem, sizeof problem) != 0) {
         file_error (st, "line %zu: %s", st->row_line, problem);
         return -1;
     }
-    row->draft.record_id = row->derived_id;
+    row->draft.record_id = row->id;
     st->stats.derived_ids++;
+    return 0;
+}
+
+/* An id the file gives, checked against the rows above it (CSV_REPEATED_IDS_HOLD), or made one per
+ * line (CSV_REPEATED_IDS_LINES): "ID~<digits of the row's content>#<occurrence>", the occurrence
+ * counting identical lines of the same id and revision from the top, so that the same file, or
+ * its rows in another order, gives the same ids. Returns 0, 1 when the row is rejected (done
+ * here), or -1 after a file-level error. */
+static int
+check_given_id (read_state_t *st, row_t *row)
+{
+    char pence[24], problem[CSV_READER_REASON_LEN];
+    record_ids_field_t content[12];
+    size_t n = row_content (st, row, pence, true, content);
+    uint8_t digest[RECORD_IDS_DIGEST_BYTES];
+    record_ids_t *hasher = st->ids;
+    if (record_ids_digest (hasher, content, n, digest, problem, sizeof problem) != 0) {
+        file_error (st, "line %zu: %s", st->row_line, problem);
+        return -1;
+    }
+    const Totalplace__SpendingRecord *r = &row->draft;
+    char quoted[QUOTED_TEXT_LEN];
+    if (st->reader->repeated_ids == CSV_REPEATED_IDS_LINES) {
+        uint8_t key[RECORD_IDS_DIGEST_BYTES];
+        memcpy (key, digest, sizeof key);
+        for (size_t b = 0; b < 4; b++)
+            key[RECORD_IDS_DIGEST_BYTES - 4 + b] ^= (uint8_t)(r->revision >> (8 * b));
+        uint64_t occurrence = record_ids_count (hasher, key);
+        if (occurrence == 0) {
+            file_error (st, "line %zu: out of memory numbering lines", st->row_line);
+            return -1;
+        }
+        static const char hex[] = "0123456789abcdef";
+        char digits[LINE_ID_DIGITS + 1];
+        for (size_t d = 0; d < LINE_ID_DIGITS; d++)
+            digits[d] = hex[(digest[d / 2] >> (d % 2 ? 0 : 4)) & 15];
+        digits[LINE_ID_DIGITS] = '\0';
+        char id[WIRE_MAX_RECORD_ID + 64];
+        int len = snprintf (id, sizeof id, "%s~%s#%llu", r->record_id, digits,
+                            (unsigned long long)occurrence);
+        if (len < 0 || (size_t)len > WIRE_MAX_RECORD_ID) {
+            char reason[CSV_READER_REASON_LEN];
+            fail (reason, sizeof reason,
+                  "record_id %s is too long to number its lines (input/repeated_ids = lines adds "
+                  "%d bytes; at most %u in all)",
+                  quoted_text (r->record_id, quoted, sizeof quoted),
+                  len - (int)strlen (r->record_id), WIRE_MAX_RECORD_ID);
+            reject (st, CSV_FIELD_RECORD_ID, reason);
+            return 1;
+        }
+        memcpy (row->id, id, (size_t)len + 1);
+        row->draft.record_id = row->id;
+        st->stats.line_ids++;
+        return 0;
+    }
+    digest[0] ^= r->withdrawn ? 1 : 0;
+    size_t first_line;
+    int first_other;
+    int kind = id_repeats_see (st->repeats, r->body_id, r->record_id, r->revision, digest,
+                               st->row_line, &first_line, &first_other);
+    if (kind < 0) {
+        file_error (st, "line %zu: out of memory checking repeated ids", st->row_line);
+        return -1;
+    }
+    if (kind == ID_REPEATS_COPY) {
+        st->stats.copies++;
+        char text[CSV_READER_REASON_LEN];
+        fail (text, sizeof text,
+              "record_id %s: the same id, revision and content as line %zu, so one payment "
+              "(set input/repeated_ids = lines if they are separate payments)",
+              quoted_text (r->record_id, quoted, sizeof quoted), first_line);
+        warn (st, EXPORT_WARN_COPY, st->row_line, text);
+    }
+    else if (kind == ID_REPEATS_OTHER) {
+        st->stats.repeated_id_rows++;
+        if (first_other) {
+            st->stats.repeated_ids++;
+            if (st->summary &&
+                export_summary_add_repeat (st->summary, r->record_id, first_line, st->row_line)) {
+                file_error (st, "out of memory summarising repeated ids");
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -783,23 +967,24 @@ typedef enum { PLACED_NOWHERE, PLACED_BY_COLUMN, PLACED_BY_LOOKUP, PLACED_BY_POS
 
 /* Finds the row's neighbourhoods, first match wins: its neighbourhood cell, the lookup of its
  * lookup column, the postcode lookup of its postcode. *parts points at *single or into a lookup.
- * PLACED_NOWHERE comes with a reason saying what was tried. */
+ * PLACED_NOWHERE comes with a reason saying what was tried, and the values tried go to the
+ * summary so that a lookup can be completed. */
 static placed_t
 place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *single, char *reason,
        size_t reason_len)
 {
     csv_reader_t *reader = st->reader;
-    char *neighbourhood = field_text (st, F_NEIGHBOURHOOD);
+    char *neighbourhood = field_text (st, CSV_FIELD_NEIGHBOURHOOD);
     if (*neighbourhood) {
         *single = (area_part_t){neighbourhood, 1};
         *parts = single;
         *n = 1;
         return PLACED_BY_COLUMN;
     }
-    const char *value = st->field_slot[F_LOOKUP] >= 0 ? field_text (st, F_LOOKUP) : "";
+    const char *value = st->field_parts[CSV_FIELD_LOOKUP] ? field_text (st, CSV_FIELD_LOOKUP) : "";
     if (*value && (*n = area_lookup_find (reader->lookup, value, parts)) > 0)
         return PLACED_BY_LOOKUP;
-    const char *postcode = reader->postcodes ? field_text (st, F_POSTCODE) : "";
+    const char *postcode = reader->postcodes ? field_text (st, CSV_FIELD_POSTCODE) : "";
     if (*postcode && (*n = area_lookup_find (reader->postcodes, postcode, parts)) > 0)
         return PLACED_BY_POSTCODE;
 
@@ -807,24 +992,31 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
     size_t used = 0;
     append (reason, reason_len, &used, "no neighbourhood");
     const char *sep = ": ";
-    if (st->field_slot[F_NEIGHBOURHOOD] >= 0) {
+    if (st->field_parts[CSV_FIELD_NEIGHBOURHOOD]) {
         char why[CSV_READER_REASON_LEN];
-        empty_reason (st, F_NEIGHBOURHOOD, why, sizeof why);
+        empty_reason (st, CSV_FIELD_NEIGHBOURHOOD, 0, why, sizeof why);
         append (reason, reason_len, &used, "%s%s", sep, why);
         sep = "; ";
     }
-    if (st->field_slot[F_LOOKUP] >= 0) {
-        if (*value)
+    if (st->field_parts[CSV_FIELD_LOOKUP]) {
+        if (*value) {
             append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
-                    reader->header[F_LOOKUP], quoted_text (value, quoted, sizeof quoted));
+                    reader->lookup_column, quoted_text (value, quoted, sizeof quoted));
+            if (st->summary &&
+                export_summary_add_unplaced (st->summary, reader->lookup_column, value))
+                file_error (st, "out of memory summarising unplaced rows");
+        }
         else
-            append (reason, reason_len, &used, "%s%s is empty", sep, reader->header[F_LOOKUP]);
+            append (reason, reason_len, &used, "%s%s is empty", sep, reader->lookup_column);
         sep = "; ";
     }
-    if (reader->postcodes && st->field_slot[F_POSTCODE] >= 0) {
-        if (*postcode)
+    if (reader->postcodes && st->field_parts[CSV_FIELD_POSTCODE]) {
+        if (*postcode) {
             append (reason, reason_len, &used, "%spostcode %s is not in the postcode lookup", sep,
                     quoted_text (postcode, quoted, sizeof quoted));
+            if (st->summary && export_summary_add_unplaced (st->summary, "postcode", postcode))
+                file_error (st, "out of memory summarising unplaced rows");
+        }
         else
             append (reason, reason_len, &used, "%spostcode is empty", sep);
     }
@@ -953,38 +1145,142 @@ build_records (read_state_t *st, const row_t *row, const area_part_t *parts, siz
 }
 
 static void
+count_shape (read_state_t *st, bool short_row, bool long_row)
+{
+    if (short_row)
+        st->stats.short_rows++;
+    else if (long_row)
+        st->stats.long_rows++;
+}
+
+/* Adds a row's amount to the sums a totals row is checked against. */
+static void
+sum_amount (read_state_t *st, int64_t pence)
+{
+    if (!st->rows_sum_overflow && __builtin_add_overflow (st->rows_sum, pence, &st->rows_sum))
+        st->rows_sum_overflow = true;
+    if (!st->since_sum_overflow && __builtin_add_overflow (st->since_sum, pence, &st->since_sum))
+        st->since_sum_overflow = true;
+    st->rows_summed++;
+    st->since_rows++;
+}
+
+/* A row with neither id nor date but an amount may be the file's own total: kept aside until the
+ * end of the file (keep_candidate). True when it was kept. */
+static bool
+keep_candidate (read_state_t *st, const row_t *row, csv_field_t field, const char *reason)
+{
+    bool id_empty = true;
+    for (size_t p = 0; p < st->field_parts[CSV_FIELD_RECORD_ID]; p++)
+        id_empty &= !*part_text (st, CSV_FIELD_RECORD_ID, p);
+    if (!row->amount_read || !id_empty || *field_text (st, CSV_FIELD_PERIOD) ||
+        st->n_candidates == MAX_TOTALS_CANDIDATES)
+        return false;
+    totals_candidate_t *c = &st->candidates[st->n_candidates++];
+    *c = (totals_candidate_t){.line = st->row_line,
+                              .amount = row->draft.amount_pence,
+                              .rows_sum = st->since_sum,
+                              .rows_sum_overflow = st->since_sum_overflow,
+                              .rows_since = st->since_rows,
+                              .field = field,
+                              .short_row =
+                                  st->cells<st->n_headers, .long_row = st->cells> st->n_headers &&
+                                  !st->extra_column};
+    snprintf (c->reason, sizeof c->reason, "%s", reason);
+    st->since_sum = 0;
+    st->since_sum_overflow = false;
+    st->since_rows = 0;
+    return true;
+}
+
+/* Once the file is read: each kept row is the file's total (of every other row, or of the rows
+ * since the previous kept row), or rejected with the reason it had. */
+static void
+settle_candidates (read_state_t *st)
+{
+    for (size_t i = 0; i < st->n_candidates && !st->stop; i++) {
+        const totals_candidate_t *c = &st->candidates[i];
+        bool of_file = !st->rows_sum_overflow && st->rows_summed > 0 && c->amount == st->rows_sum;
+        bool of_rows = !c->rows_sum_overflow && c->rows_since > 0 && c->amount == c->rows_sum;
+        if (of_file || of_rows) {
+            st->stats.totals_rows++;
+            char pounds[48], text[CSV_READER_REASON_LEN];
+            int64_t whole = c->amount / 100, pence = c->amount % 100;
+            snprintf (pounds, sizeof pounds, "%s%lld.%02lld", c->amount < 0 ? "-" : "",
+                      (long long)(whole < 0 ? -whole : whole),
+                      (long long)(pence < 0 ? -pence : pence));
+            snprintf (text, sizeof text,
+                      "the file's own totals row (%s, the sum of the %llu %s rows): skipped",
+                      pounds, (unsigned long long)(of_file ? st->rows_summed : c->rows_since),
+                      of_file ? "other" : "previous");
+            warn (st, EXPORT_WARN_TOTALS_ROW, c->line, text);
+            continue;
+        }
+        st->stats.rows++;
+        count_shape (st, c->short_row, c->long_row);
+        if (st->summary)
+            export_summary_add_amount (st->summary, c->amount, false);
+        reject_at (st, c->line, c->field, c->reason);
+    }
+}
+
+static void
 finish_data_row (read_state_t *st)
 {
-    st->stats.rows++;
-    if (st->cells < st->n_headers)
-        st->stats.short_rows++;
-    else if (st->cells > st->n_headers && !st->extra_column)
-        st->stats.long_rows++;
-
     row_t row = {.draft = TOTALPLACE__SPENDING_RECORD__INIT};
-    char reason[CSV_READER_REASON_LEN];
-    if (build_row (st, &row, reason, sizeof reason) != 0) {
-        reject (st, reason);
+    char reason[CSV_READER_REASON_LEN], problem[CSV_READER_REASON_LEN];
+    /* The amount first: the file's total counts every row with one, whatever else is wrong. */
+    const char *amount = field_text (st, CSV_FIELD_AMOUNT);
+    row.amount_read = *amount && money_parse_pence (amount, &row.draft.amount_pence, problem,
+                                                    sizeof problem) == 0;
+    csv_field_t field;
+    if (build_row (st, &row, &field, reason, sizeof reason) != 0) {
+        if (keep_candidate (st, &row, field, reason))
+            return;
+        st->stats.rows++;
+        count_shape (st, st->cells<st->n_headers, st->cells> st->n_headers && !st->extra_column);
+        if (row.amount_read) {
+            sum_amount (st, row.draft.amount_pence);
+            if (st->summary)
+                export_summary_add_amount (st->summary, row.draft.amount_pence, false);
+        }
+        reject (st, field, reason);
         return;
     }
+    st->stats.rows++;
+    count_shape (st, st->cells<st->n_headers, st->cells> st->n_headers && !st->extra_column);
+    sum_amount (st, row.draft.amount_pence);
+    bool accepted = false;
     /* After every check that does not depend on the row's content alone (revision, withdrawn), so
      * that identical rows always number the same way; before placing, so that a row a lookup
      * cannot place still takes its number and a later lookup change cannot shift the others. */
-    if (st->ids && derive_id (st, &row) != 0)
-        return;
+    if (csv_spec_is_none (st->reader->specs[CSV_FIELD_RECORD_ID])) {
+        if (derive_id (st, &row) != 0)
+            return;
+    }
+    else {
+        int checked = check_given_id (st, &row);
+        if (checked < 0)
+            return;
+        if (checked > 0)
+            goto counted;
+    }
     const area_part_t *parts = NULL;
     area_part_t single;
     size_t n = 0;
     placed_t placed = place (st, &parts, &n, &single, reason, sizeof reason);
-    if (placed == PLACED_NOWHERE) {
-        reject (st, reason);
+    if (st->stop)
         return;
+    if (placed == PLACED_NOWHERE) {
+        reject (st, CSV_FIELD_NEIGHBOURHOOD, reason);
+        goto counted;
     }
     int rc = build_records (st, &row, parts, n, reason, sizeof reason);
     if (rc == -1)
-        reject (st, reason);
+        reject (st, field_of_reason (reason), reason);
     if (rc != 0)
-        return;
+        goto counted;
+    accepted = true;
     if (placed == PLACED_BY_COLUMN)
         st->stats.by_column++;
     else if (placed == PLACED_BY_LOOKUP)
@@ -993,6 +1289,8 @@ finish_data_row (read_state_t *st)
         st->stats.by_postcode++;
     if (n > 1)
         st->stats.apportioned++;
+    if (st->summary)
+        export_summary_add_date (st->summary, row.date);
     size_t count = st->n_out;
     for (size_t i = 0; i < count; i++) {
         Totalplace__SpendingRecord *record = st->out[i];
@@ -1011,7 +1309,12 @@ finish_data_row (read_state_t *st)
         }
     }
     st->n_out = 0;
+counted:
+    if (st->summary)
+        export_summary_add_amount (st->summary, row.draft.amount_pence, accepted);
 }
+
+/* ---------------------------------------------------------------- the parser's callbacks */
 
 static void
 start_row (read_state_t *st)
@@ -1223,17 +1526,20 @@ read_all (read_state_t *st, FILE *stream)
               "a quoted cell in column %zu is never closed, so everything to the end of the file "
               "was read into it",
               st->cells + 1);
-        reject (st, reason);
+        reject (st, CSV_FIELD_COUNT, reason);
         clear_row (st);
     }
     if (!st->stop && !st->have_header)
         file_error (st, "no header row (the file is empty)");
+    if (!st->stop)
+        settle_candidates (st);
 }
 
 int
 csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
                         csv_record_fn *on_record, csv_reject_fn *on_reject, void *arg,
-                        csv_reader_stats_t *stats, char *err, size_t err_len)
+                        csv_reader_stats_t *stats, export_summary_t *summary, char *err,
+                        size_t err_len)
 {
     read_state_t st = {
         .reader = self,
@@ -1241,21 +1547,30 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
         .on_record = on_record,
         .on_reject = on_reject,
         .arg = arg,
+        .summary = summary,
         .line = 1,
         .err = err,
         .err_len = err_len,
     };
     if (err && err_len)
         err[0] = '\0';
-    const char *id_column = self->header[F_RECORD_ID];
+    for (int f = 0; f < CSV_FIELD_COUNT; f++)
+        for (size_t p = 0; p < CSV_LAYOUT_MAX_PARTS; p++)
+            st.field_slots[f][p] = -1;
     size_t max_parts = self->max_parts;
+    bool derive = csv_spec_is_none (self->specs[CSV_FIELD_RECORD_ID]);
     st.out = malloc ((max_parts + 1) * sizeof *st.out);
     st.amounts = malloc (max_parts * sizeof *st.amounts);
     st.weights = malloc (max_parts * sizeof *st.weights);
+    if (summary)
+        export_summary_set_encoding (summary, "utf-8", "");
     if (!st.out || !st.amounts || !st.weights)
         file_error (&st, "out of memory");
-    else if (id_column && !*id_column && !(st.ids = record_ids_new ()))
-        file_error (&st, "cannot start deriving record ids (out of memory or no libsodium)");
+    else if (!(st.ids = record_ids_new ()))
+        file_error (&st, "cannot start hashing rows (out of memory or no libsodium)");
+    else if (!derive && self->repeated_ids == CSV_REPEATED_IDS_HOLD &&
+             !(st.repeats = id_repeats_new ()))
+        file_error (&st, "cannot start checking repeated ids (out of memory or no libsodium)");
     else if (csv_init (&st.parser, CSV_REPALL_NL) != 0) {
         file_error (&st, "cannot start the CSV parser");
     }
@@ -1274,6 +1589,13 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
     free (st.amounts);
     free (st.weights);
     record_ids_destroy (&st.ids);
+    id_repeats_destroy (&st.repeats);
+    if (summary) {
+        export_summary_set_stats (summary, &st.stats);
+        if (st.layout)
+            export_summary_take_layout (summary, &st.layout);
+    }
+    csv_layout_destroy (&st.layout);
     if (stats)
         *stats = st.stats;
     return st.rc;
@@ -1281,17 +1603,24 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
 
 int
 csv_reader_read_file (csv_reader_t *self, const char *path, csv_record_fn *on_record,
-                      csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats, char *err,
-                      size_t err_len)
+                      csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats,
+                      export_summary_t *summary, char *err, size_t err_len)
 {
     FILE *stream = fopen (path, "rb");
     if (!stream) {
+        int saved = errno;
         if (stats)
             memset (stats, 0, sizeof *stats);
-        return fail (err, err_len, "cannot open %s: %s", path, strerror (errno));
+        fail (err, err_len, "cannot open %s: %s", path, strerror (saved));
+        if (summary) {
+            char message[4096 + 256];
+            snprintf (message, sizeof message, "cannot open %s: %s", path, strerror (saved));
+            export_summary_set_failure (summary, message);
+        }
+        return -1;
     }
-    int rc =
-        csv_reader_read_stream (self, stream, path, on_record, on_reject, arg, stats, err, err_len);
+    int rc = csv_reader_read_stream (self, stream, path, on_record, on_reject, arg, stats, summary,
+                                     err, err_len);
     fclose (stream);
     return rc;
 }

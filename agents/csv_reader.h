@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "area_lookup.h"
+#include "export_summary.h"
 #include "spending.pb-c.h"
 #include "wire.h"
 
@@ -29,22 +30,17 @@
 
 typedef struct _csv_reader_t csv_reader_t;
 
-/* What one read did. rows = by_column + by_lookup + by_postcode + rejected: data rows other than
- * blank ones, each either placed in its neighbourhoods or rejected. */
-typedef struct {
-    uint64_t rows;         /* data rows read (the header and blank rows not included) */
-    uint64_t records;      /* records handed to on_record (a row split into parts gives several) */
-    uint64_t rejected;     /* rows handed to on_reject */
-    uint64_t by_column;    /* rows placed by their own neighbourhood cell */
-    uint64_t by_lookup;    /* rows placed through the lookup (csv_reader_set_lookup) */
-    uint64_t by_postcode;  /* rows placed through the postcode lookup */
-    uint64_t apportioned;  /* rows split over several neighbourhoods (also counted in by_lookup) */
-    uint64_t derived_ids;  /* rows whose record id was derived from their content */
-    uint64_t placeholders; /* withdrawn 0-pence records sent for the parts a correction lacks */
-    uint64_t blank;        /* rows skipped because every cell was empty (blank lines included) */
-    uint64_t short_rows;   /* rows with fewer cells than the header (missing cells read as empty) */
-    uint64_t long_rows;    /* rows with more cells than the header, the extra ones all empty */
-} csv_reader_stats_t;
+/* What one read did (see export_summary.h). */
+typedef export_stats_t csv_reader_stats_t;
+
+/* What to do with a record id that a file repeats at the same revision with other content (invoice
+ * lines sharing a transaction number). */
+typedef enum {
+    CSV_REPEATED_IDS_HOLD = 0, /* report it so that the file is held (export_summary_verdict);
+                                  exact copies of a row are still one payment */
+    CSV_REPEATED_IDS_LINES,    /* every row is a payment of its own: its id becomes
+                                  "ID~<12 hex digits of its content>#<occurrence>" */
+} csv_repeated_ids_t;
 
 /* Receives one record built from the row starting on physical line `line` (the header is line 1);
  * the records of a row split into parts come one after the other with the same line. The receiver
@@ -67,16 +63,20 @@ csv_reader_t *csv_reader_new (const char *body_id, char *err, size_t err_len);
 /* Destroys a reader; sets *self_p to NULL. Safe on NULL and twice. */
 void csv_reader_destroy (csv_reader_t **self_p);
 
-/* Reads record field `field` from the column headed `header` instead of the default names. Fields:
- * record_id, period, amount, supplier, service, description, neighbourhood, poolable, revision,
- * withdrawn, body_id, postcode. The header is matched like the defaults (case-insensitively,
- * surrounding spaces ignored) and must then be present in every file. header NULL restores the
- * default names; "" reads the field from no column (refused for period and amount). record_id
+/* Reads record field `field` from the columns `spec` names instead of the default header names
+ * (csv_spec_parse: candidate header names tried in order, "#N" positions, and for record_id
+ * columns joined with "+"). One of the candidates must then be in every file. spec NULL restores
+ * the default names; "" reads the field from no column (refused for period and amount). record_id
  * mapped to "" derives every record id from the row's content (see record_ids.h and
- * docs/input-format.md). Returns 0, or -1 with err filled for an unknown field or an unmappable
- * one. */
-int csv_reader_map (csv_reader_t *self, const char *field, const char *header, char *err,
+ * docs/input-format.md). Fields: record_id, period, amount, supplier, service, description,
+ * neighbourhood, poolable, revision, withdrawn, body_id, postcode. Returns 0, or -1 with err
+ * filled for an unknown field, an unmappable one or a spec that does not parse. */
+int csv_reader_map (csv_reader_t *self, const char *field, const char *spec, char *err,
                     size_t err_len);
+
+/* How ids a file repeats with other content are treated (CSV_REPEATED_IDS_HOLD when never set).
+ * Has no effect on derived ids, which never repeat. */
+void csv_reader_set_repeated_ids (csv_reader_t *self, csv_repeated_ids_t mode);
 
 /* Service to use when the file has no service column or the cell is empty; NULL for none (then such
  * rows are rejected with "service is empty"). Returns 0, or -1 with err filled when the service is
@@ -110,21 +110,26 @@ int csv_reader_set_postcode_lookup (csv_reader_t *self, area_lookup_t **lookup_p
 
 /* Reads the CSV file at path: see csv_reader_read_stream. */
 int csv_reader_read_file (csv_reader_t *self, const char *path, csv_record_fn *on_record,
-                          csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats, char *err,
-                          size_t err_len);
+                          csv_reject_fn *on_reject, void *arg, csv_reader_stats_t *stats,
+                          export_summary_t *summary, char *err, size_t err_len);
 
-/* Reads CSV from stream (e.g. stdin) to its end; name is used in file-level messages. The first
- * non-blank row is the header. Each later row becomes one or more records for on_record or a
- * rejection for on_reject (either may be NULL: records are then freed, rejections only counted).
- * A row is placed by its neighbourhood cell, else the lookup, else the postcode lookup, else
- * rejected with a reason starting "no neighbourhood". Derived ids number identical rows from the
- * top of this stream, so a stream must be a whole file. stats (may be
- * NULL) is filled however the read ends. Not for use by two threads at once on one reader.
- * Returns 0 when the whole stream was read, CSV_READER_ERR with err filled for a file-level error
- * (records already handed over stay with the receiver), or the non-zero value a callback returned
- * to stop the read (err then says where it stopped). */
+/* Reads CSV from stream to its end; name is used in file-level messages. The first non-blank row
+ * is the header. Each later row becomes one or more records for on_record or a rejection for
+ * on_reject (either may be NULL: records are then freed, rejections only counted). A row is
+ * placed by its neighbourhood cell, else the lookup, else the postcode lookup, else rejected with
+ * a reason starting "no neighbourhood". A row with neither id nor date whose amount is the sum of
+ * the other rows (or of the rows since the previous such row) is the file's own totals row: it is
+ * skipped and reported as a warning, not rejected; so rejections of rows without id and date come
+ * once the whole stream is read. Derived ids and repeated ids count rows from the top of this
+ * stream, so a stream must be a whole file. stats (may be NULL) is filled however the read ends.
+ * summary (may be NULL) receives everything the read finds (export_summary.h), a file-level
+ * error in full included. Not for use by two threads at once on one reader. Returns 0 when the
+ * whole stream was read, CSV_READER_ERR with err filled for a file-level error (records already
+ * handed over stay with the receiver), or the non-zero value a callback returned to stop the
+ * read (err then says where it stopped). */
 int csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
                             csv_record_fn *on_record, csv_reject_fn *on_reject, void *arg,
-                            csv_reader_stats_t *stats, char *err, size_t err_len);
+                            csv_reader_stats_t *stats, export_summary_t *summary, char *err,
+                            size_t err_len);
 
 #endif

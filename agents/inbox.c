@@ -24,6 +24,8 @@ struct _inbox_t {
     agent_log_fn *log;
     void *log_arg;
     bool said_full; /* the outbox-full warning is said once per episode, not per scan */
+    export_policy_t policy;
+    char *config; /* policy.config points here */
     inbox_counters_t counters;
 };
 
@@ -50,12 +52,19 @@ say (inbox_t *self, agent_level_t level, const char *format, ...)
 {
     if (!self->log)
         return;
-    char message[768];
+    /* Built in memory of its own size: a note is never cut short. */
+    char *message = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&message, &size);
+    if (!out)
+        return;
     va_list args;
     va_start (args, format);
-    vsnprintf (message, sizeof message, format, args);
+    vfprintf (out, format, args);
     va_end (args);
-    self->log (self->log_arg, level, message);
+    if (fclose (out) == 0)
+        self->log (self->log_arg, level, message);
+    free (message);
 }
 
 static char *
@@ -110,8 +119,9 @@ inbox_new (const char *dir, outbox_t *outbox, csv_reader_t *reader, const char *
     self->batch_records = batch_records ? batch_records : 1000;
     self->log = log;
     self->log_arg = log_arg;
-    if (make_dir (self->dir, err, err_len) || make_dir (self->done_dir, err, err_len)
-        || make_dir (self->failed_dir, err, err_len))
+    self->policy = (export_policy_t){.max_rejected_percent = 50, .hold_repeated_ids = true};
+    if (make_dir (self->dir, err, err_len) || make_dir (self->done_dir, err, err_len) ||
+        make_dir (self->failed_dir, err, err_len))
         inbox_destroy (&self);
     return self;
 }
@@ -126,6 +136,7 @@ inbox_destroy (inbox_t **self_p)
     free (self->done_dir);
     free (self->failed_dir);
     free (self->agent_id);
+    free (self->config);
     free (self);
     *self_p = NULL;
 }
@@ -137,6 +148,19 @@ inbox_configure (inbox_t *self, csv_reader_t *reader, size_t batch_records)
     self->batch_records = batch_records ? batch_records : 1000;
 }
 
+int
+inbox_set_policy (inbox_t *self, const export_policy_t *policy)
+{
+    char *config = policy->config ? strdup (policy->config) : NULL;
+    if (policy->config && !config)
+        return INBOX_ERR;
+    free (self->config);
+    self->config = config;
+    self->policy = *policy;
+    self->policy.config = config;
+    return 0;
+}
+
 void
 inbox_counters (inbox_t *self, inbox_counters_t *counters)
 {
@@ -144,6 +168,15 @@ inbox_counters (inbox_t *self, inbox_counters_t *counters)
 }
 
 /* ---------------------------------------------------------------- one file */
+
+/* A side file of the job (rejected rows, warnings): written under a hidden name in done/ and given
+ * its real name beside the file once the file's fate is known. */
+typedef struct {
+    FILE *file;
+    char *tmp;
+    const char *suffix; /* ".rejects.csv" */
+    const char *header; /* "file,line,reason\n" */
+} side_file_t;
 
 typedef struct {
     inbox_t *inbox;
@@ -153,8 +186,7 @@ typedef struct {
     outbox_item_t *items; /* encoded batches of the file so far */
     size_t item_count, item_capacity;
     uint64_t first_seq;
-    FILE *rejects; /* opened on the first rejected row */
-    char *rejects_tmp;
+    side_file_t rejects, warnings;
     uint64_t rejected;
     char error[CSV_READER_REASON_LEN + 128];
 } file_job_t;
@@ -202,7 +234,7 @@ flush_batch (file_job_t *job)
 static int
 on_record (void *arg, size_t line, Totalplace__SpendingRecord *record)
 {
-    (void) line;
+    (void)line;
     file_job_t *job = arg;
     job->records[job->record_count++] = record;
     if (job->record_count == job->inbox->batch_records)
@@ -222,25 +254,52 @@ write_csv_text (FILE *file, const char *text)
     fputc ('"', file);
 }
 
+/* Appends "file,line,text" to a side file, creating it on first use. */
+static int
+side_write (file_job_t *job, side_file_t *side, size_t line, const char *text)
+{
+    if (!side->file) {
+        side->file = fopen (side->tmp, "w");
+        if (!side->file) {
+            snprintf (job->error, sizeof job->error, "cannot create %s: %s", side->tmp,
+                      strerror (errno));
+            return JOB_STOP_ERROR;
+        }
+        fputs (side->header, side->file);
+    }
+    write_csv_text (side->file, job->name);
+    fprintf (side->file, ",%zu,", line);
+    write_csv_text (side->file, text);
+    fputc ('\n', side->file);
+    return 0;
+}
+
 static int
 on_reject (void *arg, size_t line, const char *reason)
 {
     file_job_t *job = arg;
-    if (!job->rejects) {
-        job->rejects = fopen (job->rejects_tmp, "w");
-        if (!job->rejects) {
-            snprintf (job->error, sizeof job->error, "cannot create %s: %s", job->rejects_tmp,
-                      strerror (errno));
-            return JOB_STOP_ERROR;
-        }
-        fputs ("file,line,reason\n", job->rejects);
-    }
-    write_csv_text (job->rejects, job->name);
-    fprintf (job->rejects, ",%zu,", line);
-    write_csv_text (job->rejects, reason);
-    fputc ('\n', job->rejects);
     job->rejected++;
-    return 0;
+    return side_write (job, &job->rejects, line, reason);
+}
+
+static int
+on_warning (void *arg, export_warning_t kind, size_t line, const char *text)
+{
+    (void)kind;
+    file_job_t *job = arg;
+    return side_write (job, &job->warnings, line, text);
+}
+
+static void
+side_clear (side_file_t *side)
+{
+    if (side->file)
+        fclose (side->file);
+    side->file = NULL;
+    if (side->tmp)
+        unlink (side->tmp);
+    free (side->tmp);
+    side->tmp = NULL;
 }
 
 static void
@@ -249,13 +308,10 @@ job_clear (file_job_t *job)
     free_records (job);
     free (job->records);
     for (size_t i = 0; i < job->item_count; i++)
-        free ((void *) job->items[i].payload);
+        free ((void *)job->items[i].payload);
     free (job->items);
-    if (job->rejects)
-        fclose (job->rejects);
-    if (job->rejects_tmp)
-        unlink (job->rejects_tmp);
-    free (job->rejects_tmp);
+    side_clear (&job->rejects);
+    side_clear (&job->warnings);
 }
 
 /* Picks a free name in folder for name (adding .1, .2 ... before the extension when the same
@@ -264,13 +320,13 @@ static char *
 free_name_in (const char *folder, const char *name, const char *suffix)
 {
     const char *dot = strrchr (name, '.');
-    size_t stem = dot ? (size_t) (dot - name) : strlen (name);
+    size_t stem = dot ? (size_t)(dot - name) : strlen (name);
     for (unsigned n = 0; n < 100000; n++) {
         char candidate[1024];
         if (n == 0)
-            snprintf (candidate, sizeof candidate, "%s/%.*s%s", folder, (int) stem, name, suffix);
+            snprintf (candidate, sizeof candidate, "%s/%.*s%s", folder, (int)stem, name, suffix);
         else
-            snprintf (candidate, sizeof candidate, "%s/%.*s.%u%s", folder, (int) stem, name, n,
+            snprintf (candidate, sizeof candidate, "%s/%.*s.%u%s", folder, (int)stem, name, n,
                       suffix);
         if (access (candidate, F_OK) != 0)
             return strdup (candidate);
@@ -278,35 +334,93 @@ free_name_in (const char *folder, const char *name, const char *suffix)
     return NULL;
 }
 
+/* Syncs a side file and gives it its name in folder, beside the file (target: the file's own new
+ * path, so that "april.1.csv" gets "april.1.rejects.csv"). */
 static int
-move_to_failed (inbox_t *self, const char *path, const char *name, const char *why, char *err,
+side_keep (file_job_t *job, side_file_t *side, const char *target, char *err, size_t err_len)
+{
+    if (!side->file)
+        return 0;
+    int bad = fflush (side->file) != 0 || fsync (fileno (side->file)) != 0;
+    bad |= fclose (side->file) != 0;
+    side->file = NULL;
+    size_t stem = strlen (target) - 4; /* without ".csv" */
+    size_t len = stem + strlen (side->suffix) + 1;
+    char *path = malloc (len);
+    if (path)
+        snprintf (path, len, "%.*s%s", (int)stem, target, side->suffix);
+    if (bad || !path || rename (side->tmp, path) != 0) {
+        int saved = errno;
+        free (path);
+        return fail (err, err_len, "cannot keep %s of %s: %s", side->suffix + 1, job->name,
+                     strerror (saved));
+    }
+    free (path);
+    return 0;
+}
+
+/* Moves the file to failed/ with its note (NAME.csv.error), and its rejects and warnings beside
+ * it. */
+static int
+move_to_failed (inbox_t *self, file_job_t *job, const char *path, const char *why, char *err,
                 size_t err_len)
 {
+    const char *name = job->name;
     char *target = free_name_in (self->failed_dir, name, ".csv");
     if (!target)
         return fail (err, err_len, "no free name in %s for %s", self->failed_dir, name);
     size_t len = strlen (target) + 8;
     char *note = malloc (len);
+    int wrote = 0;
     if (note) {
         snprintf (note, len, "%s.error", target);
         FILE *file = fopen (note, "w");
         if (file) {
             fprintf (file, "%s\n", why);
-            fclose (file);
+            wrote = fflush (file) == 0 && fsync (fileno (file)) == 0;
+            wrote &= fclose (file) == 0;
         }
         free (note);
     }
-    int rc = rename (path, target);
-    int saved = errno;
+    if (!wrote) {
+        free (target);
+        return fail (err, err_len, "cannot write the note for %s in %s: %s", name, self->failed_dir,
+                     strerror (errno));
+    }
+    int rc = side_keep (job, &job->rejects, target, err, err_len);
+    if (rc == 0)
+        rc = side_keep (job, &job->warnings, target, err, err_len);
+    if (rc == 0 && rename (path, target) != 0)
+        rc = fail (err, err_len, "cannot move %s to %s: %s", path, self->failed_dir,
+                   strerror (errno));
     free (target);
     if (rc != 0)
-        return fail (err, err_len, "cannot move %s to %s: %s", path, self->failed_dir,
-                     strerror (saved));
+        return rc;
     sync_dir (self->failed_dir);
     sync_dir (self->dir);
     self->counters.files_failed++;
-    say (self, AGENT_LOG_ERROR, "%s: %s; moved to %s", name, why, self->failed_dir);
+    say (self, AGENT_LOG_ERROR, "%s: %s\n  The file is in %s with this note beside it (.error).",
+         name, why, self->failed_dir);
     return INBOX_PROCESSED;
+}
+
+/* One line for the log saying what was taken from the file and what was not. */
+static void
+report_taken (inbox_t *self, const char *name, const export_summary_t *summary, size_t batches,
+              uint64_t rejected)
+{
+    const export_stats_t *s = export_summary_stats (summary);
+    const csv_layout_t *layout = export_summary_layout (summary);
+    for (size_t i = 0; layout && i < csv_layout_note_count (layout); i++)
+        say (self, AGENT_LOG_WARNING, "%s: %s", name, csv_layout_note (layout, i));
+    bool notable = rejected || s->copies || s->replaced_rows;
+    say (self, notable ? AGENT_LOG_WARNING : AGENT_LOG_INFO,
+         "%s: %" PRIu64 " records in %zu batches queued from %" PRIu64 " rows, %" PRIu64
+         " rows rejected%s%s; %" PRIu64 " totals rows skipped, %" PRIu64
+         " rows counted once as exact copies, %" PRIu64 " rows with bytes replaced%s",
+         name, s->records, batches, s->rows, rejected, rejected ? " (see done/*.rejects.csv)" : "",
+         s->line_ids ? ", ids numbered per line" : "", s->totals_rows, s->copies, s->replaced_rows,
+         s->totals_rows || s->copies || s->replaced_rows ? " (see done/*.warnings.csv)" : "");
 }
 
 static int
@@ -316,29 +430,41 @@ process_file (inbox_t *self, const char *name, char *err, size_t err_len)
     if (!path)
         return fail (err, err_len, "out of memory");
     file_job_t job = {.inbox = self, .name = name, .first_seq = outbox_next_seq (self->outbox)};
+    job.rejects = (side_file_t){.suffix = ".rejects.csv", .header = "file,line,reason\n"};
+    job.warnings = (side_file_t){.suffix = ".warnings.csv", .header = "file,line,warning\n"};
     job.records = calloc (self->batch_records, sizeof *job.records);
     size_t tmp_len = strlen (self->done_dir) + strlen (name) + 32;
-    job.rejects_tmp = malloc (tmp_len);
-    if (!job.records || !job.rejects_tmp) {
-        free (path);
-        job_clear (&job);
-        return fail (err, err_len, "out of memory");
+    job.rejects.tmp = malloc (tmp_len);
+    job.warnings.tmp = malloc (tmp_len);
+    export_summary_t *summary = export_summary_new ();
+    int rc;
+    if (!job.records || !job.rejects.tmp || !job.warnings.tmp || !summary) {
+        rc = fail (err, err_len, "out of memory");
+        goto out;
     }
-    snprintf (job.rejects_tmp, tmp_len, "%s/.%s.rejects.tmp", self->done_dir, name);
+    snprintf (job.rejects.tmp, tmp_len, "%s/.%s.rejects.tmp", self->done_dir, name);
+    snprintf (job.warnings.tmp, tmp_len, "%s/.%s.warnings.tmp", self->done_dir, name);
+    export_summary_set_warning_sink (summary, on_warning, &job);
 
     csv_reader_stats_t stats;
     char read_err[512] = "";
-    int rc = csv_reader_read_file (self->reader, path, on_record, on_reject, &job, &stats,
-                                   read_err, sizeof read_err);
+    rc = csv_reader_read_file (self->reader, path, on_record, on_reject, &job, &stats, summary,
+                               read_err, sizeof read_err);
     if (rc == 0)
         rc = flush_batch (&job);
     if (rc == JOB_STOP_ERROR) {
         rc = fail (err, err_len, "%s: %s", name, job.error);
         goto out;
     }
-    if (rc != 0) {
-        /* The file as a whole is unusable (no header, a required column missing...). */
-        rc = move_to_failed (self, path, name, read_err, err, err_len);
+    if (rc != 0 && !export_summary_failure (summary))
+        export_summary_set_failure (summary, read_err);
+    char *note = NULL;
+    export_verdict_t verdict = export_summary_verdict (summary, &self->policy, &note);
+    if (verdict != EXPORT_DELIVER) {
+        /* Nothing of the file is sent: unreadable as a whole, or most of it would be lost. */
+        rc = move_to_failed (self, &job, path, note ? note : "out of memory writing the note", err,
+                             err_len);
+        free (note);
         goto out;
     }
     if (job.item_count) {
@@ -360,7 +486,7 @@ process_file (inbox_t *self, const char *name, char *err, size_t err_len)
                       "the file's %zu batches can never fit in the outbox (%s); split the file or "
                       "raise outbox/max_batches and outbox/max_mb",
                       job.item_count, put_err);
-            rc = move_to_failed (self, path, name, why, err, err_len);
+            rc = move_to_failed (self, &job, path, why, err, err_len);
             goto out;
         }
         if (rc) {
@@ -369,40 +495,32 @@ process_file (inbox_t *self, const char *name, char *err, size_t err_len)
         }
     }
     self->said_full = false;
-    /* The batches are durable: now keep the rejects and retire the file. A crash before the
-     * rename means the file is read again, which the collector's dedup makes harmless. */
-    if (job.rejects) {
-        int bad = fflush (job.rejects) != 0 || fsync (fileno (job.rejects)) != 0;
-        bad |= fclose (job.rejects) != 0;
-        job.rejects = NULL;
-        char *rejects = free_name_in (self->done_dir, name, ".rejects.csv");
-        if (bad || !rejects || rename (job.rejects_tmp, rejects) != 0) {
-            free (rejects);
-            rc = fail (err, err_len, "cannot keep the rejected rows of %s in %s: %s", name,
-                       self->done_dir, strerror (errno));
-            goto out;
-        }
-        free (rejects);
-    }
+    /* The batches are durable: now keep the rejects and warnings and retire the file. A crash
+     * before the rename means the file is read again, which the collector's dedup makes
+     * harmless. */
     char *done = free_name_in (self->done_dir, name, ".csv");
-    if (!done || rename (path, done) != 0) {
-        free (done);
-        rc = fail (err, err_len, "cannot move %s to %s: %s", path, self->done_dir,
-                   strerror (errno));
+    if (!done) {
+        rc = fail (err, err_len, "no free name in %s for %s", self->done_dir, name);
         goto out;
     }
+    rc = side_keep (&job, &job.rejects, done, err, err_len);
+    if (rc == 0)
+        rc = side_keep (&job, &job.warnings, done, err, err_len);
+    if (rc == 0 && rename (path, done) != 0)
+        rc =
+            fail (err, err_len, "cannot move %s to %s: %s", path, self->done_dir, strerror (errno));
     free (done);
+    if (rc != 0)
+        goto out;
     sync_dir (self->done_dir);
     sync_dir (self->dir);
     self->counters.files_done++;
     self->counters.records += stats.records;
     self->counters.rows_rejected += job.rejected;
-    say (self, AGENT_LOG_INFO,
-         "%s: %" PRIu64 " records in %zu batches queued, %" PRIu64 " rows rejected%s", name,
-         stats.records, job.item_count, job.rejected,
-         job.rejected ? " (see done/*.rejects.csv)" : "");
+    report_taken (self, name, summary, job.item_count, job.rejected);
     rc = INBOX_PROCESSED;
 out:
+    export_summary_destroy (&summary);
     job_clear (&job);
     free (path);
     return rc;

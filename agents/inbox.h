@@ -11,6 +11,7 @@
 
 #include "agent_log.h"
 #include "csv_reader.h"
+#include "export_summary.h"
 #include "outbox.h"
 
 typedef struct _inbox_t inbox_t;
@@ -38,7 +39,17 @@ void inbox_destroy (inbox_t **self_p);
 /* Uses another reader (after a config reload) and batch size from now on. */
 void inbox_configure (inbox_t *self, csv_reader_t *reader, size_t batch_records);
 
-/* Processes the first ready *.csv file in name order. Returns 0 when there was none,
+/* When a file is held rather than delivered (export_summary_verdict): the defaults hold a file when
+ * more than half its rows would be rejected, or when ids repeat with other content. The config
+ * path in policy is copied (it only words the advice). Returns 0 or INBOX_ERR when out of memory.
+ */
+int inbox_set_policy (inbox_t *self, const export_policy_t *policy);
+
+/* Processes the first ready *.csv file in name order. A file is delivered (its batches stored in
+ * the outbox in one transaction, rejected rows in done/NAME.rejects.csv, warnings in
+ * done/NAME.warnings.csv, the file moved to done/), or held or failed (nothing stored, the file
+ * moved to failed/ with NAME.csv.error saying why and what to change, and the rejects and warnings
+ * beside it). Returns 0 when there was none,
  * INBOX_PROCESSED, INBOX_WAITING, or INBOX_ERR with err (an I/O failure of the agent's own
  * folders or outbox; the file stays in the inbox). */
 int inbox_process_next (inbox_t *self, char *err, size_t err_len);

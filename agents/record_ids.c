@@ -128,8 +128,8 @@ normalised (record_ids_t *self, const char *value, record_ids_form_t form)
 }
 
 int
-record_ids_derive (record_ids_t *self, const record_ids_field_t *fields, size_t n,
-                   char id[RECORD_IDS_LEN], char *err, size_t err_len)
+record_ids_digest (record_ids_t *self, const record_ids_field_t *fields, size_t n,
+                   uint8_t digest[RECORD_IDS_DIGEST_BYTES], char *err, size_t err_len)
 {
     /* Names and values hold no NUL, so NUL-separated pieces cannot be read two ways. */
     crypto_hash_sha256_state state;
@@ -146,15 +146,33 @@ record_ids_derive (record_ids_t *self, const record_ids_field_t *fields, size_t 
     }
     uint8_t full[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final (&state, full);
+    memcpy (digest, full, RECORD_IDS_DIGEST_BYTES);
+    return 0;
+}
 
+uint64_t
+record_ids_count (record_ids_t *self, const uint8_t key[RECORD_IDS_DIGEST_BYTES])
+{
     if ((self->used + 1) * 2 > self->capacity && grow (self) != 0)
-        return fail (err, err_len, "out of memory counting identical rows");
-    size_t i = slot_of (self->slots, self->capacity, full);
+        return 0;
+    size_t i = slot_of (self->slots, self->capacity, key);
     if (!self->slots[i].count) {
-        memcpy (self->slots[i].digest, full, DIGEST_BYTES);
+        memcpy (self->slots[i].digest, key, DIGEST_BYTES);
         self->used++;
     }
-    uint64_t occurrence = ++self->slots[i].count;
+    return ++self->slots[i].count;
+}
+
+int
+record_ids_derive (record_ids_t *self, const record_ids_field_t *fields, size_t n,
+                   char id[RECORD_IDS_LEN], char *err, size_t err_len)
+{
+    uint8_t full[DIGEST_BYTES];
+    if (record_ids_digest (self, fields, n, full, err, err_len) != 0)
+        return -1;
+    uint64_t occurrence = record_ids_count (self, full);
+    if (occurrence == 0)
+        return fail (err, err_len, "out of memory counting identical rows");
 
     static const char hex[] = "0123456789abcdef";
     char *p = id;

@@ -43,6 +43,18 @@ void record_ids_destroy (record_ids_t **self_p);
 int record_ids_derive (record_ids_t *self, const record_ids_field_t *fields, size_t n,
                        char id[RECORD_IDS_LEN], char *err, size_t err_len);
 
+/* Bytes of a content digest. */
+#define RECORD_IDS_DIGEST_BYTES 16
+
+/* The digest alone of fields[0..n-1], hashed as record_ids_derive does, without counting it.
+ * Returns 0, or -1 with err filled when memory runs out. */
+int record_ids_digest (record_ids_t *self, const record_ids_field_t *fields, size_t n,
+                       uint8_t digest[RECORD_IDS_DIGEST_BYTES], char *err, size_t err_len);
+
+/* Counts one more row under key (any RECORD_IDS_DIGEST_BYTES bytes, e.g. a digest) and returns how
+ * many rows this table has now seen with it (1 the first time), or 0 when memory runs out. */
+uint64_t record_ids_count (record_ids_t *self, const uint8_t key[RECORD_IDS_DIGEST_BYTES]);
+
 /* Distinct contents seen so far. */
 size_t record_ids_distinct (const record_ids_t *self);
 

@@ -47,7 +47,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (!stream)
         return 0;
     csv_reader_stats_t stats;
-    csv_reader_read_stream (reader, stream, "fuzz.csv", on_record, on_reject, NULL, &stats, err,
+    csv_reader_read_stream (reader, stream, "fuzz.csv", on_record, on_reject, NULL, &stats, NULL, err,
                             sizeof err);
     fclose (stream);
     if (stats.rows != stats.records + stats.rejected) {

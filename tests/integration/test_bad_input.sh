@@ -18,7 +18,19 @@ Date,Transaction Number,Amount,Supplier Name,Service Area,Neighbourhood
 2013-06-01,T7,(10.00),A,Housing,E01000001
 CSV
 drop council "$WORK/mixed.csv"
-drain_agent council GB-LAE-BNS
+# More than half of its rows are bad: by default the file is held, nothing sent, and the run says so.
+status=$(drain_agent_status council GB-LAE-BNS)
+[[ $status == 1 ]] || fail "a run that held a file exited $status, not 1"
+[[ -f $WORK/council/inbox/failed/mixed.csv ]] || fail "the held file is not in failed/"
+note=$WORK/council/inbox/failed/mixed.csv.error
+grep -F "4 of 7 rows (57%) would be rejected, more than input/max_rejected_percent (50%)" "$note" >/dev/null \
+  || fail "the held file's note does not say why: $(cat "$note")"
+[[ -f $WORK/council/inbox/failed/mixed.rejects.csv ]] || fail "the held file's rejects are not beside it"
+grep -E "^E: .*mixed.csv: held" "$WORK/council.log" >/dev/null || fail "the held file was not logged as an error"
+[[ $(stored_records) == 0 ]] || fail "a held file sent records"
+# Allowed to lose its bad rows, the same file delivers its good ones.
+mv "$WORK/council/inbox/failed/mixed.csv" "$WORK/council/inbox/"
+drain_agent council GB-LAE-BNS --set input/max_rejected_percent=100
 rejects=$WORK/council/inbox/done/mixed.rejects.csv
 [[ -f $rejects ]] || fail "no rejects file beside the processed file"
 cat "$rejects"

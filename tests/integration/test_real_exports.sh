@@ -393,9 +393,12 @@ start_agent live GB-LAE-RLD -c "$CONF" --set neighbourhood/lookup_file="$WORK/li
   --set neighbourhood/postcode_file="$CSV/postcodes.csv"
 printf 'Organisational Unit,Payment Date,Amount,Beneficiary Name\nSchools,2014-07-01,10.00,ESPO\n' >"$WORK/r1.csv"
 drop live "$WORK/r1.csv"
-wait_for 30 "the first file of the live agent" test -f "$WORK/live/inbox/done/r1.rejects.csv"
-grep -F 'Organisational Unit ""Schools"" is not in the lookup' "$WORK/live/inbox/done/r1.rejects.csv" >/dev/null \
+# Its only row cannot be placed: the file is held in failed/, its rejects beside it.
+wait_for 30 "the first file of the live agent" test -f "$WORK/live/inbox/failed/r1.rejects.csv"
+grep -F 'Organisational Unit ""Schools"" is not in the lookup' "$WORK/live/inbox/failed/r1.rejects.csv" >/dev/null \
   || fail "Schools was placed before the lookup knew it"
+grep -F 'the values most often not found: Organisational Unit "Schools" (1 rows)' "$WORK/live/inbox/failed/r1.csv.error" >/dev/null \
+  || fail "the held file's note does not name the value to add to the lookup"
 printf 'Organisational Unit,Neighbourhood\nSchools,E01 007\n' >"$WORK/live-units.csv"
 kill -HUP "${PIDS[live]}"
 wait_for 30 "the bad lookup to be refused" grep -F "live-units.csv: line 2" "$WORK/live.log"
@@ -405,9 +408,11 @@ kill -HUP "${PIDS[live]}"
 wait_for 30 "the good lookup to be loaded" grep -F "config reloaded" "$WORK/live.log"
 printf 'Organisational Unit,Payment Date,Amount,Beneficiary Name\nSchools,2014-07-02,12.34,ESPO\n' >"$WORK/r2.csv"
 drop live "$WORK/r2.csv"
+# The held file, dropped again once the lookup knows its value, is delivered too.
+mv "$WORK/live/inbox/failed/r1.csv" "$WORK/live/inbox/r1.csv"
 school_total() {
   "$CLI" --db "$WORK/collector" --format csv totals --neighbourhood E01007311 --by body 2>/dev/null |
-    gawk -F, '$1 == "GB-LAE-RLD" && $2 == "12.34" { found = 1 } END { exit !found }'
+    gawk -F, '$1 == "GB-LAE-RLD" && $2 == "22.34" { found = 1 } END { exit !found }'
 }
 wait_for 30 "the row placed by the reloaded lookup" school_total
 kill -0 "${PIDS[live]}" || fail "the agent died during the reloads"
