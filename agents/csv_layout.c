@@ -220,19 +220,6 @@ csv_spec_is_none (const csv_spec_t *self)
     return self && self->none;
 }
 
-csv_spec_t *
-csv_spec_of_name (const char *name)
-{
-    csv_spec_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->count = 1;
-    self->candidates[0].count = 1;
-    if (!(self->candidates[0].parts[0].name = strdup (name)))
-        csv_spec_destroy (&self);
-    return self;
-}
-
 /* Reads one reference (a quoted or bare name, or #N) starting at *at; stops at ',', '+' or the
  * end. */
 static int
@@ -298,10 +285,31 @@ parse_ref (const char **at, column_ref_t *ref, char *err, size_t err_len)
     return 0;
 }
 
+const char *
+csv_field_key (csv_field_t field)
+{
+    static const char *const keys[CSV_FIELD_COUNT] = {
+        [CSV_FIELD_RECORD_ID] = "columns/record_id",
+        [CSV_FIELD_PERIOD] = "columns/period",
+        [CSV_FIELD_AMOUNT] = "columns/amount",
+        [CSV_FIELD_SUPPLIER] = "columns/supplier",
+        [CSV_FIELD_SERVICE] = "columns/service",
+        [CSV_FIELD_DESCRIPTION] = "columns/description",
+        [CSV_FIELD_NEIGHBOURHOOD] = "columns/neighbourhood",
+        [CSV_FIELD_POOLABLE] = "columns/poolable",
+        [CSV_FIELD_REVISION] = "columns/revision",
+        [CSV_FIELD_WITHDRAWN] = "columns/withdrawn",
+        [CSV_FIELD_BODY_ID] = "columns/body_id",
+        [CSV_FIELD_POSTCODE] = "columns/postcode",
+        [CSV_FIELD_LOOKUP] = "neighbourhood/lookup_column",
+    };
+    return keys[field];
+}
+
 csv_spec_t *
 csv_spec_parse (csv_field_t field, const char *text, char *err, size_t err_len)
 {
-    if (field >= CSV_FIELD_MAPPABLE) {
+    if (field >= CSV_FIELD_COUNT) {
         fail (err, err_len, "field %d cannot be mapped to a column", (int)field);
         return NULL;
     }
@@ -320,19 +328,19 @@ csv_spec_parse (csv_field_t field, const char *text, char *err, size_t err_len)
     char why[256];
     for (;;) {
         if (self->count == CSV_LAYOUT_MAX_CANDIDATES) {
-            fail (err, err_len, "columns/%s lists more than %u candidates", FIELDS[field].name,
+            fail (err, err_len, "%s lists more than %u candidates", csv_field_key (field),
                   CSV_LAYOUT_MAX_CANDIDATES);
             goto error;
         }
         candidate_t *candidate = &self->candidates[self->count++];
         for (;;) {
             if (candidate->count == CSV_LAYOUT_MAX_PARTS) {
-                fail (err, err_len, "columns/%s joins more than %u columns", FIELDS[field].name,
+                fail (err, err_len, "%s joins more than %u columns", csv_field_key (field),
                       CSV_LAYOUT_MAX_PARTS);
                 goto error;
             }
             if (parse_ref (&p, &candidate->parts[candidate->count], why, sizeof why) != 0) {
-                fail (err, err_len, "columns/%s: %s", FIELDS[field].name, why);
+                fail (err, err_len, "%s: %s", csv_field_key (field), why);
                 goto error;
             }
             candidate->count++;
@@ -340,9 +348,9 @@ csv_spec_parse (csv_field_t field, const char *text, char *err, size_t err_len)
                 break;
             if (field != CSV_FIELD_RECORD_ID) {
                 fail (err, err_len,
-                      "columns/%s: only record_id may join several columns with \"+\" (put a "
-                      "header name holding \"+\" in double quotes)",
-                      FIELDS[field].name);
+                      "%s: only record_id may join several columns with \"+\" (put a header name "
+                      "holding \"+\" in double quotes)",
+                      csv_field_key (field));
                 goto error;
             }
             p++;

@@ -44,6 +44,10 @@ typedef enum {
 /* "record_id", "period", ... ("lookup" for CSV_FIELD_LOOKUP). */
 const char *csv_field_name (csv_field_t field);
 
+/* The config key that says where field is read from: "columns/period", and
+ * "neighbourhood/lookup_column" for CSV_FIELD_LOOKUP. */
+const char *csv_field_key (csv_field_t field);
+
 /* The field named name among the mappable ones, or -1. */
 int csv_field_by_name (const char *name);
 
@@ -52,17 +56,15 @@ int csv_field_by_name (const char *name);
 /* Where a field is read from: the default header names, a list of candidates, or no column. */
 typedef struct _csv_spec_t csv_spec_t;
 
-/* Parses columns/<field> as the config writes it: candidates separated by commas, tried in order;
- * each a header name (matched as headers are, see csv_layout_names_match), a position "#N"
- * (1-based), or for record_id several of those joined by "+"; a name holding a comma, a "+" or a
- * leading "#" is written in double quotes ("Amount, net"). "" (or only spaces) means no column.
+/* Parses columns/<field> (or neighbourhood/lookup_column for CSV_FIELD_LOOKUP) as the config writes
+ * it: candidates separated by commas, tried in order; each a header name (matched as headers are,
+ * see csv_layout_names_match), a position "#N" (1-based), or for record_id several of those joined
+ * by "+"; a name holding a comma, a "+" or a leading "#" is written in double quotes
+ * ("Amount, net"). "" (or only spaces) means no column.
  * Returns NULL with err filled for an empty candidate, a position of 0, a name over
  * CSV_LAYOUT_MAX_NAME bytes, "+" outside record_id, more than CSV_LAYOUT_MAX_PARTS parts or
  * CSV_LAYOUT_MAX_CANDIDATES candidates, an unclosed quote, or no memory. */
 csv_spec_t *csv_spec_parse (csv_field_t field, const char *text, char *err, size_t err_len);
-
-/* A spec reading the column a lookup names (one header name, as given). NULL when out of memory. */
-csv_spec_t *csv_spec_of_name (const char *name);
 
 /* Destroys a spec; sets *self_p to NULL. Safe on NULL and twice. */
 void csv_spec_destroy (csv_spec_t **self_p);

@@ -333,9 +333,11 @@ csv_reader_set_lookup (csv_reader_t *self, const char *column, area_lookup_t **l
             return fail (err, err_len,
                          "a lookup needs the header of the column it reads (1 to %u bytes)",
                          CSV_LAYOUT_MAX_NAME);
-        if (!(copy = strndup (column, len)) || !(spec = csv_spec_of_name (copy))) {
-            free (copy);
+        if (!(copy = strndup (column, len)))
             return fail (err, err_len, "out of memory setting a lookup");
+        if (!(spec = csv_spec_parse (CSV_FIELD_LOOKUP, copy, err, err_len))) {
+            free (copy);
+            return -1;
         }
         *lookup_p = NULL;
     }
@@ -982,6 +984,11 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
         return PLACED_BY_COLUMN;
     }
     const char *value = st->field_parts[CSV_FIELD_LOOKUP] ? field_text (st, CSV_FIELD_LOOKUP) : "";
+    /* The lookup column as this file heads it: the config may list several candidates. */
+    const char *lookup_name =
+        st->field_parts[CSV_FIELD_LOOKUP]
+            ? st->headers[st->slots[st->field_slots[CSV_FIELD_LOOKUP][0]].column]
+            : reader->lookup_column;
     if (*value && (*n = area_lookup_find (reader->lookup, value, parts)) > 0)
         return PLACED_BY_LOOKUP;
     const char *postcode = reader->postcodes ? field_text (st, CSV_FIELD_POSTCODE) : "";
@@ -1007,7 +1014,7 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
                 file_error (st, "out of memory summarising unplaced rows");
         }
         else
-            append (reason, reason_len, &used, "%s%s is empty", sep, reader->lookup_column);
+            append (reason, reason_len, &used, "%s%s is empty", sep, lookup_name);
         sep = "; ";
     }
     if (reader->postcodes && st->field_parts[CSV_FIELD_POSTCODE]) {

@@ -497,27 +497,6 @@ export_summary_unplaced (const export_summary_t *self, size_t index)
 
 /* ---------------------------------------------------------------- the verdict */
 
-const char *
-export_summary_setting_for (csv_field_t field)
-{
-    static const char *const settings[CSV_FIELD_COUNT] = {
-        [CSV_FIELD_RECORD_ID] = "columns/record_id",
-        [CSV_FIELD_PERIOD] = "columns/period",
-        [CSV_FIELD_AMOUNT] = "columns/amount",
-        [CSV_FIELD_SUPPLIER] = "columns/supplier",
-        [CSV_FIELD_SERVICE] = "columns/service",
-        [CSV_FIELD_DESCRIPTION] = "columns/description",
-        [CSV_FIELD_NEIGHBOURHOOD] = "columns/neighbourhood",
-        [CSV_FIELD_POOLABLE] = "columns/poolable",
-        [CSV_FIELD_REVISION] = "columns/revision",
-        [CSV_FIELD_WITHDRAWN] = "columns/withdrawn",
-        [CSV_FIELD_BODY_ID] = "columns/body_id",
-        [CSV_FIELD_POSTCODE] = "columns/postcode",
-        [CSV_FIELD_LOOKUP] = "neighbourhood/lookup_column",
-    };
-    return field < CSV_FIELD_COUNT ? settings[field] : NULL;
-}
-
 /* "12,345": counts in notes read as people write them. */
 static const char *
 grouped (uint64_t value, char *out, size_t out_len)
@@ -594,7 +573,7 @@ advise (const export_summary_t *self, FILE *note, const export_reason_t *main, c
                  where);
         return;
     }
-    const char *setting = export_summary_setting_for (field);
+    const char *setting = (field < CSV_FIELD_COUNT ? csv_field_key (field) : NULL);
     if (!setting) {
         fprintf (note, "\n  What to do: the rows do not fit the file's header (see the reasons); "
                        "ask the body for a clean export, then drop it into the inbox again.");

@@ -177,7 +177,4 @@ typedef enum {
 export_verdict_t export_summary_verdict (const export_summary_t *self,
                                          const export_policy_t *policy, char **note);
 
-/* The config key that decides what a field is read from, for advice ("columns/period"). */
-const char *export_summary_setting_for (csv_field_t field);
-
 #endif

@@ -64,9 +64,11 @@ warning_name (export_warning_t kind)
     return "?";
 }
 
-/* Adds a note line per line of text (notes are written over several lines). */
+typedef void (note_line_fn) (void *arg, const char *line);
+
+/* Calls fn for each line of text, leading spaces dropped (notes are written over several lines). */
 static void
-add_note_lines (report_t *report, const char *text)
+each_line (const char *text, note_line_fn *fn, void *arg)
 {
     while (text && *text) {
         size_t len = strcspn (text, "\n");
@@ -75,14 +77,46 @@ add_note_lines (report_t *report, const char *text)
             const char *start = line;
             while (*start == ' ')
                 start++;
-            report_row (report);
-            report_text (report, start);
+            fn (arg, start);
             free (line);
         }
         text += len;
         if (*text == '\n')
             text++;
     }
+}
+
+/* Every note about the file: the verdict's, how it was decoded, the header choices made. */
+static void
+each_note (const export_summary_t *summary, const char *note, note_line_fn *fn, void *arg)
+{
+    each_line (note, fn, arg);
+    if (*export_summary_encoding_why (summary)) {
+        char text[512];
+        snprintf (text, sizeof text, "read as %s: %s", export_summary_encoding (summary),
+                  export_summary_encoding_why (summary));
+        each_line (text, fn, arg);
+    }
+    const csv_layout_t *layout = export_summary_layout (summary);
+    for (size_t i = 0; layout && i < csv_layout_note_count (layout); i++)
+        each_line (csv_layout_note (layout, i), fn, arg);
+    int64_t total;
+    if (!export_summary_total (summary, &total))
+        each_line ("the file's total overflows 64-bit pence: the totals shown are meaningless", fn,
+                   arg);
+}
+
+static void
+note_row (void *arg, const char *line)
+{
+    report_row (arg);
+    report_text (arg, line);
+}
+
+static void
+note_print (void *arg, const char *line)
+{
+    fprintf (arg, "  %s\n", line);
 }
 
 static void
@@ -135,19 +169,7 @@ add_section (report_t *report, section_t section, const char *file, const export
     case SECTION_NOTES: {
         static const report_column_t columns[] = {{"note", "text", REPORT_TEXT}};
         report_add_section (report, "notes", columns, 1, false);
-        add_note_lines (report, note);
-        if (*export_summary_encoding_why (summary)) {
-            char text[512];
-            snprintf (text, sizeof text, "read as %s: %s", export_summary_encoding (summary),
-                      export_summary_encoding_why (summary));
-            add_note_lines (report, text);
-        }
-        for (size_t i = 0; layout && i < csv_layout_note_count (layout); i++)
-            add_note_lines (report, csv_layout_note (layout, i));
-        int64_t total;
-        if (!export_summary_total (summary, &total))
-            add_note_lines (report, "the file's total overflows 64-bit pence: the totals shown "
-                                    "are meaningless");
+        each_note (summary, note, note_row, report);
         break;
     }
     case SECTION_COLUMNS: {
@@ -335,10 +357,16 @@ inspect_report_write (const char *file, const export_summary_t *summary, export_
         report_destroy (&report);
         return rc;
     }
-    /* A table per section, each under its caption. */
+    /* A table per section, each under its caption; notes as indented lines of text. */
     for (int s = 0; s < SECTION_COUNT; s++) {
         if (section_empty ((section_t)s, summary, note))
             continue;
+        if (s == SECTION_NOTES) {
+            fprintf (out, "%s\n", CAPTIONS[s]);
+            each_note (summary, note, note_print, out);
+            fputc ('\n', out);
+            continue;
+        }
         report_t *report = report_new ("inspect");
         if (!report) {
             snprintf (err, err_len, "out of memory");
