@@ -8,7 +8,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev lmdb-utils
   libcsv-dev libjansson-dev
-  libcmocka-dev gawk jq
+  libcmocka-dev gawk jq python3
   clang libclang-rt-14-dev valgrind procps psmisc
 )
 missing=()
