@@ -529,10 +529,12 @@ take_header (read_state_t *st)
             bool required = f == CSV_FIELD_PERIOD || f == CSV_FIELD_AMOUNT ||
                             (f == CSV_FIELD_RECORD_ID && !csv_spec_is_none (spec));
             if (f == CSV_FIELD_LOOKUP && spec) {
+                char accepted[4096];
+                csv_spec_describe (spec, CSV_FIELD_LOOKUP, accepted, sizeof accepted);
                 fprintf (out,
-                         "%sno column \"%s\", which the neighbourhood lookup reads "
+                         "%sno column %s, which the neighbourhood lookup reads "
                          "(neighbourhood/lookup_column)",
-                         any ? "; " : "", reader->lookup_column);
+                         any ? "; " : "", accepted);
                 any = true;
             }
             else if (f != CSV_FIELD_LOOKUP && ((spec && !csv_spec_is_none (spec)) || required)) {
@@ -1007,10 +1009,9 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
     }
     if (st->field_parts[CSV_FIELD_LOOKUP]) {
         if (*value) {
-            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
-                    reader->lookup_column, quoted_text (value, quoted, sizeof quoted));
-            if (st->summary &&
-                export_summary_add_unplaced (st->summary, reader->lookup_column, value))
+            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep, lookup_name,
+                    quoted_text (value, quoted, sizeof quoted));
+            if (st->summary && export_summary_add_unplaced (st->summary, lookup_name, value))
                 file_error (st, "out of memory summarising unplaced rows");
         }
         else

@@ -40,6 +40,24 @@ for expect in '3,.*period' '5,.*amount' '6,.*record_id' '7,.*neighbourhood'; do
 done
 check_totals "GB-LAE-BNS" "$WORK/mixed.csv"
 
+note "a file the agent cannot read at all: the note in failed/ says everything, never cut short"
+printf 'Payment Date,Amount\n2014-04-01,1.00\n' >"$WORK/bare.csv"
+drop lookups "$WORK/bare.csv"
+LOOKUPS=(--set neighbourhood/max_parts=8 --set "neighbourhood/lookup_file=$SRC/deploy/sample/lookups/council-units.csv"
+         --set "neighbourhood/lookup_column=Organisational Unit, Org Unit, Cost Centre, Unit Name"
+         --set "neighbourhood/postcode_file=$SRC/deploy/sample/lookups/postcodes-onspd.csv"
+         --set "columns/supplier=Beneficiary, Payee, Supplier Name, Vendor")
+[[ $(drain_agent_status lookups GB-LAE-LKP "${LOOKUPS[@]}") == 1 ]] || fail "an unreadable file did not fail the run"
+bare_note=$WORK/lookups/inbox/failed/bare.csv.error
+for want in 'no record_id column (accepted headers: "Transaction Number"' '"Trans Ref")' \
+            'no column for supplier: none of "Beneficiary", "Payee", "Supplier Name", "Vendor" (columns/supplier) is in the header' \
+            'no column "Organisational Unit", "Org Unit", "Cost Centre", "Unit Name", which the neighbourhood lookup reads (neighbourhood/lookup_column)' \
+            '"LSOA11CD"), and no postcode column for the postcode lookup'; do
+  grep -F "$want" "$bare_note" >/dev/null || fail "the note of an unreadable file lacks: $want ($(cat "$bare_note"))"
+done
+(( $(wc -c <"$bare_note") > 512 )) || fail "the note is short: a long one would show it whole"
+grep -F "and no postcode column for the postcode lookup" "$WORK/lookups.log" >/dev/null || fail "the log line of the unreadable file was cut short"
+
 note "garbage, an oversized frame, an extra frame and a giant frame at the ingest endpoint"
 "$SEND" "$INGEST" --garbage >"$WORK/garbage.out" || true
 grep -q 'status=MALFORMED' "$WORK/garbage.out" || fail "garbage got no MALFORMED ack: $(cat "$WORK/garbage.out")"
