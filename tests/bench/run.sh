@@ -123,6 +123,9 @@ collector_help=$("$COLLECTOR" --help 2>&1 || true)
 agent_help=$("$AGENT" --help 2>&1 || true)
 has_query_endpoint=0
 [[ $collector_help == *--query* ]] && has_query_endpoint=1
+# A collector that has `init` never creates its store: make it first, as an operator does.
+has_init=0
+[[ $collector_help == *" init "* ]] && has_init=1
 collector_plain=()
 [[ $collector_help == *--allow-plain* ]] && collector_plain=(--allow-plain)
 agent_plain=()
@@ -135,6 +138,10 @@ cli_plain=()
 start_collector() {
   local name=$1 ingest_port query_port
   shift
+  if ((has_init)); then
+    "$COLLECTOR" init --state-dir "$work/$name" >/dev/null 2>>"$work/$name.log" ||
+      fail "totalplace-collector init --state-dir $work/$name failed (see $work/$name.log)"
+  fi
   ingest_port=$(free_port)
   INGEST_EP=tcp://127.0.0.1:$ingest_port
   local args=(--state-dir "$work/$name" --ingest "$INGEST_EP" "${collector_plain[@]}")
