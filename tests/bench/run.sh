@@ -317,7 +317,8 @@ record e2e_mem "$work/e2e-mem.out"
 seconds=$(gawk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 put e2e.seconds "$seconds"
 put e2e.records_per_s "$(gawk -v n="$records" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')"
-"$CLI" --db "$work/e2e" --format csv stats | gawk -F, 'NR == 2 {
+# The counters' row follows their header (a store's identity may come first).
+"$CLI" --db "$work/e2e" --format csv stats | gawk -F, '$1 == "batches" { header = NR } header && NR == header + 1 {
     printf "e2e.accepted=%s\ne2e.duplicate=%s\ne2e.superseded=%s\ne2e.stale=%s\ne2e.rejected=%s\n", $2, $3, $4, $5, $6 }' >>"$results"
 seen=$(($(get e2e.accepted) + $(get e2e.duplicate) + $(get e2e.superseded) + $(get e2e.stale) + $(get e2e.rejected)))
 ((seen == records)) || fail "the collector saw $seen of $records records end to end"
