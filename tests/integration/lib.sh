@@ -100,6 +100,9 @@ init_store() {
 # runs $COLLECTOR itself).
 start_collector() {
   [[ -e $WORK/collector ]] || init_store
+  # A stopped collector may leave its ipc:// socket files behind: without this, a restart would
+  # look ready at once (and a signal sent then would find it still starting).
+  rm -f "$WORK/ingest.sock" "$WORK/query.sock"
   "${RUN[@]}" "$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" --query "$QUERY" \
     "${COLLECTOR_SECURITY[@]}" "$@" >>"$WORK/collector.log" 2>&1 &
   PIDS[collector]=$!

@@ -65,11 +65,11 @@ grep -q "started: store $initial_id (format 1, created " "$WORK/collector.log" |
   fail "the collector's start line does not name its store"
 
 # A restart reuses the store: same id, same records.
-stop collector || fail "the collector did not stop cleanly"
+stop collector || fail "the collector did not stop cleanly (exit $?)"
 start_collector
 [[ $(store_id_of "$WORK/collector") == "$initial_id" ]] || fail "the restarted collector has another store id"
 [[ $(stored_records) == 2000 ]] || fail "the restarted collector's store holds $(stored_records) records, not 2000"
-stop collector || fail "the collector did not stop cleanly"
+stop collector || fail "the collector did not stop cleanly (exit $?)"
 
 # ---------------------------------------------------------------- no store
 expect_refused 78 "no store in $WORK/none (the folder does not exist): create one with \`totalplace-collector init --state-dir $WORK/none\`" "$WORK/none"
