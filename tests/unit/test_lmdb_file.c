@@ -112,6 +112,85 @@ write_short_env (const char *dir, char *data_path, size_t data_path_len)
                   "lmdb_file_check reads the free list for is not covered");
 }
 
+static int
+compare_pgno (const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* How many of the last pages up to LMDB's last page are on its free list, and the size of the
+ * largest free-list entry, read with LMDB itself. */
+static size_t
+trailing_free_pages (MDB_env *env, size_t *largest_entry)
+{
+    MDB_envinfo info;
+    mdb_env_info (env, &info);
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    check_mdb (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), "begin");
+    check_mdb (mdb_cursor_open (txn, 0, &cursor), "free list cursor");
+    size_t *free_pages = NULL, count = 0;
+    *largest_entry = 0;
+    MDB_val key, value;
+    while (mdb_cursor_get (cursor, &key, &value, MDB_NEXT) == 0) {
+        size_t ids[1];
+        memcpy (ids, value.mv_data, sizeof ids);
+        free_pages = realloc (free_pages, (count + ids[0] + 1) * sizeof *free_pages);
+        assert_non_null (free_pages);
+        memcpy (free_pages + count, (size_t *)value.mv_data + 1, ids[0] * sizeof *free_pages);
+        count += ids[0];
+        if (value.mv_size > *largest_entry)
+            *largest_entry = value.mv_size;
+    }
+    mdb_txn_abort (txn);
+    qsort (free_pages, count, sizeof *free_pages, compare_pgno);
+    size_t trailing = 0;
+    for (size_t page = info.me_last_pgno;
+         page > 1 && bsearch (&page, free_pages, count, sizeof page, compare_pgno); page--)
+        trailing++;
+    free (free_pages);
+    return trailing;
+}
+
+/* Fills a database, empties it in one transaction (a free-list entry of hundreds of pages, kept in
+ * overflow pages), touches another, and again, until the file's last pages are all free while
+ * such an entry exists. Returns how many last pages are free. */
+static size_t
+write_free_tail_env (const char *dir)
+{
+    MDB_env *env;
+    check_mdb (mdb_env_create (&env), "mdb_env_create");
+    mdb_env_set_maxdbs (env, 4);
+    mdb_env_set_mapsize (env, (size_t)64 << 20);
+    check_mdb (mdb_env_open (env, dir, MDB_NOSYNC, 0600), "mdb_env_open");
+    size_t trailing = 0, largest = 0, page = (size_t)sysconf (_SC_PAGESIZE);
+    for (int t = 0; t < 300 && !(trailing > 0 && largest > page); t++) {
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        check_mdb (mdb_txn_begin (env, NULL, 0, &txn), "begin");
+        check_mdb (mdb_dbi_open (txn, t % 3 == 2 ? "other" : "big", MDB_CREATE, &dbi), "dbi");
+        char key[32], value[100] = {0};
+        for (int i = 0; t % 3 == 0 && i < 20000; i++) {
+            snprintf (key, sizeof key, "%010d", i);
+            MDB_val k = {strlen (key), key}, v = {sizeof value, value};
+            check_mdb (mdb_put (txn, dbi, &k, &v, 0), "put");
+        }
+        if (t % 3 == 1)
+            check_mdb (mdb_drop (txn, dbi, 0), "drop");
+        if (t % 3 == 2) {
+            MDB_val k = {1, "x"}, v = {1, "y"};
+            check_mdb (mdb_put (txn, dbi, &k, &v, 0), "put");
+        }
+        check_mdb (mdb_txn_commit (txn), "commit");
+        trailing = trailing_free_pages (env, &largest);
+    }
+    mdb_env_close (env);
+    if (!(trailing > 0 && largest > page))
+        fail_msg ("LMDB left no free last pages beside a free-list entry in overflow pages");
+    return trailing;
+}
+
 /* Copies the first length bytes of from into dir/data.mdb (a new folder). */
 static char *
 copy_prefix (const char *from, off_t length, const char *tag)
@@ -255,6 +334,36 @@ test_short_but_sound_file_passes (void **state)
     assert_true (lmdb_reads_whole (dir));
     test_rmtree (dir);
     free (dir);
+}
+
+/* A file cut just before its free last pages is sound (the free list, read through its overflow
+ * pages, lists them); one page more and it is not. */
+static void
+test_free_last_pages_may_be_cut (void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir ("test_lmdb_file_tail");
+    size_t trailing = write_free_tail_env (dir);
+    char path[512], err[1024] = "";
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    assert_int_equal (stat (path, &st), 0);
+    off_t page = (off_t)sysconf (_SC_PAGESIZE);
+    char *cut = copy_prefix (path, st.st_size - (off_t)trailing * page, "test_lmdb_file_tail_cut");
+    lmdb_file_info_t info;
+    if (check (cut, &info, err, sizeof err))
+        fail_msg ("a file without its %zu free last pages was refused: %s", trailing, err);
+    assert_int_equal (info.free_tail_pages, trailing);
+    assert_true (lmdb_reads_whole (cut));
+    char *more =
+        copy_prefix (path, st.st_size - (off_t)(trailing + 1) * page, "test_lmdb_file_tail_more");
+    assert_int_equal (check (more, NULL, err, sizeof err), LMDB_FILE_TRUNCATED);
+    assert_false (lmdb_reads_whole (more));
+    const char *dirs[] = {dir, cut, more};
+    for (size_t i = 0; i < 3; i++) {
+        test_rmtree (dirs[i]);
+        free ((char *)dirs[i]);
+    }
 }
 
 static void
@@ -432,6 +541,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_sound_file_passes),
         cmocka_unit_test (test_short_but_sound_file_passes),
+        cmocka_unit_test (test_free_last_pages_may_be_cut),
         cmocka_unit_test (test_missing_and_empty),
         cmocka_unit_test (test_not_lmdb),
         cmocka_unit_test (test_truncations_of_a_sound_file),
