@@ -183,25 +183,37 @@ walk_fail (walk_t *walk, const char *format, ...)
     return -1;
 }
 
-/* Reads page pgno (whole) into page, checking it is in the file and says it is that page. */
-static int
-read_page (walk_t *walk, uint64_t pgno, unsigned char *page)
+/* Reads page pgno whole, checking it is in the file and says it is that page. Returns it (free
+ * it) with its header in *header, or NULL with the reason set. */
+static unsigned char *
+read_page (walk_t *walk, uint64_t pgno, page_header_t *header)
 {
-    if (pgno >= walk->first_missing)
-        return walk_fail (walk, "page %llu of the free list lies past the end",
-                          (unsigned long long)pgno);
-    if (++walk->pages_read > walk->first_missing)
-        return walk_fail (walk, "the free list loops");
+    if (pgno >= walk->first_missing) {
+        walk_fail (walk, "page %llu of the free list lies past the end", (unsigned long long)pgno);
+        return NULL;
+    }
+    if (++walk->pages_read > walk->first_missing) {
+        walk_fail (walk, "the free list loops");
+        return NULL;
+    }
+    unsigned char *page = malloc (walk->page_size);
+    if (!page) {
+        walk_fail (walk, "out of memory");
+        return NULL;
+    }
     ssize_t n = pread (walk->fd, page, walk->page_size, (off_t)(pgno * walk->page_size));
     if (n != (ssize_t)walk->page_size)
-        return walk_fail (walk, "cannot read page %llu: %s", (unsigned long long)pgno,
-                          n < 0 ? strerror (errno) : "short read");
-    page_header_t header;
-    memcpy (&header, page, HEADER_BYTES);
-    if (header.p.pgno != pgno)
-        return walk_fail (walk, "page %llu says it is page %llu", (unsigned long long)pgno,
-                          (unsigned long long)header.p.pgno);
-    return 0;
+        walk_fail (walk, "cannot read page %llu: %s", (unsigned long long)pgno,
+                   n < 0 ? strerror (errno) : "short read");
+    else {
+        memcpy (header, page, HEADER_BYTES);
+        if (header->p.pgno == pgno)
+            return page;
+        walk_fail (walk, "page %llu says it is page %llu", (unsigned long long)pgno,
+                   (unsigned long long)header->p.pgno);
+    }
+    free (page);
+    return NULL;
 }
 
 /* Marks every id of one free-list entry (an MDB_IDL: a count, then page numbers). */
@@ -245,15 +257,11 @@ leaf_entry (walk_t *walk, const unsigned char *page, size_t offset)
     if (data_at + sizeof overflow > walk->page_size)
         return walk_fail (walk, "a free-list node runs past its page");
     memcpy (&overflow, page + data_at, sizeof overflow);
-    unsigned char *first = malloc (walk->page_size);
-    if (!first)
-        return walk_fail (walk, "out of memory");
-    int rc = read_page (walk, overflow, first);
     page_header_t header;
-    memcpy (&header, first, HEADER_BYTES);
+    unsigned char *first = read_page (walk, overflow, &header);
+    if (!first)
+        return -1;
     free (first);
-    if (rc)
-        return rc;
     if (!(header.flags & P_OVERFLOW) || header.b.pages == 0 ||
         overflow + header.b.pages > walk->first_missing ||
         data_size > (size_t)header.b.pages * walk->page_size - HEADER_BYTES)
@@ -263,8 +271,8 @@ leaf_entry (walk_t *walk, const unsigned char *page, size_t offset)
         return walk_fail (walk, "out of memory");
     ssize_t n =
         pread (walk->fd, data, data_size, (off_t)(overflow * walk->page_size + HEADER_BYTES));
-    rc = n == (ssize_t)data_size ? mark_free_pages (walk, data, data_size)
-                                 : walk_fail (walk, "cannot read overflow page %zu", overflow);
+    int rc = n == (ssize_t)data_size ? mark_free_pages (walk, data, data_size)
+                                     : walk_fail (walk, "cannot read overflow page %zu", overflow);
     free (data);
     return rc;
 }
@@ -274,15 +282,14 @@ walk_tree (walk_t *walk, uint64_t pgno, int depth)
 {
     if (depth > MAX_TREE_DEPTH)
         return walk_fail (walk, "the free list is deeper than %d levels", MAX_TREE_DEPTH);
-    unsigned char *page = malloc (walk->page_size);
-    if (!page)
-        return walk_fail (walk, "out of memory");
-    int rc = read_page (walk, pgno, page);
     page_header_t header;
-    memcpy (&header, page, HEADER_BYTES);
+    unsigned char *page = read_page (walk, pgno, &header);
+    if (!page)
+        return -1;
     size_t lower = header.b.bounds.lower;
-    if (rc == 0 && (!(header.flags & (P_BRANCH | P_LEAF)) || lower < HEADER_BYTES ||
-                    lower > header.b.bounds.upper || header.b.bounds.upper > walk->page_size))
+    int rc = 0;
+    if (!(header.flags & (P_BRANCH | P_LEAF)) || lower < HEADER_BYTES ||
+        lower > header.b.bounds.upper || header.b.bounds.upper > walk->page_size)
         rc = walk_fail (walk, "page %llu of the free list is not a sound B-tree page",
                         (unsigned long long)pgno);
     size_t keys = rc == 0 ? (lower - HEADER_BYTES) / 2 : 0;

@@ -29,16 +29,24 @@ check_mdb (int rc, const char *what)
         fail_msg ("%s: %s", what, mdb_strerror (rc));
 }
 
-/* A store-like environment: two named databases, small and overflow-sized values, updates and
- * deletes over many transactions. */
-static void
-write_sound_env (const char *dir)
+/* A new environment in dir: a few named databases, no sync (the tests never crash). */
+static MDB_env *
+open_env (const char *dir)
 {
     MDB_env *env;
     check_mdb (mdb_env_create (&env), "mdb_env_create");
     mdb_env_set_maxdbs (env, 4);
     mdb_env_set_mapsize (env, (size_t)64 << 20);
     check_mdb (mdb_env_open (env, dir, MDB_NOSYNC, 0600), "mdb_env_open");
+    return env;
+}
+
+/* A store-like environment: two named databases, small and overflow-sized values, updates and
+ * deletes over many transactions. */
+static void
+write_sound_env (const char *dir)
+{
+    MDB_env *env = open_env (dir);
     srand (7);
     for (int t = 0; t < 40; t++) {
         MDB_txn *txn;
@@ -72,10 +80,7 @@ static void
 write_short_env (const char *dir, char *data_path, size_t data_path_len)
 {
     snprintf (data_path, data_path_len, "%s/data.mdb", dir);
-    MDB_env *env;
-    check_mdb (mdb_env_create (&env), "mdb_env_create");
-    mdb_env_set_mapsize (env, (size_t)64 << 20);
-    check_mdb (mdb_env_open (env, dir, MDB_NOSYNC, 0600), "mdb_env_open");
+    MDB_env *env = open_env (dir);
     srand (3);
     int base = 0;
     bool short_file = false;
@@ -159,11 +164,7 @@ trailing_free_pages (MDB_env *env, size_t *largest_entry)
 static size_t
 write_free_tail_env (const char *dir)
 {
-    MDB_env *env;
-    check_mdb (mdb_env_create (&env), "mdb_env_create");
-    mdb_env_set_maxdbs (env, 4);
-    mdb_env_set_mapsize (env, (size_t)64 << 20);
-    check_mdb (mdb_env_open (env, dir, MDB_NOSYNC, 0600), "mdb_env_open");
+    MDB_env *env = open_env (dir);
     size_t trailing = 0, largest = 0, page = (size_t)sysconf (_SC_PAGESIZE);
     for (int t = 0; t < 300 && !(trailing > 0 && largest > page); t++) {
         MDB_txn *txn;
