@@ -148,7 +148,10 @@ trailing_free_pages (MDB_env *env, size_t *largest_entry)
         if (value.mv_size > *largest_entry)
             *largest_entry = value.mv_size;
     }
+    mdb_cursor_close (cursor);
     mdb_txn_abort (txn);
+    if (count == 0) /* qsort and bsearch want a non-NULL array */
+        return 0;
     qsort (free_pages, count, sizeof *free_pages, compare_pgno);
     size_t trailing = 0;
     for (size_t page = info.me_last_pgno;
