@@ -14,15 +14,13 @@
 typedef struct _store_t store_t;
 
 /* Error codes returned by store functions (0 is success). The messages say what to do. */
-#define STORE_ERR -1          /* I/O or LMDB failure; the message says which */
-#define STORE_ERR_FULL -2     /* the map is full and may not grow further; nothing was applied */
+#define STORE_ERR          -1 /* I/O or LMDB failure; the message says which */
+#define STORE_ERR_FULL     -2 /* the map is full and may not grow further; nothing was applied */
 #define STORE_ERR_NOTFOUND -3 /* the neighbourhood, record or agent asked for is not stored */
 #define STORE_ERR_NOSTORE  -4 /* no store there: no such folder, or no data.mdb in it */
-#define STORE_ERR_DAMAGED                                                                          \
-    -5 /* data.mdb is empty, truncated or not LMDB's, or its identity unreadable */
-#define STORE_ERR_FORMAT                                                                           \
-    -6 /* a store without identity (format 0), of a newer format, or not ours */
-#define STORE_ERR_EXISTS -7 /* store_init: the folder is not empty (it may hold a store) */
+#define STORE_ERR_DAMAGED  -5 /* data.mdb empty, truncated or not LMDB's; identity unreadable */
+#define STORE_ERR_FORMAT   -6 /* no identity (format 0), a newer format, or not a store of ours */
+#define STORE_ERR_EXISTS   -7 /* store_init: the folder is not empty (it may hold a store) */
 
 /* The store format this binary reads and writes. A store records its own at creation; docs/
  * architecture.md ("Store identity and format") says what a change of format requires. */
