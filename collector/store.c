@@ -372,7 +372,7 @@ err_lock:
 static int
 create_in (const char *dir, const store_identity_t *identity, char *err, size_t err_len)
 {
-    store_t scratch = {0};
+    store_t scratch = {0}; /* only its environment and database handles are used */
     int rc = mdb_env_create (&scratch.env);
     if (rc)
         return fail (err, err_len, STORE_ERR, "cannot create LMDB environment: %s",

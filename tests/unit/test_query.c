@@ -569,6 +569,13 @@ test_answer_stats (void **state)
     assert_int_equal (reply->store->records_stored, 4);
     assert_int_equal (reply->store->map_size_bytes, expected.map_size);
     assert_int_equal (reply->store->used_bytes, expected.used_bytes);
+    store_identity_t identity;
+    store_identity (fx->store, &identity);
+    assert_non_null (reply->identity);
+    assert_int_equal (strlen (identity.store_id), 32);
+    assert_string_equal (reply->identity->store_id, identity.store_id);
+    assert_int_equal (reply->identity->format, STORE_FORMAT_VERSION);
+    assert_int_equal (reply->identity->created, identity.created);
     assert_null (reply->ingest); /* none given */
     assert_non_null (reply->queries);
     assert_int_equal (reply->queries->queries, 12);
