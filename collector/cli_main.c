@@ -39,6 +39,7 @@ typedef struct {
                        Totalplace__SpendingRecord **record, char *err, size_t err_len);
     int (*counters) (void *handle, store_counters_t *counters, char *err, size_t err_len);
     int (*agents) (void *handle, store_agent_fn *fn, void *arg, char *err, size_t err_len);
+    int (*identity) (void *handle, store_identity_t *identity, char *err, size_t err_len);
     /* The running collector's own counters; NULL for a store read directly. */
     int (*collector_counters) (void *handle, ingest_counters_t *ingest, query_counters_t *queries,
                                char *err, size_t err_len);
@@ -77,6 +78,14 @@ db_agents (void *handle, store_agent_fn *fn, void *arg, char *err, size_t err_le
     return store_agents (handle, fn, arg, err, err_len);
 }
 
+static int
+db_identity (void *handle, store_identity_t *identity, char *err, size_t err_len)
+{
+    (void)err;
+    (void)err_len;
+    return store_identity (handle, identity);
+}
+
 static void
 db_close (void **handle)
 {
@@ -85,31 +94,11 @@ db_close (void **handle)
     *handle = NULL;
 }
 
-/* Opens dir read-only. The checks before store_new turn LMDB's terse errors into ones that say
- * what is wrong with the folder, and keep a mistyped path from meeting LMDB at all. */
+/* Opens dir read-only; store_new says what is wrong with a folder that holds no usable store
+ * and sets *code (a store error code, for the exit status). */
 static int
-db_open (source_t *source, const char *dir, char *err, size_t err_len)
+db_open (source_t *source, const char *dir, int *code, char *err, size_t err_len)
 {
-    struct stat st;
-    if (stat (dir, &st) != 0) {
-        snprintf (err, err_len, "--db %s: %s", dir, strerror (errno));
-        return -1;
-    }
-    if (!S_ISDIR (st.st_mode)) {
-        snprintf (err, err_len,
-                  "--db %s is not a folder: give the store's folder (holding data.mdb)", dir);
-        return -1;
-    }
-    char data_path[PATH_MAX];
-    if ((size_t)snprintf (data_path, sizeof data_path, "%s/data.mdb", dir) >= sizeof data_path ||
-        access (data_path, F_OK) != 0) {
-        snprintf (err, err_len, "--db %s is not a totalplace store: it holds no data.mdb", dir);
-        return -1;
-    }
-    if (access (data_path, R_OK) != 0) {
-        snprintf (err, err_len, "--db %s: cannot read data.mdb: %s", dir, strerror (errno));
-        return -1;
-    }
     /* LMDB readers register in lock.mdb even when they only read, so it must be writable. */
     char lock_path[PATH_MAX];
     if ((size_t)snprintf (lock_path, sizeof lock_path, "%s/lock.mdb", dir) < sizeof lock_path &&
@@ -118,17 +107,15 @@ db_open (source_t *source, const char *dir, char *err, size_t err_len)
                   "--db %s: cannot write lock.mdb (%s): LMDB readers register there, so run as a "
                   "user or group that may write it; the store itself is only read",
                   dir, strerror (errno));
+        *code = STORE_ERR;
         return -1;
     }
-    char store_err[STORE_ERR_LEN];
     store_options_t options = {.path = dir, .read_only = true};
-    store_t *store = store_new (&options, store_err, sizeof store_err);
-    if (!store) {
-        snprintf (err, err_len, "--db %s is not a usable totalplace store: %s", dir, store_err);
+    store_t *store = store_new (&options, code, err, err_len);
+    if (!store)
         return -1;
-    }
-    *source = (source_t){store,       db_neighbourhoods, db_totals, db_get_record,
-                         db_counters, db_agents,         NULL,      db_close};
+    *source = (source_t){store,     db_neighbourhoods, db_totals, db_get_record, db_counters,
+                         db_agents, db_identity,       NULL,      db_close};
     return 0;
 }
 
@@ -433,8 +420,8 @@ remote_stats (remote_t *self, char *err, size_t err_len)
     Totalplace__Query query = TOTALPLACE__QUERY__INIT;
     query.what = TOTALPLACE__QUERY_WHAT__QUERY_STATS;
     int rc = remote_ask (self, &query, &self->stats, err, err_len);
-    if (rc == 0 && !self->stats->store) {
-        snprintf (err, err_len, "the collector's statistics hold no store counters");
+    if (rc == 0 && (!self->stats->store || !self->stats->identity)) {
+        snprintf (err, err_len, "the collector's statistics hold no store counters or identity");
         protobuf_c_message_free_unpacked (&self->stats->base, NULL);
         self->stats = NULL;
         rc = STORE_ERR;
@@ -461,6 +448,20 @@ remote_counters (void *handle, store_counters_t *counters, char *err, size_t err
         .map_size = (size_t)store->map_size_bytes,
         .used_bytes = (size_t)store->used_bytes,
     };
+    return 0;
+}
+
+static int
+remote_identity (void *handle, store_identity_t *identity, char *err, size_t err_len)
+{
+    remote_t *self = handle;
+    int rc = remote_stats (self, err, err_len);
+    if (rc)
+        return rc;
+    const Totalplace__StoreIdentity *in = self->stats->identity;
+    *identity = (store_identity_t){.format = in->format, .created = in->created};
+    snprintf (identity->store_id, sizeof identity->store_id, "%s",
+              in->store_id ? in->store_id : "");
     return 0;
 }
 
@@ -599,9 +600,15 @@ remote_open (source_t *source, const query_args_t *args, char *err, size_t err_l
         snprintf (err, err_len, "cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         goto error;
     }
-    *source = (source_t){
-        self,          remote_neighbourhoods,     remote_totals, remote_get_record, remote_counters,
-        remote_agents, remote_collector_counters, remote_close};
+    *source = (source_t){self,
+                         remote_neighbourhoods,
+                         remote_totals,
+                         remote_get_record,
+                         remote_counters,
+                         remote_agents,
+                         remote_identity,
+                         remote_collector_counters,
+                         remote_close};
     return 0;
 error:
     curve_client_destroy (&keys);
@@ -1005,6 +1012,11 @@ collector_stats (const source_t *source, report_t *report, char *err, size_t err
 static int
 run_stats (const source_t *source, report_t *report, char *err, size_t err_len)
 {
+    static const report_column_t identity_columns[] = {
+        {"store id", "store_id", REPORT_TEXT},
+        {"format", "format", REPORT_UNSIGNED},
+        {"created (UTC)", "created", REPORT_TIME},
+    };
     static const report_column_t counter_columns[] = {
         {"batches", "batches", REPORT_UNSIGNED},
         {"accepted", "accepted", REPORT_UNSIGNED},
@@ -1022,11 +1034,20 @@ run_stats (const source_t *source, report_t *report, char *err, size_t err_len)
         {"batches", "batches", REPORT_UNSIGNED},
         {"last seen (UTC)", "last_seen", REPORT_TIME},
     };
+    store_identity_t identity;
     store_counters_t counters;
-    int rc = source->counters (source->handle, &counters, err, err_len);
+    int rc = source->identity (source->handle, &identity, err, err_len);
+    if (rc == 0)
+        rc = source->counters (source->handle, &counters, err, err_len);
     if (rc)
         return rc;
     report_set_caption (report, "Store statistics (records by outcome since the store began)");
+    report_add_section (report, "store", identity_columns,
+                        sizeof identity_columns / sizeof identity_columns[0], true);
+    report_row (report);
+    report_text (report, identity.store_id);
+    report_unsigned (report, identity.format);
+    report_time (report, identity.created);
     report_add_section (report, "counters", counter_columns,
                         sizeof counter_columns / sizeof counter_columns[0], true);
     report_row (report);
@@ -1108,10 +1129,11 @@ main (int argc, char **argv)
                             "running collector");
 
     source_t source;
+    int code = STORE_ERR;
     if (args.collector ? remote_open (&source, &args, err, sizeof err)
-                       : db_open (&source, args.db, err, sizeof err)) {
+                       : db_open (&source, args.db, &code, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
-        return QUERY_EXIT_FAILED;
+        return store_exit_status (code); /* QUERY_EXIT_FAILED, or 65 / 78 for a refused store */
     }
     int status = QUERY_EXIT_OK;
     report_t *report = report_new (query_command_name (args.command));

@@ -16,7 +16,7 @@ static const char *const s_levels[] = {"debug", "info", "warning", NULL};
 
 static const setting_t s_settings[] = {
     {"collector/state_dir", SETTING_STRING, NULL, 0, 0, FIELD (state_dir),
-     "folder holding the LMDB store (created when missing); required", NULL},
+     "folder holding the LMDB store, made once by `totalplace-collector init`; required", NULL},
     {"collector/ingest_endpoints", SETTING_STRING, "tcp://127.0.0.1:7700", 0, 0,
      FIELD (ingest_endpoints), "comma-separated ZeroMQ endpoints agents connect to", NULL},
     {"collector/query_endpoints", SETTING_STRING, "tcp://127.0.0.1:7701", 0, 0,
@@ -154,12 +154,26 @@ check_endpoints (const char *key, const char *list, bool may_be_empty, char *err
 }
 
 int
-collector_config_validate (const collector_config_t *self, char *err, size_t err_len)
+collector_config_validate_store (const collector_config_t *self, char *err, size_t err_len)
 {
     if (!self->state_dir || !*self->state_dir)
         return fail (err, err_len,
                      "collector/state_dir is required: the folder for the LMDB store "
                      "(set it in the config file or with --state-dir)");
+    if (self->max_map_size_mb < self->map_size_mb) {
+        snprintf (err, err_len,
+                  "collector/max_map_size_mb (%llu) is smaller than collector/map_size_mb (%llu)",
+                  (unsigned long long)self->max_map_size_mb, (unsigned long long)self->map_size_mb);
+        return -1;
+    }
+    return 0;
+}
+
+int
+collector_config_validate (const collector_config_t *self, char *err, size_t err_len)
+{
+    if (collector_config_validate_store (self, err, err_len))
+        return -1;
     if (check_endpoints ("collector/ingest_endpoints", self->ingest_endpoints, false, err,
                          err_len) ||
         check_endpoints ("collector/query_endpoints", self->query_endpoints, true, err, err_len))
@@ -181,12 +195,6 @@ collector_config_validate (const collector_config_t *self, char *err, size_t err
     zlist_destroy (&query);
     if (rc)
         return rc;
-    if (self->max_map_size_mb < self->map_size_mb) {
-        snprintf (err, err_len,
-                  "collector/max_map_size_mb (%llu) is smaller than collector/map_size_mb (%llu)",
-                  (unsigned long long)self->max_map_size_mb, (unsigned long long)self->map_size_mb);
-        return -1;
-    }
     if (self->allow_plain) {
         /* Plain sockets authenticate no one: only this host may reach them. */
         zlist_t *lists[2] = {collector_config_endpoints (self),

@@ -72,6 +72,10 @@ int collector_config_set (collector_config_t *self, const char *key, const char 
  * key. */
 int collector_config_validate (const collector_config_t *self, char *err, size_t err_len);
 
+/* Checks only the keys of the store (collector/state_dir, the map sizes), all that
+ * `totalplace-collector init` uses; collector_config_validate checks them too. */
+int collector_config_validate_store (const collector_config_t *self, char *err, size_t err_len);
+
 /* Returns the ingest endpoints as a new list of strings (trimmed, in order; the list frees them),
  * or NULL when out of memory. The caller destroys the list. */
 zlist_t *collector_config_endpoints (const collector_config_t *self);

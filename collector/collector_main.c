@@ -1,6 +1,6 @@
 /* collector_main: the totalplace-collector daemon: options and config, the store, the ingest
  * and query servers, and signals (TERM/INT stop cleanly, HUP reloads the config). Runs in the
- * foreground. */
+ * foreground. `totalplace-collector init` creates the store, once, with the same options. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <time.h>
 
 #include <czmq.h>
 
@@ -43,6 +44,7 @@ typedef struct {
     char *query_endpoints; /* every --query, joined with commas */
     bool query_given;      /* --query was given (possibly as "", for none) */
     bool check_only;
+    bool init; /* the init command: create the store, then exit */
 } options_t;
 
 static void
@@ -65,7 +67,11 @@ s_usage (FILE *out)
     fprintf (
         out,
         "Usage: " PROGRAM " [OPTION]...\n"
+        "       " PROGRAM " init [-c FILE] [--state-dir DIR] [--set KEY=VALUE]...\n"
         "Receives spending batches from totalplace agents over ZeroMQ and stores them.\n"
+        "The store must exist: `init` creates it, once, in a new or empty folder\n"
+        "(collector/state_dir) and prints its store id; it refuses a folder that is not\n"
+        "empty. The daemon never creates a store.\n"
         "\n"
         "  -c, --config FILE        read settings from a ZPL file\n"
         "  -s, --state-dir DIR      folder of the LMDB store (collector/state_dir)\n"
@@ -85,6 +91,11 @@ s_usage (FILE *out)
         "Command-line options override the config file. Signals: TERM or INT finish the\n"
         "current group, acknowledge it and exit; HUP reloads the config file and the folder\n"
         "of authorised certificates. Security: docs/security.md.\n"
+        "\n"
+        "Exit status: 0 after a clean stop; 1 on other errors; 2 for a wrong command line;\n"
+        "78 when there is no store in the state folder or it is of a format this version does\n"
+        "not use; 65 when its data.mdb is damaged (empty, truncated, not LMDB); init: 73 when\n"
+        "the folder is not empty.\n"
         "\n"
         "Config keys (default, meaning):\n");
     collector_config_describe (out);
@@ -207,14 +218,24 @@ s_parse_options (int argc, char **argv, options_t *options)
             return 3;
         }
     }
+    /* getopt_long moves the words that are not options to the end: "init" may stand anywhere. */
+    if (optind < argc && strcmp (argv[optind], "init") == 0) {
+        options->init = true;
+        optind++;
+    }
     if (optind < argc) {
         fprintf (stderr, PROGRAM ": unexpected argument \"%s\"\n", argv[optind]);
+        return 3;
+    }
+    if (options->init && (options->check_only || options->endpoints || options->query_given)) {
+        fprintf (stderr, PROGRAM ": init takes only -c, --state-dir and --set\n");
         return 3;
     }
     return 0;
 }
 
-/* Defaults, then the file, then the command line; validated. NULL with a message on error. */
+/* Defaults, then the file, then the command line; validated (for init only what init uses, so
+ * that it needs no keys). NULL with a message on error. */
 static collector_config_t *
 s_build_config (const options_t *options, char *err, size_t err_len)
 {
@@ -235,7 +256,8 @@ s_build_config (const options_t *options, char *err, size_t err_len)
         rc = collector_config_set (config, "collector/query_endpoints", options->query_endpoints,
                                    err, err_len);
     if (rc == 0)
-        rc = collector_config_validate (config, err, err_len);
+        rc = options->init ? collector_config_validate_store (config, err, err_len)
+                           : collector_config_validate (config, err, err_len);
     if (rc)
         collector_config_destroy (&config);
     return config;
@@ -418,6 +440,23 @@ s_install_signals (sigset_t *wait_mask)
     return 0;
 }
 
+/* The init command: a new store in collector/state_dir, its id on stdout. */
+static int
+s_init_store (const collector_config_t *config)
+{
+    store_identity_t identity;
+    char err[STORE_ERR_LEN];
+    int rc = store_init (config->state_dir, &identity, err, sizeof err);
+    if (rc) {
+        fprintf (stderr, PROGRAM ": %s\n", err);
+        return store_exit_status (rc);
+    }
+    printf ("%s\n", identity.store_id);
+    fprintf (stderr, PROGRAM ": created a new store in %s: store id %s, format %u\n",
+             config->state_dir, identity.store_id, (unsigned)identity.format);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -456,6 +495,12 @@ main (int argc, char **argv)
         s_options_free (&options);
         return rc ? 1 : 0;
     }
+    if (options.init) {
+        int status = s_init_store (config);
+        collector_config_destroy (&config);
+        s_options_free (&options);
+        return status;
+    }
     s_log_level = config->log_level;
     if (config->log_syslog) {
         zsys_set_logident (PROGRAM);
@@ -484,11 +529,20 @@ main (int argc, char **argv)
     store_options_t store_options = {
         .path = config->state_dir, .map_size = map_size, .max_map_size = max_map_size};
     char store_err[STORE_ERR_LEN];
-    store = store_new (&store_options, store_err, sizeof store_err);
+    int store_code;
+    store = store_new (&store_options, &store_code, store_err, sizeof store_err);
     if (!store) {
-        zsys_error ("cannot open the store in %s: %s", config->state_dir, store_err);
+        zsys_error ("%s", store_err);
+        status = store_exit_status (store_code);
         goto done;
     }
+    store_identity_t identity;
+    store_identity (store, &identity);
+    char created[32] = "an unknown time";
+    time_t created_at = (time_t)identity.created;
+    struct tm created_tm;
+    if (gmtime_r (&created_at, &created_tm))
+        strftime (created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &created_tm);
 
     /* The ZAP handler must run before any socket that uses it is bound. */
     auth_options_t auth_options = s_auth_options (config);
@@ -549,9 +603,11 @@ main (int argc, char **argv)
             }
     }
 
-    MAIN_INFO (PROGRAM " %s started: state in %s, ingest on %s, queries on %s (%s), groups of "
-                       "up to %" PRIu64 " batches / %" PRIu64 " records, log level %s",
-               TOTALPLACE_VERSION, config->state_dir, config->ingest_endpoints,
+    MAIN_INFO (PROGRAM " %s started: store %s (format %u, created %s) in %s, ingest on %s, "
+                       "queries on %s (%s), groups of up to %" PRIu64 " batches / %" PRIu64
+                       " records, log level %s",
+               TOTALPLACE_VERSION, identity.store_id, (unsigned)identity.format, created,
+               config->state_dir, config->ingest_endpoints,
                query ? config->query_endpoints : "(none)", config->allow_plain ? "plain" : "CURVE",
                config->max_group_batches, config->max_group_records,
                collector_log_level_name (config->log_level));

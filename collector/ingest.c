@@ -618,7 +618,7 @@ s_commit (server_t *self)
     if (s_prepare_results (self))
         snprintf (err, sizeof err, "collector out of memory for %zu records", self->records);
     else
-        rc = store_apply (self->shared->store, self->batches, self->count, self->results, err,
+        rc = store_apply (self->shared->store, self->batches, self->count, self->results, NULL, err,
                           sizeof err);
     int64_t elapsed = zclock_usecs () - started;
 

@@ -189,6 +189,8 @@ typedef struct {
     Totalplace__TotalRow **row_pointers;      /* reply.rows */
     Totalplace__AgentStatus **agent_pointers; /* reply.agents */
     Totalplace__StoreCounters store;
+    Totalplace__StoreIdentity identity;
+    store_identity_t store_identity; /* owns identity.store_id */
     Totalplace__IngestCounters ingest;
     Totalplace__QueryCounters queries;
     Totalplace__SpendingRecord *record; /* from store_get_record */
@@ -379,6 +381,12 @@ read_stats (store_t *store, ingest_t *ingest, const query_counters_t *counters, 
     out->map_size_bytes = sc.map_size;
     out->used_bytes = sc.used_bytes;
     answer->reply.store = out;
+    store_identity (store, &answer->store_identity);
+    answer->identity = (Totalplace__StoreIdentity)TOTALPLACE__STORE_IDENTITY__INIT;
+    answer->identity.store_id = answer->store_identity.store_id;
+    answer->identity.format = answer->store_identity.format;
+    answer->identity.created = answer->store_identity.created;
+    answer->reply.identity = &answer->identity;
     if (counters) {
         Totalplace__QueryCounters *q = &answer->queries;
         *q = (Totalplace__QueryCounters)TOTALPLACE__QUERY_COUNTERS__INIT;

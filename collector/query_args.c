@@ -96,9 +96,10 @@ static const command_info_t COMMANDS[] = {
      "One stored record with every field, its revision and whether it was withdrawn.\n"
      "Put -- before a RECORD_ID that starts with '-'.\n"},
     {QUERY_STATS, "stats", 0, 0, "stats",
-     "The store's counters (batches, records by outcome, records stored, map size and use) and\n"
-     "each agent's last batch, batch count and last delivery (UTC). With --collector, also the\n"
-     "running collector's ingest and query counters since it started.\n"},
+     "The store's identity (store id, format, creation time), its counters (batches, records\n"
+     "by outcome, records stored, map size and use) and each agent's last batch, batch count\n"
+     "and last delivery (UTC). With --collector, also the running collector's ingest and query\n"
+     "counters since it started.\n"},
     {QUERY_KEYGEN, "keygen", OPT_ROLE | OPT_BODIES | OPT_DIR, 1,
      "keygen NAME --role agent|query|collector [--bodies ID[,ID...]] [--dir DIR]",
      "Makes a CURVE certificate pair: DIR/NAME.cert (public: give it to the collector, or for\n"
@@ -501,10 +502,10 @@ query_args_help (FILE *out, query_command_t command)
         if (COMMANDS[i].command != QUERY_HELP)
             fprintf (out, "%s:\n%s\n", COMMANDS[i].name, COMMANDS[i].help);
     fputs (GLOBAL_HELP, out);
-    fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, a\n"
-           "folder that is not a store, no answer from the collector in time, the collector\n"
-           "refused our key, an I/O error; keygen: could not write); 2 the command line is\n"
-           "wrong.\n"
+    fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, no\n"
+           "answer from the collector in time, the collector refused our key, an I/O error;\n"
+           "keygen: could not write); 2 the command line is wrong; --db: 78 no store in the\n"
+           "folder or one of a format this version does not use, 65 a damaged store.\n"
            "More: man totalplace, docs/query.md.\n",
            out);
 }

@@ -1,16 +1,22 @@
 /* store: records and per-neighbourhood totals in one LMDB environment, changed only together. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "lmdb_file.h"
 #include "period.h"
 
 /* Key layout (see docs/architecture.md). Fields are joined by the ASCII unit separator, which
@@ -22,7 +28,11 @@
  *   cells:          period US neighbourhood US body_id US service US Y|N -> store_amount_t
  *   neighbourhoods: neighbourhood                     -> store_amount_t
  *   agents:         agent_id                          -> agent_value_t
- *   meta:           "counters"                        -> counters_value_t */
+ *   meta:           "counters"                        -> counters_value_t
+ *                   "format"                          -> format version, decimal text ("1")
+ *                   "store_id"                        -> 32 lowercase hex digits
+ *                   "created"                         -> unix seconds, decimal text
+ * The identity is text so that mdb_dump shows it and any future version can read its format. */
 #define KEY_SEPARATOR '\x1f'
 enum { CELL_PERIOD, CELL_NEIGHBOURHOOD, CELL_BODY, CELL_SERVICE, CELL_POOLABLE, CELL_FIELDS };
 #define MAX_KEY_BYTES 511 /* LMDB's default maximum key size */
@@ -41,6 +51,9 @@ typedef struct {
 } counters_value_t;
 
 static const char COUNTERS_KEY[] = "counters";
+static const char FORMAT_KEY[] = "format";
+static const char STORE_ID_KEY[] = "store_id";
+static const char CREATED_KEY[] = "created";
 
 typedef struct _apply_memory_t apply_memory_t;
 static void apply_memory_free (apply_memory_t **memory_p);
@@ -54,6 +67,7 @@ struct _store_t {
      * exclusively, because LMDB requires no live transaction in this process while resizing. */
     pthread_rwlock_t resize_lock;
     apply_memory_t *memory; /* the writer's working memory, see store_apply */
+    store_identity_t identity;
 };
 
 static int fail (char *err, size_t err_len, int code, const char *format, ...)
@@ -93,15 +107,27 @@ store_outcome_name (store_outcome_t outcome)
 
 /* ---------------------------------------------------------------- opening and closing */
 
-static int
-open_databases (store_t *self, char *err, size_t err_len)
+int
+store_exit_status (int code)
 {
-    MDB_txn *txn;
-    unsigned int txn_flags = self->read_only ? MDB_RDONLY : 0;
-    unsigned int db_flags = self->read_only ? 0 : MDB_CREATE;
-    int rc = mdb_txn_begin (self->env, NULL, txn_flags, &txn);
-    if (rc)
-        return fail (err, err_len, STORE_ERR, "cannot begin transaction: %s", mdb_strerror (rc));
+    switch (code) {
+    case STORE_ERR_NOSTORE:
+    case STORE_ERR_FORMAT:
+        return 78; /* EX_CONFIG: the configuration names no store this binary can use */
+    case STORE_ERR_DAMAGED:
+        return 65; /* EX_DATAERR */
+    case STORE_ERR_EXISTS:
+        return 73; /* EX_CANTCREAT */
+    default:
+        return 1;
+    }
+}
+
+/* Opens every database in txn, creating them when create is set. */
+static int
+open_databases (store_t *self, MDB_txn *txn, bool create, const char *path, char *err,
+                size_t err_len)
+{
     struct {
         const char *name;
         MDB_dbi *dbi;
@@ -111,31 +137,170 @@ open_databases (store_t *self, char *err, size_t err_len)
                      {"agents", &self->agents},
                      {"meta", &self->meta}};
     for (size_t i = 0; i < sizeof databases / sizeof databases[0]; i++) {
-        rc = mdb_dbi_open (txn, databases[i].name, db_flags, databases[i].dbi);
-        if (rc) {
-            mdb_txn_abort (txn);
-            return fail (err, err_len, STORE_ERR, "cannot open database \"%s\": %s%s",
-                         databases[i].name, mdb_strerror (rc),
-                         rc == MDB_NOTFOUND ? " (is this a totalplace store?)" : "");
-        }
+        int rc = mdb_dbi_open (txn, databases[i].name, create ? MDB_CREATE : 0, databases[i].dbi);
+        if (rc == MDB_NOTFOUND)
+            return fail (err, err_len, STORE_ERR_FORMAT,
+                         "%s holds an LMDB file that is not a totalplace store (it has no \"%s\" "
+                         "database); give the folder of a store made by `totalplace-collector "
+                         "init`",
+                         path, databases[i].name);
+        if (rc)
+            return fail (err, err_len, STORE_ERR, "cannot open database \"%s\" in %s: %s",
+                         databases[i].name, path, mdb_strerror (rc));
     }
-    rc = mdb_txn_commit (txn);
-    if (rc)
-        return fail (err, err_len, STORE_ERR, "cannot commit database creation: %s",
-                     mdb_strerror (rc));
     return 0;
 }
 
-store_t *
-store_new (const store_options_t *options, char *err, size_t err_len)
+/* Parses the decimal text of a meta value; -1 unless it is all digits and at most max. */
+static int
+parse_meta_number (const MDB_val *value, uint64_t max, uint64_t *number)
 {
+    if (value->mv_size == 0 || value->mv_size > 19)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < value->mv_size; i++) {
+        char c = ((const char *)value->mv_data)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(c - '0');
+    }
+    if (n > max)
+        return -1;
+    *number = n;
+    return 0;
+}
+
+static int
+get_meta (MDB_txn *txn, MDB_dbi meta, const char *name, MDB_val *value)
+{
+    MDB_val key = {strlen (name), (void *)name};
+    return mdb_get (txn, meta, &key, value);
+}
+
+/* Reads the identity and checks that this binary uses its format (docs/architecture.md). */
+static int
+read_identity (MDB_txn *txn, MDB_dbi meta, const char *path, store_identity_t *identity, char *err,
+               size_t err_len)
+{
+    MDB_val value;
+    int rc = get_meta (txn, meta, FORMAT_KEY, &value);
+    if (rc == MDB_NOTFOUND)
+        return fail (err, err_len, STORE_ERR_FORMAT,
+                     "the store in %s has no identity: it was made before stores had one "
+                     "(format 0), and this totalplace uses format %d only. Create a new store "
+                     "(`totalplace-collector init --state-dir NEW_DIR`) and drop the agents' "
+                     "source files into their inboxes again: the new store deduplicates, so "
+                     "nothing counts twice (docs/operations.md)",
+                     path, STORE_FORMAT_VERSION);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot read the identity of the store in %s: %s",
+                     path, mdb_strerror (rc));
+    uint64_t format;
+    if (parse_meta_number (&value, UINT32_MAX, &format))
+        return fail (err, err_len, STORE_ERR_DAMAGED,
+                     "the store in %s is damaged: its format version is unreadable; restore it "
+                     "from a backup (docs/operations.md)",
+                     path);
+    if (format > STORE_FORMAT_VERSION)
+        return fail (err, err_len, STORE_ERR_FORMAT,
+                     "the store in %s is of format %llu, newer than this totalplace knows "
+                     "(format %d): upgrade totalplace",
+                     path, (unsigned long long)format, STORE_FORMAT_VERSION);
+    if (format < STORE_FORMAT_VERSION)
+        return fail (err, err_len, STORE_ERR_FORMAT,
+                     "the store in %s is of format %llu, which this totalplace cannot read "
+                     "(format %d): docs/architecture.md says how to move its records",
+                     path, (unsigned long long)format, STORE_FORMAT_VERSION);
+    identity->format = (uint32_t)format;
+
+    rc = get_meta (txn, meta, STORE_ID_KEY, &value);
+    bool sound = rc == 0 && value.mv_size == STORE_ID_HEX_LEN - 1;
+    for (size_t i = 0; sound && i < value.mv_size; i++) {
+        char c = ((const char *)value.mv_data)[i];
+        sound = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+    uint64_t created = 0;
+    MDB_val created_value;
+    if (sound) {
+        memcpy (identity->store_id, value.mv_data, value.mv_size);
+        identity->store_id[value.mv_size] = '\0';
+        sound = get_meta (txn, meta, CREATED_KEY, &created_value) == 0 &&
+                parse_meta_number (&created_value, INT64_MAX, &created) == 0;
+    }
+    if (!sound)
+        return fail (err, err_len, STORE_ERR_DAMAGED,
+                     "the store in %s is damaged: its identity (store id, creation time) is "
+                     "unreadable; restore it from a backup (docs/operations.md)",
+                     path);
+    identity->created = (int64_t)created;
+    return 0;
+}
+
+/* Checks the folder and data.mdb before LMDB maps anything. */
+static int
+check_store_files (const char *path, char *err, size_t err_len)
+{
+    struct stat st;
+    const char *missing = NULL;
+    char data_path[PATH_MAX];
+    if (stat (path, &st) != 0) {
+        if (errno != ENOENT)
+            return fail (err, err_len, STORE_ERR, "cannot reach the store folder %s: %s", path,
+                         strerror (errno));
+        missing = "the folder does not exist";
+    }
+    else if (!S_ISDIR (st.st_mode))
+        missing = "it is not a folder";
+    else if ((size_t)snprintf (data_path, sizeof data_path, "%s/data.mdb", path) >=
+             sizeof data_path)
+        return fail (err, err_len, STORE_ERR, "store path %.64s... is too long", path);
+    if (!missing) {
+        char why[PATH_MAX + 256];
+        int rc = lmdb_file_check (data_path, NULL, why, sizeof why);
+        if (rc == LMDB_FILE_MISSING)
+            missing = "it holds no data.mdb";
+        else if (rc == LMDB_FILE_IO)
+            return fail (err, err_len, STORE_ERR, "%s", why);
+        else if (rc)
+            return fail (err, err_len, STORE_ERR_DAMAGED,
+                         "the store in %s is damaged and was not opened: %s. Restore it from a "
+                         "backup (docs/operations.md); if it never held data, empty the folder "
+                         "and run `totalplace-collector init` there",
+                         path, why);
+    }
+    if (missing)
+        return fail (err, err_len, STORE_ERR_NOSTORE,
+                     "no store in %s (%s): create one with `totalplace-collector init "
+                     "--state-dir %s` (or restore a backup there)",
+                     path, missing, path);
+    return 0;
+}
+
+/* LMDB's own verdicts on a file that passed check_store_files but still is not sound. */
+static int
+env_open_code (int rc)
+{
+    return rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_VERSION_MISMATCH ||
+                   rc == MDB_PAGE_NOTFOUND
+               ? STORE_ERR_DAMAGED
+               : STORE_ERR;
+}
+
+store_t *
+store_new (const store_options_t *options, int *code, char *err, size_t err_len)
+{
+    int ignored;
+    code = code ? code : &ignored;
     if (!options || !options->path || !*options->path) {
-        fail (err, err_len, STORE_ERR, "store path is missing");
+        *code = fail (err, err_len, STORE_ERR, "store path is missing");
         return NULL;
     }
+    *code = check_store_files (options->path, err, err_len);
+    if (*code)
+        return NULL;
     store_t *self = calloc (1, sizeof *self);
     if (!self) {
-        fail (err, err_len, STORE_ERR, "out of memory");
+        *code = fail (err, err_len, STORE_ERR, "out of memory");
         return NULL;
     }
     self->read_only = options->read_only;
@@ -145,18 +310,13 @@ store_new (const store_options_t *options, char *err, size_t err_len)
         self->max_map_size = map_size;
     if (pthread_rwlock_init (&self->resize_lock, NULL) != 0) {
         free (self);
-        fail (err, err_len, STORE_ERR, "cannot create lock");
+        *code = fail (err, err_len, STORE_ERR, "cannot create lock");
         return NULL;
-    }
-
-    if (!self->read_only && mkdir (options->path, 0700) != 0 && errno != EEXIST) {
-        fail (err, err_len, STORE_ERR, "cannot create store folder %s: %s", options->path,
-              strerror (errno));
-        goto err_lock;
     }
     int rc = mdb_env_create (&self->env);
     if (rc) {
-        fail (err, err_len, STORE_ERR, "cannot create LMDB environment: %s", mdb_strerror (rc));
+        *code =
+            fail (err, err_len, STORE_ERR, "cannot create LMDB environment: %s", mdb_strerror (rc));
         goto err_lock;
     }
     mdb_env_set_maxdbs (self->env, 8);
@@ -168,15 +328,34 @@ store_new (const store_options_t *options, char *err, size_t err_len)
         flags |= MDB_NOSYNC;
     rc = mdb_env_open (self->env, options->path, flags, 0600);
     if (rc) {
-        fail (err, err_len, STORE_ERR, "cannot open store in %s: %s", options->path,
-              mdb_strerror (rc));
+        *code = fail (err, err_len, env_open_code (rc), "cannot open the store in %s: %s",
+                      options->path, mdb_strerror (rc));
         goto err_env;
     }
     /* A reader adopts the map size the writer recorded, so counters report the store's own. */
     if (self->read_only)
         mdb_env_set_mapsize (self->env, 0);
-    if (open_databases (self, err, err_len))
+    /* Handles opened in a read transaction serve every later one once it commits. */
+    MDB_txn *txn;
+    rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        *code = fail (err, err_len, STORE_ERR, "cannot begin transaction in %s: %s", options->path,
+                      mdb_strerror (rc));
         goto err_env;
+    }
+    *code = open_databases (self, txn, false, options->path, err, err_len);
+    if (*code == 0)
+        *code = read_identity (txn, self->meta, options->path, &self->identity, err, err_len);
+    if (*code) {
+        mdb_txn_abort (txn);
+        goto err_env;
+    }
+    rc = mdb_txn_commit (txn);
+    if (rc) {
+        *code = fail (err, err_len, STORE_ERR, "cannot open the databases in %s: %s", options->path,
+                      mdb_strerror (rc));
+        goto err_env;
+    }
     return self;
 
 err_env:
@@ -185,6 +364,172 @@ err_lock:
     pthread_rwlock_destroy (&self->resize_lock);
     free (self);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- creating a store */
+
+/* Writes the databases and the identity of a new store into the environment at dir. */
+static int
+create_in (const char *dir, const store_identity_t *identity, char *err, size_t err_len)
+{
+    store_t scratch = {0}; /* only its environment and database handles are used */
+    int rc = mdb_env_create (&scratch.env);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot create LMDB environment: %s",
+                     mdb_strerror (rc));
+    mdb_env_set_maxdbs (scratch.env, 8);
+    MDB_txn *txn = NULL;
+    rc = mdb_env_open (scratch.env, dir, 0, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin (scratch.env, NULL, 0, &txn);
+    if (rc) {
+        rc = fail (err, err_len, STORE_ERR, "cannot create the store in %s: %s", dir,
+                   mdb_strerror (rc));
+        goto out;
+    }
+    rc = open_databases (&scratch, txn, true, dir, err, err_len);
+    char format[16], created[24];
+    snprintf (format, sizeof format, "%u", (unsigned)identity->format);
+    snprintf (created, sizeof created, "%lld", (long long)identity->created);
+    const char *keys[] = {FORMAT_KEY, STORE_ID_KEY, CREATED_KEY};
+    const char *values[] = {format, identity->store_id, created};
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        MDB_val key = {strlen (keys[i]), (void *)keys[i]};
+        MDB_val value = {strlen (values[i]), (void *)values[i]};
+        rc = mdb_put (txn, scratch.meta, &key, &value, MDB_NOOVERWRITE);
+        if (rc)
+            rc = fail (err, err_len, STORE_ERR, "cannot write the store's %s: %s", keys[i],
+                       mdb_strerror (rc));
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit (txn); /* synced: a new store is durable before it is moved in */
+        txn = NULL;
+        if (rc)
+            rc = fail (err, err_len, STORE_ERR, "cannot commit the new store: %s",
+                       mdb_strerror (rc));
+    }
+out:
+    if (txn)
+        mdb_txn_abort (txn);
+    mdb_env_close (scratch.env);
+    return rc;
+}
+
+/* Fails with STORE_ERR_EXISTS unless path is an empty folder; *created says whether it made it. */
+static int
+claim_folder (const char *path, bool *created, char *err, size_t err_len)
+{
+    *created = false;
+    if (mkdir (path, 0700) == 0) {
+        *created = true;
+        return 0;
+    }
+    if (errno != EEXIST)
+        return fail (err, err_len, STORE_ERR, "cannot create the store folder %s: %s%s", path,
+                     strerror (errno), errno == ENOENT ? " (create its parent folder first)" : "");
+    DIR *dir = opendir (path);
+    if (!dir)
+        return fail (err, err_len, errno == ENOTDIR ? STORE_ERR_EXISTS : STORE_ERR,
+                     "cannot create a store in %s: %s", path, strerror (errno));
+    char first[NAME_MAX + 1] = "";
+    bool has_store = false;
+    struct dirent *entry;
+    while ((entry = readdir (dir)) != NULL) {
+        if (strcmp (entry->d_name, ".") == 0 || strcmp (entry->d_name, "..") == 0)
+            continue;
+        if (!*first)
+            snprintf (first, sizeof first, "%s", entry->d_name);
+        if (strcmp (entry->d_name, "data.mdb") == 0)
+            has_store = true;
+    }
+    closedir (dir);
+    if (has_store)
+        return fail (err, err_len, STORE_ERR_EXISTS,
+                     "%s already holds a store (data.mdb): init never touches an existing store; "
+                     "give an empty or new folder",
+                     path);
+    if (*first)
+        return fail (err, err_len, STORE_ERR_EXISTS,
+                     "%s is not empty (it holds \"%s\"): init creates a store only in an empty or "
+                     "new folder",
+                     path, first);
+    return 0;
+}
+
+static int
+sync_folder (const char *path)
+{
+    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync (fd);
+    close (fd);
+    return rc;
+}
+
+int
+store_init (const char *path, store_identity_t *identity, char *err, size_t err_len)
+{
+    if (!path || !*path)
+        return fail (err, err_len, STORE_ERR, "store path is missing");
+    if (sodium_init () < 0)
+        return fail (err, err_len, STORE_ERR, "cannot start libsodium for the store id");
+    store_identity_t made = {.format = STORE_FORMAT_VERSION, .created = (int64_t)time (NULL)};
+    unsigned char id[(STORE_ID_HEX_LEN - 1) / 2];
+    randombytes_buf (id, sizeof id);
+    sodium_bin2hex (made.store_id, sizeof made.store_id, id, sizeof id);
+
+    char building[PATH_MAX], built[PATH_MAX], lock[PATH_MAX], final[PATH_MAX];
+    if ((size_t)snprintf (building, sizeof building, "%s/.init.XXXXXX", path) >= sizeof building ||
+        (size_t)snprintf (final, sizeof final, "%s/data.mdb", path) >= sizeof final)
+        return fail (err, err_len, STORE_ERR, "store path %.64s... is too long", path);
+    bool created_folder;
+    int rc = claim_folder (path, &created_folder, err, err_len);
+    if (rc)
+        return rc;
+    /* Built in a hidden folder and linked in whole: data.mdb in path is always a finished store. */
+    if (!mkdtemp (building)) {
+        rc = fail (err, err_len, STORE_ERR, "cannot create a folder in %s: %s", path,
+                   strerror (errno));
+        goto err_folder;
+    }
+    /* building is path + 13 bytes and final (path + 9) fit: so do these. */
+    if ((size_t)snprintf (built, sizeof built, "%s/data.mdb", building) >= sizeof built ||
+        (size_t)snprintf (lock, sizeof lock, "%s/lock.mdb", building) >= sizeof lock) {
+        rc = fail (err, err_len, STORE_ERR, "store path %.64s... is too long", path);
+        rmdir (building);
+        goto err_folder;
+    }
+    rc = create_in (building, &made, err, err_len);
+    if (rc == 0 && link (built, final) != 0)
+        rc = fail (err, err_len, errno == EEXIST ? STORE_ERR_EXISTS : STORE_ERR,
+                   "cannot move the new store into %s: %s", path, strerror (errno));
+    unlink (built);
+    unlink (lock);
+    rmdir (building);
+    if (rc)
+        goto err_folder;
+    if (sync_folder (path) != 0) {
+        rc =
+            fail (err, err_len, STORE_ERR, "cannot sync the folder %s: %s", path, strerror (errno));
+        unlink (final);
+        goto err_folder;
+    }
+    if (identity)
+        *identity = made;
+    return 0;
+
+err_folder:
+    if (created_folder)
+        rmdir (path);
+    return rc;
+}
+
+int
+store_identity (store_t *self, store_identity_t *identity)
+{
+    *identity = self->identity;
+    return 0;
 }
 
 void
@@ -694,9 +1039,11 @@ put_or_full (MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value, const char
     return 0;
 }
 
+/* Each batch moves its agent's mark in order, so marks_before[b] sees the group's earlier
+ * batches of the same agent (they were put in this transaction). */
 static int
 write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batches,
-                           size_t batch_count, char *err, size_t err_len)
+                           size_t batch_count, uint64_t *marks_before, char *err, size_t err_len)
 {
     store_t *store = state->store;
     int64_t now = (int64_t) time (NULL);
@@ -709,6 +1056,8 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
             memcpy (&agent, value.mv_data, sizeof agent);
         else if (rc != 0 && rc != MDB_NOTFOUND)
             return fail (err, err_len, STORE_ERR, "cannot read agent: %s", mdb_strerror (rc));
+        if (marks_before)
+            marks_before[b] = agent.last_batch_seq;
         if (batches[b]->batch_seq > agent.last_batch_seq)
             agent.last_batch_seq = batches[b]->batch_seq;
         agent.batches++;
@@ -740,7 +1089,8 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
  * (aborted), or an error. */
 static int
 apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-            store_result_t *const *results, bool exact, char *err, size_t err_len)
+            store_result_t *const *results, uint64_t *marks_before, bool exact, char *err,
+            size_t err_len)
 {
     if (!self->memory && !(self->memory = calloc (1, sizeof *self->memory)))
         return fail (err, err_len, STORE_ERR, "out of memory");
@@ -780,7 +1130,7 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
     if (rc == 0)
         rc = write_totals (&state, err, err_len);
     if (rc == 0)
-        rc = write_agents_and_counters (&state, batches, batch_count, err, err_len);
+        rc = write_agents_and_counters (&state, batches, batch_count, marks_before, err, err_len);
     if (rc == 0) {
         rc = mdb_txn_commit (state.txn);
         if (rc == MDB_MAP_FULL)
@@ -817,7 +1167,7 @@ grow_map (store_t *self, char *err, size_t err_len)
 
 int
 store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-             store_result_t *const *results, char *err, size_t err_len)
+             store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len)
 {
     if (self->read_only)
         return fail (err, err_len, STORE_ERR, "store is open read-only");
@@ -835,9 +1185,9 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
 
     bool exact = false;
     int rc;
-    while ((rc = apply_once (self, batches, batch_count, results, exact, err, err_len))
-           == APPLY_MAP_FULL
-           || rc == APPLY_NEEDS_EXACT) {
+    while ((rc = apply_once (self, batches, batch_count, results, marks_before, exact, err,
+                             err_len)) == APPLY_MAP_FULL ||
+           rc == APPLY_NEEDS_EXACT) {
         if (rc == APPLY_NEEDS_EXACT)
             exact = true;
         else if ((rc = grow_map (self, err, err_len)) != 0)
@@ -1293,4 +1643,32 @@ store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t er
     if (rc != 0 && rc != MDB_NOTFOUND)
         return fail (err, err_len, STORE_ERR, "cannot read agents: %s", mdb_strerror (rc));
     return 0;
+}
+
+int
+store_agent_mark (store_t *self, const char *agent_id, uint64_t *mark, char *err, size_t err_len)
+{
+    size_t len = agent_id ? strlen (agent_id) : 0;
+    if (len == 0 || len > MAX_KEY_BYTES)
+        return fail (err, err_len, STORE_ERR, "agent id must be 1-%d bytes", MAX_KEY_BYTES);
+    MDB_txn *txn;
+    int rc = begin_read (self, &txn, err, err_len);
+    if (rc)
+        return rc;
+    MDB_val key = {len, (void *)agent_id}, value;
+    agent_value_t stored = {0, 0, 0};
+    rc = mdb_get (txn, self->agents, &key, &value);
+    if (rc == 0 && value.mv_size == sizeof stored)
+        memcpy (&stored, value.mv_data, sizeof stored);
+    else if (rc == 0)
+        rc = fail (err, err_len, STORE_ERR, "the stored mark of agent %s is corrupt", agent_id);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    else
+        rc =
+            fail (err, err_len, STORE_ERR, "cannot read agent %s: %s", agent_id, mdb_strerror (rc));
+    end_read (self, txn);
+    if (rc == 0)
+        *mark = stored.last_batch_seq;
+    return rc;
 }

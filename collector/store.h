@@ -13,15 +13,24 @@
 
 typedef struct _store_t store_t;
 
-/* Error codes returned by store functions (0 is success). */
-#define STORE_ERR -1          /* I/O or LMDB failure; the message says which */
-#define STORE_ERR_FULL -2     /* the map is full and may not grow further; nothing was applied */
+/* Error codes returned by store functions (0 is success). The messages say what to do. */
+#define STORE_ERR          -1 /* I/O or LMDB failure; the message says which */
+#define STORE_ERR_FULL     -2 /* the map is full and may not grow further; nothing was applied */
 #define STORE_ERR_NOTFOUND -3 /* the neighbourhood, record or agent asked for is not stored */
+#define STORE_ERR_NOSTORE  -4 /* no store there: no such folder, or no data.mdb in it */
+#define STORE_ERR_DAMAGED  -5 /* data.mdb empty, truncated or not LMDB's; identity unreadable */
+#define STORE_ERR_FORMAT   -6 /* no identity (format 0), a newer format, or not a store of ours */
+#define STORE_ERR_EXISTS   -7 /* store_init: the folder is not empty (it may hold a store) */
 
-#define STORE_ERR_LEN 256
+/* The store format this binary reads and writes. A store records its own at creation; docs/
+ * architecture.md ("Store identity and format") says what a change of format requires. */
+#define STORE_FORMAT_VERSION 1
+
+/* A bigger buffer than any message needs: messages name the folder and what to do. */
+#define STORE_ERR_LEN 1024
 
 typedef struct {
-    const char *path;      /* folder holding data.mdb; created when missing (unless read_only) */
+    const char *path;      /* folder holding data.mdb, made by store_init; never created here */
     size_t map_size;       /* initial LMDB map size in bytes; 0 means 1 GiB */
     size_t max_map_size;   /* the map doubles when full up to this; 0 means 1 TiB */
     bool read_only;        /* open for reading only (the CLI on the collector host) */
@@ -65,19 +74,44 @@ typedef struct {
     int64_t last_seen;         /* unix seconds of the last batch applied */
 } store_agent_t;
 
-/* Opens (or creates) the store. Returns NULL with a message in err on failure. */
-store_t *store_new (const store_options_t *options, char *err, size_t err_len);
+/* Who a store is: set once by store_init, never changed. */
+#define STORE_ID_HEX_LEN 33 /* 32 lowercase hex digits (128 random bits) and the NUL */
+typedef struct {
+    char store_id[STORE_ID_HEX_LEN];
+    uint32_t format; /* STORE_FORMAT_VERSION when it was made */
+    int64_t created; /* unix seconds */
+} store_identity_t;
+
+/* Creates a new, empty store in path: a folder that does not exist yet (its parent must) or is
+ * empty. It gets a random store id, the format STORE_FORMAT_VERSION and its creation time, all
+ * committed durably before data.mdb appears in path (it is built in a hidden folder inside path
+ * and moved in whole), so path never holds half a store. Refuses with STORE_ERR_EXISTS and changes
+ * nothing when path holds anything, a store or not. Returns 0 and fills identity (may be NULL),
+ * or an error code with a message in err. */
+int store_init (const char *path, store_identity_t *identity, char *err, size_t err_len);
+
+/* Opens an existing store; never creates one. Before LMDB maps data.mdb the file is checked
+ * against its own meta pages (lmdb_file.h), then the store's identity is read. On failure returns
+ * NULL with a message in err saying what to do, and sets *code (code may be NULL):
+ * STORE_ERR_NOSTORE (no folder, or no data.mdb: create one with `totalplace-collector init`),
+ * STORE_ERR_DAMAGED (empty, truncated or not an LMDB file: restore a backup), STORE_ERR_FORMAT
+ * (no identity, i.e. format 0; a newer format; or another program's LMDB file), or STORE_ERR. */
+store_t *store_new (const store_options_t *options, int *code, char *err, size_t err_len);
 
 /* Closes the store and sets *self_p to NULL; safe on NULL. */
 void store_destroy (store_t **self_p);
 
 /* Applies batches in ONE write transaction, committed durably before it returns 0, together with
  * each agent's batch high-water mark and the counters. results[b] has batches[b]->n_records
- * entries, filled with each record's outcome. On error nothing at all is applied: returns
- * STORE_ERR_FULL when the map cannot grow, STORE_ERR otherwise, with a message in err. The map
- * grows (doubling up to max_map_size) when a transaction fills it, and the group is retried. */
+ * entries, filled with each record's outcome. marks_before (NULL when not wanted) has batch_count
+ * entries: marks_before[b] is the last_batch_seq of batches[b]'s agent as stored just before
+ * batches[b] was applied (0 for an agent never seen), taken in order within the group, so a
+ * second batch of one agent sees the first one's mark. On error nothing at all is applied (and
+ * marks_before means nothing): returns STORE_ERR_FULL when the map cannot grow, STORE_ERR
+ * otherwise, with a message in err. The map grows (doubling up to max_map_size) when a
+ * transaction fills it, and the group is retried. */
 int store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-                 store_result_t *const *results, char *err, size_t err_len);
+                 store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len);
 
 /* Breakdowns of a neighbourhood's total. */
 typedef enum {
@@ -125,7 +159,21 @@ int store_counters (store_t *self, store_counters_t *counters, char *err, size_t
 typedef int (store_agent_fn) (void *arg, const store_agent_t *agent);
 int store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t err_len);
 
+/* The last_batch_seq stored for agent_id, from a read transaction: 0 (and success) for an agent
+ * that never delivered a batch. Returns 0, or STORE_ERR with a message. */
+int store_agent_mark (store_t *self, const char *agent_id, uint64_t *mark, char *err,
+                      size_t err_len);
+
+/* The store's identity, read when it was opened (it never changes). Returns 0. */
+int store_identity (store_t *self, store_identity_t *identity);
+
 /* Name of an outcome, e.g. "duplicate". */
 const char *store_outcome_name (store_outcome_t outcome);
+
+/* The exit status an executable should end with when a store function failed with code: 78
+ * (EX_CONFIG) for no store or a format this binary does not use, 65 (EX_DATAERR) for a damaged
+ * data.mdb, 73 (EX_CANTCREAT) when store_init refused a folder that is not empty, 1 otherwise.
+ * systemd's unit lists 65 and 78 in RestartPreventExitStatus: restarting cannot mend them. */
+int store_exit_status (int code);
 
 #endif

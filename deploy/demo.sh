@@ -23,8 +23,11 @@ trap cleanup EXIT
 
 ingest="ipc://$work/ingest.sock"
 query="ipc://$work/query.sock"
+# A collector never creates its store: make it once, as an operator does (docs/operations.md).
+build/collector/totalplace-collector init --state-dir "$work/collector" >/dev/null \
+  2>"$work/collector.log" || { cat "$work/collector.log" >&2; exit 1; }
 build/collector/totalplace-collector --state-dir "$work/collector" --ingest "$ingest" \
-  --query "$query" --allow-plain 2>"$work/collector.log" &
+  --query "$query" --allow-plain 2>>"$work/collector.log" &
 collector_pid=$!
 for _ in $(seq 100); do [[ -S $work/ingest.sock && -S $work/query.sock ]] && break; sleep 0.1; done
 [[ -S $work/ingest.sock && -S $work/query.sock ]] ||

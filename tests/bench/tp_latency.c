@@ -209,7 +209,7 @@ main (int argc, char *argv[])
 
     char err[STORE_ERR_LEN];
     store_options_t options = {.path = db, .read_only = true};
-    store_t *store = store_new (&options, err, sizeof err);
+    store_t *store = store_new (&options, NULL, err, sizeof err);
     if (!store) {
         fprintf (stderr, "tp_latency: %s\n", err);
         free (command);

@@ -23,13 +23,8 @@ reopen_store (void)
         free (s_dir);
     }
     s_dir = test_tmpdir ("fuzz_batch");
-    char err[STORE_ERR_LEN];
-    store_options_t options = {.path = s_dir, .map_size = 1 << 20, .no_sync = true};
-    s_store = store_new (&options, err, sizeof err);
-    if (!s_store) {
-        fprintf (stderr, "fuzz_batch: %s\n", err);
-        abort ();
-    }
+    store_options_t options = {.map_size = 1 << 20, .no_sync = true};
+    s_store = test_store_new (s_dir, &options);
 }
 
 static int
@@ -75,7 +70,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (wire_validate_batch (batch, err, sizeof err) == 0) {
         store_result_t *results = calloc (batch->n_records ? batch->n_records : 1, sizeof *results);
         char store_err[STORE_ERR_LEN];
-        int rc = store_apply (s_store, &batch, 1, &results, store_err, sizeof store_err);
+        int rc = store_apply (s_store, &batch, 1, &results, NULL, store_err, sizeof store_err);
         if (rc && rc != STORE_ERR_FULL) {
             fprintf (stderr, "fuzz_batch: store_apply failed: %s\n", store_err);
             abort ();

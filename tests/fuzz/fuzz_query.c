@@ -28,11 +28,9 @@ open_store (void)
 {
     char *dir = test_tmpdir ("fuzz_query");
     char err[STORE_ERR_LEN];
-    store_options_t options = {.path = dir, .map_size = 1 << 20, .no_sync = true};
-    s_store = store_new (&options, err, sizeof err);
+    store_options_t options = {.map_size = 1 << 20, .no_sync = true};
+    s_store = test_store_new (dir, &options);
     free (dir);
-    if (!s_store)
-        die ("store_new", err);
     Totalplace__Batch *batch = test_batch_new ("fuzz", 1);
     static const struct {
         const char *body, *id, *nbh, *service, *period;
@@ -56,7 +54,7 @@ open_store (void)
     store_result_t results[8];
     memset (results, 0, sizeof results);
     store_result_t *result_lists[1] = {results};
-    if (store_apply (s_store, &batch, 1, result_lists, err, sizeof err))
+    if (store_apply (s_store, &batch, 1, result_lists, NULL, err, sizeof err))
         die ("store_apply", err);
     test_batch_free (&batch);
 }

@@ -87,7 +87,22 @@ QUERY="ipc://$WORK/query.sock"
 # How the collector authenticates: plain by default; make_keys and a test may change it.
 COLLECTOR_SECURITY=(--allow-plain)
 
+# init_store [DIR]: creates the collector's store (default $WORK/collector) the way an operator
+# does, once, with `totalplace-collector init`; prints nothing, fails the test if init fails.
+init_store() {
+  local dir=${1:-$WORK/collector}
+  "${RUN[@]}" "$COLLECTOR" init --state-dir "$dir" >"$WORK/store-id" 2>>"$WORK/collector.log" \
+    || fail "totalplace-collector init --state-dir $dir failed: $(tail -n 1 "$WORK/collector.log")"
+}
+
+# start_collector [OPTION...]: the collector on $WORK/collector, made by init_store on the first
+# start of a test (a restart reuses the store; a test that wants to see a missing store refused
+# runs $COLLECTOR itself).
 start_collector() {
+  [[ -e $WORK/collector ]] || init_store
+  # A stopped collector may leave its ipc:// socket files behind: without this, a restart would
+  # look ready at once (and a signal sent then would find it still starting).
+  rm -f "$WORK/ingest.sock" "$WORK/query.sock"
   "${RUN[@]}" "$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" --query "$QUERY" \
     "${COLLECTOR_SECURITY[@]}" "$@" >>"$WORK/collector.log" 2>&1 &
   PIDS[collector]=$!
@@ -209,8 +224,11 @@ check_totals() {
 }
 
 # stored_records: how many records the collector's store holds now (0 before the first batch).
+# (stats in CSV: the store's identity, a blank line, then the counters' header and row.)
 stored_records() {
-  "$CLI" --db "$WORK/collector" --format csv stats 2>/dev/null | gawk -F, 'NR == 2 { print $7; found = 1 } END { if (!found) print 0 }'
+  "$CLI" --db "$WORK/collector" --format csv stats 2>/dev/null |
+    gawk -F, '$1 == "batches" { header = NR } header && NR == header + 1 { print $7; found = 1 }
+              END { if (!found) print 0 }'
 }
 
 # more_than N: succeeds when the store holds more than N records.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_cli_db: fills a store with tp_fill from two batches of records (duplicates, corrections, a
+# test_cli_db: makes a store with `totalplace-collector init`, fills it with tp_fill from two batches of records (duplicates, corrections, a
 # stale copy, a conflict, a withdrawal, an invalid period, credits, commas and quotes in text), then
 # runs the real `totalplace --db` for every subcommand in table, CSV and JSON and compares each
 # answer with totals computed here, independently, by awk from the same input lines.
@@ -12,8 +12,10 @@ fail() {
 
 : "${TOTALPLACE_BIN:?set TOTALPLACE_BIN to the build folder}"
 cli=$TOTALPLACE_BIN/collector/totalplace
+collector=$TOTALPLACE_BIN/collector/totalplace-collector
 fill=$TOTALPLACE_BIN/tests/tp_fill
 [[ -x $cli ]] || fail "no totalplace binary at $cli"
+[[ -x $collector ]] || fail "no totalplace-collector binary at $collector"
 [[ -x $fill ]] || fail "no tp_fill at $fill"
 command -v jq >/dev/null || fail "jq is required to read the JSON answers (apt-get install jq)"
 export LC_ALL=C
@@ -24,6 +26,8 @@ work=$(mktemp -d "$base/test_cli_db.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 store=$work/store
 started=$(date -u +%s)
+store_id=$("$collector" init --state-dir "$store" 2>/dev/null) || fail "init of $store failed"
+[[ $store_id =~ ^[0-9a-f]{32}$ ]] || fail "init printed \"$store_id\", not a store id"
 
 # ---------------------------------------------------------------- the input
 # body|record|revision|neighbourhood|service|period|amount_pence|poolable|withdrawn|supplier|description
@@ -116,14 +120,21 @@ superseded|$n_superseded
 stale|$n_stale
 rejected|$n_rejected
 records stored|$n_stored"
-same "stats table counters" "$expected" "$(sed -n '3,9p' <<<"$out" | sed -E 's/ {2,}/|/g')"
+same "stats table identity" "store id|$store_id
+format|1" "$(sed -n '3,4p' <<<"$out" | sed -E 's/ {2,}/|/g')"
+same "stats table counters" "$expected" "$(sed -n '8,14p' <<<"$out" | sed -E 's/ {2,}/|/g')"
 same "stats table agents header" "agent|last batch|batches|last seen (UTC)" \
-  "$(sed -n '14p' <<<"$out" | sed -E 's/ {2,}/|/g')"
-agents_table=$(sed -n '16,$p' <<<"$out" | sed -E 's/ {2,}/|/g')
+  "$(sed -n '19p' <<<"$out" | sed -E 's/ {2,}/|/g')"
+agents_table=$(sed -n '21,$p' <<<"$out" | sed -E 's/ {2,}/|/g')
 same "stats table agents" "agent-bns|7|1
 agent-pol|3|1" "$(cut -d'|' -f1-3 <<<"$agents_table")"
 
 json=$(run --db "$store" stats --format json)
+same "stats json identity" "$store_id|1" "$(jq -r '.store | "\(.store_id)|\(.format)"' <<<"$json")"
+created=$(date -u -d "$(jq -r '.store.created' <<<"$json")" +%s) || fail "stats: created is not a time"
+((created >= started - 1 && created <= $(date -u +%s) + 1)) || fail "stats: the store was not created at init"
+same "stats table created" "created (UTC)|$(jq -r '.store.created' <<<"$json")" \
+  "$(sed -n '5p' <<<"$out" | sed -E 's/ {2,}/|/g')"
 same "stats json counters" "2|$n_accepted|$n_duplicate|$n_superseded|$n_stale|$n_rejected|$n_stored" \
   "$(jq -r '.counters | "\(.batches)|\(.accepted)|\(.duplicate)|\(.superseded)|\(.stale)|\(.rejected)|\(.records_stored)"' <<<"$json")"
 jq -e '.query == "stats" and .counters.used_bytes > 0 and .counters.used_bytes <= .counters.map_size_bytes' \
@@ -139,17 +150,19 @@ done < <(jq -r '.agents[].last_seen' <<<"$json")
 same "stats table last seen" "$(jq -r '.agents[].last_seen' <<<"$json")" "$(cut -d'|' -f4 <<<"$agents_table")"
 
 csv=$(csv_of stats)
+same "stats csv identity" "store id,format,created (UTC)
+$store_id,1,$(jq -r '.store.created' <<<"$json")" "$(sed -n 1,2p <<<"$csv")"
 same "stats csv counters header" \
   "batches,accepted,duplicate,superseded,stale,rejected,records stored,map size (bytes),used (bytes)" \
-  "$(sed -n 1p <<<"$csv")"
+  "$(sed -n 4p <<<"$csv")"
 same "stats csv counters" "2,$n_accepted,$n_duplicate,$n_superseded,$n_stale,$n_rejected,$n_stored" \
-  "$(sed -n 2p <<<"$csv" | cut -d, -f1-7)"
+  "$(sed -n 5p <<<"$csv" | cut -d, -f1-7)"
 same "stats csv map" "$(jq -r '.counters | "\(.map_size_bytes),\(.used_bytes)"' <<<"$json")" \
-  "$(sed -n 2p <<<"$csv" | cut -d, -f8-9)"
+  "$(sed -n 5p <<<"$csv" | cut -d, -f8-9)"
 same "stats csv agents" "
 agent,last batch,batches,last seen (UTC)
 $(jq -r '.agents[] | "\(.agent_id),\(.last_batch_seq),\(.batches),\(.last_seen)"' <<<"$json")" \
-  "$(sed -n '3,$p' <<<"$csv")"
+  "$(sed -n '6,$p' <<<"$csv")"
 
 # ---------------------------------------------------------------- errors
 # expect_failure STATUS TEXT ARGS...: exits STATUS (no hang), stderr names TEXT, stdout empty.
@@ -168,10 +181,12 @@ expect_failure 1 "E09999999" --db "$store" totals --neighbourhood E09999999
 expect_failure 1 "E09999999" --db "$store" pooling --neighbourhood E09999999 --format json
 expect_failure 1 "E01000003" --db "$store" totals --neighbourhood E01000003 # all withdrawn
 expect_failure 1 "GB-LAE-BNS/T-9999" --db "$store" record GB-LAE-BNS T-9999
-expect_failure 1 "not a totalplace store" --db "$work/empty" stats
-expect_failure 1 "not a usable totalplace store" --db "$work/junk" neighbourhoods
-expect_failure 1 "not a folder" --db "$work/junk.mdb" neighbourhoods
-expect_failure 1 "No such file" --db "$work/missing" neighbourhoods
+# A folder without a store is a configuration error (78), a data.mdb that is not LMDB's a data
+# error (65): test_store_refusal.sh tries every kind of damage.
+expect_failure 78 "no store in $work/empty (it holds no data.mdb)" --db "$work/empty" stats
+expect_failure 65 "is not an LMDB file" --db "$work/junk" neighbourhoods
+expect_failure 78 "(it is not a folder)" --db "$work/junk.mdb" neighbourhoods
+expect_failure 78 "(the folder does not exist)" --db "$work/missing" neighbourhoods
 expect_failure 2 "Usage" neighbourhoods
 expect_failure 2 "no store given" totals --by body
 expect_failure 2 "Usage" --db "$store"

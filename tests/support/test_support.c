@@ -50,6 +50,22 @@ test_rmtree (const char *path)
     nftw (path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+store_t *
+test_store_new (const char *dir, const store_options_t *options)
+{
+    store_options_t opened = options ? *options : (store_options_t){0};
+    opened.path = dir;
+    char err[STORE_ERR_LEN];
+    store_t *store = NULL;
+    if (store_init (dir, NULL, err, sizeof err) == 0)
+        store = store_new (&opened, NULL, err, sizeof err);
+    if (!store) {
+        fprintf (stderr, "test_support: cannot make a store in %s: %s\n", dir, err);
+        abort ();
+    }
+    return store;
+}
+
 Totalplace__SpendingRecord *
 test_record (const char *body_id, const char *record_id, uint32_t revision,
              const char *neighbourhood, const char *service, const char *period,

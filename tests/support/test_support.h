@@ -1,4 +1,4 @@
-/* test_support: temporary folders and record/batch builders shared by the unit tests. */
+/* test_support: temporary folders, new stores and record/batch builders shared by the tests. */
 #ifndef TOTALPLACE_TEST_SUPPORT_H
 #define TOTALPLACE_TEST_SUPPORT_H
 
@@ -6,12 +6,18 @@
 #include <stdint.h>
 
 #include "spending.pb-c.h"
+#include "store.h"
 
 /* A new empty folder under $TOTALPLACE_TEST_TMP (or /tmp); free() the returned path. */
 char *test_tmpdir (const char *tag);
 
 /* Removes a folder and everything below it. */
 void test_rmtree (const char *path);
+
+/* A new store in dir (missing or empty), made with store_init as an operator would, then opened
+ * with options (NULL for the defaults; their path is ignored: dir is used). Aborts with the
+ * message when either fails: a test cannot go on without its store. */
+store_t *test_store_new (const char *dir, const store_options_t *options);
 
 /* A record with every string strdup'd; free with test_record_free. */
 Totalplace__SpendingRecord *test_record (const char *body_id, const char *record_id,

@@ -1,5 +1,6 @@
-/* tp_fill: test tool that creates (or opens) a store folder and applies records given on its
- * command line, or one per line on stdin, with store_apply as one batch; prints each outcome.
+/* tp_fill: test tool that opens a store (made by `totalplace-collector init`) and applies records
+ * given on its command line, or one per line on stdin, with store_apply as one batch; prints each
+ * outcome.
  *
  * Usage: tp_fill [--agent ID] [--seq N] DIR [RECORD...]
  * A RECORD is fields joined by '|' (so service names may hold commas and quotes):
@@ -154,7 +155,7 @@ main (int argc, char **argv)
 
     char err[STORE_ERR_LEN];
     store_options_t store_options = {.path = dir, .map_size = 1u << 20};
-    store_t *store = store_new (&store_options, err, sizeof err);
+    store_t *store = store_new (&store_options, NULL, err, sizeof err);
     if (!store) {
         fprintf (stderr, "tp_fill: %s\n", err);
         test_batch_free (&batch);
@@ -162,7 +163,7 @@ main (int argc, char **argv)
     }
     store_result_t *results = calloc (batch->n_records ? batch->n_records : 1, sizeof *results);
     int status = 0;
-    if (!results || store_apply (store, &batch, 1, &results, err, sizeof err)) {
+    if (!results || store_apply (store, &batch, 1, &results, NULL, err, sizeof err)) {
         fprintf (stderr, "tp_fill: %s\n", results ? err : "out of memory");
         status = 1;
     }

@@ -495,10 +495,7 @@ start_servers (bool plain, size_t max_agents)
     fx->keys = make_keys ();
     fx->store_dir = path_in (fx->keys.dir, "store");
     char err[1024];
-    store_options_t store_options = {.path = fx->store_dir};
-    fx->store = store_new (&store_options, err, sizeof err);
-    if (!fx->store)
-        fail_msg ("%s", err);
+    fx->store = test_store_new (fx->store_dir, NULL);
     fx->config = collector_config_new ();
     assert_non_null (fx->config);
     /* A peer refused for now (the limit) is dropped when its handshake times out. */

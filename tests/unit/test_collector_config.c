@@ -84,10 +84,14 @@ test_defaults_need_a_state_dir_and_security (void **state)
     assert_null (fx->config->state_dir);
     assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), -1);
     assert_mentions (fx->err, "collector/state_dir");
+    assert_int_equal (collector_config_validate_store (fx->config, fx->err, sizeof fx->err), -1);
+    assert_mentions (fx->err, "collector/state_dir");
 
     assert_int_equal (collector_config_set (fx->config, "collector/state_dir", "/var/lib/tp",
                                             fx->err, sizeof fx->err),
                       0);
+    /* That is all `init` needs: the store's keys, no certificates. */
+    assert_int_equal (collector_config_validate_store (fx->config, fx->err, sizeof fx->err), 0);
     /* Nor without a choice of security: CURVE keys, or plain sockets on this host only. */
     assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), -1);
     assert_mentions (fx->err, "collector/curve_secret_cert");
@@ -267,6 +271,8 @@ test_validation_names_the_key (void **state)
     assert_int_equal (
         collector_config_set (fx->config, "collector/max_map_size_mb", "2048", NULL, 0), 0);
     assert_int_equal (collector_config_validate (fx->config, fx->err, sizeof fx->err), -1);
+    assert_mentions (fx->err, "collector/max_map_size_mb");
+    assert_int_equal (collector_config_validate_store (fx->config, fx->err, sizeof fx->err), -1);
     assert_mentions (fx->err, "collector/max_map_size_mb");
 
     assert_int_equal (

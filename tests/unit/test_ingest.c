@@ -48,10 +48,8 @@ start (void **state, size_t map_size, size_t max_map_size)
     assert_non_null (fx);
     fx->dir = test_tmpdir ("test_ingest");
     char err[COLLECTOR_CONFIG_ERR_LEN];
-    store_options_t options = {.path = fx->dir, .map_size = map_size, .max_map_size = max_map_size};
-    fx->store = store_new (&options, err, sizeof err);
-    if (!fx->store)
-        fail_msg ("store_new: %s", err);
+    store_options_t options = {.map_size = map_size, .max_map_size = max_map_size};
+    fx->store = test_store_new (fx->dir, &options);
     fx->config = collector_config_new ();
     assert_non_null (fx->config);
     assert_int_equal (collector_config_set (fx->config, "collector/state_dir", fx->dir, NULL, 0),

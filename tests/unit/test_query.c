@@ -50,7 +50,7 @@ apply (store_t *store, Totalplace__Batch *batch)
     char err[STORE_ERR_LEN];
     Totalplace__Batch *batches[] = {batch};
     store_result_t *result_lists[] = {results};
-    if (store_apply (store, batches, 1, result_lists, err, sizeof err))
+    if (store_apply (store, batches, 1, result_lists, NULL, err, sizeof err))
         fail_msg ("store_apply: %s", err);
     free (results);
 }
@@ -79,11 +79,7 @@ setup (void **state)
     fixture_t *fx = calloc (1, sizeof *fx);
     assert_non_null (fx);
     fx->dir = test_tmpdir ("test_query");
-    char err[STORE_ERR_LEN];
-    store_options_t options = {.path = fx->dir};
-    fx->store = store_new (&options, err, sizeof err);
-    if (!fx->store)
-        fail_msg ("store_new: %s", err);
+    fx->store = test_store_new (fx->dir, NULL);
     fill (fx->store);
     snprintf (fx->endpoint, sizeof fx->endpoint, "ipc://%s/query.sock", fx->dir);
     *state = fx;
@@ -573,6 +569,13 @@ test_answer_stats (void **state)
     assert_int_equal (reply->store->records_stored, 4);
     assert_int_equal (reply->store->map_size_bytes, expected.map_size);
     assert_int_equal (reply->store->used_bytes, expected.used_bytes);
+    store_identity_t identity;
+    store_identity (fx->store, &identity);
+    assert_non_null (reply->identity);
+    assert_int_equal (strlen (identity.store_id), 32);
+    assert_string_equal (reply->identity->store_id, identity.store_id);
+    assert_int_equal (reply->identity->format, STORE_FORMAT_VERSION);
+    assert_int_equal (reply->identity->created, identity.created);
     assert_null (reply->ingest); /* none given */
     assert_non_null (reply->queries);
     assert_int_equal (reply->queries->queries, 12);

@@ -23,11 +23,7 @@ setup (void **state)
 {
     fixture_t *f = calloc (1, sizeof *f);
     f->dir = test_tmpdir ("test_store");
-    char err[STORE_ERR_LEN];
-    store_options_t options = {.path = f->dir};
-    f->store = store_new (&options, err, sizeof err);
-    if (!f->store)
-        fail_msg ("store_new: %s", err);
+    f->store = test_store_new (f->dir, NULL);
     f->next_seq = 1;
     *state = f;
     return 0;
@@ -54,7 +50,7 @@ apply_records (fixture_t *f, Totalplace__SpendingRecord **records, size_t count,
         test_batch_add (batch, records[i]);
     memset (results, 0, count * sizeof *results);
     char err[STORE_ERR_LEN];
-    int rc = store_apply (f->store, &batch, 1, &results, err, sizeof err);
+    int rc = store_apply (f->store, &batch, 1, &results, NULL, err, sizeof err);
     if (rc)
         fail_msg ("store_apply: %s", err);
     test_batch_free (&batch);
@@ -294,7 +290,7 @@ test_upstream_rejections_are_left_alone (void **state)
     store_result_t results[2] = {{STORE_PENDING, ""}, {STORE_REJECTED, "not authorised"}};
     store_result_t *result_rows = results;
     char err[STORE_ERR_LEN];
-    assert_int_equal (store_apply (f->store, &batch, 1, &result_rows, err, sizeof err), 0);
+    assert_int_equal (store_apply (f->store, &batch, 1, &result_rows, NULL, err, sizeof err), 0);
     assert_int_equal (results[0].outcome, STORE_ACCEPTED);
     assert_int_equal (results[1].outcome, STORE_REJECTED);
     assert_string_equal (results[1].reason, "not authorised");
@@ -436,7 +432,7 @@ test_duplicates_within_one_group (void **state)
     store_result_t results_a[2] = {0}, results_b[2] = {0};
     store_result_t *results[2] = {results_a, results_b};
     char err[STORE_ERR_LEN];
-    assert_int_equal (store_apply (f->store, batches, 2, results, err, sizeof err), 0);
+    assert_int_equal (store_apply (f->store, batches, 2, results, NULL, err, sizeof err), 0);
     assert_int_equal (results_a[0].outcome, STORE_ACCEPTED);
     assert_int_equal (results_a[1].outcome, STORE_SUPERSEDED);
     assert_int_equal (results_b[0].outcome, STORE_STALE);
@@ -507,21 +503,22 @@ test_reopen_keeps_everything (void **state)
     assert_null (f->store);
     store_destroy (&f->store); /* safe twice */
     store_options_t options = {.path = f->dir};
-    f->store = store_new (&options, err, sizeof err);
+    f->store = store_new (&options, NULL, err, sizeof err);
     assert_non_null (f->store);
     assert_int_equal (store_neighbourhoods (f->store, collect_row, &after, err, sizeof err), 0);
     assert_int_equal (before.count, 7);
     assert_memory_equal (&before, &after, sizeof before);
     /* Read-only opening sees the same, and refuses to write. */
     store_options_t read_only = {.path = f->dir, .read_only = true};
-    store_t *reader = store_new (&read_only, err, sizeof err);
+    store_t *reader = store_new (&read_only, NULL, err, sizeof err);
     assert_non_null (reader);
     rows_t seen = {0};
     assert_int_equal (store_neighbourhoods (reader, collect_row, &seen, err, sizeof err), 0);
     assert_memory_equal (&before, &seen, sizeof before);
     Totalplace__Batch *batch = test_batch_new ("agent-test", 999);
     store_result_t *no_results = NULL;
-    assert_int_equal (store_apply (reader, &batch, 1, &no_results, err, sizeof err), STORE_ERR);
+    assert_int_equal (store_apply (reader, &batch, 1, &no_results, NULL, err, sizeof err),
+                      STORE_ERR);
     test_batch_free (&batch);
     store_destroy (&reader);
 }
@@ -532,7 +529,9 @@ test_missing_store_read_only_is_an_error (void **state)
     (void) state;
     char err[STORE_ERR_LEN] = "";
     store_options_t options = {.path = "/nonexistent/totalplace-store", .read_only = true};
-    assert_null (store_new (&options, err, sizeof err));
+    int code = 0;
+    assert_null (store_new (&options, &code, err, sizeof err));
+    assert_int_equal (code, STORE_ERR_NOSTORE);
     assert_non_null (strstr (err, "/nonexistent/totalplace-store"));
 }
 
@@ -541,10 +540,8 @@ static int
 fill_small_store (const char *dir, size_t map_size, size_t max_map_size, int *last_rc,
                   char *err, size_t err_len, store_amount_t *total)
 {
-    store_options_t options = {.path = dir, .map_size = map_size, .max_map_size = max_map_size};
-    store_t *store = store_new (&options, err, err_len);
-    if (!store)
-        return -1;
+    store_options_t options = {.map_size = map_size, .max_map_size = max_map_size};
+    store_t *store = test_store_new (dir, &options);
     int applied = 0;
     *last_rc = 0;
     for (int b = 0; b < 30 && *last_rc == 0; b++) {
@@ -556,7 +553,7 @@ fill_small_store (const char *dir, size_t map_size, size_t max_map_size, int *la
         }
         store_result_t results[100] = {0};
         store_result_t *rows = results;
-        *last_rc = store_apply (store, &batch, 1, &rows, err, err_len);
+        *last_rc = store_apply (store, &batch, 1, &rows, NULL, err, err_len);
         if (*last_rc == 0)
             applied++;
         test_batch_free (&batch);

@@ -26,11 +26,7 @@ setup (void **state)
 {
     fixture_t *f = calloc (1, sizeof *f);
     f->dir = test_tmpdir ("test_store_groups");
-    char err[STORE_ERR_LEN];
-    store_options_t options = {.path = f->dir};
-    f->store = store_new (&options, err, sizeof err);
-    if (!f->store)
-        fail_msg ("store_new: %s", err);
+    f->store = test_store_new (f->dir, NULL);
     f->next_seq = 1;
     *state = f;
     return 0;
@@ -54,7 +50,7 @@ apply_group (fixture_t *f, Totalplace__Batch **batches, size_t count, store_resu
     for (size_t b = 0; b < count; b++)
         memset (results[b], 0, batches[b]->n_records * sizeof *results[b]);
     char err[STORE_ERR_LEN];
-    int rc = store_apply (f->store, batches, count, results, err, sizeof err);
+    int rc = store_apply (f->store, batches, count, results, NULL, err, sizeof err);
     if (rc)
         fail_msg ("store_apply: %s", err);
     for (size_t b = 0; b < count; b++)

@@ -359,8 +359,7 @@ test_random_streams_match_model (void **state)
         char *dir = test_tmpdir ("test_store_model");
         char err[STORE_ERR_LEN];
         store_options_t options = {.path = dir, .map_size = 1 << 20};
-        store_t *store = store_new (&options, err, sizeof err);
-        assert_non_null (store);
+        store_t *store = test_store_new (dir, &options);
         version_t *model = calloc (KEYS, sizeof *model);
         bool *present = calloc (KEYS, sizeof *present);
         size_t outcome_counts[STORE_REJECTED + 1] = {0};
@@ -383,7 +382,7 @@ test_random_streams_match_model (void **state)
                 results[used] = calloc (size, sizeof *results[used]);
                 start += size;
             }
-            int rc = store_apply (store, batches, (size_t) used, results, err, sizeof err);
+            int rc = store_apply (store, batches, (size_t)used, results, NULL, err, sizeof err);
             if (rc)
                 fail_msg ("store_apply: %s", err);
             for (int b = 0; b < used; b++) {
@@ -420,7 +419,7 @@ test_random_streams_match_model (void **state)
 
         /* Close and reopen: nothing changes. */
         store_destroy (&store);
-        store = store_new (&options, err, sizeof err);
+        store = store_new (&options, NULL, err, sizeof err);
         assert_non_null (store);
         compare_with_model (store, model, present);
         store_destroy (&store);
