@@ -611,6 +611,7 @@ handle_refusal (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms)
 typedef struct {
     Totalplace__Ack *ack;
     uint64_t acked_max;
+    bool retire; /* a batch to retire; cleared when a later answer shows the store lacks it */
 } held_t;
 
 /* Most applied Acks held back at once; the window is at most this large in practice. */
@@ -626,8 +627,8 @@ retire_held (sender_t *self, held_t *held, size_t count, char *err, size_t err_l
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         const Totalplace__Ack *ack = held[i].ack;
-        if (!ack->batch_seq)
-            continue; /* a status reply */
+        if (!held[i].retire)
+            continue; /* a status reply, or a batch the store lacks after all */
         if (ack->n_rejections && record_rejections (self, ack, err, err_len)) {
             rc = -1; /* keep the batch: its rejections must not be lost */
             continue;
@@ -686,14 +687,25 @@ list_file (void *arg, const char *source, uint64_t first, uint64_t last, int64_t
 }
 
 /* The collector's store lacks this agent's batches first..last: sends the retained ones again,
- * records the rest as lost, and says what happened in one line (two when batches are lost). */
+ * records the rest as lost, and says what happened in one line (two when batches are lost).
+ * earlier[0..n_earlier) are the answers read before this one in the same round, not retired
+ * yet: one in the range was applied, then lost (a restore in between), so it stays pending. */
 static int
-recover_range (sender_t *self, uint64_t first, uint64_t last, const char *how, char *err,
-               size_t err_len)
+recover_range (sender_t *self, uint64_t first, uint64_t last, const char *how, held_t *earlier,
+               size_t n_earlier, char *err, size_t err_len)
 {
+    uint64_t kept_back = 0;
+    for (size_t i = 0; i < n_earlier; i++)
+        if (earlier[i].retire && earlier[i].ack->batch_seq >= first &&
+            earlier[i].ack->batch_seq <= last) {
+            earlier[i].retire = false;
+            kept_back++;
+        }
     outbox_recovery_t found;
     if (outbox_recover (self->outbox, first, last, (int64_t)time (NULL), &found, err, err_len))
         return -1;
+    found.requeued += kept_back;
+    found.pending -= kept_back;
     if (!found.requeued && !found.newly_lost) {
         say (self, AGENT_LOG_DEBUG,
              "the collector's store lacks batches %" PRIu64 "-%" PRIu64 " (%s): %" PRIu64
@@ -707,12 +719,11 @@ recover_range (sender_t *self, uint64_t first, uint64_t last, const char *how, c
     if (found.requeued && first < self->next_to_send)
         self->next_to_send = first;
     say (self, AGENT_LOG_WARNING,
-         "the collector's store (id %s) lacks batches %" PRIu64 "-%" PRIu64
+         "the collector's store lacks batches %" PRIu64 "-%" PRIu64
          " that it had acknowledged (%s): restored from a backup, or replaced? %" PRIu64
          " sent again from the retained batches, %" PRIu64 " still pending, %" PRIu64
          " no longer held here",
-         outbox_store_id (self->outbox), first, last, how, found.requeued, found.pending,
-         found.lost);
+         first, last, how, found.requeued, found.pending, found.lost);
     if (!found.newly_lost)
         return 0;
     file_list_t files = {.len = 0};
@@ -734,10 +745,13 @@ recover_range (sender_t *self, uint64_t first, uint64_t last, const char *how, c
     return 0;
 }
 
-/* Reads what an applied Ack or status reply says of the collector's store, and acts on it. */
+/* Reads what the applied Ack or status reply held[i] says of the collector's store, and acts on
+ * it, before any answer of the round is retired: each one speaks of the store as it was when
+ * the collector sent it, after the ones before it and before the ones after it. */
 static int
-check_store (sender_t *self, const held_t *held, char *err, size_t err_len)
+check_store (sender_t *self, held_t *all, size_t i, char *err, size_t err_len)
 {
+    const held_t *held = &all[i];
     const Totalplace__Ack *ack = held->ack;
     const char *id = ack->store_id ? ack->store_id : "";
     if (!*id) {
@@ -770,15 +784,17 @@ check_store (sender_t *self, const held_t *held, char *err, size_t err_len)
     }
     char how[160];
     if (ack->batch_seq > 1 && ack->mark_before < ack->batch_seq - 1) {
-        snprintf (how, sizeof how, "batch %" PRIu64 " was applied on a mark of %" PRIu64,
-                  ack->batch_seq, ack->mark_before);
-        if (recover_range (self, ack->mark_before + 1, ack->batch_seq - 1, how, err, err_len))
+        snprintf (how, sizeof how, "store %s: batch %" PRIu64 " was applied on a mark of %" PRIu64,
+                  id, ack->batch_seq, ack->mark_before);
+        if (recover_range (self, ack->mark_before + 1, ack->batch_seq - 1, how, all, i, err,
+                           err_len))
             return -1;
     }
     if (ack->agent_mark < held->acked_max) {
-        snprintf (how, sizeof how, "its mark for this agent is %" PRIu64 ", below %" PRIu64,
+        snprintf (how, sizeof how,
+                  "store %s: its mark for this agent is %" PRIu64 ", below %" PRIu64, id,
                   ack->agent_mark, held->acked_max);
-        if (recover_range (self, ack->agent_mark + 1, held->acked_max, how, err, err_len))
+        if (recover_range (self, ack->agent_mark + 1, held->acked_max, how, all, i, err, err_len))
             return -1;
     }
     if (strcmp (known, id) != 0) {
@@ -790,21 +806,20 @@ check_store (sender_t *self, const held_t *held, char *err, size_t err_len)
     return 0;
 }
 
-/* Refills the window, then retires the held batches in one durable transaction (the collector
- * should have its next batches while the fsync runs, not after), then checks what the answers
- * say of the store: after the retiring, so that a batch acknowledged in this round counts as
- * retained. Frees the held Acks. */
+/* Refills the window, checks what the answers say of the store, then retires the held batches in
+ * one durable transaction (the collector has its next batches while the fsync runs, not after).
+ * Frees the held Acks. */
 static int
 release_held (sender_t *self, held_t *held, size_t count, int64_t now_ms, char *err, size_t err_len)
 {
     int rc = sender_pump (self, now_ms, err, err_len);
+    for (size_t i = 0; i < count && rc == 0; i++)
+        if (check_store (self, held, i, err, err_len))
+            rc = -1;
     if (retire_held (self, held, count, err, err_len))
         rc = -1;
-    for (size_t i = 0; i < count; i++) {
-        if (rc == 0 && check_store (self, &held[i], err, err_len))
-            rc = -1;
+    for (size_t i = 0; i < count; i++)
         protobuf_c_message_free_unpacked (&held[i].ack->base, NULL);
-    }
     return rc;
 }
 
@@ -871,7 +886,7 @@ sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
         self->checked = true;
         self->confirmed = true;
         self->last_answer = now_ms;
-        held[held_count++] = (held_t){ack, acked_max};
+        held[held_count++] = (held_t){ack, acked_max, ack->batch_seq != 0};
         if (held_count == HELD_ACKS) {
             if (release_held (self, held, held_count, now_ms, err, err_len))
                 rc = -1;
