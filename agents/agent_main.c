@@ -15,6 +15,7 @@
 #include <czmq.h>
 
 #include "agent_config.h"
+#include "agent_status.h"
 #include "csv_reader.h"
 #include "curve.h"
 #include "inbox.h"
@@ -77,6 +78,8 @@ usage (FILE *out)
     fprintf (out,
              "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
              "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
+             "       totalplace-agent [OPTIONS] status [--format table|json] [--clear-alarm]\n"
+             "                          the outbox's state; exit 0 healthy, 1 batches lost, 2 error\n"
              "\n"
              "Reads spending exports (CSV) dropped in the inbox folder, stores them as batches in a\n"
              "durable outbox, and delivers them to the collector until each is acknowledged.\n"
@@ -90,7 +93,8 @@ usage (FILE *out)
              "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
              "      --allow-plain      agent/allow_plain = 1: no CURVE (a local collector)\n"
              "      --set KEY=VALUE    set any config key below\n"
-             "      --once             exit 0 once the inbox is empty and every batch is acked\n"
+             "      --once             exit once the inbox is empty, every batch is acked and the\n"
+             "                         collector has answered; 1 if batches were found lost\n"
              "      --syslog           log to syslog instead of stderr\n"
              "  -v, --verbose          log debug lines\n"
              "  -n, --check            check the config and exit\n"
@@ -210,7 +214,10 @@ sender_options (const agent_config_t *config, const char *rejects_path, curve_cl
                               .retry_base_ms = 250,
                               .retry_max_ms = config->retry_max_ms,
                               .rejects_path = rejects_path,
-                              .log = log_message};
+                              .log = log_message,
+                              .agent_id = config->agent_id,
+                              .check_interval_ms = config->check_interval_ms,
+                              .retain_hours = config->retain_hours};
 }
 
 typedef struct {
@@ -219,10 +226,9 @@ typedef struct {
     size_t override_count;
 } config_source_t;
 
-/* Loads the config file then the command-line overrides, and validates: the same for start-up,
- * --check and SIGHUP. */
+/* Reads the config file then the command-line overrides, without validating them. */
 static agent_config_t *
-load_config (const config_source_t *source, char *err, size_t err_len)
+read_config (const config_source_t *source, char *err, size_t err_len)
 {
     agent_config_t *config = agent_config_new ();
     if (!config) {
@@ -235,12 +241,51 @@ load_config (const config_source_t *source, char *err, size_t err_len)
         if (agent_config_set (config, source->overrides[i][0], source->overrides[i][1], err,
                               err_len))
             goto fail;
-    if (agent_config_validate (config, err, err_len))
-        goto fail;
     return config;
 fail:
     agent_config_destroy (&config);
     return NULL;
+}
+
+/* Reads the config and validates it: the same for start-up, --check and SIGHUP. */
+static agent_config_t *
+load_config (const config_source_t *source, char *err, size_t err_len)
+{
+    agent_config_t *config = read_config (source, err, err_len);
+    if (config && agent_config_validate (config, err, err_len))
+        agent_config_destroy (&config);
+    return config;
+}
+
+/* status: the outbox's state, read beside a running agent, or its alarm cleared. Needs only
+ * agent/state_dir. Exit 0 healthy (or cleared), 1 an alarm stands, 2 nothing could be read. */
+static int
+status_command (const config_source_t *source, const char *format, bool clear_alarm)
+{
+    char err[1024], outbox_dir[4096];
+    agent_config_t *config = read_config (source, err, sizeof err);
+    if (config && (!config->state_dir || !*config->state_dir)) {
+        snprintf (err, sizeof err, "agent/state_dir is required: -c CONFIG or --state-dir DIR");
+        agent_config_destroy (&config);
+    }
+    if (!config) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    snprintf (outbox_dir, sizeof outbox_dir, "%s/outbox", config->state_dir);
+    agent_status_options_t options = {
+        .outbox_dir = outbox_dir,
+        .format = format && strcmp (format, "json") == 0 ? AGENT_STATUS_JSON : AGENT_STATUS_TABLE,
+        .retain_hours = config->retain_hours,
+        .now = (int64_t) time (NULL)};
+    int rc = clear_alarm ? agent_status_clear_alarm (outbox_dir, stdout, err, sizeof err)
+                         : agent_status_print (&options, stdout, err, sizeof err);
+    agent_config_destroy (&config);
+    if (rc < 0) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    return rc;
 }
 
 /* submit: copies the file into the inbox under a hidden name, syncs it, then renames it to *.csv
@@ -437,11 +482,13 @@ main (int argc, char *argv[])
       {"once", no_argument, NULL, 'o'},           {"syslog", no_argument, NULL, 'S'},
       {"set", required_argument, NULL, 'O'},
       {"allow-plain", no_argument, NULL, 'P'},
+      {"format", required_argument, NULL, 'F'}, {"clear-alarm", no_argument, NULL, 'A'},
       {"verbose", no_argument, NULL, 'v'},        {"check", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0}};
     config_source_t source = {0};
-    bool once = false, check = false, use_syslog = false, verbose = false;
+    bool once = false, check = false, use_syslog = false, verbose = false, clear_alarm = false;
+    const char *status_format = NULL;
     int option;
     while ((option = getopt_long (argc, argv, "c:vnhV", options, NULL)) != -1) {
         const char *key = NULL;
@@ -485,6 +532,17 @@ main (int argc, char *argv[])
         case 'S':
             use_syslog = true;
             break;
+        case 'F':
+            if (strcmp (optarg, "table") != 0 && strcmp (optarg, "json") != 0) {
+                fprintf (stderr, "totalplace-agent: --format is table or json, not \"%s\"\n",
+                         optarg);
+                return 2;
+            }
+            status_format = optarg;
+            break;
+        case 'A':
+            clear_alarm = true;
+            break;
         case 'v':
             verbose = true;
             break;
@@ -509,6 +567,12 @@ main (int argc, char *argv[])
             source.overrides[source.override_count][0] = key;
             source.overrides[source.override_count++][1] = optarg;
         }
+    }
+    if (optind + 1 == argc && strcmp (argv[optind], "status") == 0)
+        return status_command (&source, status_format, clear_alarm);
+    if (status_format || clear_alarm) {
+        fprintf (stderr, "totalplace-agent: --format and --clear-alarm go with status\n");
+        return 2;
     }
     const char *submit_path = NULL;
     if (optind < argc) {
@@ -594,6 +658,14 @@ main (int argc, char *argv[])
                "acknowledged %llu, reconnects %llu",
                outbox_count (agent.outbox), (unsigned long long) sent.sent,
                (unsigned long long) sent.acked, (unsigned long long) sent.reconnects);
+    if (once && sent.lost) {
+        /* A run that found batches lost must not look like a clean drain to a script. */
+        snprintf (err, sizeof err,
+                  "%llu batches were found lost during this run; the alarm stands "
+                  "(totalplace-agent status says which files to drop again)",
+                  (unsigned long long) sent.lost);
+        status = 1;
+    }
 out:
     if (status)
         zsys_error ("%s", err);

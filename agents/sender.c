@@ -202,6 +202,17 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         fail (err, err_len, "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         goto fail;
     }
+    /* An alarm left by an earlier run is said again at every start until a person clears it. */
+    outbox_alarm_t alarm;
+    if (outbox_alarm (outbox, &alarm, err, err_len))
+        goto fail;
+    if (alarm.lost)
+        say (self, AGENT_LOG_ERROR,
+             "LOST: %" PRIu64 " batches acknowledged by the collector are missing from its store "
+             "and no longer held here (found %" PRId64 " s ago); totalplace-agent status names "
+             "the files to drop into the inbox again, then clear the alarm with status "
+             "--clear-alarm",
+             alarm.lost, (int64_t)time (NULL) - alarm.raised_at);
     return self;
 fail:
     sender_destroy (&self);
