@@ -1398,7 +1398,8 @@ recover_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len
             if (seq_list_add (&pending, retained.seqs[i]))
                 rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir);
         if (rc == 0) {
-            qsort (pending.seqs, pending.n, sizeof *pending.seqs, seq_compare);
+            if (pending.n)
+                qsort (pending.seqs, pending.n, sizeof *pending.seqs, seq_compare);
             rc = record_gaps (self, txn, recover, &pending, err, err_len);
         }
     }
@@ -1720,6 +1721,7 @@ outbox_clear_alarm (const char *dir, uint64_t *cleared, char *err, size_t err_le
                     walk_lost (&ctx, &key, &value); /* a damaged range is cleared all the same */
                 mdb_cursor_close (cursor);
             }
+            /* Emptied, not deleted (0): the running agent's handle on it stays good. */
             if (rc == MDB_NOTFOUND)
                 rc = mdb_drop (txn, self->lost, 0);
             if (rc == 0)

@@ -45,6 +45,9 @@ typedef struct {
     char logged[MAX_LOGGED][1024];
     agent_level_t levels[MAX_LOGGED];
     size_t log_count;
+    uint64_t want_seq; /* what received_and_idle waits for */
+    unsigned want_times;
+    unsigned want_status_requests; /* what asked waits for */
 } fixture_t;
 
 static void
@@ -266,6 +269,31 @@ idle (fixture_t *fx)
     return sender_idle (fx->sender);
 }
 
+static bool
+received_and_idle (fixture_t *fx)
+{
+    return fx->collector.received[fx->want_seq] >= fx->want_times && sender_idle (fx->sender);
+}
+
+/* Runs until batch seq has been received times times and the sender is idle again. */
+static void
+drive_until_received (fixture_t *fx, uint64_t seq, unsigned times)
+{
+    fx->want_seq = seq;
+    fx->want_times = times;
+    if (!drive (fx, WAIT_MS, received_and_idle)) {
+        dump_log (fx);
+        fail_msg ("batch %llu was received %u times, not %u, within %d ms", (unsigned long long)seq,
+                  fx->collector.received[seq], times, WAIT_MS);
+    }
+}
+
+static bool
+asked (fixture_t *fx)
+{
+    return fx->collector.status_requests >= fx->want_status_requests;
+}
+
 static void
 drive_until_idle (fixture_t *fx)
 {
@@ -323,10 +351,12 @@ test_status_on_connect (void **state)
     assert_false (fx->collector.bad_status_request);
     assert_string_equal (outbox_store_id (fx->outbox), "store-one");
     assert_int_equal (logged (fx, AGENT_LOG_INFO, "store id is store-one", NULL), 1);
-    drive (fx, 700, NULL);
-    /* 150 ms apart: at least three more in 700 ms, and never two in flight at once. */
-    assert_true (fx->collector.status_requests >= 4);
-    assert_true (fx->collector.status_requests <= 6);
+    /* Three more while idle, each check_interval_ms (150) after the last answer. */
+    int64_t start = zclock_mono ();
+    fx->want_status_requests = 4;
+    assert_true (drive (fx, WAIT_MS, asked));
+    assert_true (zclock_mono () - start >= 3 * 150 - 10);
+    assert_int_equal (fx->collector.status_requests, 4);
     assert_int_equal (counters (fx).status_requests, fx->collector.status_requests);
     assert_int_equal (counters (fx).regressions, 0);
     assert_int_equal (alarm_of (fx).lost, 0);
@@ -411,7 +441,7 @@ test_status_regression_when_idle (void **state)
     deliver (fx, 6, "jan.csv");
     unsigned asked = fx->collector.status_requests;
     fx->collector.mark = 2;
-    drive (fx, 1500, NULL);
+    drive_until_received (fx, 6, 2);
     assert_true (fx->collector.status_requests > asked);
     assert_received (fx, 1, 2, 1);
     assert_received (fx, 3, 6, 2);
@@ -439,7 +469,7 @@ test_lost_batches (void **state)
     assert_int_equal (pruned, 6);
     deliver (fx, 2, "c.csv");
     fx->collector.mark = 0; /* restored from a backup older than all of it */
-    drive (fx, 1500, NULL);
+    drive_until_received (fx, 8, 2);
     assert_received (fx, 1, 6, 1);
     assert_received (fx, 7, 8, 2);
     assert_int_equal (counters (fx).lost, 6);
@@ -453,8 +483,10 @@ test_lost_batches (void **state)
         dump_log (fx);
         fail_msg ("no error naming the lost batches and their files");
     }
-    /* Found again at the next checks: not said again, not counted again. */
-    drive (fx, 500, NULL);
+    /* Found again by the Ack of batch 7 sent again (applied on a mark of 0), and looked for at
+     * later checks: not said again, not counted again. */
+    fx->want_status_requests = fx->collector.status_requests + 2;
+    assert_true (drive (fx, WAIT_MS, asked));
     assert_int_equal (counters (fx).lost, 6);
     assert_int_equal (logged (fx, AGENT_LOG_ERROR, "LOST", NULL), 1);
 }
@@ -469,13 +501,19 @@ test_store_id_change (void **state)
     assert_string_equal (outbox_store_id (fx->outbox), "store-one");
     snprintf (fx->collector.store_id, sizeof fx->collector.store_id, "store-two");
     fx->collector.mark = 0;
-    drive (fx, 1500, NULL);
+    drive_until_received (fx, 5, 2);
     assert_received (fx, 1, 5, 2);
     assert_int_equal (counters (fx).store_changes, 1);
     assert_int_equal (logged (fx, AGENT_LOG_WARNING, "from store-one to store-two", NULL), 1);
     assert_string_equal (outbox_store_id (fx->outbox), "store-two");
     assert_int_equal (alarm_of (fx).lost, 0);
     assert_true (sender_idle (fx->sender));
+}
+
+static bool
+two_acked (fixture_t *fx)
+{
+    return counters (fx).acked == 2;
 }
 
 /* A hole of batches still pending (sent, not answered yet) is no loss and no restore. */
@@ -486,7 +524,7 @@ test_gap_of_pending_is_fine (void **state)
     fx->collector.silent[2] = true;
     put_file (fx, 3, "jan.csv");
     start_sender (fx);
-    drive (fx, 500, NULL);
+    assert_true (drive (fx, WAIT_MS, two_acked));
     assert_received (fx, 1, 3, 1);
     assert_int_equal (outbox_count (fx->outbox), 1); /* batch 2 */
     assert_int_equal (counters (fx).regressions, 0);
