@@ -209,10 +209,9 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
     if (alarm.lost)
         say (self, AGENT_LOG_ERROR,
              "LOST: %" PRIu64 " batches acknowledged by the collector are missing from its store "
-             "and no longer held here (found %" PRId64 " s ago); totalplace-agent status names "
-             "the files to drop into the inbox again, then clear the alarm with status "
-             "--clear-alarm",
-             alarm.lost, (int64_t)time (NULL) - alarm.raised_at);
+             "and no longer held here (found %.1f hours ago); totalplace-agent status names the "
+             "files to drop into the inbox again, then clear the alarm with status --clear-alarm",
+             alarm.lost, (double)((int64_t)time (NULL) - alarm.raised_at) / 3600.0);
     return self;
 fail:
     sender_destroy (&self);
@@ -580,12 +579,13 @@ record_rejections (sender_t *self, const Totalplace__Ack *ack, char *err, size_t
     return 0;
 }
 
-/* Acts on an Ack that is not ACK_APPLIED. */
+/* Acts on an Ack that is not ACK_APPLIED; status: it answers this connection's status request
+ * (batch_seq 0 alone does not say so: a frame that did not decode is answered with 0 too). */
 static void
-handle_refusal (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms)
+handle_refusal (sender_t *self, const Totalplace__Ack *ack, bool status, int64_t now_ms)
 {
     char what[64];
-    if (ack->batch_seq)
+    if (!status)
         snprintf (what, sizeof what, "batch %" PRIu64, ack->batch_seq);
     else
         snprintf (what, sizeof what, "a status request");
@@ -600,7 +600,7 @@ handle_refusal (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms)
     case TOTALPLACE__ACK_STATUS__ACK_MALFORMED:
     default:
         self->counters.malformed_acks++;
-        if (!ack->batch_seq) {
+        if (status) {
             /* Asking again would get the same answer: no more on this connection. */
             self->old_collector = true;
             say (self, AGENT_LOG_ERROR,
@@ -882,14 +882,15 @@ sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
         if (!ack)
             continue;
         uint64_t acked_max = 0;
+        bool status = !ack->batch_seq && self->status_sent_at >= 0;
         if (ack->batch_seq)
             acked_max = forget_in_flight (self, ack->batch_seq);
-        else if (self->status_sent_at >= 0) {
+        else if (status) {
             acked_max = self->status_acked_max;
             self->status_sent_at = -1;
         }
         if (ack->status != TOTALPLACE__ACK_STATUS__ACK_APPLIED) {
-            handle_refusal (self, ack, now_ms);
+            handle_refusal (self, ack, status, now_ms);
             protobuf_c_message_free_unpacked (&ack->base, NULL);
             continue;
         }
