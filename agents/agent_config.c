@@ -47,10 +47,18 @@ static const setting_t SETTINGS[] = {
      "longest wait between reconnects (exponential backoff with jitter)", NULL},
     {"agent/scan_interval_ms", SETTING_UINT, "500", 10, 3600000, FIELD (scan_interval_ms),
      "how often the inbox is scanned for new files", NULL},
+    {"agent/check_interval_ms", SETTING_UINT, "60000", 100, 86400000, FIELD (check_interval_ms),
+     "while idle, how often the collector is asked whether its store still holds what it "
+     "acknowledged (a restore from a backup)",
+     NULL},
     {"outbox/max_batches", SETTING_UINT, "10000", 1, 10000000, FIELD (outbox_max_batches),
      "batches the outbox holds before the agent stops taking files", NULL},
     {"outbox/max_mb", SETTING_UINT, "1024", 1, 1048576, FIELD (outbox_max_mb),
      "MiB of batches the outbox holds before the agent stops taking files", NULL},
+    {"outbox/retain_hours", SETTING_UINT, "168", 0, 87600, FIELD (retain_hours),
+     "hours acknowledged batches are kept to re-send after a restore of the collector's store; "
+     "they count in outbox/max_batches and outbox/max_mb and give way to new batches",
+     NULL},
     {"defaults/service", SETTING_STRING, NULL, 0, 0, FIELD (default_service),
      "service for rows without one; unset rejects such rows", NULL},
     {"defaults/poolable", SETTING_BOOL, "0", 0, 0, FIELD (default_poolable),

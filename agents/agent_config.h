@@ -26,8 +26,10 @@ typedef struct {
     uint64_t ack_timeout_ms;     /* agent/ack_timeout_ms */
     uint64_t retry_max_ms;       /* agent/retry_max_ms: cap of the exponential backoff */
     uint64_t scan_interval_ms;   /* agent/scan_interval_ms */
+    uint64_t check_interval_ms;  /* agent/check_interval_ms: status requests while idle */
     uint64_t outbox_max_batches; /* outbox/max_batches */
     uint64_t outbox_max_mb;      /* outbox/max_mb */
+    uint64_t retain_hours;       /* outbox/retain_hours: acknowledged batches kept this long */
     char *default_service;       /* defaults/service */
     bool default_poolable;       /* defaults/poolable */
     char *columns[AGENT_COLUMN_FIELDS]; /* columns/<field>: header overrides, NULL = defaults */

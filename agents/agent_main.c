@@ -15,6 +15,7 @@
 #include <czmq.h>
 
 #include "agent_config.h"
+#include "agent_status.h"
 #include "csv_reader.h"
 #include "curve.h"
 #include "export_summary.h"
@@ -81,9 +82,11 @@ usage (FILE *out)
         out,
         "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
         "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
-        "       totalplace-agent [OPTIONS] inspect FILE    read FILE as the agent would and\n"
-        "                                                  say what it would send; sends\n"
-        "                                                  nothing (exit 0 delivered, 1 held)\n"
+        "       totalplace-agent [OPTIONS] status [--format table|json] [--clear-alarm]\n"
+        "                          the outbox's state; exit 0 healthy, 1 batches lost, 2 error\n"
+        "       totalplace-agent [OPTIONS] [--format table|json] inspect FILE\n"
+        "                          read FILE as the agent would and say what it would send;\n"
+        "                          sends nothing; exit 0 delivered, 1 held, 2 usage error\n"
         "\n"
         "Reads spending exports (CSV) dropped in the inbox folder, stores them as batches in a\n"
         "durable outbox, and delivers them to the collector until each is acknowledged.\n"
@@ -97,11 +100,13 @@ usage (FILE *out)
         "      --collector EP     agent/collector (e.g. tcp://collector:7700)\n"
         "      --allow-plain      agent/allow_plain = 1: no CURVE (a local collector)\n"
         "      --set KEY=VALUE    set any config key below\n"
-        "      --once             exit 0 once the inbox is empty and every batch is acked\n"
+        "      --once             exit once the inbox is empty, every batch is acked and the\n"
+        "                         collector has answered; 1 if batches were found lost or a\n"
+        "                         file was held or failed\n"
         "      --syslog           log to syslog instead of stderr\n"
         "  -v, --verbose          log debug lines\n"
         "  -n, --check            check the config and exit\n"
-        "      --format FORMAT    inspect's output: table (default) or json\n"
+        "      --format FORMAT    status's and inspect's output: table (default) or json\n"
         "  -h, --help             this help\n"
         "  -V, --version          print the version\n"
         "\n"
@@ -219,7 +224,10 @@ sender_options (const agent_config_t *config, const char *rejects_path, curve_cl
                               .retry_base_ms = 250,
                               .retry_max_ms = config->retry_max_ms,
                               .rejects_path = rejects_path,
-                              .log = log_message};
+                              .log = log_message,
+                              .agent_id = config->agent_id,
+                              .check_interval_ms = config->check_interval_ms,
+                              .retain_hours = config->retain_hours};
 }
 
 typedef struct {
@@ -228,10 +236,9 @@ typedef struct {
     size_t override_count;
 } config_source_t;
 
-/* Loads the config file then the command-line overrides, and validates: the same for start-up,
- * --check and SIGHUP (inspect checks only what reading needs: it sends nothing). */
+/* Reads the config file then the command-line overrides, without validating them. */
 static agent_config_t *
-load_config (const config_source_t *source, bool reading_only, char *err, size_t err_len)
+read_config (const config_source_t *source, char *err, size_t err_len)
 {
     agent_config_t *config = agent_config_new ();
     if (!config) {
@@ -244,13 +251,30 @@ load_config (const config_source_t *source, bool reading_only, char *err, size_t
         if (agent_config_set (config, source->overrides[i][0], source->overrides[i][1], err,
                               err_len))
             goto fail;
-    if (reading_only ? agent_config_validate_reading (config, err, err_len)
-                     : agent_config_validate (config, err, err_len))
-        goto fail;
     return config;
 fail:
     agent_config_destroy (&config);
     return NULL;
+}
+
+/* Reads the config and validates it: the same for start-up, --check and SIGHUP. */
+static agent_config_t *
+load_config (const config_source_t *source, char *err, size_t err_len)
+{
+    agent_config_t *config = read_config (source, err, err_len);
+    if (config && agent_config_validate (config, err, err_len))
+        agent_config_destroy (&config);
+    return config;
+}
+
+/* Reads the config and checks only what reading an export needs: inspect sends nothing. */
+static agent_config_t *
+load_config_for_reading (const config_source_t *source, char *err, size_t err_len)
+{
+    agent_config_t *config = read_config (source, err, err_len);
+    if (config && agent_config_validate_reading (config, err, err_len))
+        agent_config_destroy (&config);
+    return config;
 }
 
 /* When the inbox holds a file back instead of sending it (export_summary_verdict). */
@@ -297,6 +321,64 @@ inspect (const agent_config_t *config, const char *config_path, const char *path
     export_summary_destroy (&summary);
     csv_reader_destroy (&reader);
     return status;
+}
+
+/* inspect's command line: a body id is all a first look at a file needs, before any config. */
+static int
+inspect_command (config_source_t *source, const char *path, const char *format_name)
+{
+    report_format_t format = REPORT_TABLE;
+    if (format_name && report_format_parse (format_name, &format) != 0) {
+        fprintf (stderr, "totalplace-agent: --format is table or json\n");
+        return 2;
+    }
+    bool have_body = false;
+    for (size_t i = 0; i < source->override_count; i++)
+        have_body |= strcmp (source->overrides[i][0], "agent/body_id") == 0;
+    if (!source->config_path && !have_body && source->override_count < 32) {
+        source->overrides[source->override_count][0] = "agent/body_id";
+        source->overrides[source->override_count++][1] = "UNSET";
+    }
+    char err[1024];
+    agent_config_t *config = load_config_for_reading (source, err, sizeof err);
+    if (!config) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    int rc = inspect (config, source->config_path, path, format);
+    agent_config_destroy (&config);
+    return rc;
+}
+
+/* status: the outbox's state, read beside a running agent, or its alarm cleared. Needs only
+ * agent/state_dir. Exit 0 healthy (or cleared), 1 an alarm stands, 2 nothing could be read. */
+static int
+status_command (const config_source_t *source, const char *format, bool clear_alarm)
+{
+    char err[1024], outbox_dir[4096];
+    agent_config_t *config = read_config (source, err, sizeof err);
+    if (config && (!config->state_dir || !*config->state_dir)) {
+        snprintf (err, sizeof err, "agent/state_dir is required: -c CONFIG or --state-dir DIR");
+        agent_config_destroy (&config);
+    }
+    if (!config) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    snprintf (outbox_dir, sizeof outbox_dir, "%s/outbox", config->state_dir);
+    agent_status_options_t options = {
+        .outbox_dir = outbox_dir,
+        .format = format && strcmp (format, "json") == 0 ? AGENT_STATUS_JSON : AGENT_STATUS_TABLE,
+        .retain_hours = config->retain_hours,
+        .now = (int64_t)time (NULL)};
+    int rc = clear_alarm ? agent_status_clear_alarm (outbox_dir, stdout, err, sizeof err)
+                         : agent_status_print (&options, stdout, err, sizeof err);
+    agent_config_destroy (&config);
+    if (rc < 0) {
+        fprintf (stderr, "totalplace-agent: %s\n", err);
+        return 2;
+    }
+    return rc;
 }
 
 /* submit: copies the file into the inbox under a hidden name, syncs it, then renames it to *.csv
@@ -373,7 +455,7 @@ static void
 reload (agent_t *agent, const config_source_t *source)
 {
     char err[512];
-    agent_config_t *fresh = load_config (source, false, err, sizeof err);
+    agent_config_t *fresh = load_config (source, err, sizeof err);
     if (!fresh) {
         zsys_error ("reload refused, keeping the running config: %s", err);
         return;
@@ -509,15 +591,16 @@ main (int argc, char *argv[])
                                             {"syslog", no_argument, NULL, 'S'},
                                             {"set", required_argument, NULL, 'O'},
                                             {"allow-plain", no_argument, NULL, 'P'},
+                                            {"format", required_argument, NULL, 'F'},
+                                            {"clear-alarm", no_argument, NULL, 'A'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"check", no_argument, NULL, 'n'},
                                             {"help", no_argument, NULL, 'h'},
                                             {"version", no_argument, NULL, 'V'},
-                                            {"format", required_argument, NULL, 'F'},
                                             {NULL, 0, NULL, 0}};
     config_source_t source = {0};
-    bool once = false, check = false, use_syslog = false, verbose = false;
-    report_format_t format = REPORT_TABLE;
+    bool once = false, check = false, use_syslog = false, verbose = false, clear_alarm = false;
+    const char *status_format = NULL;
     int option;
     while ((option = getopt_long (argc, argv, "c:vnhV", options, NULL)) != -1) {
         const char *key = NULL;
@@ -561,6 +644,17 @@ main (int argc, char *argv[])
         case 'S':
             use_syslog = true;
             break;
+        case 'F':
+            if (strcmp (optarg, "table") != 0 && strcmp (optarg, "json") != 0) {
+                fprintf (stderr, "totalplace-agent: --format is table or json, not \"%s\"\n",
+                         optarg);
+                return 2;
+            }
+            status_format = optarg;
+            break;
+        case 'A':
+            clear_alarm = true;
+            break;
         case 'v':
             verbose = true;
             break;
@@ -573,13 +667,6 @@ main (int argc, char *argv[])
         case 'V':
             printf ("totalplace-agent %s\n", TOTALPLACE_VERSION);
             return 0;
-        case 'F':
-            if (report_format_parse (optarg, &format) != 0 || format == REPORT_CSV) {
-                fprintf (stderr, "totalplace-agent: --format is table or json, not \"%s\"\n",
-                         optarg);
-                return 2;
-            }
-            break;
         default:
             usage (stderr);
             return 2;
@@ -593,41 +680,27 @@ main (int argc, char *argv[])
             source.overrides[source.override_count++][1] = optarg;
         }
     }
-    const char *submit_path = NULL, *inspect_path = NULL;
+    if (optind + 1 == argc && strcmp (argv[optind], "status") == 0)
+        return status_command (&source, status_format, clear_alarm);
+    if (optind + 2 == argc && strcmp (argv[optind], "inspect") == 0 && !clear_alarm)
+        return inspect_command (&source, argv[optind + 1], status_format);
+    if (status_format || clear_alarm) {
+        fprintf (stderr, "totalplace-agent: --format goes with status or inspect, --clear-alarm "
+                         "with status\n");
+        return 2;
+    }
+    const char *submit_path = NULL;
     if (optind < argc) {
-        bool submit_word = strcmp (argv[optind], "submit") == 0;
-        bool inspect_word = strcmp (argv[optind], "inspect") == 0;
-        if ((!submit_word && !inspect_word) || optind + 2 != argc) {
+        if (strcmp (argv[optind], "submit") != 0 || optind + 2 != argc) {
             fprintf (stderr, "totalplace-agent: unexpected argument \"%s\"\n", argv[optind]);
             usage (stderr);
             return 2;
         }
-        if (submit_word)
-            submit_path = argv[optind + 1];
-        else
-            inspect_path = argv[optind + 1];
+        submit_path = argv[optind + 1];
     }
 
     char err[1024];
-    if (inspect_path) {
-        /* A first look at a body's file comes before its config: a body id is all it needs. */
-        bool have_body = false;
-        for (size_t i = 0; i < source.override_count; i++)
-            have_body |= strcmp (source.overrides[i][0], "agent/body_id") == 0;
-        if (!source.config_path && !have_body && source.override_count < 32) {
-            source.overrides[source.override_count][0] = "agent/body_id";
-            source.overrides[source.override_count++][1] = "UNSET";
-        }
-        agent_config_t *config = load_config (&source, true, err, sizeof err);
-        if (!config) {
-            fprintf (stderr, "totalplace-agent: %s\n", err);
-            return 2;
-        }
-        int rc = inspect (config, source.config_path, inspect_path, format);
-        agent_config_destroy (&config);
-        return rc;
-    }
-    agent_config_t *config = load_config (&source, false, err, sizeof err);
+    agent_config_t *config = load_config (&source, err, sizeof err);
     if (!config) {
         fprintf (stderr, "totalplace-agent: %s\n", err);
         return 1;
@@ -708,6 +781,14 @@ main (int argc, char *argv[])
                "acknowledged %llu, reconnects %llu",
                outbox_count (agent.outbox), (unsigned long long)sent.sent,
                (unsigned long long)sent.acked, (unsigned long long)sent.reconnects);
+    if (once && sent.lost) {
+        /* A run that found batches lost must not look like a clean drain to a script. */
+        snprintf (err, sizeof err,
+                  "%llu batches were found lost during this run; the alarm stands "
+                  "(totalplace-agent status says which files to drop again)",
+                  (unsigned long long)sent.lost);
+        status = 1;
+    }
 out:
     if (status)
         zsys_error ("%s", err);

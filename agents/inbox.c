@@ -469,7 +469,8 @@ process_file (inbox_t *self, const char *name, char *err, size_t err_len)
     }
     if (job.item_count) {
         char put_err[OUTBOX_ERR_LEN];
-        rc = outbox_put_many (self->outbox, job.items, job.item_count, put_err, sizeof put_err);
+        rc = outbox_put_many (self->outbox, job.items, job.item_count, name, put_err,
+                             sizeof put_err);
         if (rc == OUTBOX_ERR_FULL && outbox_count (self->outbox) > 0) {
             if (!self->said_full)
                 say (self, AGENT_LOG_WARNING,

@@ -1,4 +1,12 @@
-/* outbox: encoded batches held durably in LMDB from before they are sent until they are acked. */
+/* outbox: encoded batches held durably in LMDB from before they are sent until they are acked,
+ * then retained for a while in case the collector's store is restored from a backup.
+ *
+ * Databases (all integers big-endian, so LMDB's memcmp order is numeric order):
+ *   batches   seq (8)                      -> payload                pending batches
+ *   retained  acked_at (8) seq (8)         -> payload                acknowledged, oldest first
+ *   sources   first seq (8)                -> last seq (8), put_at (8), label   files put
+ *   lost      first seq (8)                -> last seq (8), raised_at (8)       the alarm
+ *   meta      "format" -> 2; "next_seq" -> seq; "acked_max" -> seq; "store_id" -> text */
 #include "outbox.h"
 
 #include <errno.h>
@@ -11,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Keys are the seq as 8 big-endian bytes, so LMDB's default memcmp order is seq order. Not
@@ -19,11 +28,21 @@
  * reused and always above every stored one, each put can use MDB_APPEND, which also catches a key
  * that is not the largest (MDB_KEYEXIST). */
 #define KEY_LEN 8
+/* Retained batches are keyed by ack time first: pruning oldest-acknowledged first keeps exactly
+ * the batches acknowledged after some moment, which is what a restore from a backup taken at that
+ * moment needs (a re-sent batch re-acknowledged later is kept as long as a later backup lacks it).
+ */
+#define RETAINED_KEY_LEN 16
+#define RANGE_VALUE_LEN  16 /* last seq, then a time */
 
-/* The "meta" database holds the file format and the seq high-water mark. */
-#define META_FORMAT   "format"
-#define META_NEXT_SEQ "next_seq"
-#define FORMAT        1
+#define META_FORMAT    "format"
+#define META_NEXT_SEQ  "next_seq"
+#define META_ACKED_MAX "acked_max"
+#define META_STORE_ID  "store_id"
+/* Format 1 had batches and meta only; it is upgraded in place at the first read-write open. */
+#define FORMAT     2
+#define FORMAT_OLD 1
+#define DB_COUNT   5
 
 #define MIB           (UINT64_C (1) << 20)
 #define MIN_MAP_SIZE  MIB
@@ -41,18 +60,27 @@
 struct _outbox_t {
     char *dir;
     int lock_fd;
+    bool readonly;
     MDB_env *env;
-    MDB_dbi batches;
-    MDB_dbi meta;
+    MDB_dbi batches, retained, sources, lost, meta;
+    bool has_extras; /* retained, sources and lost exist (read-only opens of format 1: not) */
     size_t max_batches;
     uint64_t max_bytes;
     size_t map_size;
     size_t map_ceiling;
     /* Kept equal to the store: recounted at open, updated after each commit. Only this process
-     * writes (outbox.lock), so memory cannot drift from disk. */
+     * writes them (outbox.lock), so memory cannot drift from disk. (The lost database may be
+     * cleared by another process: it is never cached.) */
     size_t count;
     uint64_t bytes;
     uint64_t next_seq;
+    size_t retained_count;
+    uint64_t retained_bytes;
+    int64_t oldest_acked_at;
+    uint64_t pruned_for_room;
+    size_t sources_count;
+    uint64_t acked_max;
+    char store_id[OUTBOX_STORE_ID_MAX + 1];
     bool in_foreach;
 };
 
@@ -229,6 +257,10 @@ grow_map (outbox_t *self, char *err, size_t err_len)
 static int
 run_write (outbox_t *self, write_step_fn *step, void *ctx, char *err, size_t err_len)
 {
+    if (self->readonly)
+        return fail (err, err_len, OUTBOX_ERR_READONLY,
+                     "outbox %s is open read-only (for status); it cannot be changed this way",
+                     self->dir);
     int resized = 0;
     for (;;) {
         MDB_txn *txn = NULL;
@@ -290,20 +322,49 @@ begin_read (outbox_t *self, MDB_txn **txn, char *err, size_t err_len)
     return 0;
 }
 
-/* State found by the open step, applied to self once the transaction has committed. */
+/* State found by the open step, applied to self once the transaction has ended well. */
 typedef struct {
     size_t count;
     uint64_t bytes;
     uint64_t next_seq;
+    size_t retained_count;
+    uint64_t retained_bytes;
+    int64_t oldest_acked_at;
+    size_t sources_count;
+    uint64_t acked_max;
+    bool has_extras;
+    char store_id[OUTBOX_STORE_ID_MAX + 1];
 } load_t;
 
 static int
-load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+damaged (outbox_t *self, const char *what, char *err, size_t err_len)
 {
-    load_t *load = ctx;
-    *load = (load_t){0, 0, 1};
-    /* Refuse an LMDB store that is something else (say the collector's, given by mistake)
-     * before creating anything in it: an outbox's main database names only its two databases. */
+    return fail (err, err_len, OUTBOX_ERR, "outbox %s: %s; the files are damaged or not an outbox",
+                 self->dir, what);
+}
+
+static int
+retained_key_time (const MDB_val *key, int64_t *acked_at)
+{
+    if (key->mv_size != RETAINED_KEY_LEN)
+        return -1;
+    *acked_at = (int64_t)be64_get (key->mv_data);
+    return 0;
+}
+
+static void
+retained_key_put (uint8_t *out, int64_t acked_at, uint64_t seq)
+{
+    be64_put (out, acked_at > 0 ? (uint64_t)acked_at : 0);
+    be64_put (out + KEY_LEN, seq);
+}
+
+/* Refuses an LMDB store that is something else (say the collector's, given by mistake) before
+ * anything is created in it: an outbox's main database names only its own databases. */
+static int
+check_main_db (outbox_t *self, MDB_txn *txn, char *err, size_t err_len)
+{
+    static const char *const names[DB_COUNT] = {"batches", "meta", "retained", "sources", "lost"};
     MDB_dbi main_db;
     int rc = mdb_dbi_open (txn, NULL, 0, &main_db);
     if (rc)
@@ -315,8 +376,10 @@ load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
     MDB_val key, value;
     for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-        bool known = (key.mv_size == 7 && memcmp (key.mv_data, "batches", 7) == 0) ||
-                     (key.mv_size == 4 && memcmp (key.mv_data, "meta", 4) == 0);
+        bool known = false;
+        for (size_t i = 0; i < DB_COUNT && !known; i++)
+            known = key.mv_size == strlen (names[i]) &&
+                    memcmp (key.mv_data, names[i], key.mv_size) == 0;
         if (!known) {
             mdb_cursor_close (cursor);
             return fail (err, err_len, OUTBOX_ERR,
@@ -327,76 +390,228 @@ load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
     mdb_cursor_close (cursor);
     if (rc != MDB_NOTFOUND)
         return step_fail (self, rc, "reading the main database", err, err_len);
+    return 0;
+}
 
-    rc = mdb_dbi_open (txn, "batches", MDB_CREATE, &self->batches);
-    if (rc)
-        return step_fail (self, rc, "opening the batches database", err, err_len);
-    rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
-    if (rc)
-        return step_fail (self, rc, "opening the meta database", err, err_len);
-
-    key = (MDB_val){strlen (META_NEXT_SEQ), META_NEXT_SEQ};
-    rc = mdb_get (txn, self->meta, &key, &value);
-    bool has_next_seq = rc == 0;
-    if (rc == 0) {
-        if (value.mv_size != KEY_LEN)
+/* Opens the databases: created when missing, except read-only, where a format 1 outbox has no
+ * retained, sources or lost database (has_extras false) and anything less is not an outbox. */
+static int
+open_dbs (outbox_t *self, MDB_txn *txn, bool *has_extras, char *err, size_t err_len)
+{
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+        bool extra;
+    } dbs[DB_COUNT] = {{"batches", &self->batches, false},
+                       {"meta", &self->meta, false},
+                       {"retained", &self->retained, true},
+                       {"sources", &self->sources, true},
+                       {"lost", &self->lost, true}};
+    *has_extras = true;
+    for (size_t i = 0; i < DB_COUNT; i++) {
+        int rc = mdb_dbi_open (txn, dbs[i].name, self->readonly ? 0 : MDB_CREATE, dbs[i].dbi);
+        if (rc == MDB_NOTFOUND && self->readonly && dbs[i].extra) {
+            *has_extras = false;
+            continue;
+        }
+        if (rc == MDB_NOTFOUND && self->readonly)
             return fail (err, err_len, OUTBOX_ERR,
-                         "outbox %s: its stored next_seq is %zu bytes, not 8; the files are "
-                         "damaged or not an outbox",
-                         self->dir, value.mv_size);
-        load->next_seq = be64_get (value.mv_data);
+                         "outbox %s: there is no %s database in it; it is not an outbox", self->dir,
+                         dbs[i].name);
+        if (rc) {
+            char what[64];
+            snprintf (what, sizeof what, "opening the %s database", dbs[i].name);
+            return step_fail (self, rc, what, err, err_len);
+        }
     }
-    else if (rc != MDB_NOTFOUND)
-        return step_fail (self, rc, "reading next_seq", err, err_len);
+    return 0;
+}
 
-    rc = mdb_cursor_open (txn, self->batches, &cursor);
+static int
+get_meta_u64 (outbox_t *self, MDB_txn *txn, const char *name, uint64_t *out, bool *found, char *err,
+              size_t err_len)
+{
+    MDB_val key = {strlen (name), (void *)name}, value;
+    int rc = mdb_get (txn, self->meta, &key, &value);
+    *found = rc == 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc) {
+        char what[64];
+        snprintf (what, sizeof what, "reading %s", name);
+        return step_fail (self, rc, what, err, err_len);
+    }
+    if (value.mv_size != KEY_LEN) {
+        char what[96];
+        snprintf (what, sizeof what, "its stored %s is %zu bytes, not 8", name, value.mv_size);
+        return damaged (self, what, err, err_len);
+    }
+    *out = be64_get (value.mv_data);
+    return 0;
+}
+
+static int
+put_meta_u64 (outbox_t *self, MDB_txn *txn, const char *name, uint64_t number, char *err,
+              size_t err_len)
+{
+    uint8_t bytes[KEY_LEN];
+    be64_put (bytes, number);
+    MDB_val key = {strlen (name), (void *)name}, value = {KEY_LEN, bytes};
+    int rc = mdb_put (txn, self->meta, &key, &value, 0);
+    if (rc) {
+        char what[64];
+        snprintf (what, sizeof what, "storing %s", name);
+        return step_fail (self, rc, what, err, err_len);
+    }
+    return 0;
+}
+
+/* Counts the pending batches and the highest seq among them. */
+static int
+load_batches (outbox_t *self, MDB_txn *txn, load_t *load, uint64_t *last, char *err, size_t err_len)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->batches, &cursor);
     if (rc)
         return step_fail (self, rc, "opening a cursor on batches", err, err_len);
-    uint64_t last = 0;
+    MDB_val key, value;
+    *last = 0;
     for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
         uint64_t seq = key.mv_size == KEY_LEN ? be64_get (key.mv_data) : 0;
         if (seq == 0) {
             mdb_cursor_close (cursor);
-            return fail (err, err_len, OUTBOX_ERR,
-                         "outbox %s: a stored key is not a batch sequence number; the files are "
-                         "damaged or not an outbox",
-                         self->dir);
+            return damaged (self, "a stored key is not a batch sequence number", err, err_len);
         }
-        last = seq;
+        *last = seq;
         load->count++;
         load->bytes += value.mv_size;
     }
     mdb_cursor_close (cursor);
     if (rc != MDB_NOTFOUND)
         return step_fail (self, rc, "reading the stored batches", err, err_len);
+    return 0;
+}
+
+/* Counts the retained batches, the highest seq among them and the oldest ack time. */
+static int
+load_retained (outbox_t *self, MDB_txn *txn, load_t *load, uint64_t *last, char *err,
+               size_t err_len)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->retained, &cursor);
+    if (rc)
+        return step_fail (self, rc, "opening a cursor on retained", err, err_len);
+    MDB_val key, value;
+    *last = 0;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        int64_t acked_at;
+        uint64_t seq = 0;
+        if (retained_key_time (&key, &acked_at) == 0)
+            seq = be64_get ((const uint8_t *)key.mv_data + KEY_LEN);
+        if (seq == 0) {
+            mdb_cursor_close (cursor);
+            return damaged (self, "a retained key is not an ack time and sequence number", err,
+                            err_len);
+        }
+        if (load->retained_count == 0)
+            load->oldest_acked_at = acked_at;
+        if (seq > *last)
+            *last = seq;
+        load->retained_count++;
+        load->retained_bytes += value.mv_size;
+    }
+    mdb_cursor_close (cursor);
+    if (rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "reading the retained batches", err, err_len);
+    return 0;
+}
+
+/* Checks the format marker; read-write, writes it in a new outbox and upgrades format 1. */
+static int
+check_format (outbox_t *self, MDB_txn *txn, bool has_data, char *err, size_t err_len)
+{
+    uint64_t format = 0;
+    bool found;
+    int rc = get_meta_u64 (self, txn, META_FORMAT, &format, &found, err, err_len);
+    if (rc)
+        return rc;
+    if (!found && (has_data || self->readonly))
+        return fail (err, err_len, OUTBOX_ERR,
+                     "outbox %s: the LMDB store there has no outbox format marker; it is not an "
+                     "outbox",
+                     self->dir);
+    if (found && format != FORMAT && format != FORMAT_OLD)
+        return fail (err, err_len, OUTBOX_ERR,
+                     "outbox %s: stored in a format this agent does not know (%" PRIu64
+                     ", expected %d); use the agent version that wrote it to drain it",
+                     self->dir, format, FORMAT);
+    if (!self->readonly && format != FORMAT)
+        return put_meta_u64 (self, txn, META_FORMAT, FORMAT, err, err_len);
+    return 0;
+}
+
+static int
+load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    load_t *load = ctx;
+    *load = (load_t){.next_seq = 1};
+    int rc = check_main_db (self, txn, err, err_len);
+    if (rc || (rc = open_dbs (self, txn, &load->has_extras, err, err_len)) != 0)
+        return rc;
+    bool has_next_seq;
+    if ((rc = get_meta_u64 (self, txn, META_NEXT_SEQ, &load->next_seq, &has_next_seq, err,
+                            err_len)) != 0)
+        return rc;
+    if (!has_next_seq)
+        load->next_seq = 1;
+    uint64_t last_pending = 0, last_retained = 0;
+    if ((rc = load_batches (self, txn, load, &last_pending, err, err_len)) != 0)
+        return rc;
+    if (load->has_extras) {
+        if ((rc = load_retained (self, txn, load, &last_retained, err, err_len)) != 0)
+            return rc;
+        MDB_stat st;
+        if ((rc = mdb_stat (txn, self->sources, &st)) != 0)
+            return step_fail (self, rc, "counting the sources", err, err_len);
+        load->sources_count = st.ms_entries;
+    }
     /* Never hand out a seq at or below one stored, whatever the meta says. */
+    uint64_t last = last_pending > last_retained ? last_pending : last_retained;
     if (last >= load->next_seq)
         load->next_seq = last + 1;
 
-    uint8_t format_bytes[KEY_LEN];
-    key = (MDB_val){strlen (META_FORMAT), META_FORMAT};
+    bool found;
+    if ((rc = get_meta_u64 (self, txn, META_ACKED_MAX, &load->acked_max, &found, err, err_len)) !=
+        0)
+        return rc;
+    MDB_val key = {strlen (META_STORE_ID), META_STORE_ID}, value;
     rc = mdb_get (txn, self->meta, &key, &value);
-    if (rc == MDB_NOTFOUND) {
-        if (load->count || has_next_seq)
-            return fail (err, err_len, OUTBOX_ERR,
-                         "outbox %s: the LMDB store there has no outbox format marker; it is "
-                         "not an outbox",
-                         self->dir);
-        be64_put (format_bytes, FORMAT);
-        value = (MDB_val){KEY_LEN, format_bytes};
-        rc = mdb_put (txn, self->meta, &key, &value, 0);
-        if (rc)
-            return step_fail (self, rc, "writing the format marker", err, err_len);
+    if (rc == 0) {
+        size_t len = value.mv_size < OUTBOX_STORE_ID_MAX ? value.mv_size : OUTBOX_STORE_ID_MAX;
+        memcpy (load->store_id, value.mv_data, len);
+        load->store_id[len] = '\0';
     }
-    else if (rc)
-        return step_fail (self, rc, "reading the format marker", err, err_len);
-    else if (value.mv_size != KEY_LEN || be64_get (value.mv_data) != FORMAT)
-        return fail (err, err_len, OUTBOX_ERR,
-                     "outbox %s: stored in a format this agent does not know (expected %d); "
-                     "use the agent version that wrote it to drain it",
-                     self->dir, FORMAT);
-    return 0;
+    else if (rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "reading the store id", err, err_len);
+    return check_format (self, txn, load->count || load->retained_count || has_next_seq, err,
+                         err_len);
+}
+
+static void
+apply_load (outbox_t *self, const load_t *load)
+{
+    self->count = load->count;
+    self->bytes = load->bytes;
+    self->next_seq = load->next_seq;
+    self->retained_count = load->retained_count;
+    self->retained_bytes = load->retained_bytes;
+    self->oldest_acked_at = load->oldest_acked_at;
+    self->sources_count = load->sources_count;
+    self->acked_max = load->acked_max;
+    self->has_extras = load->has_extras;
+    memcpy (self->store_id, load->store_id, sizeof self->store_id);
 }
 
 static int
@@ -428,68 +643,124 @@ set_limits (outbox_t *self, const outbox_limits_t *limits, char *err, size_t err
     return 0;
 }
 
-outbox_t *
-outbox_new (const char *dir, const outbox_limits_t *limits, char *err, size_t err_len)
+/* Creates and opens the LMDB environment of self->dir; map_size 0 keeps the file's own. */
+static int
+open_env (outbox_t *self, unsigned flags, size_t map_size, char *err, size_t err_len)
+{
+    int rc = mdb_env_create (&self->env);
+    if (rc)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: mdb_env_create failed: %s", self->dir,
+                     mdb_strerror (rc));
+    if ((rc = mdb_env_set_maxdbs (self->env, DB_COUNT)) != 0 ||
+        (map_size && (rc = mdb_env_set_mapsize (self->env, map_size)) != 0))
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot configure LMDB: %s", self->dir,
+                     mdb_strerror (rc));
+    /* No MDB_NOSYNC / MDB_NOMETASYNC: a put must be on disk before the batch is sent. */
+    rc = mdb_env_open (self->env, self->dir, flags, 0600);
+    if (rc)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot open the LMDB store: %s",
+                     self->dir, mdb_strerror (rc));
+    return refresh_map_size (self, err, err_len);
+}
+
+/* An outbox that must already exist (status, clear-alarm) is looked for first: LMDB would create
+ * an empty one. */
+static int
+check_exists (const char *dir, char *err, size_t err_len)
+{
+    char path[4096];
+    if ((size_t)snprintf (path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+        return fail (err, err_len, OUTBOX_ERR, "outbox folder name is too long: %s", dir);
+    struct stat st;
+    if (stat (path, &st) != 0)
+        return fail (err, err_len, OUTBOX_ERR,
+                     "no outbox in %s (%s: %s); is agent/state_dir the agent's, and has it run?",
+                     dir, path, strerror (errno));
+    return 0;
+}
+
+static outbox_t *
+outbox_alloc (const char *dir, char *err, size_t err_len)
 {
     if (!dir || !*dir) {
         fail (err, err_len, OUTBOX_ERR, "no outbox folder given");
         return NULL;
     }
     outbox_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        fail (err, err_len, OUTBOX_ERR, "out of memory");
-        return NULL;
+    if (self) {
+        self->lock_fd = -1;
+        self->dir = strdup (dir);
     }
-    self->lock_fd = -1;
-    self->dir = strdup (dir);
-    if (!self->dir) {
+    if (!self || !self->dir) {
         fail (err, err_len, OUTBOX_ERR, "out of memory");
-        goto err;
+        outbox_destroy (&self);
     }
-    if (set_limits (self, limits, err, err_len) || make_dirs (dir, err, err_len) ||
-        take_lock (self, err, err_len))
-        goto err;
+    return self;
+}
 
-    int rc = mdb_env_create (&self->env);
-    if (rc) {
-        fail (err, err_len, OUTBOX_ERR, "outbox %s: mdb_env_create failed: %s", dir,
-              mdb_strerror (rc));
+outbox_t *
+outbox_new (const char *dir, const outbox_limits_t *limits, char *err, size_t err_len)
+{
+    outbox_t *self = outbox_alloc (dir, err, err_len);
+    if (!self)
+        return NULL;
+    if (set_limits (self, limits, err, err_len) || make_dirs (dir, err, err_len) ||
+        take_lock (self, err, err_len) || open_env (self, 0, self->map_size, err, err_len))
         goto err;
-    }
-    if ((rc = mdb_env_set_maxdbs (self->env, 2)) != 0 ||
-        (rc = mdb_env_set_mapsize (self->env, self->map_size)) != 0) {
-        fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot configure LMDB: %s", dir,
-              mdb_strerror (rc));
-        goto err;
-    }
-    /* No MDB_NOSYNC / MDB_NOMETASYNC: a put must be on disk before the batch is sent. */
-    rc = mdb_env_open (self->env, dir, 0, 0600);
-    if (rc) {
-        fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot open the LMDB store: %s", dir,
-              mdb_strerror (rc));
-        goto err;
-    }
     /* A killed agent can leave its reader slot behind; free it so it pins no old pages. */
     int dead = 0;
-    rc = mdb_reader_check (self->env, &dead);
+    int rc = mdb_reader_check (self->env, &dead);
     if (rc) {
         fail (err, err_len, OUTBOX_ERR, "outbox %s: mdb_reader_check failed: %s", dir,
               mdb_strerror (rc));
         goto err;
     }
-    if (refresh_map_size (self, err, err_len))
-        goto err;
     if (self->map_ceiling < self->map_size)
         self->map_ceiling = self->map_size;
 
     load_t load = {0}; /* Release builds cannot see that run_write fills it on success */
     if (run_write (self, load_step, &load, err, err_len))
         goto err;
-    self->count = load.count;
-    self->bytes = load.bytes;
-    self->next_seq = load.next_seq;
+    apply_load (self, &load);
     if (fsync_dir (dir, err, err_len))
         goto err;
+    return self;
+
+err:
+    outbox_destroy (&self);
+    return NULL;
+}
+
+outbox_t *
+outbox_open_readonly (const char *dir, char *err, size_t err_len)
+{
+    if (check_exists (dir, err, err_len))
+        return NULL;
+    outbox_t *self = outbox_alloc (dir, err, err_len);
+    if (!self)
+        return NULL;
+    self->readonly = true;
+    if (open_env (self, MDB_RDONLY, 0, err, err_len))
+        goto err;
+    MDB_txn *txn;
+    if (begin_read (self, &txn, err, err_len))
+        goto err;
+    load_t load = {0};
+    int rc = load_step (self, txn, &load, err, err_len);
+    if (rc) {
+        mdb_txn_abort (txn);
+        if (rc > 0) /* STEP_MAP_FULL cannot happen reading; say something all the same */
+            fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot read it", dir);
+        goto err;
+    }
+    /* Committing a read transaction keeps the database handles it opened. */
+    rc = mdb_txn_commit (txn);
+    if (rc) {
+        fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot end the read: %s", dir,
+              mdb_strerror (rc));
+        goto err;
+    }
+    apply_load (self, &load);
     return self;
 
 err:
@@ -533,8 +804,28 @@ outbox_bytes (outbox_t *self)
 bool
 outbox_has_room (outbox_t *self, size_t bytes_needed)
 {
-    return self->count < self->max_batches && self->bytes <= self->max_bytes &&
+    return !self->readonly && self->count < self->max_batches && self->bytes <= self->max_bytes &&
            (uint64_t)bytes_needed <= self->max_bytes - self->bytes;
+}
+
+void
+outbox_retained (outbox_t *self, outbox_retained_t *retained)
+{
+    *retained = (outbox_retained_t){self->retained_count, self->retained_bytes,
+                                    self->retained_count ? self->oldest_acked_at : 0,
+                                    self->pruned_for_room};
+}
+
+uint64_t
+outbox_acked_max (outbox_t *self)
+{
+    return self->acked_max;
+}
+
+const char *
+outbox_store_id (outbox_t *self)
+{
+    return self->store_id;
 }
 
 static int
@@ -547,21 +838,127 @@ refuse_in_foreach (outbox_t *self, const char *what, char *err, size_t err_len)
                  what);
 }
 
+/* Which retained batches prune_retained deletes: those acknowledged before acked_before, then the
+ * oldest until at most max_count and max_bytes remain. Fills the rest. */
+typedef struct {
+    int64_t acked_before;
+    size_t max_count;
+    uint64_t max_bytes;
+    size_t pruned;
+    uint64_t pruned_bytes;
+    int64_t oldest; /* ack time of the oldest left; 0 when none */
+} prune_t;
+
+static int
+prune_retained (outbox_t *self, MDB_txn *txn, prune_t *prune, char *err, size_t err_len)
+{
+    prune->pruned = 0;
+    prune->pruned_bytes = 0;
+    prune->oldest = 0;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->retained, &cursor);
+    if (rc)
+        return step_fail (self, rc, "opening a cursor on retained", err, err_len);
+    MDB_val key, value;
+    /* MDB_FIRST after each delete: the first left is the next oldest. */
+    while ((rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST)) == 0) {
+        int64_t acked_at;
+        if (retained_key_time (&key, &acked_at)) {
+            mdb_cursor_close (cursor);
+            return damaged (self, "a retained key is not an ack time and sequence number", err,
+                            err_len);
+        }
+        size_t count_left = self->retained_count - prune->pruned;
+        uint64_t bytes_left = self->retained_bytes - prune->pruned_bytes;
+        if (acked_at >= prune->acked_before && count_left <= prune->max_count &&
+            bytes_left <= prune->max_bytes) {
+            prune->oldest = acked_at;
+            break;
+        }
+        prune->pruned++;
+        prune->pruned_bytes += value.mv_size;
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0) {
+            mdb_cursor_close (cursor);
+            return step_fail (self, rc, "pruning a retained batch", err, err_len);
+        }
+    }
+    mdb_cursor_close (cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "reading the retained batches", err, err_len);
+    return 0;
+}
+
+static void
+apply_prune (outbox_t *self, const prune_t *prune)
+{
+    self->retained_count -= prune->pruned;
+    self->retained_bytes -= prune->pruned_bytes;
+    if (prune->pruned)
+        self->oldest_acked_at = prune->oldest;
+}
+
+/* Keeps where a put's batches came from, and only the newest OUTBOX_SOURCES_KEPT of them. */
+static int
+put_source (outbox_t *self, MDB_txn *txn, uint64_t first, uint64_t last, const char *source,
+            size_t *dropped, char *err, size_t err_len)
+{
+    *dropped = 0;
+    size_t len = strlen (source);
+    if (len > OUTBOX_SOURCE_MAX)
+        len = OUTBOX_SOURCE_MAX;
+    uint8_t key_bytes[KEY_LEN], value_bytes[RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX];
+    be64_put (key_bytes, first);
+    be64_put (value_bytes, last);
+    time_t now = time (NULL);
+    be64_put (value_bytes + KEY_LEN, now > 0 ? (uint64_t)now : 0);
+    memcpy (value_bytes + RANGE_VALUE_LEN, source, len);
+    MDB_val key = {KEY_LEN, key_bytes}, value = {RANGE_VALUE_LEN + len, value_bytes};
+    int rc = mdb_put (txn, self->sources, &key, &value, 0);
+    if (rc)
+        return step_fail (self, rc, "storing the batches' source", err, err_len);
+    if (self->sources_count + 1 <= OUTBOX_SOURCES_KEPT)
+        return 0;
+    MDB_cursor *cursor;
+    if ((rc = mdb_cursor_open (txn, self->sources, &cursor)) != 0)
+        return step_fail (self, rc, "opening a cursor on sources", err, err_len);
+    while (self->sources_count + 1 - *dropped > OUTBOX_SOURCES_KEPT &&
+           (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST)) == 0) {
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
+            break;
+        (*dropped)++;
+    }
+    mdb_cursor_close (cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "forgetting an old source", err, err_len);
+    return 0;
+}
+
 typedef struct {
     const outbox_item_t *items;
     size_t n;
+    uint64_t total;
+    const char *source;
+    prune_t prune;
+    size_t sources_dropped;
 } put_t;
 
 static int
 put_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
 {
     put_t *put = ctx;
+    /* Retained batches give way: pending plus retained stay within the limits. */
+    put->prune = (prune_t){.acked_before = INT64_MIN,
+                           .max_count = self->max_batches - self->count - put->n,
+                           .max_bytes = self->max_bytes - self->bytes - put->total};
+    int rc = prune_retained (self, txn, &put->prune, err, err_len);
+    if (rc)
+        return rc;
     uint8_t key_bytes[KEY_LEN];
     for (size_t i = 0; i < put->n; i++) {
         be64_put (key_bytes, put->items[i].seq);
         MDB_val key = {KEY_LEN, key_bytes};
         MDB_val value = {put->items[i].size, (void *)put->items[i].payload};
-        int rc = mdb_put (txn, self->batches, &key, &value, MDB_APPEND);
+        rc = mdb_put (txn, self->batches, &key, &value, MDB_APPEND);
         if (rc == MDB_KEYEXIST)
             return fail (err, err_len, OUTBOX_ERR,
                          "outbox %s: batch %" PRIu64 " is not above every stored batch; the "
@@ -570,21 +967,25 @@ put_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
         if (rc)
             return step_fail (self, rc, "storing a batch", err, err_len);
     }
-    be64_put (key_bytes, put->items[put->n - 1].seq + 1);
-    MDB_val key = {strlen (META_NEXT_SEQ), META_NEXT_SEQ};
-    MDB_val value = {KEY_LEN, key_bytes};
-    int rc = mdb_put (txn, self->meta, &key, &value, 0);
-    if (rc)
-        return step_fail (self, rc, "storing next_seq", err, err_len);
+    uint64_t last = put->items[put->n - 1].seq;
+    if ((rc = put_meta_u64 (self, txn, META_NEXT_SEQ, last + 1, err, err_len)) != 0)
+        return rc;
+    put->sources_dropped = 0;
+    if (put->source)
+        return put_source (self, txn, put->items[0].seq, last, put->source, &put->sources_dropped,
+                           err, err_len);
     return 0;
 }
 
 int
-outbox_put_many (outbox_t *self, const outbox_item_t *items, size_t n, char *err, size_t err_len)
+outbox_put_many (outbox_t *self, const outbox_item_t *items, size_t n, const char *source,
+                 char *err, size_t err_len)
 {
     int rc = refuse_in_foreach (self, "outbox_put", err, err_len);
     if (rc || n == 0)
         return rc;
+    if (self->readonly) /* before the limits, which a read-only open does not know */
+        return run_write (self, NULL, NULL, err, err_len);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const outbox_item_t *item = &items[i];
@@ -620,13 +1021,17 @@ outbox_put_many (outbox_t *self, const outbox_item_t *items, size_t n, char *err
                      " (max_bytes); wait for the collector to acknowledge",
                      self->dir, self->bytes, total, self->max_bytes);
 
-    put_t put = {items, n};
+    put_t put = {.items = items, .n = n, .total = total, .source = source};
     rc = run_write (self, put_step, &put, err, err_len);
     if (rc)
         return rc;
     self->count += n;
     self->bytes += total;
     self->next_seq += n;
+    apply_prune (self, &put.prune);
+    self->pruned_for_room += put.prune.pruned;
+    if (source)
+        self->sources_count = self->sources_count + 1 - put.sources_dropped;
     return 0;
 }
 
@@ -635,55 +1040,432 @@ outbox_put (outbox_t *self, uint64_t seq, const void *payload, size_t size, char
             size_t err_len)
 {
     outbox_item_t item = {seq, payload, size};
-    return outbox_put_many (self, &item, 1, err, err_len);
+    return outbox_put_many (self, &item, 1, NULL, err, err_len);
+}
+
+/* Copies the value at key of dbi into a new buffer, for a put elsewhere in the same transaction
+ * (LMDB's pointer is good only until the next change). MDB_NOTFOUND when absent. */
+static int
+copy_value (outbox_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *copy, char *err,
+            size_t err_len)
+{
+    MDB_val value;
+    int rc = mdb_get (txn, dbi, key, &value);
+    if (rc == MDB_NOTFOUND)
+        return rc;
+    if (rc)
+        return step_fail (self, rc, "reading a batch", err, err_len);
+    copy->mv_data = malloc (value.mv_size ? value.mv_size : 1);
+    if (!copy->mv_data)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory moving a batch",
+                     self->dir);
+    memcpy (copy->mv_data, value.mv_data, value.mv_size);
+    copy->mv_size = value.mv_size;
+    return 0;
 }
 
 typedef struct {
-    uint64_t seq;
-    bool existed;
-    size_t size;
-} remove_t;
+    const uint64_t *seqs;
+    size_t n;
+    int64_t acked_at;
+    size_t moved;
+    uint64_t moved_bytes;
+    uint64_t acked_max;
+} ack_t;
 
 static int
-remove_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+ack_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
 {
-    remove_t *remove = ctx;
-    uint8_t key_bytes[KEY_LEN];
-    be64_put (key_bytes, remove->seq);
-    MDB_val key = {KEY_LEN, key_bytes}, value;
-    int rc = mdb_get (txn, self->batches, &key, &value);
-    if (rc == MDB_NOTFOUND) {
-        remove->existed = false;
-        return STEP_NOTHING;
+    ack_t *ack = ctx;
+    ack->moved = 0;
+    ack->moved_bytes = 0;
+    ack->acked_max = self->acked_max;
+    for (size_t i = 0; i < ack->n; i++) {
+        uint64_t seq = ack->seqs[i];
+        /* A seq never handed out cannot have been acknowledged: no mark from a confused peer. */
+        if (seq > ack->acked_max && seq < self->next_seq)
+            ack->acked_max = seq;
+        uint8_t key_bytes[KEY_LEN], retained_bytes[RETAINED_KEY_LEN];
+        be64_put (key_bytes, seq);
+        MDB_val key = {KEY_LEN, key_bytes}, payload;
+        int rc = copy_value (self, txn, self->batches, &key, &payload, err, err_len);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        retained_key_put (retained_bytes, ack->acked_at, seq);
+        MDB_val retained_key = {RETAINED_KEY_LEN, retained_bytes};
+        rc = mdb_put (txn, self->retained, &retained_key, &payload, 0);
+        free (payload.mv_data);
+        if (rc)
+            return step_fail (self, rc, "retaining an acknowledged batch", err, err_len);
+        if ((rc = mdb_del (txn, self->batches, &key, NULL)) != 0)
+            return step_fail (self, rc, "removing an acknowledged batch", err, err_len);
+        ack->moved++;
+        ack->moved_bytes += payload.mv_size;
     }
+    if (ack->acked_max != self->acked_max)
+        return put_meta_u64 (self, txn, META_ACKED_MAX, ack->acked_max, err, err_len);
+    return ack->moved ? 0 : STEP_NOTHING;
+}
+
+int
+outbox_ack (outbox_t *self, const uint64_t *seqs, size_t n, int64_t acked_at, size_t *moved,
+            char *err, size_t err_len)
+{
+    if (moved)
+        *moved = 0;
+    int rc = refuse_in_foreach (self, "outbox_ack", err, err_len);
+    if (rc || n == 0)
+        return rc;
+    ack_t ack = {.seqs = seqs, .n = n, .acked_at = acked_at > 0 ? acked_at : 0};
+    rc = run_write (self, ack_step, &ack, err, err_len);
     if (rc)
-        return step_fail (self, rc, "looking up a batch to remove", err, err_len);
-    remove->existed = true;
-    remove->size = value.mv_size;
-    rc = mdb_del (txn, self->batches, &key, NULL);
+        return rc;
+    if (ack.moved && (self->retained_count == 0 || ack.acked_at < self->oldest_acked_at))
+        self->oldest_acked_at = ack.acked_at;
+    self->count -= ack.moved;
+    self->bytes -= ack.moved_bytes;
+    self->retained_count += ack.moved;
+    self->retained_bytes += ack.moved_bytes;
+    self->acked_max = ack.acked_max;
+    if (moved)
+        *moved = ack.moved;
+    return 0;
+}
+
+static int
+prune_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    prune_t *prune = ctx;
+    int rc = prune_retained (self, txn, prune, err, err_len);
     if (rc)
-        return step_fail (self, rc, "removing a batch", err, err_len);
+        return rc;
+    return prune->pruned ? 0 : STEP_NOTHING;
+}
+
+int
+outbox_prune (outbox_t *self, int64_t acked_before, size_t *pruned, char *err, size_t err_len)
+{
+    if (pruned)
+        *pruned = 0;
+    int rc = refuse_in_foreach (self, "outbox_prune", err, err_len);
+    /* The ack times are known in memory: nothing to do costs no transaction. */
+    if (rc || self->retained_count == 0 || self->oldest_acked_at >= acked_before)
+        return rc;
+    prune_t prune = {.acked_before = acked_before, .max_count = SIZE_MAX, .max_bytes = UINT64_MAX};
+    rc = run_write (self, prune_step, &prune, err, err_len);
+    if (rc)
+        return rc;
+    apply_prune (self, &prune);
+    if (pruned)
+        *pruned = prune.pruned;
+    return 0;
+}
+
+/* A growable array of seqs. */
+typedef struct {
+    uint64_t *seqs;
+    size_t n, capacity;
+} seq_list_t;
+
+static int
+seq_list_add (seq_list_t *list, uint64_t seq)
+{
+    if (list->n == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 256;
+        uint64_t *seqs = realloc (list->seqs, capacity * sizeof *seqs);
+        if (!seqs)
+            return -1;
+        list->seqs = seqs;
+        list->capacity = capacity;
+    }
+    list->seqs[list->n++] = seq;
+    return 0;
+}
+
+static int
+seq_compare (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Adds first..last to the lost ranges, merging with those it overlaps or touches, so that the
+ * ranges stay disjoint and apart. *newly: how many of its seqs no range held before. */
+static int
+add_lost (outbox_t *self, MDB_txn *txn, uint64_t first, uint64_t last, int64_t now, uint64_t *newly,
+          char *err, size_t err_len)
+{
+    uint64_t lo = first, hi = last, covered = 0;
+    int64_t raised = now;
+    seq_list_t merged = {0};
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->lost, &cursor);
+    if (rc)
+        return step_fail (self, rc, "opening a cursor on lost", err, err_len);
+    uint8_t key_bytes[KEY_LEN];
+    be64_put (key_bytes, first);
+    MDB_val key = {KEY_LEN, key_bytes}, value;
+    /* Start at the last range beginning before first (it may reach into first..last). */
+    rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_PREV) == 0
+                 ? 0
+                 : mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_LAST);
+    for (; rc == 0; rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size != KEY_LEN || value.mv_size != RANGE_VALUE_LEN) {
+            rc = damaged (self, "a lost range is not two seqs and a time", err, err_len);
+            goto out;
+        }
+        uint64_t x = be64_get (key.mv_data), y = be64_get (value.mv_data);
+        int64_t at = (int64_t)be64_get ((const uint8_t *)value.mv_data + KEY_LEN);
+        if (x > last + 1)
+            break;
+        if (y + 1 < first)
+            continue;
+        uint64_t from = x > first ? x : first, to = y < last ? y : last;
+        if (from <= to)
+            covered += to - from + 1;
+        lo = x < lo ? x : lo;
+        hi = y > hi ? y : hi;
+        raised = at < raised ? at : raised;
+        if (seq_list_add (&merged, x)) {
+            rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir);
+            goto out;
+        }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = step_fail (self, rc, "reading the lost ranges", err, err_len);
+        goto out;
+    }
+    rc = 0;
+    *newly = last - first + 1 - covered;
+    if (*newly == 0)
+        goto out; /* all of it is in one range already */
+    for (size_t i = 0; i < merged.n && rc == 0; i++) {
+        be64_put (key_bytes, merged.seqs[i]);
+        key = (MDB_val){KEY_LEN, key_bytes};
+        if ((rc = mdb_del (txn, self->lost, &key, NULL)) != 0)
+            rc = step_fail (self, rc, "merging lost ranges", err, err_len);
+    }
+    if (rc == 0) {
+        uint8_t range[RANGE_VALUE_LEN];
+        be64_put (key_bytes, lo);
+        be64_put (range, hi);
+        be64_put (range + KEY_LEN, raised > 0 ? (uint64_t)raised : 0);
+        key = (MDB_val){KEY_LEN, key_bytes};
+        value = (MDB_val){RANGE_VALUE_LEN, range};
+        if ((rc = mdb_put (txn, self->lost, &key, &value, 0)) != 0)
+            rc = step_fail (self, rc, "recording lost batches", err, err_len);
+    }
+out:
+    mdb_cursor_close (cursor);
+    free (merged.seqs);
+    return rc;
+}
+
+typedef struct {
+    uint64_t first, last;
+    int64_t now;
+    outbox_recovery_t found;
+    uint64_t requeued_bytes;
+    int64_t oldest;
+} recover_t;
+
+/* Collects the pending seqs in first..last (ascending) and the retained ones (their keys). */
+static int
+collect_range (outbox_t *self, MDB_txn *txn, recover_t *recover, seq_list_t *pending,
+               seq_list_t *retained, char *err, size_t err_len)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->batches, &cursor);
+    if (rc)
+        return step_fail (self, rc, "opening a cursor on batches", err, err_len);
+    uint8_t key_bytes[KEY_LEN];
+    be64_put (key_bytes, recover->first);
+    MDB_val key = {KEY_LEN, key_bytes}, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        uint64_t seq = key.mv_size == KEY_LEN ? be64_get (key.mv_data) : 0;
+        if (seq > recover->last)
+            break;
+        if (seq_list_add (pending, seq)) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close (cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc == ENOMEM ? fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir)
+                            : step_fail (self, rc, "reading the pending batches", err, err_len);
+    /* Retained batches are in ack-time order: all of them are looked at. */
+    if ((rc = mdb_cursor_open (txn, self->retained, &cursor)) != 0)
+        return step_fail (self, rc, "opening a cursor on retained", err, err_len);
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        if (key.mv_size != RETAINED_KEY_LEN) {
+            mdb_cursor_close (cursor);
+            return damaged (self, "a retained key is not an ack time and sequence number", err,
+                            err_len);
+        }
+        uint64_t seq = be64_get ((const uint8_t *)key.mv_data + KEY_LEN);
+        /* Two entries per retained batch: its ack time, then its seq. */
+        if (seq >= recover->first && seq <= recover->last &&
+            (seq_list_add (retained, be64_get (key.mv_data)) || seq_list_add (retained, seq))) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close (cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc == ENOMEM ? fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir)
+                            : step_fail (self, rc, "reading the retained batches", err, err_len);
+    return 0;
+}
+
+/* Puts the retained batches listed (ack time, seq pairs) back to pending. */
+static int
+requeue (outbox_t *self, MDB_txn *txn, recover_t *recover, const seq_list_t *retained, char *err,
+         size_t err_len)
+{
+    for (size_t i = 0; i + 1 < retained->n; i += 2) {
+        uint8_t retained_bytes[RETAINED_KEY_LEN], key_bytes[KEY_LEN];
+        retained_key_put (retained_bytes, (int64_t)retained->seqs[i], retained->seqs[i + 1]);
+        be64_put (key_bytes, retained->seqs[i + 1]);
+        MDB_val retained_key = {RETAINED_KEY_LEN, retained_bytes}, key = {KEY_LEN, key_bytes};
+        MDB_val payload;
+        int rc = copy_value (self, txn, self->retained, &retained_key, &payload, err, err_len);
+        if (rc == MDB_NOTFOUND)
+            return damaged (self, "a retained batch vanished while being requeued", err, err_len);
+        if (rc)
+            return rc;
+        rc = mdb_put (txn, self->batches, &key, &payload, MDB_NOOVERWRITE);
+        free (payload.mv_data);
+        if (rc == MDB_KEYEXIST)
+            return damaged (self, "a batch is both pending and retained", err, err_len);
+        if (rc)
+            return step_fail (self, rc, "requeueing a retained batch", err, err_len);
+        if ((rc = mdb_del (txn, self->retained, &retained_key, NULL)) != 0)
+            return step_fail (self, rc, "requeueing a retained batch", err, err_len);
+        recover->found.requeued++;
+        recover->requeued_bytes += payload.mv_size;
+    }
+    return 0;
+}
+
+/* Records as lost every seq of first..last in neither sorted list. */
+static int
+record_gaps (outbox_t *self, MDB_txn *txn, recover_t *recover, const seq_list_t *held, char *err,
+             size_t err_len)
+{
+    uint64_t next = recover->first;
+    for (size_t i = 0; i <= held->n; i++) {
+        uint64_t seq = i < held->n ? held->seqs[i] : recover->last + 1;
+        if (seq > next) {
+            uint64_t newly = 0;
+            int rc = add_lost (self, txn, next, seq - 1, recover->now, &newly, err, err_len);
+            if (rc)
+                return rc;
+            if (!recover->found.first_lost)
+                recover->found.first_lost = next;
+            recover->found.last_lost = seq - 1;
+            recover->found.lost += seq - next;
+            recover->found.newly_lost += newly;
+        }
+        if (seq >= next)
+            next = seq + 1;
+    }
+    return 0;
+}
+
+static int
+recover_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    recover_t *recover = ctx;
+    recover->found = (outbox_recovery_t){0};
+    recover->requeued_bytes = 0;
+    seq_list_t pending = {0}, retained = {0};
+    int rc = collect_range (self, txn, recover, &pending, &retained, err, err_len);
+    if (rc == 0)
+        rc = requeue (self, txn, recover, &retained, err, err_len);
+    if (rc == 0) {
+        /* Every seq held here, pending or retained, ascending: what is not among them is lost. */
+        recover->found.pending = pending.n;
+        for (size_t i = 1; i < retained.n && rc == 0; i += 2)
+            if (seq_list_add (&pending, retained.seqs[i]))
+                rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir);
+        if (rc == 0) {
+            if (pending.n)
+                qsort (pending.seqs, pending.n, sizeof *pending.seqs, seq_compare);
+            rc = record_gaps (self, txn, recover, &pending, err, err_len);
+        }
+    }
+    if (rc == 0 && recover->found.requeued) {
+        prune_t none = {.acked_before = INT64_MIN, .max_count = SIZE_MAX, .max_bytes = UINT64_MAX};
+        rc = prune_retained (self, txn, &none, err, err_len);
+        recover->oldest = none.oldest;
+    }
+    free (pending.seqs);
+    free (retained.seqs);
+    if (rc == 0 && !recover->found.requeued && !recover->found.newly_lost)
+        rc = STEP_NOTHING;
+    return rc;
+}
+
+int
+outbox_recover (outbox_t *self, uint64_t first, uint64_t last, int64_t now,
+                outbox_recovery_t *found, char *err, size_t err_len)
+{
+    *found = (outbox_recovery_t){0};
+    int rc = refuse_in_foreach (self, "outbox_recover", err, err_len);
+    if (first == 0)
+        first = 1;
+    if (last >= self->next_seq)
+        last = self->next_seq - 1;
+    if (rc || first > last)
+        return rc;
+    recover_t recover = {.first = first, .last = last, .now = now};
+    rc = run_write (self, recover_step, &recover, err, err_len);
+    if (rc)
+        return rc;
+    *found = recover.found;
+    self->count += recover.found.requeued;
+    self->bytes += recover.requeued_bytes;
+    self->retained_count -= recover.found.requeued;
+    self->retained_bytes -= recover.requeued_bytes;
+    if (recover.found.requeued)
+        self->oldest_acked_at = recover.oldest;
+    return 0;
+}
+
+static int
+store_id_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    const char *store_id = ctx;
+    MDB_val key = {strlen (META_STORE_ID), META_STORE_ID},
+            value = {strlen (store_id), (void *)store_id};
+    int rc = mdb_put (txn, self->meta, &key, &value, 0);
+    if (rc)
+        return step_fail (self, rc, "storing the collector's store id", err, err_len);
     return 0;
 }
 
 int
-outbox_remove (outbox_t *self, uint64_t seq, bool *existed, char *err, size_t err_len)
+outbox_set_store_id (outbox_t *self, const char *store_id, char *err, size_t err_len)
 {
-    if (existed)
-        *existed = false;
-    int rc = refuse_in_foreach (self, "outbox_remove", err, err_len);
+    int rc = refuse_in_foreach (self, "outbox_set_store_id", err, err_len);
     if (rc)
         return rc;
-    remove_t remove = {seq, false, 0};
-    rc = run_write (self, remove_step, &remove, err, err_len);
-    if (rc)
+    char cut[OUTBOX_STORE_ID_MAX + 1];
+    snprintf (cut, sizeof cut, "%s", store_id ? store_id : "");
+    if (strcmp (cut, self->store_id) == 0)
+        return 0;
+    if ((rc = run_write (self, store_id_step, cut, err, err_len)) != 0)
         return rc;
-    if (remove.existed) {
-        self->count--;
-        self->bytes -= remove.size;
-    }
-    if (existed)
-        *existed = remove.existed;
+    memcpy (self->store_id, cut, sizeof cut);
     return 0;
 }
 
@@ -725,9 +1507,14 @@ outbox_foreach (outbox_t *self, outbox_fn *fn, void *arg, char *err, size_t err_
     return outbox_foreach_from (self, 0, fn, arg, err, err_len);
 }
 
-int
-outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *arg, char *err,
-                     size_t err_len)
+/* What a walk over one database calls for each entry; non-zero stops. */
+typedef int (walk_fn) (void *ctx, const MDB_val *key, const MDB_val *value);
+
+/* Walks dbi from the first key >= start (NULL: the first) in one read snapshot, refusing
+ * re-entry from the callback. The callback's return stops the walk; -1 means damaged data. */
+static int
+walk (outbox_t *self, MDB_dbi dbi, const MDB_val *start, walk_fn *fn, void *ctx, char *err,
+      size_t err_len)
 {
     int rc = refuse_in_foreach (self, "outbox_foreach", err, err_len);
     if (rc)
@@ -736,24 +1523,20 @@ outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *ar
     if ((rc = begin_read (self, &txn, err, err_len)) != 0)
         return rc;
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->batches, &cursor);
+    rc = mdb_cursor_open (txn, dbi, &cursor);
     if (rc) {
         mdb_txn_abort (txn);
         return fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot open a cursor: %s", self->dir,
                      mdb_strerror (rc));
     }
     self->in_foreach = true;
-    bool bad_key = false;
-    uint8_t first_key[KEY_LEN];
-    be64_put (first_key, first_seq);
-    MDB_val key = {KEY_LEN, first_key}, value;
-    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0;
+    bool bad = false;
+    MDB_val key = start ? *start : (MDB_val){0, NULL}, value;
+    for (rc = mdb_cursor_get (cursor, &key, &value, start ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-        if (key.mv_size != KEY_LEN) {
-            bad_key = true;
-            break;
-        }
-        if (fn (arg, be64_get (key.mv_data), value.mv_data, value.mv_size) != 0) {
+        int stop = fn (ctx, &key, &value);
+        if (stop) {
+            bad = stop < 0;
             rc = MDB_NOTFOUND;
             break;
         }
@@ -761,13 +1544,200 @@ outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *ar
     self->in_foreach = false;
     mdb_cursor_close (cursor);
     mdb_txn_abort (txn);
-    if (bad_key)
-        return fail (err, err_len, OUTBOX_ERR,
-                     "outbox %s: a stored key is not a batch sequence number; the files are "
-                     "damaged or not an outbox",
-                     self->dir);
+    if (bad)
+        return damaged (self, "a stored key or value is not what it should be", err, err_len);
     if (rc != MDB_NOTFOUND)
         return fail (err, err_len, OUTBOX_ERR, "outbox %s: walking the batches failed: %s",
                      self->dir, mdb_strerror (rc));
     return 0;
+}
+
+typedef struct {
+    outbox_fn *fn;
+    void *arg;
+} batch_walk_t;
+
+static int
+walk_batch (void *ctx, const MDB_val *key, const MDB_val *value)
+{
+    batch_walk_t *walk = ctx;
+    if (key->mv_size != KEY_LEN)
+        return -1;
+    return walk->fn (walk->arg, be64_get (key->mv_data), value->mv_data, value->mv_size) ? 1 : 0;
+}
+
+int
+outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *arg, char *err,
+                     size_t err_len)
+{
+    uint8_t first_key[KEY_LEN];
+    be64_put (first_key, first_seq);
+    MDB_val start = {KEY_LEN, first_key};
+    batch_walk_t ctx = {fn, arg};
+    return walk (self, self->batches, &start, walk_batch, &ctx, err, err_len);
+}
+
+typedef struct {
+    outbox_lost_fn *fn;
+    void *arg;
+    outbox_alarm_t *alarm; /* when counting */
+} lost_walk_t;
+
+static int
+walk_lost (void *ctx, const MDB_val *key, const MDB_val *value)
+{
+    lost_walk_t *walk = ctx;
+    if (key->mv_size != KEY_LEN || value->mv_size != RANGE_VALUE_LEN)
+        return -1;
+    uint64_t first = be64_get (key->mv_data), last = be64_get (value->mv_data);
+    int64_t raised_at = (int64_t)be64_get ((const uint8_t *)value->mv_data + KEY_LEN);
+    if (last < first)
+        return -1;
+    if (walk->alarm) {
+        walk->alarm->lost += last - first + 1;
+        walk->alarm->ranges++;
+        if (!walk->alarm->raised_at || raised_at < walk->alarm->raised_at)
+            walk->alarm->raised_at = raised_at;
+        return 0;
+    }
+    return walk->fn (walk->arg, first, last, raised_at) ? 1 : 0;
+}
+
+int
+outbox_alarm (outbox_t *self, outbox_alarm_t *alarm, char *err, size_t err_len)
+{
+    *alarm = (outbox_alarm_t){0};
+    if (!self->has_extras)
+        return refuse_in_foreach (self, "outbox_alarm", err, err_len);
+    lost_walk_t ctx = {NULL, NULL, alarm};
+    return walk (self, self->lost, NULL, walk_lost, &ctx, err, err_len);
+}
+
+int
+outbox_foreach_lost (outbox_t *self, outbox_lost_fn *fn, void *arg, char *err, size_t err_len)
+{
+    if (!self->has_extras)
+        return refuse_in_foreach (self, "outbox_foreach_lost", err, err_len);
+    lost_walk_t ctx = {fn, arg, NULL};
+    return walk (self, self->lost, NULL, walk_lost, &ctx, err, err_len);
+}
+
+typedef struct {
+    outbox_source_fn *fn;
+    void *arg;
+    uint64_t first, last;
+} source_walk_t;
+
+static int
+walk_source (void *ctx, const MDB_val *key, const MDB_val *value)
+{
+    source_walk_t *walk = ctx;
+    if (key->mv_size != KEY_LEN || value->mv_size < RANGE_VALUE_LEN ||
+        value->mv_size > RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX)
+        return -1;
+    uint64_t first = be64_get (key->mv_data), last = be64_get (value->mv_data);
+    if (first > walk->last)
+        return 1;
+    if (last < walk->first)
+        return 0;
+    char label[OUTBOX_SOURCE_MAX + 1];
+    size_t len = value->mv_size - RANGE_VALUE_LEN;
+    memcpy (label, (const uint8_t *)value->mv_data + RANGE_VALUE_LEN, len);
+    label[len] = '\0';
+    int64_t put_at = (int64_t)be64_get ((const uint8_t *)value->mv_data + KEY_LEN);
+    return walk->fn (walk->arg, label, first, last, put_at) ? 1 : 0;
+}
+
+int
+outbox_foreach_source (outbox_t *self, uint64_t first, uint64_t last, outbox_source_fn *fn,
+                       void *arg, char *err, size_t err_len)
+{
+    int rc = refuse_in_foreach (self, "outbox_foreach_source", err, err_len);
+    if (rc || !self->has_extras)
+        return rc;
+    /* Sources never overlap (each put takes fresh seqs), so the only one starting before first
+     * that can reach into the range is the last such: the walk starts at its key. */
+    uint64_t start_seq = first;
+    MDB_txn *txn;
+    if ((rc = begin_read (self, &txn, err, err_len)) != 0)
+        return rc;
+    MDB_cursor *cursor;
+    if ((rc = mdb_cursor_open (txn, self->sources, &cursor)) == 0) {
+        uint8_t key_bytes[KEY_LEN];
+        be64_put (key_bytes, first);
+        MDB_val key = {KEY_LEN, key_bytes}, value;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        if (rc == 0 && (key.mv_size != KEY_LEN || be64_get (key.mv_data) > first))
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_PREV);
+        else if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_LAST);
+        if (rc == 0 && key.mv_size == KEY_LEN && be64_get (key.mv_data) < first)
+            start_seq = be64_get (key.mv_data);
+        mdb_cursor_close (cursor);
+    }
+    mdb_txn_abort (txn);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: reading the sources failed: %s",
+                     self->dir, mdb_strerror (rc));
+    uint8_t start_bytes[KEY_LEN];
+    be64_put (start_bytes, start_seq);
+    MDB_val start = {KEY_LEN, start_bytes};
+    source_walk_t ctx = {fn, arg, first, last};
+    return walk (self, self->sources, &start, walk_source, &ctx, err, err_len);
+}
+
+int
+outbox_clear_alarm (const char *dir, uint64_t *cleared, char *err, size_t err_len)
+{
+    if (cleared)
+        *cleared = 0;
+    if (check_exists (dir, err, err_len))
+        return OUTBOX_ERR;
+    outbox_t *self = outbox_alloc (dir, err, err_len);
+    if (!self)
+        return OUTBOX_ERR;
+    /* No outbox.lock: the running agent holds it, and LMDB serialises the two writers. */
+    int rc = open_env (self, 0, 0, err, err_len);
+    MDB_txn *txn = NULL;
+    if (rc == 0 && (rc = mdb_txn_begin (self->env, NULL, 0, &txn)) != 0)
+        rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot begin a write transaction: %s", dir,
+                   mdb_strerror (rc));
+    if (rc == 0) {
+        rc = mdb_dbi_open (txn, "lost", 0, &self->lost);
+        if (rc == MDB_NOTFOUND)
+            rc = 0; /* format 1: never had an alarm */
+        else if (rc)
+            rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot open the lost database: %s",
+                       dir, mdb_strerror (rc));
+        else {
+            self->has_extras = true;
+            outbox_alarm_t alarm = {0};
+            MDB_cursor *cursor;
+            MDB_val key, value;
+            if ((rc = mdb_cursor_open (txn, self->lost, &cursor)) == 0) {
+                lost_walk_t ctx = {NULL, NULL, &alarm};
+                for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
+                     rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT))
+                    walk_lost (&ctx, &key, &value); /* a damaged range is cleared all the same */
+                mdb_cursor_close (cursor);
+            }
+            /* Emptied, not deleted (0): the running agent's handle on it stays good. */
+            if (rc == MDB_NOTFOUND)
+                rc = mdb_drop (txn, self->lost, 0);
+            if (rc == 0)
+                rc = mdb_txn_commit (txn);
+            else
+                mdb_txn_abort (txn);
+            txn = NULL;
+            if (rc)
+                rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: cannot clear the alarm: %s", dir,
+                           mdb_strerror (rc));
+            else if (cleared)
+                *cleared = alarm.lost;
+        }
+    }
+    if (txn)
+        mdb_txn_abort (txn);
+    outbox_destroy (&self);
+    return rc ? OUTBOX_ERR : 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spending.pb-c.h"
@@ -15,7 +16,13 @@
 typedef struct {
     uint64_t seq;
     int64_t sent_at;
+    uint64_t acked_max; /* the outbox's highest acknowledged seq when it was sent */
 } in_flight_t;
+
+/* Pruning by age, and the warning about retention cut short, are looked at this often. */
+#define PRUNE_INTERVAL_MS 60000
+/* The warning that retention was cut short to make room is said at most this often. */
+#define ROOM_WARNING_MS (3600 * 1000)
 
 struct _sender_t {
     outbox_t *outbox;
@@ -37,6 +44,20 @@ struct _sender_t {
     size_t in_flight_count;
     uint64_t random_state;
     sender_counters_t counters;
+
+    char *agent_id; /* NULL: no status requests */
+    uint64_t check_interval_ms;
+    uint64_t retain_hours;
+    int64_t status_sent_at;    /* the status request in flight; -1: none */
+    uint64_t status_acked_max; /* the outbox's highest acknowledged seq when it was sent */
+    bool checked;              /* this connection's collector has answered */
+    bool old_collector;        /* this connection's collector reports no store id */
+    int64_t last_answer;       /* when the collector last answered (Ack or status reply) */
+    bool confirmed;            /* a collector has answered since the sender started */
+    bool said_old;             /* the warning about a collector without store id was said */
+    int64_t next_prune;
+    uint64_t said_pruned_for_room;
+    int64_t said_room_at; /* -1: never */
 };
 
 static int fail (char *err, size_t err_len, const char *format, ...)
@@ -62,7 +83,7 @@ say (sender_t *self, agent_level_t level, const char *format, ...)
 {
     if (!self->log)
         return;
-    char message[512];
+    char message[1024];
     va_list args;
     va_start (args, format);
     vsnprintf (message, sizeof message, format, args);
@@ -77,11 +98,14 @@ apply_options (sender_t *self, const sender_options_t *options, char *err, size_
         return fail (err, err_len, "sender: no collector endpoint");
     char *endpoint = strdup (options->endpoint);
     char *rejects = options->rejects_path ? strdup (options->rejects_path) : NULL;
+    char *agent_id = options->agent_id && *options->agent_id ? strdup (options->agent_id) : NULL;
     in_flight_t *in_flight =
         realloc (self->in_flight, (options->window ? options->window : 1) * sizeof *in_flight);
-    if (!endpoint || (options->rejects_path && !rejects) || !in_flight) {
+    if (!endpoint || (options->rejects_path && !rejects) ||
+        (options->agent_id && *options->agent_id && !agent_id) || !in_flight) {
         free (endpoint);
         free (rejects);
+        free (agent_id);
         if (in_flight)
             self->in_flight = in_flight;
         return fail (err, err_len, "sender: out of memory");
@@ -89,8 +113,12 @@ apply_options (sender_t *self, const sender_options_t *options, char *err, size_
     self->in_flight = in_flight;
     free (self->endpoint);
     free (self->rejects_path);
+    free (self->agent_id);
     self->endpoint = endpoint;
     self->rejects_path = rejects;
+    self->agent_id = agent_id;
+    self->check_interval_ms = options->check_interval_ms ? options->check_interval_ms : 60000;
+    self->retain_hours = options->retain_hours;
     self->window = options->window ? options->window : 1;
     self->ack_timeout_ms = options->ack_timeout_ms ? options->ack_timeout_ms : 10000;
     self->retry_base_ms = options->retry_base_ms ? options->retry_base_ms : 250;
@@ -147,6 +175,9 @@ connect_socket (sender_t *self)
     self->monitor = monitor;
     self->in_flight_count = 0;
     self->next_to_send = 0;
+    self->status_sent_at = -1;
+    self->checked = false;
+    self->old_collector = false;
     return 0;
 }
 
@@ -159,6 +190,8 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         return NULL;
     }
     self->outbox = outbox;
+    self->status_sent_at = -1;
+    self->said_room_at = -1;
     self->random_state =
         (uint64_t)getpid () * UINT64_C (0x9E3779B97F4A7C15) ^ (uint64_t)zclock_usecs ();
     if (!self->random_state)
@@ -169,6 +202,16 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         fail (err, err_len, "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         goto fail;
     }
+    /* An alarm left by an earlier run is said again at every start until a person clears it. */
+    outbox_alarm_t alarm;
+    if (outbox_alarm (outbox, &alarm, err, err_len))
+        goto fail;
+    if (alarm.lost)
+        say (self, AGENT_LOG_ERROR,
+             "LOST: %" PRIu64 " batches acknowledged by the collector are missing from its store "
+             "and no longer held here (found %.1f hours ago); totalplace-agent status names the "
+             "files to drop into the inbox again, then clear the alarm with status --clear-alarm",
+             alarm.lost, (double)((int64_t)time (NULL) - alarm.raised_at) / 3600.0);
     return self;
 fail:
     sender_destroy (&self);
@@ -184,6 +227,7 @@ sender_destroy (sender_t **self_p)
     close_socket (self);
     free (self->endpoint);
     free (self->rejects_path);
+    free (self->agent_id);
     free (self->in_flight);
     free (self);
     *self_p = NULL;
@@ -198,7 +242,7 @@ sender_socket (sender_t *self)
 bool
 sender_idle (sender_t *self)
 {
-    return outbox_count (self->outbox) == 0;
+    return outbox_count (self->outbox) == 0 && (self->confirmed || !self->agent_id);
 }
 
 void
@@ -241,6 +285,7 @@ back_off (sender_t *self, int64_t now_ms, const char *why)
 {
     close_socket (self);
     self->in_flight_count = 0;
+    self->status_sent_at = -1;
     unsigned shift = self->failures < 20 ? self->failures : 20;
     uint64_t delay = self->retry_base_ms << shift;
     if (delay > self->retry_max_ms)
@@ -259,6 +304,15 @@ typedef struct {
     bool blocked;
 } send_walk_t;
 
+static bool
+is_in_flight (sender_t *self, uint64_t seq)
+{
+    for (size_t i = 0; i < self->in_flight_count; i++)
+        if (self->in_flight[i].seq == seq)
+            return true;
+    return false;
+}
+
 static int
 send_one (void *arg, uint64_t seq, const void *payload, size_t size)
 {
@@ -266,11 +320,15 @@ send_one (void *arg, uint64_t seq, const void *payload, size_t size)
     sender_t *self = walk->self;
     if (self->in_flight_count >= self->window)
         return 1;
+    /* Requeued batches make the walk start lower again, over batches already in flight. */
+    if (is_in_flight (self, seq))
+        return 0;
     if (zmq_send (zsock_resolve (self->socket), payload, size, ZMQ_DONTWAIT) < 0) {
         walk->blocked = true; /* the pipe is full; try again next pump */
         return 1;
     }
-    self->in_flight[self->in_flight_count++] = (in_flight_t){seq, walk->now_ms};
+    self->in_flight[self->in_flight_count++] =
+        (in_flight_t){seq, walk->now_ms, outbox_acked_max (self->outbox)};
     self->next_to_send = seq + 1;
     self->counters.sent++;
     return 0;
@@ -318,9 +376,76 @@ check_refusal (sender_t *self, int64_t now_ms)
     return false;
 }
 
+/* Asks the collector for its store id and this agent's mark, without a batch. */
+static void
+send_status_request (sender_t *self, int64_t now_ms)
+{
+    Totalplace__Batch request = TOTALPLACE__BATCH__INIT;
+    request.agent_id = self->agent_id;
+    request.batch_seq = 0;
+    request.status_request = 1;
+    uint8_t data[128 + WIRE_MAX_AGENT_ID];
+    size_t size = protobuf_c_message_get_packed_size (&request.base);
+    if (size > sizeof data)
+        return; /* agent ids are bounded far below this */
+    protobuf_c_message_pack (&request.base, data);
+    if (zmq_send (zsock_resolve (self->socket), data, size, ZMQ_DONTWAIT) < 0)
+        return; /* the pipe is full; the next pump tries again */
+    self->status_sent_at = now_ms;
+    self->status_acked_max = outbox_acked_max (self->outbox);
+    self->counters.status_requests++;
+}
+
+static bool
+status_due (sender_t *self, int64_t now_ms)
+{
+    return self->agent_id && self->socket && self->status_sent_at < 0 && !self->old_collector &&
+           self->in_flight_count == 0 &&
+           (!self->checked || now_ms - self->last_answer >= (int64_t)self->check_interval_ms);
+}
+
+/* Prunes retained batches past outbox/retain_hours, and says (at most hourly) when the outbox
+ * had to cut retention short to take new files. */
+static int
+tend_retention (sender_t *self, int64_t now_ms, char *err, size_t err_len)
+{
+    outbox_retained_t retained;
+    outbox_retained (self->outbox, &retained);
+    int64_t now = (int64_t)time (NULL);
+    int64_t retain_s = (int64_t)self->retain_hours * 3600;
+    if (retained.pruned_for_room > self->said_pruned_for_room &&
+        (self->said_room_at < 0 || now_ms - self->said_room_at >= ROOM_WARNING_MS)) {
+        int64_t held = retained.count ? now - retained.oldest_acked_at : 0;
+        if (held < retain_s)
+            say (self, AGENT_LOG_WARNING,
+                 "the outbox pruned %" PRIu64 " acknowledged batches to take new files before "
+                 "outbox/retain_hours (%" PRIu64 " h) had passed: retention actually held is "
+                 "%.1f h (%zu batches). A restore of the collector's store from a backup older "
+                 "than that cannot be recovered automatically; raise outbox/max_mb or "
+                 "outbox/max_batches",
+                 retained.pruned_for_room - self->said_pruned_for_room, self->retain_hours,
+                 (double)held / 3600.0, retained.count);
+        self->said_pruned_for_room = retained.pruned_for_room;
+        self->said_room_at = now_ms;
+    }
+    if (now_ms < self->next_prune && self->retain_hours)
+        return 0;
+    self->next_prune = now_ms + PRUNE_INTERVAL_MS;
+    size_t pruned = 0;
+    if (outbox_prune (self->outbox, now - retain_s, &pruned, err, err_len))
+        return -1;
+    if (pruned)
+        say (self, AGENT_LOG_DEBUG,
+             "pruned %zu acknowledged batches older than outbox/retain_hours (%" PRIu64 " h)",
+             pruned, self->retain_hours);
+    return 0;
+}
+
 int
 sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len)
 {
+    if (tend_retention (self, now_ms, err, err_len))
+        return -1;
     if (check_refusal (self, now_ms))
         return 0;
     if (!self->socket) {
@@ -339,35 +464,62 @@ sender_pump (sender_t *self, int64_t now_ms, char *err, size_t err_len)
             back_off (self, now_ms, why);
             return 0;
         }
-    if (self->in_flight_count >= self->window)
+    if (self->status_sent_at >= 0 &&
+        now_ms - self->status_sent_at >= (int64_t)self->ack_timeout_ms) {
+        char why[128];
+        snprintf (why, sizeof why, "no answer to a status request within %" PRIu64 " ms",
+                  self->ack_timeout_ms);
+        back_off (self, now_ms, why);
         return 0;
-    send_walk_t walk = {self, now_ms, false};
-    return outbox_foreach_from (self->outbox, self->next_to_send, send_one, &walk, err, err_len);
+    }
+    if (self->in_flight_count < self->window) {
+        send_walk_t walk = {self, now_ms, false};
+        if (outbox_foreach_from (self->outbox, self->next_to_send, send_one, &walk, err, err_len))
+            return -1;
+    }
+    /* Batches in flight will answer with the store's id and marks; a status request is for when
+     * there is nothing to send. */
+    if (status_due (self, now_ms))
+        send_status_request (self, now_ms);
+    return 0;
 }
 
 int64_t
 sender_wait_ms (sender_t *self, int64_t now_ms)
 {
+    int64_t deadline = self->retain_hours ? self->next_prune : now_ms + PRUNE_INTERVAL_MS;
     if (!self->socket)
-        return self->backoff_until > now_ms ? self->backoff_until - now_ms : 0;
-    if (self->in_flight_count == 0)
-        return -1;
-    int64_t earliest = self->in_flight[0].sent_at;
-    for (size_t i = 1; i < self->in_flight_count; i++)
-        if (self->in_flight[i].sent_at < earliest)
-            earliest = self->in_flight[i].sent_at;
-    int64_t wait = earliest + (int64_t)self->ack_timeout_ms - now_ms;
-    return wait > 0 ? wait : 0;
+        deadline = self->backoff_until < deadline ? self->backoff_until : deadline;
+    else {
+        for (size_t i = 0; i < self->in_flight_count; i++) {
+            int64_t due = self->in_flight[i].sent_at + (int64_t)self->ack_timeout_ms;
+            deadline = due < deadline ? due : deadline;
+        }
+        if (self->status_sent_at >= 0) {
+            int64_t due = self->status_sent_at + (int64_t)self->ack_timeout_ms;
+            deadline = due < deadline ? due : deadline;
+        }
+        else if (self->agent_id && !self->old_collector && self->in_flight_count == 0) {
+            int64_t due =
+                self->checked ? self->last_answer + (int64_t)self->check_interval_ms : now_ms;
+            deadline = due < deadline ? due : deadline;
+        }
+    }
+    return deadline > now_ms ? deadline - now_ms : 0;
 }
 
-static void
+/* Forgets seq's send; returns the outbox's highest acknowledged seq when it was sent (0 when it
+ * was not in flight: an answer to an older send, which then says nothing of a regression). */
+static uint64_t
 forget_in_flight (sender_t *self, uint64_t seq)
 {
     for (size_t i = 0; i < self->in_flight_count; i++)
         if (self->in_flight[i].seq == seq) {
+            uint64_t acked_max = self->in_flight[i].acked_max;
             self->in_flight[i] = self->in_flight[--self->in_flight_count];
-            return;
+            return acked_max;
         }
+    return 0;
 }
 
 static void
@@ -427,112 +579,326 @@ record_rejections (sender_t *self, const Totalplace__Ack *ack, char *err, size_t
     return 0;
 }
 
-/* Keeps the rejections of an applied batch and deletes it from the outbox (durably). */
-static int
-finish_applied (sender_t *self, const Totalplace__Ack *ack, char *err, size_t err_len)
-{
-    if (ack->n_rejections && record_rejections (self, ack, err, err_len))
-        return -1; /* keep the batch: its rejections must not be lost */
-    bool existed = false;
-    if (outbox_remove (self->outbox, ack->batch_seq, &existed, err, err_len))
-        return -1;
-    if (existed)
-        self->counters.acked++;
-    say (self, AGENT_LOG_DEBUG,
-         "batch %" PRIu64 " applied: %u accepted, %u duplicate, %u superseded, %u stale, "
-         "%u rejected",
-         ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale, ack->rejected);
-    return 0;
-}
-
-/* Acts on an Ack that is not ACK_APPLIED. */
+/* Acts on an Ack that is not ACK_APPLIED; status: it answers this connection's status request
+ * (batch_seq 0 alone does not say so: a frame that did not decode is answered with 0 too). */
 static void
-handle_refusal (sender_t *self, const Totalplace__Ack *ack, int64_t now_ms)
+handle_refusal (sender_t *self, const Totalplace__Ack *ack, bool status, int64_t now_ms)
 {
+    char what[64];
+    if (!status)
+        snprintf (what, sizeof what, "batch %" PRIu64, ack->batch_seq);
+    else
+        snprintf (what, sizeof what, "a status request");
     switch (ack->status) {
     case TOTALPLACE__ACK_STATUS__ACK_RETRY: {
         self->counters.retry_acks++;
-        char why[256];
-        snprintf (why, sizeof why, "collector could not apply batch %" PRIu64 " yet: %.180s",
-                  ack->batch_seq, ack->error);
+        char why[320];
+        snprintf (why, sizeof why, "collector could not apply %s yet: %.180s", what, ack->error);
         back_off (self, now_ms, why);
         return;
     }
     case TOTALPLACE__ACK_STATUS__ACK_MALFORMED:
     default:
         self->counters.malformed_acks++;
+        if (status) {
+            /* Asking again would get the same answer: no more on this connection. */
+            self->old_collector = true;
+            say (self, AGENT_LOG_ERROR,
+                 "collector refused a status request (%.200s): restores of its store cannot be "
+                 "noticed on this connection",
+                 ack->error);
+            return;
+        }
         say (self, AGENT_LOG_ERROR,
-             "collector cannot read batch %" PRIu64 " (%.200s); it will be re-sent after the ack "
-             "timeout, and needs a person if this repeats",
-             ack->batch_seq, ack->error);
+             "collector cannot read %s (%.200s); it will be re-sent after the ack timeout, and "
+             "needs a person if this repeats",
+             what, ack->error);
         return;
     }
 }
 
+/* An applied Ack or status reply, with the outbox's highest acknowledged seq when the batch or
+ * request it answers was sent (0: unknown). */
+typedef struct {
+    Totalplace__Ack *ack;
+    uint64_t acked_max;
+    bool retire; /* a batch to retire; cleared when a later answer shows the store lacks it */
+} held_t;
+
 /* Most applied Acks held back at once; the window is at most this large in practice. */
 #define HELD_ACKS 64
 
-/* Refills the window, then deletes the held batches: each delete is an fsync, and the collector
- * should have its next batches while they run, not after. Frees the held Acks. */
+/* Keeps the collector's rejections of the held batches, then retires the batches in ONE durable
+ * transaction. A batch whose rejections could not be kept stays pending. */
 static int
-release_held (sender_t *self, Totalplace__Ack **held, size_t count, int64_t now_ms, char *err,
-              size_t err_len)
+retire_held (sender_t *self, held_t *held, size_t count, char *err, size_t err_len)
+{
+    uint64_t seqs[HELD_ACKS];
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        const Totalplace__Ack *ack = held[i].ack;
+        if (!held[i].retire)
+            continue; /* a status reply, or a batch the store lacks after all */
+        if (ack->n_rejections && record_rejections (self, ack, err, err_len)) {
+            rc = -1; /* keep the batch: its rejections must not be lost */
+            continue;
+        }
+        seqs[n++] = ack->batch_seq;
+        say (self, AGENT_LOG_DEBUG,
+             "batch %" PRIu64 " applied: %u accepted, %u duplicate, %u superseded, %u stale, "
+             "%u rejected",
+             ack->batch_seq, ack->accepted, ack->duplicate, ack->superseded, ack->stale,
+             ack->rejected);
+    }
+    size_t moved = 0;
+    if (n && outbox_ack (self->outbox, seqs, n, (int64_t)time (NULL), &moved, err, err_len))
+        return -1;
+    self->counters.acked += moved;
+    return rc;
+}
+
+/* Store ids are identifiers: anything else is not trusted as one. */
+static bool
+valid_store_id (const char *id)
+{
+    size_t len = strlen (id);
+    if (len == 0 || len > OUTBOX_STORE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= 'A' && id[i] <= 'Z') || (id[i] >= 'a' && id[i] <= 'z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_' || id[i] == '.'))
+            return false;
+    return true;
+}
+
+/* Collects the names of the files behind lost seqs for one log line. */
+typedef struct {
+    char text[400];
+    size_t len;
+    size_t named, more;
+} file_list_t;
+
+static int
+list_file (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at)
+{
+    (void)first;
+    (void)last;
+    (void)put_at;
+    file_list_t *list = arg;
+    size_t need = strlen (source) + 2;
+    if (list->named < 8 && list->len + need < sizeof list->text) {
+        list->len += (size_t)snprintf (list->text + list->len, sizeof list->text - list->len,
+                                       "%s%s", list->named ? ", " : "", source);
+        list->named++;
+    }
+    else
+        list->more++;
+    return 0;
+}
+
+/* The collector's store lacks this agent's batches first..last: sends the retained ones again,
+ * records the rest as lost, and says what happened in one line (two when batches are lost).
+ * earlier[0..n_earlier) are the answers read before this one in the same round, not retired
+ * yet: one in the range was applied, then lost (a restore in between), so it stays pending. */
+static int
+recover_range (sender_t *self, uint64_t first, uint64_t last, const char *how, held_t *earlier,
+               size_t n_earlier, char *err, size_t err_len)
+{
+    uint64_t kept_back = 0;
+    for (size_t i = 0; i < n_earlier; i++)
+        if (earlier[i].retire && earlier[i].ack->batch_seq >= first &&
+            earlier[i].ack->batch_seq <= last) {
+            earlier[i].retire = false;
+            kept_back++;
+        }
+    outbox_recovery_t found;
+    if (outbox_recover (self->outbox, first, last, (int64_t)time (NULL), &found, err, err_len))
+        return -1;
+    found.requeued += kept_back;
+    found.pending -= kept_back;
+    if (!found.requeued && !found.newly_lost) {
+        say (self, AGENT_LOG_DEBUG,
+             "the collector's store lacks batches %" PRIu64 "-%" PRIu64 " (%s): %" PRIu64
+             " pending, %" PRIu64 " already known lost",
+             first, last, how, found.pending, found.lost);
+        return 0;
+    }
+    self->counters.regressions++;
+    self->counters.requeued += found.requeued;
+    self->counters.lost += found.newly_lost;
+    if (found.requeued && first < self->next_to_send)
+        self->next_to_send = first;
+    say (self, AGENT_LOG_WARNING,
+         "the collector's store lacks batches %" PRIu64 "-%" PRIu64
+         " that it had acknowledged (%s): restored from a backup, or replaced? %" PRIu64
+         " sent again from the retained batches, %" PRIu64 " still pending, %" PRIu64
+         " no longer held here",
+         first, last, how, found.requeued, found.pending, found.lost);
+    if (!found.newly_lost)
+        return 0;
+    file_list_t files = {.len = 0};
+    files.text[0] = '\0';
+    if (outbox_foreach_source (self->outbox, found.first_lost, found.last_lost, list_file, &files,
+                               err, err_len))
+        return -1;
+    char more[64] = "";
+    if (files.more)
+        snprintf (more, sizeof more, " and %zu more", files.more);
+    say (self, AGENT_LOG_ERROR,
+         "LOST: %" PRIu64 " batches (seqs %" PRIu64 "-%" PRIu64
+         ") are missing from the collector's store and were pruned here (outbox/retain_hours is "
+         "%" PRIu64 " h): their records are not in the totals. Drop their files into the inbox "
+         "again (harmless: the collector deduplicates): %s%s; then clear the alarm with "
+         "totalplace-agent status --clear-alarm. totalplace-agent status lists them",
+         found.newly_lost, found.first_lost, found.last_lost, self->retain_hours,
+         files.named ? files.text : "(their names are no longer remembered)", more);
+    return 0;
+}
+
+/* Reads what the applied Ack or status reply held[i] says of the collector's store, and acts on
+ * it, before any answer of the round is retired: each one speaks of the store as it was when
+ * the collector sent it, after the ones before it and before the ones after it. */
+static int
+check_store (sender_t *self, held_t *all, size_t i, char *err, size_t err_len)
+{
+    const held_t *held = &all[i];
+    const Totalplace__Ack *ack = held->ack;
+    const char *id = ack->store_id ? ack->store_id : "";
+    if (!*id) {
+        /* A collector that predates store ids: nothing to compare, nothing detected. */
+        if (!ack->batch_seq)
+            self->old_collector = true;
+        if (!self->said_old && self->agent_id)
+            say (self, AGENT_LOG_WARNING,
+                 "the collector at %s does not report its store id (an older collector): a "
+                 "restore of its store from a backup cannot be noticed by this agent",
+                 self->endpoint);
+        self->said_old = true;
+        return 0;
+    }
+    if (!valid_store_id (id)) {
+        self->counters.bad_replies++;
+        say (self, AGENT_LOG_WARNING,
+             "ignored the store id in an Ack from %s: not 1-%u characters of A-Z a-z 0-9 . _ -",
+             self->endpoint, OUTBOX_STORE_ID_MAX);
+        return 0;
+    }
+    const char *known = outbox_store_id (self->outbox);
+    bool changed = *known && strcmp (known, id) != 0;
+    if (changed) {
+        self->counters.store_changes++;
+        say (self, AGENT_LOG_WARNING,
+             "the collector's store id changed from %s to %s: a different or new store; every "
+             "retained batch it lacks is sent again",
+             known, id);
+    }
+    char how[160];
+    if (ack->batch_seq > 1 && ack->mark_before < ack->batch_seq - 1) {
+        snprintf (how, sizeof how, "store %s: batch %" PRIu64 " was applied on a mark of %" PRIu64,
+                  id, ack->batch_seq, ack->mark_before);
+        if (recover_range (self, ack->mark_before + 1, ack->batch_seq - 1, how, all, i, err,
+                           err_len))
+            return -1;
+    }
+    if (ack->agent_mark < held->acked_max) {
+        snprintf (how, sizeof how,
+                  "store %s: its mark for this agent is %" PRIu64 ", below %" PRIu64, id,
+                  ack->agent_mark, held->acked_max);
+        if (recover_range (self, ack->agent_mark + 1, held->acked_max, how, all, i, err, err_len))
+            return -1;
+    }
+    if (strcmp (known, id) != 0) {
+        if (!changed)
+            say (self, AGENT_LOG_INFO, "the collector's store id is %s", id);
+        if (outbox_set_store_id (self->outbox, id, err, err_len))
+            return -1;
+    }
+    return 0;
+}
+
+/* Refills the window, checks what the answers say of the store, then retires the held batches in
+ * one durable transaction (the collector has its next batches while the fsync runs, not after).
+ * Frees the held Acks. */
+static int
+release_held (sender_t *self, held_t *held, size_t count, int64_t now_ms, char *err, size_t err_len)
 {
     int rc = sender_pump (self, now_ms, err, err_len);
-    for (size_t i = 0; i < count; i++) {
-        if (finish_applied (self, held[i], err, err_len))
+    for (size_t i = 0; i < count && rc == 0; i++)
+        if (check_store (self, held, i, err, err_len))
             rc = -1;
-        protobuf_c_message_free_unpacked (&held[i]->base, NULL);
-    }
+    if (retire_held (self, held, count, err, err_len))
+        rc = -1;
+    for (size_t i = 0; i < count; i++)
+        protobuf_c_message_free_unpacked (&held[i].ack->base, NULL);
     return rc;
+}
+
+/* Reads one reply frame: an Ack, or NULL (counted and said) when it is not one. *got is false
+ * when nothing was waiting. */
+static Totalplace__Ack *
+read_reply (sender_t *self, bool *got)
+{
+    zmq_msg_t message;
+    zmq_msg_init (&message);
+    *got = zmq_msg_recv (&message, zsock_resolve (self->socket), ZMQ_DONTWAIT) >= 0;
+    if (!*got) {
+        zmq_msg_close (&message);
+        return NULL;
+    }
+    bool more = zmq_msg_more (&message);
+    Totalplace__Ack *ack = NULL;
+    if (!more)
+        ack = (Totalplace__Ack *)wire_decode (&totalplace__ack__descriptor, zmq_msg_data (&message),
+                                              zmq_msg_size (&message), NULL, 0);
+    zmq_msg_close (&message);
+    /* Not ours: a reply is one frame. Drain the rest of it. */
+    while (more) {
+        zmq_msg_init (&message);
+        if (zmq_msg_recv (&message, zsock_resolve (self->socket), ZMQ_DONTWAIT) < 0)
+            more = false;
+        else
+            more = zmq_msg_more (&message);
+        zmq_msg_close (&message);
+    }
+    if (!ack) {
+        self->counters.bad_replies++;
+        say (self, AGENT_LOG_WARNING, "ignored a reply from %s that is not an Ack", self->endpoint);
+    }
+    return ack;
 }
 
 int
 sender_receive (sender_t *self, int64_t now_ms, char *err, size_t err_len)
 {
-    Totalplace__Ack *held[HELD_ACKS];
+    held_t held[HELD_ACKS];
     size_t held_count = 0;
     int rc = 0;
     while (self->socket) {
-        zmq_msg_t message;
-        zmq_msg_init (&message);
-        if (zmq_msg_recv (&message, zsock_resolve (self->socket), ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&message);
+        bool got;
+        Totalplace__Ack *ack = read_reply (self, &got);
+        if (!got)
             break; /* nothing more waiting */
-        }
-        bool more = zmq_msg_more (&message);
-        Totalplace__Ack *ack = NULL;
-        if (!more)
-            ack = (Totalplace__Ack *)wire_decode (&totalplace__ack__descriptor,
-                                                  zmq_msg_data (&message), zmq_msg_size (&message),
-                                                  NULL, 0);
-        zmq_msg_close (&message);
-        if (more) {
-            /* Not ours: a reply is one frame. Drain the rest of it. */
-            zsock_t *socket = self->socket;
-            while (more) {
-                zmq_msg_init (&message);
-                if (zmq_msg_recv (&message, zsock_resolve (socket), ZMQ_DONTWAIT) < 0)
-                    more = false;
-                else
-                    more = zmq_msg_more (&message);
-                zmq_msg_close (&message);
-            }
-        }
-        if (!ack) {
-            self->counters.bad_replies++;
-            say (self, AGENT_LOG_WARNING, "ignored a reply from %s that is not an Ack",
-                 self->endpoint);
+        if (!ack)
             continue;
+        uint64_t acked_max = 0;
+        bool status = !ack->batch_seq && self->status_sent_at >= 0;
+        if (ack->batch_seq)
+            acked_max = forget_in_flight (self, ack->batch_seq);
+        else if (status) {
+            acked_max = self->status_acked_max;
+            self->status_sent_at = -1;
         }
-        forget_in_flight (self, ack->batch_seq);
         if (ack->status != TOTALPLACE__ACK_STATUS__ACK_APPLIED) {
-            handle_refusal (self, ack, now_ms);
+            handle_refusal (self, ack, status, now_ms);
             protobuf_c_message_free_unpacked (&ack->base, NULL);
             continue;
         }
         self->failures = 0;
-        held[held_count++] = ack;
+        self->checked = true;
+        self->confirmed = true;
+        self->last_answer = now_ms;
+        held[held_count++] = (held_t){ack, acked_max, ack->batch_seq != 0};
         if (held_count == HELD_ACKS) {
             if (release_held (self, held, held_count, now_ms, err, err_len))
                 rc = -1;

@@ -1,5 +1,5 @@
-/* test_agent_config: the neighbourhood keys' defaults, bounds and pairing rules, and the column
- * keys that derive ids or name a postcode column. */
+/* test_agent_config: the neighbourhood keys' defaults, bounds and pairing rules, the column
+ * keys that derive ids or name a postcode column, and the restore keys' defaults and bounds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,6 +117,29 @@ test_columns (void **state)
     agent_config_destroy (&config);
 }
 
+/* The restore keys: a week of retention and a check a minute by default; 0 hours is allowed. */
+static void
+test_restore_keys (void **state)
+{
+    (void)state;
+    agent_config_t *config = valid_config ();
+    char err[SETTINGS_ERR_LEN] = "";
+    assert_int_equal (config->retain_hours, 168);
+    assert_int_equal (config->check_interval_ms, 60000);
+    assert_int_equal (agent_config_set (config, "outbox/retain_hours", "0", err, sizeof err), 0);
+    assert_int_equal (config->retain_hours, 0);
+    assert_int_equal (agent_config_set (config, "outbox/retain_hours", "87601", err, sizeof err),
+                      -1);
+    assert_non_null (strstr (err, "outbox/retain_hours"));
+    assert_int_equal (agent_config_set (config, "agent/check_interval_ms", "99", err, sizeof err),
+                      -1);
+    assert_non_null (strstr (err, "agent/check_interval_ms"));
+    assert_int_equal (agent_config_set (config, "agent/check_interval_ms", "5000", err, sizeof err),
+                      0);
+    assert_int_equal (config->check_interval_ms, 5000);
+    agent_config_destroy (&config);
+}
+
 static void
 test_zpl_file (void **state)
 {
@@ -155,6 +178,7 @@ main (void)
         cmocka_unit_test (test_lookup_file_and_column_go_together),
         cmocka_unit_test (test_max_parts_bounds),
         cmocka_unit_test (test_columns),
+        cmocka_unit_test (test_restore_keys),
         cmocka_unit_test (test_zpl_file),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,5 +1,7 @@
 /* test_outbox: the agent's durable outbox keeps every batch, in order, across closes, crashes and
- * limits, and never reuses a sequence number. */
+ * limits, and never reuses a sequence number; acknowledged batches are retained, pruned by age and
+ * for room, put back to pending when the collector's store went back, and the ones gone for good
+ * are an alarm that stays until cleared. */
 /* nftw is an XSI function. */
 #define _XOPEN_SOURCE 700
 
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -154,14 +157,21 @@ assert_absent (outbox_t *outbox, uint64_t seq)
     assert_non_null (strstr (err, "not pending"));
 }
 
+/* Acknowledges one batch at ack time acked_at; want_moved: whether it was pending. */
 static void
-assert_remove (outbox_t *outbox, uint64_t seq, bool want_existed)
+ack_at (outbox_t *outbox, uint64_t seq, int64_t acked_at, bool want_moved)
 {
     char err[OUTBOX_ERR_LEN] = "";
-    bool existed = !want_existed;
-    if (outbox_remove (outbox, seq, &existed, err, sizeof err) != 0)
-        fail_msg ("remove %llu: %s", (unsigned long long)seq, err);
-    assert_true (existed == want_existed);
+    size_t moved = want_moved ? 0 : 1;
+    if (outbox_ack (outbox, &seq, 1, acked_at, &moved, err, sizeof err) != 0)
+        fail_msg ("ack %llu: %s", (unsigned long long)seq, err);
+    assert_int_equal (moved, want_moved ? 1 : 0);
+}
+
+static void
+assert_acked (outbox_t *outbox, uint64_t seq, bool want_existed)
+{
+    ack_at (outbox, seq, 1000, want_existed);
 }
 
 /* foreach collector: seqs seen, and whether each payload was the one put under that seq. */
@@ -217,14 +227,15 @@ test_roundtrip (void **state)
     assert_memory_equal (got, batch, got_size);
     free (got);
 
-    assert_remove (outbox, 1, true);
+    assert_acked (outbox, 1, true);
     assert_int_equal (outbox_count (outbox), 0);
     assert_int_equal (outbox_bytes (outbox), 0);
     assert_absent (outbox, 1);
     /* The Ack can arrive twice; the second remove is harmless and says the batch was gone. */
-    assert_remove (outbox, 1, false);
-    assert_remove (outbox, 999, false);
-    assert_int_equal (outbox_remove (outbox, 1, NULL, err, sizeof err), 0);
+    assert_acked (outbox, 1, false);
+    assert_acked (outbox, 999, false);
+    uint64_t one = 1;
+    assert_int_equal (outbox_ack (outbox, &one, 1, 1000, NULL, err, sizeof err), 0);
     assert_int_equal (outbox_next_seq (outbox), 2);
 
     outbox_destroy (&outbox);
@@ -243,7 +254,7 @@ test_foreach_order (void **state)
     for (int i = 0; i < 600; i++)
         put_next (outbox);
     for (uint64_t seq = 3; seq <= 600; seq += 3)
-        assert_remove (outbox, seq, true);
+        assert_acked (outbox, seq, true);
 
     walk_t walk = {.all_exact = true, .ascending = true};
     assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
@@ -285,7 +296,7 @@ test_seq_never_reused (void **state)
     put_next (outbox);
     put_next (outbox);
     /* Removing the newest batch must not give its number back. */
-    assert_remove (outbox, 3, true);
+    assert_acked (outbox, 3, true);
     assert_int_equal (outbox_next_seq (outbox), 4);
     assert_int_equal (outbox_put (outbox, 3, "x", 1, err, sizeof err), OUTBOX_ERR_SEQ);
     outbox_destroy (&outbox);
@@ -293,8 +304,8 @@ test_seq_never_reused (void **state)
     outbox = open_outbox (fx->dir, NULL);
     assert_int_equal (outbox_next_seq (outbox), 4);
     assert_int_equal (outbox_count (outbox), 2);
-    assert_remove (outbox, 1, true);
-    assert_remove (outbox, 2, true);
+    assert_acked (outbox, 1, true);
+    assert_acked (outbox, 2, true);
     assert_int_equal (outbox_count (outbox), 0);
     outbox_destroy (&outbox);
 
@@ -328,7 +339,7 @@ test_persistence (void **state)
     for (uint64_t seq = 1; seq <= 100; seq++)
         assert_batch (outbox, seq, payload_size (seq));
     for (uint64_t seq = 1; seq <= 100; seq += 4) {
-        assert_remove (outbox, seq, true);
+        assert_acked (outbox, seq, true);
         total -= payload_size (seq);
     }
     outbox_destroy (&outbox);
@@ -368,7 +379,7 @@ test_limit_batches (void **state)
     assert_int_equal (outbox_next_seq (outbox), 6);
     assert_absent (outbox, 6);
 
-    assert_remove (outbox, 2, true);
+    assert_acked (outbox, 2, true);
     assert_true (outbox_has_room (outbox, 10));
     assert_int_equal (put_next_sized (outbox, 10, err, sizeof err), 0);
     assert_batch (outbox, 6, 10);
@@ -407,7 +418,7 @@ test_limit_bytes (void **state)
     assert_false (outbox_has_room (outbox, 1));
     assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), OUTBOX_ERR_FULL);
 
-    assert_remove (outbox, 1, true);
+    assert_acked (outbox, 1, true);
     assert_true (outbox_has_room (outbox, 4000));
     assert_int_equal (put_next_sized (outbox, 4000, err, sizeof err), 0);
     assert_int_equal (outbox_bytes (outbox), 10000);
@@ -480,11 +491,11 @@ test_put_many (void **state)
     fixture_t *fx = *state;
     char err[OUTBOX_ERR_LEN] = "";
     outbox_t *outbox = open_outbox (fx->dir, NULL);
-    assert_int_equal (outbox_put_many (outbox, NULL, 0, err, sizeof err), 0);
+    assert_int_equal (outbox_put_many (outbox, NULL, 0, NULL, err, sizeof err), 0);
     assert_int_equal (outbox_next_seq (outbox), 1);
 
     outbox_item_t *items = items_make (1, 50, 0);
-    assert_int_equal (outbox_put_many (outbox, items, 50, err, sizeof err), 0);
+    assert_int_equal (outbox_put_many (outbox, items, 50, NULL, err, sizeof err), 0);
     items_free (items, 50);
     assert_int_equal (outbox_count (outbox), 50);
     assert_int_equal (outbox_next_seq (outbox), 51);
@@ -499,11 +510,12 @@ test_put_many (void **state)
     /* A gap, a wrong start, or one empty batch sinks the whole group. */
     items = items_make (51, 5, 0);
     items[3].seq = 55;
-    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), OUTBOX_ERR_SEQ);
+    assert_int_equal (outbox_put_many (outbox, items, 5, NULL, err, sizeof err), OUTBOX_ERR_SEQ);
     items[3].seq = 54;
     items[2].size = 0;
-    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), OUTBOX_ERR);
-    assert_int_equal (outbox_put_many (outbox, items + 1, 3, err, sizeof err), OUTBOX_ERR_SEQ);
+    assert_int_equal (outbox_put_many (outbox, items, 5, NULL, err, sizeof err), OUTBOX_ERR);
+    assert_int_equal (outbox_put_many (outbox, items + 1, 3, NULL, err, sizeof err),
+                      OUTBOX_ERR_SEQ);
     assert_int_equal (outbox_count (outbox), 50);
     assert_int_equal (outbox_next_seq (outbox), 51);
     for (uint64_t seq = 51; seq <= 55; seq++)
@@ -520,17 +532,17 @@ test_put_many_all_or_nothing (void **state)
     outbox_limits_t limits = {.max_batches = 8, .max_bytes = 20000};
     outbox_t *outbox = open_outbox (fx->dir, &limits);
     outbox_item_t *items = items_make (1, 5, 1000);
-    assert_int_equal (outbox_put_many (outbox, items, 5, err, sizeof err), 0);
+    assert_int_equal (outbox_put_many (outbox, items, 5, NULL, err, sizeof err), 0);
     items_free (items, 5);
 
     /* 5 + 4 batches > 8. */
     items = items_make (6, 4, 1000);
-    assert_int_equal (outbox_put_many (outbox, items, 4, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_int_equal (outbox_put_many (outbox, items, 4, NULL, err, sizeof err), OUTBOX_ERR_FULL);
     assert_non_null (strstr (err, "max_batches"));
     items_free (items, 4);
     /* 5000 + 3 * 6000 bytes > 20000, though 3 batches would fit the count. */
     items = items_make (6, 3, 6000);
-    assert_int_equal (outbox_put_many (outbox, items, 3, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_int_equal (outbox_put_many (outbox, items, 3, NULL, err, sizeof err), OUTBOX_ERR_FULL);
     assert_non_null (strstr (err, "max_bytes"));
     items_free (items, 3);
 
@@ -547,7 +559,7 @@ test_put_many_all_or_nothing (void **state)
     assert_int_equal (outbox_next_seq (outbox), 6);
     /* What does fit still goes in. */
     items = items_make (6, 3, 5000);
-    assert_int_equal (outbox_put_many (outbox, items, 3, err, sizeof err), 0);
+    assert_int_equal (outbox_put_many (outbox, items, 3, NULL, err, sizeof err), 0);
     items_free (items, 3);
     assert_int_equal (outbox_bytes (outbox), 20000);
     assert_batch (outbox, 8, 5000);
@@ -571,7 +583,7 @@ test_lower_limits_on_reopen (void **state)
     assert_false (outbox_has_room (outbox, 1));
     assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), OUTBOX_ERR_FULL);
     for (uint64_t seq = 1; seq <= 6; seq++)
-        assert_remove (outbox, seq, true);
+        assert_acked (outbox, seq, true);
     assert_true (outbox_has_room (outbox, 1));
     assert_int_equal (put_next_sized (outbox, 1, err, sizeof err), 0);
     assert_int_equal (outbox_count (outbox), 5);
@@ -706,7 +718,7 @@ test_map_grows (void **state)
     outbox_limits_t limits = {.max_bytes = 64u << 20, .map_size = 1u << 20};
     outbox_t *outbox = open_outbox (fx->dir, &limits);
     outbox_item_t *items = items_make (1, 20, 100000);
-    assert_int_equal (outbox_put_many (outbox, items, 20, err, sizeof err), 0);
+    assert_int_equal (outbox_put_many (outbox, items, 20, NULL, err, sizeof err), 0);
     items_free (items, 20);
     for (int i = 0; i < 40; i++)
         if (put_next_sized (outbox, 100000, err, sizeof err) != 0)
@@ -759,7 +771,7 @@ reenter (void *arg, uint64_t seq, const void *payload, size_t size)
     void *got = NULL;
     size_t got_size;
     r->put_rc = outbox_put (r->outbox, outbox_next_seq (r->outbox), "x", 1, r->err, sizeof r->err);
-    r->remove_rc = outbox_remove (r->outbox, seq, NULL, r->err, sizeof r->err);
+    r->remove_rc = outbox_ack (r->outbox, &seq, 1, 1000, NULL, r->err, sizeof r->err);
     r->get_rc = outbox_get (r->outbox, seq, &got, &got_size, r->err, sizeof r->err);
     r->foreach_rc = outbox_foreach (r->outbox, collect, NULL, r->err, sizeof r->err);
     free (got);
@@ -784,7 +796,7 @@ test_foreach_refuses_reentry (void **state)
     assert_int_equal (outbox_next_seq (outbox), 2);
     /* After the walk the same calls work. */
     assert_batch (outbox, 1, payload_size (1));
-    assert_remove (outbox, 1, true);
+    assert_acked (outbox, 1, true);
     outbox_destroy (&outbox);
 }
 
@@ -893,6 +905,521 @@ test_next_seq_above_stored_batches (void **state)
     outbox_destroy (&outbox);
 }
 
+/* Puts n generated batches in one put_many labelled source. */
+static void
+put_file (outbox_t *outbox, size_t n, const char *source)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_item_t *items = items_make (outbox_next_seq (outbox), n, 0);
+    if (outbox_put_many (outbox, items, n, source, err, sizeof err) != 0)
+        fail_msg ("put_many %s: %s", source ? source : "(no source)", err);
+    items_free (items, n);
+}
+
+static void
+assert_retained (outbox_t *outbox, size_t count, uint64_t bytes, int64_t oldest)
+{
+    outbox_retained_t retained;
+    outbox_retained (outbox, &retained);
+    assert_int_equal (retained.count, count);
+    assert_int_equal (retained.bytes, bytes);
+    assert_int_equal (retained.oldest_acked_at, oldest);
+}
+
+static uint64_t
+sizes (uint64_t first, uint64_t last)
+{
+    uint64_t total = 0;
+    for (uint64_t seq = first; seq <= last; seq++)
+        total += payload_size (seq);
+    return total;
+}
+
+static void
+test_ack_retains (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_file (outbox, 5, "a.csv");
+    assert_int_equal (outbox_acked_max (outbox), 0);
+    uint64_t seqs[] = {2, 3, 3};
+    size_t moved = 0;
+    assert_int_equal (outbox_ack (outbox, seqs, 3, 5000, &moved, err, sizeof err), 0);
+    assert_int_equal (moved, 2);
+    assert_int_equal (outbox_count (outbox), 3);
+    assert_int_equal (outbox_bytes (outbox), sizes (1, 5) - sizes (2, 3));
+    assert_retained (outbox, 2, sizes (2, 3), 5000);
+    assert_int_equal (outbox_acked_max (outbox), 3);
+    assert_absent (outbox, 2); /* no longer pending: not sent again */
+    walk_t walk = {.all_exact = true, .ascending = true};
+    assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
+    assert_int_equal (walk.n, 3);
+    assert_int_equal (walk.seqs[1], 4);
+    /* A repeated ack moves nothing; an ack of a seq never handed out raises no mark. */
+    ack_at (outbox, 2, 6000, false);
+    ack_at (outbox, 99, 6000, false);
+    assert_int_equal (outbox_acked_max (outbox), 3);
+    ack_at (outbox, 1, 6000, true);
+    assert_int_equal (outbox_acked_max (outbox), 3);
+    outbox_destroy (&outbox);
+
+    /* Durable: the retained batches, their ack times and the mark survive a reopen. */
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 2);
+    assert_retained (outbox, 3, sizes (1, 3), 5000);
+    assert_int_equal (outbox_acked_max (outbox), 3);
+    assert_int_equal (outbox_next_seq (outbox), 6);
+    outbox_destroy (&outbox);
+}
+
+/* Every batch acknowledged, then the agent killed: the acks are on disk, as retained batches. */
+static void
+test_crash_after_acks (void **state)
+{
+    fixture_t *fx = *state;
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        char err[OUTBOX_ERR_LEN];
+        outbox_t *outbox = outbox_new (fx->dir, NULL, err, sizeof err);
+        if (!outbox)
+            _exit (2);
+        for (uint64_t seq = 1; seq <= 10; seq++) {
+            uint8_t *data = malloc (payload_size (seq));
+            if (!data)
+                _exit (3);
+            payload_fill (seq, data, payload_size (seq));
+            if (outbox_put (outbox, seq, data, payload_size (seq), err, sizeof err))
+                _exit (4);
+            free (data);
+        }
+        uint64_t seqs[] = {1, 2, 3, 4, 5};
+        if (outbox_ack (outbox, seqs, 5, 7000, NULL, err, sizeof err))
+            _exit (5);
+        raise (SIGKILL);
+        _exit (6);
+    }
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    if (!WIFSIGNALED (status))
+        fail_msg ("child exited with %d before dying", WEXITSTATUS (status));
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 5);
+    assert_retained (outbox, 5, sizes (1, 5), 7000);
+    assert_int_equal (outbox_acked_max (outbox), 5);
+    for (uint64_t seq = 6; seq <= 10; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+    outbox_destroy (&outbox);
+}
+
+static void
+test_prune_by_age (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_file (outbox, 4, NULL);
+    /* Acked out of seq order: the oldest ack goes first, whatever its seq. */
+    ack_at (outbox, 3, 100, true);
+    ack_at (outbox, 1, 200, true);
+    ack_at (outbox, 2, 300, true);
+    assert_retained (outbox, 3, sizes (1, 3), 100);
+    size_t pruned = 99;
+    assert_int_equal (outbox_prune (outbox, 250, &pruned, err, sizeof err), 0);
+    assert_int_equal (pruned, 2);
+    assert_retained (outbox, 1, payload_size (2), 300);
+    assert_int_equal (outbox_prune (outbox, 250, &pruned, err, sizeof err), 0);
+    assert_int_equal (pruned, 0);
+    /* Pruning never touches pending batches. */
+    assert_int_equal (outbox_prune (outbox, INT64_MAX, &pruned, err, sizeof err), 0);
+    assert_int_equal (pruned, 1);
+    assert_retained (outbox, 0, 0, 0);
+    assert_int_equal (outbox_count (outbox), 1);
+    assert_batch (outbox, 4, payload_size (4));
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_retained (outbox, 0, 0, 0);
+    assert_int_equal (outbox_count (outbox), 1);
+    assert_int_equal (outbox_acked_max (outbox), 3);
+    outbox_destroy (&outbox);
+}
+
+/* Retained batches never stop new ones: the oldest acknowledged give way, counted. */
+static void
+test_prune_for_room (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_limits_t limits = {.max_batches = 6, .max_bytes = 10000};
+    outbox_t *outbox = open_outbox (fx->dir, &limits);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (put_next_sized (outbox, 1000, err, sizeof err), 0);
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        ack_at (outbox, seq, (int64_t)seq * 10, true);
+    assert_retained (outbox, 4, 4000, 10);
+    /* 3 more batches: 3 + 4 > 6, so the oldest retained one goes. */
+    outbox_item_t *items = items_make (5, 3, 1000);
+    assert_int_equal (outbox_put_many (outbox, items, 3, "more.csv", err, sizeof err), 0);
+    items_free (items, 3);
+    assert_retained (outbox, 3, 3000, 20);
+    outbox_retained_t retained;
+    outbox_retained (outbox, &retained);
+    assert_int_equal (retained.pruned_for_room, 1);
+    /* By bytes: 3000 pending + 3000 retained + 5000 > 10000: one more goes. */
+    assert_true (outbox_has_room (outbox, 5000));
+    assert_int_equal (put_next_sized (outbox, 5000, err, sizeof err), 0);
+    assert_retained (outbox, 2, 2000, 30);
+    outbox_retained (outbox, &retained);
+    assert_int_equal (retained.pruned_for_room, 2);
+    /* Pending alone over the limit: full, and the retained ones are kept. */
+    assert_false (outbox_has_room (outbox, 3000));
+    assert_int_equal (put_next_sized (outbox, 3000, err, sizeof err), OUTBOX_ERR_FULL);
+    assert_retained (outbox, 2, 2000, 30);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, &limits);
+    assert_int_equal (outbox_count (outbox), 4);
+    assert_int_equal (outbox_bytes (outbox), 8000);
+    assert_retained (outbox, 2, 2000, 30);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_requeue (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_file (outbox, 10, "x.csv");
+    for (uint64_t seq = 1; seq <= 8; seq++)
+        ack_at (outbox, seq, 100 + (int64_t)seq, true);
+    outbox_recovery_t found;
+    assert_int_equal (outbox_recover (outbox, 3, 9, 500, &found, err, sizeof err), 0);
+    assert_int_equal (found.requeued, 6);
+    assert_int_equal (found.pending, 1);
+    assert_int_equal (found.lost, 0);
+    assert_int_equal (found.newly_lost, 0);
+    assert_int_equal (outbox_count (outbox), 8);
+    assert_int_equal (outbox_bytes (outbox), sizes (3, 10));
+    assert_retained (outbox, 2, sizes (1, 2), 101);
+    /* Back to pending with the same seqs and payloads, so the sender sends them again. */
+    walk_t walk = {.all_exact = true, .ascending = true};
+    assert_int_equal (outbox_foreach (outbox, collect, &walk, err, sizeof err), 0);
+    assert_int_equal (walk.n, 8);
+    assert_true (walk.all_exact);
+    assert_int_equal (walk.first, 3);
+    assert_int_equal (walk.last, 10);
+    /* Nothing more to do the second time; the mark stays where it was. */
+    assert_int_equal (outbox_recover (outbox, 3, 9, 600, &found, err, sizeof err), 0);
+    assert_int_equal (found.requeued, 0);
+    assert_int_equal (found.pending, 7);
+    assert_int_equal (outbox_acked_max (outbox), 8);
+    /* A range past every seq handed out is clipped, and finds nothing lost. */
+    assert_int_equal (outbox_recover (outbox, 2, 1000, 600, &found, err, sizeof err), 0);
+    assert_int_equal (found.requeued, 1);
+    assert_int_equal (found.pending, 8);
+    assert_int_equal (found.lost, 0);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 9);
+    assert_retained (outbox, 1, payload_size (1), 101);
+    for (uint64_t seq = 2; seq <= 10; seq++)
+        assert_batch (outbox, seq, payload_size (seq));
+    /* Acknowledged again: retained again, with the new ack time. */
+    ack_at (outbox, 5, 900, true);
+    assert_retained (outbox, 2, payload_size (1) + payload_size (5), 101);
+    outbox_destroy (&outbox);
+}
+
+typedef struct {
+    uint64_t first[8], last[8];
+    int64_t raised[8];
+    char names[8][64];
+    size_t n;
+} ranges_t;
+
+static int
+collect_lost (void *arg, uint64_t first, uint64_t last, int64_t raised_at)
+{
+    ranges_t *ranges = arg;
+    if (ranges->n < 8) {
+        ranges->first[ranges->n] = first;
+        ranges->last[ranges->n] = last;
+        ranges->raised[ranges->n] = raised_at;
+    }
+    ranges->n++;
+    return 0;
+}
+
+static int
+collect_source (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at)
+{
+    ranges_t *ranges = arg;
+    if (ranges->n < 8) {
+        ranges->first[ranges->n] = first;
+        ranges->last[ranges->n] = last;
+        ranges->raised[ranges->n] = put_at;
+        snprintf (ranges->names[ranges->n], sizeof ranges->names[0], "%s", source);
+    }
+    ranges->n++;
+    return 0;
+}
+
+static void
+assert_alarm (outbox_t *outbox, uint64_t lost, size_t ranges, int64_t raised_at)
+{
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_alarm_t alarm;
+    if (outbox_alarm (outbox, &alarm, err, sizeof err))
+        fail_msg ("outbox_alarm: %s", err);
+    assert_int_equal (alarm.lost, lost);
+    assert_int_equal (alarm.ranges, ranges);
+    assert_int_equal (alarm.raised_at, raised_at);
+}
+
+/* Batches pruned here and missing from the store are lost: an alarm naming them and their files,
+ * durable, merged as more is found, cleared on purpose only. */
+static void
+test_lost_alarm (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    time_t before = time (NULL);
+    put_file (outbox, 4, "jan.csv");
+    put_file (outbox, 3, "feb.csv");
+    put_file (outbox, 3, "mar.csv");
+    for (uint64_t seq = 1; seq <= 10; seq++)
+        ack_at (outbox, seq, seq <= 5 ? 100 : 200, true);
+    size_t pruned = 0;
+    assert_int_equal (outbox_prune (outbox, 150, &pruned, err, sizeof err), 0);
+    assert_int_equal (pruned, 5);
+    assert_alarm (outbox, 0, 0, 0);
+
+    outbox_recovery_t found;
+    assert_int_equal (outbox_recover (outbox, 2, 9, 300, &found, err, sizeof err), 0);
+    assert_int_equal (found.requeued, 4);
+    assert_int_equal (found.lost, 4);
+    assert_int_equal (found.newly_lost, 4);
+    assert_int_equal (found.first_lost, 2);
+    assert_int_equal (found.last_lost, 5);
+    assert_alarm (outbox, 4, 1, 300);
+
+    ranges_t sources = {0};
+    assert_int_equal (
+        outbox_foreach_source (outbox, 2, 5, collect_source, &sources, err, sizeof err), 0);
+    assert_int_equal (sources.n, 2);
+    assert_string_equal (sources.names[0], "jan.csv");
+    assert_int_equal (sources.first[0], 1);
+    assert_int_equal (sources.last[0], 4);
+    assert_true (sources.raised[0] >= before && sources.raised[0] <= time (NULL));
+    assert_string_equal (sources.names[1], "feb.csv");
+    assert_int_equal (sources.first[1], 5);
+    assert_int_equal (sources.last[1], 7);
+    ranges_t late = {0};
+    assert_int_equal (
+        outbox_foreach_source (outbox, 10, 10, collect_source, &late, err, sizeof err), 0);
+    assert_int_equal (late.n, 1);
+    assert_string_equal (late.names[0], "mar.csv");
+
+    /* Found again with more: one range, the earliest time, only seq 1 is new. */
+    assert_int_equal (outbox_recover (outbox, 1, 5, 400, &found, err, sizeof err), 0);
+    assert_int_equal (found.lost, 5);
+    assert_int_equal (found.newly_lost, 1);
+    assert_alarm (outbox, 5, 1, 300);
+    /* Found again with nothing new: nothing written, nothing new. */
+    assert_int_equal (outbox_recover (outbox, 3, 4, 500, &found, err, sizeof err), 0);
+    assert_int_equal (found.lost, 2);
+    assert_int_equal (found.newly_lost, 0);
+    outbox_destroy (&outbox);
+
+    outbox = open_outbox (fx->dir, NULL);
+    assert_alarm (outbox, 5, 1, 300);
+    ranges_t lost = {0};
+    assert_int_equal (outbox_foreach_lost (outbox, collect_lost, &lost, err, sizeof err), 0);
+    assert_int_equal (lost.n, 1);
+    assert_int_equal (lost.first[0], 1);
+    assert_int_equal (lost.last[0], 5);
+    /* Cleared from another process while the agent has the outbox open. */
+    uint64_t cleared = 0;
+    assert_int_equal (outbox_clear_alarm (fx->dir, &cleared, err, sizeof err), 0);
+    assert_int_equal (cleared, 5);
+    assert_alarm (outbox, 0, 0, 0);
+    /* The agent goes on writing after the other writer. */
+    put_file (outbox, 1, "apr.csv");
+    assert_int_equal (outbox_count (outbox), 5);
+    outbox_destroy (&outbox);
+    outbox = open_outbox (fx->dir, NULL);
+    assert_alarm (outbox, 0, 0, 0);
+    assert_int_equal (outbox_count (outbox), 5);
+    outbox_destroy (&outbox);
+}
+
+/* Lost ranges apart stay apart; one that fills the hole between two merges all three. */
+static void
+test_lost_ranges_merge (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    put_file (outbox, 20, NULL);
+    for (uint64_t seq = 1; seq <= 20; seq++)
+        ack_at (outbox, seq, 100, true);
+    size_t pruned;
+    assert_int_equal (outbox_prune (outbox, 101, &pruned, err, sizeof err), 0);
+    assert_int_equal (pruned, 20);
+    outbox_recovery_t found;
+    assert_int_equal (outbox_recover (outbox, 3, 5, 700, &found, err, sizeof err), 0);
+    assert_int_equal (outbox_recover (outbox, 10, 12, 600, &found, err, sizeof err), 0);
+    assert_alarm (outbox, 6, 2, 600);
+    assert_int_equal (outbox_recover (outbox, 6, 9, 800, &found, err, sizeof err), 0);
+    assert_int_equal (found.newly_lost, 4);
+    assert_alarm (outbox, 10, 1, 600);
+    ranges_t lost = {0};
+    assert_int_equal (outbox_foreach_lost (outbox, collect_lost, &lost, err, sizeof err), 0);
+    assert_int_equal (lost.n, 1);
+    assert_int_equal (lost.first[0], 3);
+    assert_int_equal (lost.last[0], 12);
+    assert_int_equal (outbox_recover (outbox, 1, 20, 900, &found, err, sizeof err), 0);
+    assert_int_equal (found.newly_lost, 10);
+    assert_alarm (outbox, 20, 1, 600);
+    outbox_destroy (&outbox);
+}
+
+static void
+test_store_id (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_string_equal (outbox_store_id (outbox), "");
+    assert_int_equal (outbox_set_store_id (outbox, "store-a1", err, sizeof err), 0);
+    assert_string_equal (outbox_store_id (outbox), "store-a1");
+    outbox_destroy (&outbox);
+    outbox = open_outbox (fx->dir, NULL);
+    assert_string_equal (outbox_store_id (outbox), "store-a1");
+    char longer[200];
+    memset (longer, 'b', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    assert_int_equal (outbox_set_store_id (outbox, longer, err, sizeof err), 0);
+    assert_int_equal (strlen (outbox_store_id (outbox)), OUTBOX_STORE_ID_MAX);
+    outbox_destroy (&outbox);
+    outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (strlen (outbox_store_id (outbox)), OUTBOX_STORE_ID_MAX);
+    outbox_destroy (&outbox);
+}
+
+/* status reads the outbox while the agent has it: no lock, nothing created, no change. */
+static void
+test_readonly_beside_agent (void **state)
+{
+    fixture_t *fx = *state;
+    char err[OUTBOX_ERR_LEN] = "";
+    assert_null (outbox_open_readonly (fx->dir, err, sizeof err));
+    assert_non_null (strstr (err, "no outbox"));
+    struct stat st;
+    assert_int_not_equal (stat (fx->dir, &st), 0); /* nothing was created */
+
+    outbox_t *agent = open_outbox (fx->dir, NULL);
+    put_file (agent, 6, "q1.csv");
+    ack_at (agent, 1, 100, true);
+    ack_at (agent, 2, 200, true);
+    assert_int_equal (outbox_set_store_id (agent, "s-1", err, sizeof err), 0);
+    outbox_t *reader = outbox_open_readonly (fx->dir, err, sizeof err);
+    if (!reader)
+        fail_msg ("outbox_open_readonly: %s", err);
+    assert_int_equal (outbox_count (reader), 4);
+    assert_int_equal (outbox_bytes (reader), sizes (3, 6));
+    assert_retained (reader, 2, sizes (1, 2), 100);
+    assert_int_equal (outbox_acked_max (reader), 2);
+    assert_int_equal (outbox_next_seq (reader), 7);
+    assert_string_equal (outbox_store_id (reader), "s-1");
+    assert_false (outbox_has_room (reader, 1));
+    assert_int_equal (put_next_sized (reader, 10, err, sizeof err), OUTBOX_ERR_READONLY);
+    uint64_t seq = 3;
+    assert_int_equal (outbox_ack (reader, &seq, 1, 300, NULL, err, sizeof err),
+                      OUTBOX_ERR_READONLY);
+    outbox_recovery_t found;
+    assert_int_equal (outbox_recover (reader, 1, 2, 300, &found, err, sizeof err),
+                      OUTBOX_ERR_READONLY);
+    assert_batch (reader, 3, payload_size (3));
+    ranges_t sources = {0};
+    assert_int_equal (
+        outbox_foreach_source (reader, 1, 6, collect_source, &sources, err, sizeof err), 0);
+    assert_int_equal (sources.n, 1);
+    assert_string_equal (sources.names[0], "q1.csv");
+    /* The agent goes on while the reader is open. */
+    ack_at (agent, 3, 300, true);
+    outbox_destroy (&reader);
+    outbox_destroy (&agent);
+}
+
+/* An outbox written by the previous format (batches and meta only) opens read-only as it is, and
+ * read-write is upgraded in place, keeping every batch. */
+static void
+test_upgrades_format_1 (void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal (mkdir (fx->dir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi batches, meta;
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (env, 2), 0);
+    assert_int_equal (mdb_env_open (env, fx->dir, 0, 0600), 0);
+    assert_int_equal (mdb_txn_begin (env, NULL, 0, &txn), 0);
+    assert_int_equal (mdb_dbi_open (txn, "batches", MDB_CREATE, &batches), 0);
+    assert_int_equal (mdb_dbi_open (txn, "meta", MDB_CREATE, &meta), 0);
+    uint8_t number[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    MDB_val key = {6, "format"}, value = {8, number};
+    assert_int_equal (mdb_put (txn, meta, &key, &value, 0), 0);
+    number[7] = 4;
+    key = (MDB_val){8, "next_seq"};
+    assert_int_equal (mdb_put (txn, meta, &key, &value, 0), 0);
+    for (uint8_t seq = 2; seq <= 3; seq++) {
+        uint8_t seq_key[8] = {0, 0, 0, 0, 0, 0, 0, seq};
+        uint8_t *payload = payload_make (seq, payload_size (seq));
+        key = (MDB_val){8, seq_key};
+        value = (MDB_val){payload_size (seq), payload};
+        assert_int_equal (mdb_put (txn, batches, &key, &value, 0), 0);
+        free (payload);
+    }
+    assert_int_equal (mdb_txn_commit (txn), 0);
+    mdb_env_close (env);
+
+    char err[OUTBOX_ERR_LEN] = "";
+    outbox_t *reader = outbox_open_readonly (fx->dir, err, sizeof err);
+    if (!reader)
+        fail_msg ("outbox_open_readonly: %s", err);
+    assert_int_equal (outbox_count (reader), 2);
+    assert_retained (reader, 0, 0, 0);
+    assert_alarm (reader, 0, 0, 0);
+    outbox_destroy (&reader);
+
+    outbox_t *outbox = open_outbox (fx->dir, NULL);
+    assert_int_equal (outbox_count (outbox), 2);
+    assert_int_equal (outbox_next_seq (outbox), 4);
+    assert_batch (outbox, 2, payload_size (2));
+    ack_at (outbox, 2, 100, true);
+    assert_retained (outbox, 1, payload_size (2), 100);
+    outbox_destroy (&outbox);
+
+    assert_int_equal (mdb_env_create (&env), 0);
+    assert_int_equal (mdb_env_set_maxdbs (env, 2), 0);
+    assert_int_equal (mdb_env_open (env, fx->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal (mdb_txn_begin (env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal (mdb_dbi_open (txn, "meta", 0, &meta), 0);
+    key = (MDB_val){6, "format"};
+    assert_int_equal (mdb_get (txn, meta, &key, &value), 0);
+    assert_int_equal (value.mv_size, 8);
+    assert_int_equal (((const uint8_t *)value.mv_data)[7], 2);
+    mdb_txn_abort (txn);
+    mdb_env_close (env);
+}
+
 int
 main (void)
 {
@@ -918,6 +1445,16 @@ main (void)
         cmocka_unit_test_setup_teardown (test_refuses_bad_paths, setup, teardown),
         cmocka_unit_test_setup_teardown (test_refuses_foreign_store, setup, teardown),
         cmocka_unit_test_setup_teardown (test_next_seq_above_stored_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_ack_retains, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_crash_after_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_prune_by_age, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_prune_for_room, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_requeue, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_lost_alarm, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_lost_ranges_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_store_id, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_readonly_beside_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_upgrades_format_1, setup, teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,291 @@
+/* agent_status: the outbox's state gathered once into JSON, printed as JSON or as a table, so that
+ * both show the same facts. */
+#include "agent_status.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "outbox.h"
+
+#define WHAT_TO_DO                                                                                 \
+    "drop the files named above into this agent's inbox again (copies are in the inbox's done/ "   \
+    "folder; harmless: the collector deduplicates what it still holds), check that the "           \
+    "collector's totals are whole again, then clear the alarm with: totalplace-agent "             \
+    "[the same -c CONFIG or --state-dir] status --clear-alarm"
+
+static int fail (char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+fail (char *err, size_t err_len, const char *format, ...)
+{
+    if (err && err_len) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (err, err_len, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+static json_t *
+time_json (int64_t unix_seconds)
+{
+    if (unix_seconds <= 0)
+        return json_null ();
+    time_t t = (time_t)unix_seconds;
+    struct tm utc;
+    char text[32];
+    if (!gmtime_r (&t, &utc) || !strftime (text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        return json_null ();
+    return json_string (text);
+}
+
+/* Adds value to object under name; takes value even on failure. Returns -1 on failure. */
+static int
+put (json_t *object, const char *name, json_t *value)
+{
+    return !value || json_object_set_new (object, name, value) ? -1 : 0;
+}
+
+typedef struct {
+    json_t *files;
+    int failed;
+} files_walk_t;
+
+static int
+add_file (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at)
+{
+    files_walk_t *walk = arg;
+    json_t *file = json_object ();
+    /* A label that is not UTF-8 (a file name is bytes) is shown escaped rather than lost. */
+    json_t *name = json_string (source);
+    if (!name) {
+        char escaped[4 * OUTBOX_SOURCE_MAX + 1];
+        size_t at = 0;
+        for (const unsigned char *p = (const unsigned char *)source; *p; p++)
+            at += (size_t)snprintf (escaped + at, sizeof escaped - at, *p < 0x80 ? "%c" : "\\x%02x",
+                                    *p);
+        name = json_string (escaped);
+    }
+    walk->failed |= !file || put (file, "file", name) ||
+                    put (file, "first_seq", json_integer ((json_int_t)first)) ||
+                    put (file, "last_seq", json_integer ((json_int_t)last)) ||
+                    put (file, "taken_at", time_json (put_at)) ||
+                    json_array_append_new (walk->files, file);
+    return walk->failed;
+}
+
+typedef struct {
+    outbox_t *outbox;
+    json_t *ranges;
+    int failed;
+    char *err;
+    size_t err_len;
+} lost_walk_t;
+
+static int
+add_range (void *arg, uint64_t first, uint64_t last, int64_t raised_at)
+{
+    lost_walk_t *walk = arg;
+    json_t *range = json_object ();
+    walk->failed |= !range || put (range, "first_seq", json_integer ((json_int_t)first)) ||
+                    put (range, "last_seq", json_integer ((json_int_t)last)) ||
+                    put (range, "found_at", time_json (raised_at)) ||
+                    json_array_append_new (walk->ranges, range);
+    return walk->failed;
+}
+
+/* The files behind each lost range (after the walk over the ranges: walks do not nest). */
+static int
+add_files (outbox_t *outbox, json_t *ranges, char *err, size_t err_len)
+{
+    size_t i;
+    json_t *range;
+    json_array_foreach (ranges, i, range)
+    {
+        files_walk_t walk = {json_array (), 0};
+        uint64_t first = (uint64_t)json_integer_value (json_object_get (range, "first_seq"));
+        uint64_t last = (uint64_t)json_integer_value (json_object_get (range, "last_seq"));
+        if (!walk.files || put (range, "files", walk.files))
+            return fail (err, err_len, "out of memory");
+        if (outbox_foreach_source (outbox, first, last, add_file, &walk, err, err_len))
+            return -1;
+        if (walk.failed)
+            return fail (err, err_len, "out of memory");
+    }
+    return 0;
+}
+
+/* The alarm: each run of lost seqs with the files behind it. */
+static int
+gather_alarm (outbox_t *outbox, const outbox_alarm_t *alarm, json_t *lost, char *err,
+              size_t err_len)
+{
+    lost_walk_t walk = {outbox, json_array (), 0, err, err_len};
+    if (put (lost, "lost_batches", json_integer ((json_int_t)alarm->lost)) ||
+        put (lost, "found_at", time_json (alarm->raised_at)) || put (lost, "ranges", walk.ranges))
+        return fail (err, err_len, "out of memory");
+    if (outbox_foreach_lost (outbox, add_range, &walk, err, err_len))
+        return -1;
+    if (walk.failed || put (lost, "what_to_do", json_string (WHAT_TO_DO)))
+        return fail (err, err_len, "out of memory");
+    return add_files (outbox, walk.ranges, err, err_len);
+}
+
+/* Everything status shows, read in one go from the outbox. */
+static json_t *
+gather (const agent_status_options_t *options, char *err, size_t err_len)
+{
+    outbox_t *outbox = outbox_open_readonly (options->outbox_dir, err, err_len);
+    if (!outbox)
+        return NULL;
+    outbox_retained_t retained;
+    outbox_retained (outbox, &retained);
+    outbox_alarm_t alarm;
+    const char *store_id = outbox_store_id (outbox);
+    /* Each part is made as it is put: root owns it from then on (put frees it on failure). */
+    json_t *root = json_object (), *pending = NULL, *kept = NULL, *lost = NULL;
+    int rc =
+        !root || put (root, "outbox", json_string (options->outbox_dir)) ||
+        put (root, "healthy", json_false ()) || put (root, "pending", pending = json_object ()) ||
+        put (root, "retained", kept = json_object ()) ||
+        put (pending, "batches", json_integer ((json_int_t)outbox_count (outbox))) ||
+        put (pending, "bytes", json_integer ((json_int_t)outbox_bytes (outbox))) ||
+        put (kept, "batches", json_integer ((json_int_t)retained.count)) ||
+        put (kept, "bytes", json_integer ((json_int_t)retained.bytes)) ||
+        put (kept, "oldest_acked_at", time_json (retained.oldest_acked_at)) ||
+        put (kept, "oldest_age_hours",
+             retained.count ? json_real ((double)(options->now - retained.oldest_acked_at) / 3600.0)
+                            : json_null ()) ||
+        put (kept, "retain_hours", json_integer ((json_int_t)options->retain_hours)) ||
+        put (root, "collector_store_id", *store_id ? json_string (store_id) : json_null ()) ||
+        put (root, "highest_acked_seq", json_integer ((json_int_t)outbox_acked_max (outbox))) ||
+        put (root, "next_seq", json_integer ((json_int_t)outbox_next_seq (outbox)));
+    if (rc)
+        fail (err, err_len, "out of memory (or a folder name or store id that is not UTF-8)");
+    else if ((rc = outbox_alarm (outbox, &alarm, err, err_len)) == 0) {
+        if (put (root, "healthy", json_boolean (alarm.lost == 0)) ||
+            put (root, "alarm", lost = alarm.lost ? json_object () : json_null ()))
+            rc = fail (err, err_len, "out of memory");
+        else if (alarm.lost)
+            rc = gather_alarm (outbox, &alarm, lost, err, err_len);
+    }
+    outbox_destroy (&outbox);
+    if (rc) {
+        json_decref (root);
+        return NULL;
+    }
+    return root;
+}
+
+static const char *
+text_of (json_t *object, const char *name, const char *otherwise)
+{
+    const char *text = json_string_value (json_object_get (object, name));
+    return text ? text : otherwise;
+}
+
+static uint64_t
+number_of (json_t *object, const char *name)
+{
+    return (uint64_t)json_integer_value (json_object_get (object, name));
+}
+
+static void
+row (FILE *out, const char *name, const char *value)
+{
+    fprintf (out, "%-20s %s\n", name, value);
+}
+
+static void
+print_table (json_t *root, FILE *out)
+{
+    json_t *pending = json_object_get (root, "pending");
+    json_t *retained = json_object_get (root, "retained");
+    json_t *alarm = json_object_get (root, "alarm");
+    char line[512];
+    row (out, "outbox", text_of (root, "outbox", ""));
+    snprintf (line, sizeof line, "%" PRIu64 " batches, %" PRIu64 " bytes",
+              number_of (pending, "batches"), number_of (pending, "bytes"));
+    row (out, "pending", line);
+    int at = snprintf (line, sizeof line, "%" PRIu64 " batches, %" PRIu64 " bytes",
+                       number_of (retained, "batches"), number_of (retained, "bytes"));
+    if (number_of (retained, "batches"))
+        snprintf (line + at, sizeof line - (size_t)at,
+                  "; oldest acknowledged %s (%.1f hours ago; outbox/retain_hours is %" PRIu64 ")",
+                  text_of (retained, "oldest_acked_at", "?"),
+                  json_real_value (json_object_get (retained, "oldest_age_hours")),
+                  number_of (retained, "retain_hours"));
+    row (out, "retained", line);
+    row (out, "collector store id", text_of (root, "collector_store_id", "none seen yet"));
+    snprintf (line, sizeof line, "%" PRIu64, number_of (root, "highest_acked_seq"));
+    row (out, "highest acked seq", line);
+    snprintf (line, sizeof line, "%" PRIu64, number_of (root, "next_seq"));
+    row (out, "next seq", line);
+    if (!json_is_object (alarm)) {
+        row (out, "alarm", "none");
+        return;
+    }
+    snprintf (line, sizeof line,
+              "LOST: %" PRIu64 " batches acknowledged by the collector are missing from its store "
+              "and no longer held here (found %s); their records are not in the totals",
+              number_of (alarm, "lost_batches"), text_of (alarm, "found_at", "?"));
+    row (out, "alarm", line);
+    size_t i, j;
+    json_t *range, *file;
+    json_array_foreach (json_object_get (alarm, "ranges"), i, range)
+    {
+        snprintf (line, sizeof line, "seqs %" PRIu64 "-%" PRIu64 " (found %s)",
+                  number_of (range, "first_seq"), number_of (range, "last_seq"),
+                  text_of (range, "found_at", "?"));
+        row (out, "lost", line);
+        json_t *files = json_object_get (range, "files");
+        if (json_array_size (files) == 0)
+            row (out, "  from file", "(no file name is remembered for these seqs)");
+        json_array_foreach (files, j, file)
+        {
+            snprintf (line, sizeof line, "%s (seqs %" PRIu64 "-%" PRIu64 ", taken %s)",
+                      text_of (file, "file", "?"), number_of (file, "first_seq"),
+                      number_of (file, "last_seq"), text_of (file, "taken_at", "?"));
+            row (out, "  from file", line);
+        }
+    }
+    row (out, "what to do", text_of (alarm, "what_to_do", ""));
+}
+
+int
+agent_status_print (const agent_status_options_t *options, FILE *out, char *err, size_t err_len)
+{
+    json_t *root = gather (options, err, err_len);
+    if (!root)
+        return -1;
+    bool healthy = json_is_true (json_object_get (root, "healthy"));
+    int rc = 0;
+    if (options->format == AGENT_STATUS_JSON)
+        rc = json_dumpf (root, out, JSON_INDENT (2)) || fputc ('\n', out) == EOF;
+    else
+        print_table (root, out);
+    json_decref (root);
+    if (rc || fflush (out) != 0 || ferror (out))
+        return fail (err, err_len, "cannot write the status");
+    return healthy ? AGENT_STATUS_HEALTHY : AGENT_STATUS_ALARM;
+}
+
+int
+agent_status_clear_alarm (const char *outbox_dir, FILE *out, char *err, size_t err_len)
+{
+    uint64_t cleared = 0;
+    if (outbox_clear_alarm (outbox_dir, &cleared, err, err_len))
+        return -1;
+    if (cleared)
+        fprintf (out, "alarm cleared: it named %" PRIu64 " lost batches\n", cleared);
+    else
+        fprintf (out, "no alarm stood\n");
+    return fflush (out) != 0 ? fail (err, err_len, "cannot write to the output") : 0;
+}
