@@ -1,7 +1,6 @@
 /* text_encoding: the byte encodings spending exports arrive in (UTF-8, Windows-1252, ISO-8859-1),
  * told apart over a whole file and converted to UTF-8 cell by cell, so that no payment is refused
- * for the bytes of its text: at worst a bad byte becomes U+FFFD, and the caller is told how many.
- */
+ * for the bytes of its text: at worst a bad byte becomes U+FFFD, and the caller is told so. */
 #ifndef TOTALPLACE_TEXT_ENCODING_H
 #define TOTALPLACE_TEXT_ENCODING_H
 
@@ -12,8 +11,7 @@
 typedef enum {
     TEXT_ENCODING_AUTO,         /* UTF-8 when the whole file is valid UTF-8, else Windows-1252 */
     TEXT_ENCODING_UTF8,         /* invalid sequences become U+FFFD */
-    TEXT_ENCODING_WINDOWS_1252, /* 0x81 0x8D 0x8F 0x90 0x9D, which it leaves undefined, become
-                                   U+FFFD */
+    TEXT_ENCODING_WINDOWS_1252, /* its undefined 0x81 0x8D 0x8F 0x90 0x9D become U+FFFD */
     TEXT_ENCODING_ISO_8859_1,   /* the C1 control bytes 0x80-0x9F become U+FFFD */
 } text_encoding_t;
 

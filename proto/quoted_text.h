@@ -25,8 +25,7 @@
  * gets a shorter quotation (an empty string below 6 bytes). */
 const char *quoted_text (const char *text, char *out, size_t out_len);
 
-/* Fills err with `"TEXT": why` (TEXT quoted as quoted_text does, why from format) and returns -1.
- */
+/* Fills err with `"TEXT": why` (TEXT quoted by quoted_text, why from format); returns -1. */
 int quoted_text_refuse (const char *text, char *err, size_t err_len, const char *format, ...)
     __attribute__ ((format (printf, 4, 5)));
 
