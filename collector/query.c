@@ -22,6 +22,7 @@
 #include <czmq.h>
 
 #include "period.h"
+#include "quoted_text.h"
 #include "wire.h"
 
 /* ZeroMQ routing ids are at most 255 bytes. */
@@ -109,14 +110,15 @@ check_filter (const Totalplace__TotalsFilter *filter, char *reason, size_t reaso
     if (is_set (filter->service) && wire_check_text ("filter.service", filter->service,
                                                      WIRE_MAX_SERVICE, true, reason, reason_len))
         return -1;
+    char quoted[QUOTED_TEXT_LEN];
     if (is_set (filter->fiscal_year) && period_fiscal_year_parse (filter->fiscal_year, NULL))
         return fail (reason, reason_len,
-                     "filter.fiscal_year \"%.16s\" is not a UK fiscal year YYYY-YY such as 2013-14",
-                     filter->fiscal_year);
+                     "filter.fiscal_year %s is not a UK fiscal year YYYY-YY such as 2013-14",
+                     quoted_text (filter->fiscal_year, quoted, sizeof quoted));
     if (is_set (filter->month) && period_parse (filter->month, NULL, NULL))
-        return fail (reason, reason_len,
-                     "filter.month \"%.16s\" is not a month YYYY-MM between %d and %d",
-                     filter->month, PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
+        return fail (reason, reason_len, "filter.month %s is not a month YYYY-MM between %d and %d",
+                     quoted_text (filter->month, quoted, sizeof quoted), PERIOD_MIN_YEAR,
+                     PERIOD_MAX_YEAR);
     switch (filter->poolable) {
     case TOTALPLACE__POOLABLE_FILTER__POOLABLE_ANY:
     case TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES:

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "period.h"
+#include "quoted_text.h"
 
 static int fail (char *reason, size_t reason_len, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
@@ -31,41 +32,54 @@ is_identifier_char (unsigned char c)
            || c == '_' || c == '.';
 }
 
-/* Returns the byte length of a valid UTF-8 sequence starting at s, or 0 when it is invalid
- * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
-static size_t
-utf8_sequence_length (const unsigned char *s, size_t left)
+wire_utf8_t
+wire_utf8_char (const void *bytes, size_t left, size_t *len)
 {
+    const unsigned char *s = bytes;
     unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned int cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
+    if (c < 0x80) {
+        *len = 1;
+        return WIRE_UTF8_VALID;
     }
+    /* Table 3-7 of the Unicode standard: the lead byte fixes the length and the range of the
+     * second byte, which is where overlong forms, surrogates and code points above U+10FFFF are
+     * shut out; every later byte is 80..BF. */
+    size_t n;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
-        cp = c & 0x0F;
+        if (c == 0xE0)
+            low = 0xA0;
+        else if (c == 0xED)
+            high = 0x9F;
     }
     else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
-        cp = c & 0x07;
+        if (c == 0xF0)
+            low = 0x90;
+        else if (c == 0xF4)
+            high = 0x8F;
     }
-    else
-        return 0;
-    if (n > left)
-        return 0;
+    else {
+        *len = 1;
+        return WIRE_UTF8_INVALID;
+    }
     for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
+        if (i == left) {
+            *len = i;
+            return WIRE_UTF8_TRUNCATED;
+        }
+        if (s[i] < low || s[i] > high) {
+            *len = i;
+            return WIRE_UTF8_INVALID;
+        }
+        low = 0x80;
+        high = 0xBF;
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
+    *len = n;
+    return WIRE_UTF8_VALID;
 }
 
 int
@@ -75,14 +89,17 @@ wire_check_identifier (const char *field, const char *value, size_t max, char *r
     size_t len = value ? strlen (value) : 0;
     if (len == 0)
         return fail (reason, reason_len, "%s is missing", field);
+    char quoted[QUOTED_TEXT_LEN];
     if (len > max)
-        return fail (reason, reason_len, "%s is %zu bytes, longer than the limit of %zu", field,
-                     len, (size_t) max);
+        return fail (reason, reason_len, "%s %s is %zu bytes, longer than the limit of %zu", field,
+                     quoted_text (value, quoted, sizeof quoted), len, max);
     for (size_t i = 0; i < len; i++)
-        if (!is_identifier_char ((unsigned char) value[i]))
+        if (!is_identifier_char ((unsigned char)value[i]))
             return fail (reason, reason_len,
-                         "%s has character 0x%02x at byte %zu; only A-Z a-z 0-9 . _ - are allowed",
-                         field, (unsigned char) value[i], i + 1);
+                         "%s %s has character 0x%02x at byte %zu; only A-Z a-z 0-9 . _ - are "
+                         "allowed",
+                         field, quoted_text (value, quoted, sizeof quoted), (unsigned char)value[i],
+                         i + 1);
     return 0;
 }
 
@@ -93,17 +110,19 @@ wire_check_text (const char *field, const char *value, size_t max, bool required
     size_t len = value ? strlen (value) : 0;
     if (len == 0)
         return required ? fail (reason, reason_len, "%s is missing", field) : 0;
+    char quoted[QUOTED_TEXT_LEN];
     if (len > max)
-        return fail (reason, reason_len, "%s is %zu bytes, longer than the limit of %zu", field,
-                     len, (size_t) max);
-    const unsigned char *s = (const unsigned char *) value;
+        return fail (reason, reason_len, "%s %s is %zu bytes, longer than the limit of %zu", field,
+                     quoted_text (value, quoted, sizeof quoted), len, max);
+    const unsigned char *s = (const unsigned char *)value;
     for (size_t i = 0; i < len;) {
         if (s[i] < 0x20 || s[i] == 0x7F)
-            return fail (reason, reason_len, "%s has control character 0x%02x at byte %zu", field,
-                         s[i], i + 1);
-        size_t n = utf8_sequence_length (s + i, len - i);
-        if (n == 0)
-            return fail (reason, reason_len, "%s is not valid UTF-8 at byte %zu", field, i + 1);
+            return fail (reason, reason_len, "%s %s has control character 0x%02x at byte %zu",
+                         field, quoted_text (value, quoted, sizeof quoted), s[i], i + 1);
+        size_t n;
+        if (wire_utf8_char (s + i, len - i, &n) != WIRE_UTF8_VALID)
+            return fail (reason, reason_len, "%s %s is not valid UTF-8 at byte %zu", field,
+                         quoted_text (value, quoted, sizeof quoted), i + 1);
         i += n;
     }
     return 0;
@@ -127,9 +146,12 @@ wire_validate_record (const Totalplace__SpendingRecord *r, char *reason, size_t 
         return -1;
     if (r->revision < 1)
         return fail (reason, reason_len, "revision is 0; revisions start at 1");
-    if (period_parse (r->period, NULL, NULL) != 0)
-        return fail (reason, reason_len, "period \"%.16s\" is not a month YYYY-MM between %d and %d",
-                     r->period ? r->period : "", PERIOD_MIN_YEAR, PERIOD_MAX_YEAR);
+    if (period_parse (r->period, NULL, NULL) != 0) {
+        char quoted[QUOTED_TEXT_LEN];
+        return fail (reason, reason_len, "period %s is not a month YYYY-MM between %d and %d",
+                     quoted_text (r->period, quoted, sizeof quoted), PERIOD_MIN_YEAR,
+                     PERIOD_MAX_YEAR);
+    }
     if (r->amount_pence > WIRE_MAX_ABS_AMOUNT_PENCE || r->amount_pence < -WIRE_MAX_ABS_AMOUNT_PENCE)
         return fail (reason, reason_len,
                      "amount_pence %lld is beyond the limit of +/-%lld pence",

@@ -9,10 +9,11 @@ cd "$top"
 build=${TOTALPLACE_FUZZ_BUILD:-build-fuzz}
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DTOTALPLACE_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_batch fuzz_convert fuzz_csv fuzz_query >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_batch fuzz_convert fuzz_csv fuzz_encoding \
+  fuzz_query >/dev/null
 work=$(mktemp -d /tmp/tp-fuzz.XXXXXX)
 status=0
-for target in batch convert csv query; do
+for target in batch convert csv encoding query; do
   mkdir -p "$work/$target"
   cp tests/fuzz/corpus/$target/* "$work/$target/"
   if (cd "$work" && "$top/$build/tests/fuzz/fuzz_$target" -max_total_time="$seconds" \

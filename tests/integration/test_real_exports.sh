@@ -365,7 +365,7 @@ if "$AGENT" -c "$CONF" --set neighbourhood/lookup_file="$WORK/bad-units.csv" \
   --set neighbourhood/postcode_file="$CSV/postcodes.csv" -n 2>"$WORK/check.err"; then
   fail "a bad lookup file passed the config check"
 fi
-grep -F "bad-units.csv: line 3: the neighbourhood code has character 0x20" "$WORK/check.err" >/dev/null \
+grep -F 'bad-units.csv: line 3: the neighbourhood code "E01 007" has character 0x20 at byte 4' "$WORK/check.err" >/dev/null \
   || fail "the check does not name the bad lookup's file and line: $(cat "$WORK/check.err")"
 
 note "the sample exports go through the shipped configs"

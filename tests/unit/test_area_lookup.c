@@ -181,7 +181,7 @@ test_line_numbers_count_physical_lines (void **state)
              "\n"
              "\"Asset\nManagement\",E01000001,\n"
              "Parks,E01 000002,\n",
-             &units, "line 5: the neighbourhood code has character 0x20");
+             &units, "line 5: the neighbourhood code \"E01 000002\" has character 0x20 at byte 4");
     refused (fx, "Organisational Unit,Neighbourhood\r\n\r\nParks,E01000001\r\n,E01000002\r\n",
              &units, "line 4: the value is empty");
 }

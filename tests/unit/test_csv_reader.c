@@ -408,7 +408,7 @@ test_bad_rows_rejected_good_rows_kept (void **state)
         {5, "neighbourhood is empty"},
         {6, "service is empty"},
         {7, "record_id is empty"},
-        {8, "neighbourhood has character 0x20"},
+        {8, "neighbourhood \"E01 000001\" has character 0x20 at byte 4"},
         {9, "period is empty"},
         {10, "amount is empty"},
     };

@@ -242,7 +242,7 @@ test_validate_names_each_bad_field (void **state)
 
     /* Totals: codes, enums, periods, text. */
     query.neighbourhood = "E01 000001";
-    assert_invalid (&query, "neighbourhood has character 0x20");
+    assert_invalid (&query, "neighbourhood \"E01 000001\" has character 0x20 at byte 4");
     query.neighbourhood = "E0123456789012345678901234567890123";
     assert_invalid (&query, "longer than the limit of 32");
     query.neighbourhood = "E01000001";
@@ -256,9 +256,9 @@ test_validate_names_each_bad_field (void **state)
     assert_invalid (&query, "filter.body_id");
     filter.body_id = "GB-A";
     filter.service = "Care\tand repair";
-    assert_invalid (&query, "filter.service has control character 0x09");
+    assert_invalid (&query, "filter.service \"Care\\x09and repair\" has control character 0x09");
     filter.service = "Caf\xc3";
-    assert_invalid (&query, "filter.service is not valid UTF-8");
+    assert_invalid (&query, "filter.service \"Caf\\xC3\" is not valid UTF-8 at byte 4");
     filter.service = "Care";
     filter.month = "2013-13";
     assert_invalid (&query, "filter.month \"2013-13\"");
@@ -283,9 +283,10 @@ test_validate_names_each_bad_field (void **state)
     memset (long_id, 'x', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
     record.record_id = long_id;
-    assert_invalid (&record, "record_id is 129 bytes");
+    assert_invalid (&record,
+                    "record_id \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is 129 bytes");
     record.record_id = "A\nB";
-    assert_invalid (&record, "record_id has control character 0x0a");
+    assert_invalid (&record, "record_id \"A\\x0AB\" has control character 0x0a at byte 2");
     record.record_id = "A1";
     record.by = TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY;
     assert_invalid (&record, "by does not apply to QUERY_RECORD");
@@ -332,7 +333,7 @@ test_answer_garbage_is_bad_query (void **state)
     reply = answer (fx->store, &query);
     assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY);
     assert_int_equal (reply->query_id, 77);
-    assert_mentions (reply->error, "neighbourhood has character 0x20");
+    assert_mentions (reply->error, "neighbourhood \"no spaces allowed\" has character 0x20");
     reply_free (&reply);
 }
 

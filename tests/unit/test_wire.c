@@ -219,16 +219,177 @@ test_field_zero_is_refused (void **state)
     test_record_free (&record);
 }
 
+static void
+expect_char (const char *bytes, size_t left, wire_utf8_t found, size_t len)
+{
+    size_t n = 99;
+    wire_utf8_t got = wire_utf8_char (bytes, left, &n);
+    if (got != found || n != len)
+        fail_msg ("%02X.. (%zu available): %d of %zu bytes, expected %d of %zu",
+                  (unsigned char)bytes[0], left, got, n, found, len);
+}
+
+/* The edges of Unicode's Table 3-7, and the length of each maximal subpart. */
+static void
+test_utf8_characters (void **state)
+{
+    (void)state;
+    expect_char ("A", 1, WIRE_UTF8_VALID, 1);
+    expect_char ("\0", 1, WIRE_UTF8_VALID, 1);
+    expect_char ("\x7F", 1, WIRE_UTF8_VALID, 1);
+    expect_char ("\xC2\x80", 2, WIRE_UTF8_VALID, 2);
+    expect_char ("\xDF\xBF", 2, WIRE_UTF8_VALID, 2);
+    expect_char ("\xE0\xA0\x80", 3, WIRE_UTF8_VALID, 3);
+    expect_char ("\xED\x9F\xBF", 3, WIRE_UTF8_VALID, 3);
+    expect_char ("\xEE\x80\x80", 3, WIRE_UTF8_VALID, 3);
+    expect_char ("\xEF\xBF\xBF", 3, WIRE_UTF8_VALID, 3);
+    expect_char ("\xF0\x90\x80\x80", 4, WIRE_UTF8_VALID, 4);
+    expect_char ("\xF4\x8F\xBF\xBF", 4, WIRE_UTF8_VALID, 4);
+    expect_char ("\xC3\xA9xyz", 5, WIRE_UTF8_VALID, 2);
+    /* Bytes that start nothing. */
+    expect_char ("\x80", 1, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xBF\x80", 2, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xC0\x80", 2, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xC1\xBF", 2, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xF5\x80\x80\x80", 4, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xFF", 1, WIRE_UTF8_INVALID, 1);
+    /* The second byte shuts out overlong forms, surrogates and code points past U+10FFFF. */
+    expect_char ("\xE0\x9F\xBF", 3, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xED\xA0\x80", 3, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xF0\x8F\xBF\xBF", 4, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xF4\x90\x80\x80", 4, WIRE_UTF8_INVALID, 1);
+    /* A valid start broken off: the subpart is the start. */
+    expect_char ("\xC3Z", 2, WIRE_UTF8_INVALID, 1);
+    expect_char ("\xE2\x82Z", 3, WIRE_UTF8_INVALID, 2);
+    expect_char ("\xF1\x80\x80Z", 4, WIRE_UTF8_INVALID, 3);
+    expect_char ("\xF1\x80\x80\xC0", 4, WIRE_UTF8_INVALID, 3);
+    /* Cut short by the end of what is available. */
+    expect_char ("\xC3\xA9", 1, WIRE_UTF8_TRUNCATED, 1);
+    expect_char ("\xE2\x82\xAC", 2, WIRE_UTF8_TRUNCATED, 2);
+    expect_char ("\xF0\x9F\x98\x80", 3, WIRE_UTF8_TRUNCATED, 3);
+    expect_char ("\xF0\x9F\x98\x80", 1, WIRE_UTF8_TRUNCATED, 1);
+    expect_char ("\xF0\x8F", 2, WIRE_UTF8_INVALID, 1); /* invalid already, however it goes on */
+}
+
+static void
+expect_reason (Totalplace__SpendingRecord *record, const char *expected)
+{
+    char reason[WIRE_REASON_LEN] = "";
+    assert_int_equal (wire_validate_record (record, reason, sizeof reason), -1);
+    assert_string_equal (reason, expected);
+    test_record_free (&record);
+}
+
+/* Every reason about a field's value quotes it, escaped. */
+static void
+test_reasons_quote_the_value (void **state)
+{
+    (void)state;
+    Totalplace__SpendingRecord *r;
+    r = good (), replace (&r->supplier, "FARRAH\xB4S");
+    expect_reason (r, "supplier \"FARRAH\\xB4S\" is not valid UTF-8 at byte 7");
+    r = good (), replace (&r->neighbourhood, "E01 007");
+    expect_reason (r, "neighbourhood \"E01 007\" has character 0x20 at byte 4; only A-Z a-z 0-9 . "
+                      "_ - are allowed");
+    r = good (), replace (&r->description, "Fees\tand \"charges\"");
+    expect_reason (r, "description \"Fees\\x09and \\\"charges\\\"\" has control character 0x09 at "
+                      "byte 5");
+    r = good (), replace (&r->record_id, "");
+    expect_reason (r, "record_id is missing");
+    r = good (), replace (&r->period, "2013-4\xA0");
+    expect_reason (r, "period \"2013-4\\xA0\" is not a month YYYY-MM between 1970 and 2999");
+    char long_id[WIRE_MAX_BODY_ID + 2];
+    memset (long_id, 'A', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    r = good (), replace (&r->body_id, long_id);
+    expect_reason (r, "body_id \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...\" is 65 bytes, longer "
+                      "than the limit of 64");
+    char reason[WIRE_REASON_LEN];
+    assert_int_equal (
+        wire_check_text ("service", "Caf\xC3\xA9 \xE2\x82\xAC", 128, true, reason, sizeof reason),
+        0);
+}
+
+/* Checks that reason came out whole: it ends as expected and left room for its NUL. */
+static void
+expect_whole (const char *reason, const char *ending)
+{
+    size_t len = strlen (reason), end = strlen (ending);
+    if (len < end || strcmp (reason + len - end, ending) != 0)
+        fail_msg ("reason cut short: \"%s\"", reason);
+    assert_true (len < WIRE_REASON_LEN - 1);
+}
+
+/* The longest reasons: a field name of WIRE_MAX_FIELD_NAME bytes, a quotation as long as any, and
+ * numbers as large as a message can make them. None is cut. */
+static void
+test_longest_reasons_fit (void **state)
+{
+    (void)state;
+    char field[WIRE_MAX_FIELD_NAME + 1];
+    memset (field, 'f', WIRE_MAX_FIELD_NAME);
+    field[WIRE_MAX_FIELD_NAME] = '\0';
+    const size_t size = WIRE_MAX_MESSAGE_BYTES;
+    char *value = malloc (size + 1);
+    assert_non_null (value);
+    char reason[WIRE_REASON_LEN];
+
+    /* Length: the whole message is one field. Escapes make the longest quotation. */
+    memset (value, 0x01, size);
+    value[size] = '\0';
+    assert_int_equal (
+        wire_check_text (field, value, WIRE_MAX_DESCRIPTION, false, reason, sizeof reason), -1);
+    expect_whole (reason, "bytes, longer than the limit of 1024");
+    assert_non_null (strstr (reason, "...\" is 8388608 bytes"));
+    assert_int_equal (
+        wire_check_identifier (field, value, WIRE_MAX_NEIGHBOURHOOD, reason, sizeof reason), -1);
+    expect_whole (reason, "longer than the limit of 32");
+    /* A bad byte as far in as a field can hold one. */
+    memset (value, 'A', size);
+    value[size - 1] = ' ';
+    assert_int_equal (wire_check_identifier (field, value, size, reason, sizeof reason), -1);
+    expect_whole (reason, "at byte 8388608; only A-Z a-z 0-9 . _ - are allowed");
+    value[size - 1] = '\x1F';
+    assert_int_equal (wire_check_text (field, value, size, true, reason, sizeof reason), -1);
+    expect_whole (reason, "has control character 0x1f at byte 8388608");
+    value[size - 1] = '\xFF';
+    assert_int_equal (wire_check_text (field, value, size, true, reason, sizeof reason), -1);
+    expect_whole (reason, "is not valid UTF-8 at byte 8388608");
+    free (value);
+
+    /* Reasons of whole records, with their longest field names. */
+    Totalplace__SpendingRecord *r = good ();
+    replace (&r->period, "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01");
+    assert_int_equal (wire_validate_record (r, reason, sizeof reason), -1);
+    expect_whole (reason, "is not a month YYYY-MM between 1970 and 2999");
+    replace (&r->period, "2013-04");
+    r->amount_pence = INT64_MIN;
+    assert_int_equal (wire_validate_record (r, reason, sizeof reason), -1);
+    expect_whole (reason, "is beyond the limit of +/-1000000000000000 pence");
+    r->amount_pence = 1;
+    char text[WIRE_MAX_NEIGHBOURHOOD + 1];
+    memset (text, 'E', sizeof text - 1);
+    text[sizeof text - 2] = '/';
+    text[sizeof text - 1] = '\0';
+    replace (&r->neighbourhood, text);
+    assert_int_equal (wire_validate_record (r, reason, sizeof reason), -1);
+    expect_whole (reason, "at byte 32; only A-Z a-z 0-9 . _ - are allowed");
+    test_record_free (&r);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-      cmocka_unit_test (test_valid_record_passes),
-      cmocka_unit_test (test_each_bad_field_is_named),
-      cmocka_unit_test (test_encode_decode_round_trip_and_limits),
-      cmocka_unit_test (test_batch_validation),
-      cmocka_unit_test (test_periods_and_fiscal_years),
-      cmocka_unit_test (test_field_zero_is_refused),
+        cmocka_unit_test (test_valid_record_passes),
+        cmocka_unit_test (test_each_bad_field_is_named),
+        cmocka_unit_test (test_encode_decode_round_trip_and_limits),
+        cmocka_unit_test (test_batch_validation),
+        cmocka_unit_test (test_periods_and_fiscal_years),
+        cmocka_unit_test (test_field_zero_is_refused),
+        cmocka_unit_test (test_utf8_characters),
+        cmocka_unit_test (test_reasons_quote_the_value),
+        cmocka_unit_test (test_longest_reasons_fit),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
