@@ -137,6 +137,13 @@ reader_from_config (const agent_config_t *config, char *err, size_t err_len)
     if (csv_reader_set_max_parts (reader, config->max_parts, err, err_len))
         goto fail;
     csv_reader_set_repeated_ids (reader, (csv_repeated_ids_t)config->repeated_ids);
+    text_encoding_t encoding;
+    if (text_encoding_parse (agent_encodings[config->encoding], &encoding) != 0) {
+        snprintf (err, err_len, "input/encoding: %s is not one of " TEXT_ENCODING_NAMES,
+                  agent_encodings[config->encoding]);
+        goto fail;
+    }
+    csv_reader_set_encoding (reader, encoding);
     if (config->lookup_file) {
         area_lookup_options_t options = {.key_columns = config->lookup_file_value
                                                             ? config->lookup_file_value

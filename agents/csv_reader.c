@@ -31,6 +31,8 @@
 #define LINE_ID_DIGITS 12
 /* Cell slots: every field may read up to CSV_LAYOUT_MAX_PARTS columns. */
 #define MAX_SLOTS (CSV_FIELD_COUNT * CSV_LAYOUT_MAX_PARTS)
+/* Cells of one row quoted in its replaced-bytes warning. */
+#define MAX_REPLACED_CELLS 3
 
 struct _csv_reader_t {
     char *body_id;
@@ -42,6 +44,7 @@ struct _csv_reader_t {
     area_lookup_t *postcodes;           /* postcodes to areas; NULL: none */
     size_t max_parts;                   /* 1: no apportionment, and no part families */
     csv_repeated_ids_t repeated_ids;
+    text_encoding_t encoding;
 };
 
 /* One column the current file's fields are read from, and where its cell of the current row sits
@@ -50,6 +53,7 @@ typedef struct {
     size_t column;
     size_t offset;
     bool present;
+    bool raw; /* kept as bytes: the amount in UTF-8 mode (money.c reads a lone 0xA3 as "£") */
 } slot_t;
 
 /* A row without id and date, kept until the end of the file: the file's total, or a rejection. */
@@ -109,6 +113,13 @@ typedef struct {
     char *buf; /* the row's mapped cells, each NUL-terminated */
     size_t buf_len, buf_cap;
     char empty[1];
+
+    /* The file's encoding, and the cells of the current row whose bytes it could not read. */
+    text_encoding_t encoding;
+    text_encoding_converter_t *converter;
+    size_t replaced_cells;
+    char replaced[CSV_READER_REASON_LEN]; /* the warning being built */
+    size_t replaced_used;
 
     /* Ids: derived (record_id mapped to ""), numbered per line, or checked for repeats. */
     record_ids_t *ids;                /* derived ids, and line ids' occurrences */
@@ -269,6 +280,12 @@ void
 csv_reader_set_repeated_ids (csv_reader_t *self, csv_repeated_ids_t mode)
 {
     self->repeated_ids = mode;
+}
+
+void
+csv_reader_set_encoding (csv_reader_t *self, text_encoding_t encoding)
+{
+    self->encoding = encoding;
 }
 
 int
@@ -554,6 +571,9 @@ take_header (read_state_t *st)
         }
         st->field_parts[f] = columns->count;
     }
+    /* money.c reads its own bytes (a lone 0xA3 is "£" in a file otherwise UTF-8). */
+    if (st->encoding == TEXT_ENCODING_UTF8 && st->field_parts[CSV_FIELD_AMOUNT])
+        st->slots[st->field_slots[CSV_FIELD_AMOUNT][0]].raw = true;
     /* A row needs some way to its neighbourhood; a file with none would reject every row. A
      * mapped neighbourhood column that is missing has been named above already. */
     const csv_spec_t *nbh_spec = reader->specs[CSV_FIELD_NEIGHBOURHOOD];
@@ -590,6 +610,9 @@ clear_row (read_state_t *st)
     st->nul_column = 0;
     st->extra_column = 0;
     st->buf_len = 0;
+    st->replaced_cells = 0;
+    st->replaced_used = 0;
+    st->replaced[0] = '\0';
     for (size_t i = 0; i < st->n_slots; i++)
         st->slots[i].present = false;
 }
@@ -1235,6 +1258,13 @@ settle_candidates (read_state_t *st)
 static void
 finish_data_row (read_state_t *st)
 {
+    if (st->replaced_cells) {
+        /* Whatever becomes of the row, a person should know its text was not all readable. */
+        st->stats.replaced_rows++;
+        warn (st, EXPORT_WARN_REPLACED_BYTES, st->row_line, st->replaced);
+        if (st->stop)
+            return;
+    }
     row_t row = {.draft = TOTALPLACE__SPENDING_RECORD__INIT};
     char reason[CSV_READER_REASON_LEN], problem[CSV_READER_REASON_LEN];
     /* The amount first: the file's total counts every row with one, whatever else is wrong. */
@@ -1355,7 +1385,9 @@ header_cell (read_state_t *st, size_t column, const char *data, size_t len, size
         st->headers = headers;
         st->headers_cap = cap;
     }
-    char *name = strndup (data, len);
+    size_t replaced = 0;
+    const char *text = text_encoding_convert (st->converter, data, len, &len, &replaced);
+    char *name = text ? strndup (text, len) : NULL;
     if (!name) {
         file_error (st, "out of memory reading the header");
         return;
@@ -1363,6 +1395,28 @@ header_cell (read_state_t *st, size_t column, const char *data, size_t len, size
     char *trimmed = trim (name);
     memmove (name, trimmed, strlen (trimmed) + 1);
     st->headers[st->n_headers++] = name;
+}
+
+/* Adds a cell whose bytes the encoding could not all read to the row's warning, quoting what the
+ * file had and what is kept: `column 4 "Supplier Name": "ACME\x81" read as "ACME\uFFFD"`. */
+static void
+note_replaced (read_state_t *st, size_t column, const char *raw, size_t raw_len,
+               const char *converted, size_t converted_len, size_t replaced)
+{
+    if (st->replaced_cells++ >= MAX_REPLACED_CELLS)
+        return;
+    char *raw_text = strndup (raw, raw_len), *kept = strndup (converted, converted_len);
+    char header[QUOTED_TEXT_LEN], before[QUOTED_TEXT_LEN], after[QUOTED_TEXT_LEN];
+    if (raw_text && kept)
+        append (st->replaced, sizeof st->replaced, &st->replaced_used,
+                "%scolumn %zu %s: %s has %zu %s that %s not %s, read as %s",
+                st->replaced_cells > 1 ? "; " : "", column + 1,
+                quoted_text (st->headers[column], header, sizeof header),
+                quoted_text (raw_text, before, sizeof before), replaced,
+                replaced == 1 ? "byte" : "bytes", replaced == 1 ? "is" : "are",
+                text_encoding_name (st->encoding), quoted_text (kept, after, sizeof after));
+    free (raw_text);
+    free (kept);
 }
 
 /* libcsv calls this for every cell. */
@@ -1412,6 +1466,17 @@ on_cell (void *data, size_t len, void *arg)
     }
     if (st->row_bytes > CSV_READER_MAX_ROW)
         return;
+    if (!st->slots[slot].raw) {
+        size_t replaced = 0, raw_len = len;
+        const char *converted = text_encoding_convert (st->converter, text, len, &len, &replaced);
+        if (!converted) {
+            file_error (st, "line %zu: out of memory converting a cell", st->row_line);
+            return;
+        }
+        if (replaced)
+            note_replaced (st, column, text, raw_len, converted, len, replaced);
+        text = converted;
+    }
     if (st->buf_len + len + 1 > st->buf_cap) {
         size_t cap = st->buf_cap ? st->buf_cap : 4096;
         while (cap < st->buf_len + len + 1)
@@ -1543,6 +1608,66 @@ read_all (read_state_t *st, FILE *stream)
         settle_candidates (st);
 }
 
+/* Settles the encoding to read the stream in: the configured one, or for TEXT_ENCODING_AUTO UTF-8
+ * when the whole stream is valid UTF-8 and Windows-1252 otherwise, which takes a first pass over
+ * the stream and a rewind. Opens the converter and tells the summary. Returns 0, or -1 after a
+ * file-level error. */
+static int
+choose_encoding (read_state_t *st, FILE *stream)
+{
+    text_encoding_t setting = st->reader->encoding;
+    char why[256] = "";
+    text_encoding_scan_t scan;
+    if (setting == TEXT_ENCODING_AUTO) {
+        unsigned char *chunk = malloc (CHUNK_SIZE);
+        if (!chunk) {
+            file_error (st, "out of memory");
+            return -1;
+        }
+        text_encoding_scan_init (&scan);
+        size_t n;
+        errno = 0;
+        while ((n = fread (chunk, 1, CHUNK_SIZE, stream)) > 0 &&
+               text_encoding_scan (&scan, chunk, n))
+            ;
+        int read_errno = errno;
+        free (chunk);
+        if (ferror (stream)) {
+            file_error (st, "read failed: %s", strerror (read_errno));
+            return -1;
+        }
+        text_encoding_scan_end (&scan);
+        if (fseeko (stream, 0, SEEK_SET) != 0) {
+            file_error (st,
+                        "cannot read the file a second time to tell its encoding (%s); set "
+                        "input/encoding to utf-8, windows-1252 or iso-8859-1",
+                        strerror (errno));
+            return -1;
+        }
+        clearerr (stream);
+        if (scan.valid)
+            snprintf (why, sizeof why, "input/encoding = auto and the whole file is valid UTF-8");
+        else
+            snprintf (why, sizeof why,
+                      "input/encoding = auto and the file is not valid UTF-8 (byte 0x%02X at "
+                      "offset %llu), so it is read as Windows-1252",
+                      scan.bad_byte, (unsigned long long)scan.bad_offset);
+    }
+    st->encoding = text_encoding_resolve (setting, setting == TEXT_ENCODING_AUTO ? &scan : NULL);
+    char problem[256];
+    st->converter = text_encoding_converter_new (st->encoding, problem, sizeof problem);
+    if (!st->converter) {
+        file_error (st, "cannot read %s: %s", text_encoding_name (st->encoding), problem);
+        return -1;
+    }
+    if (st->summary &&
+        export_summary_set_encoding (st->summary, text_encoding_name (st->encoding), why)) {
+        file_error (st, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int
 csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
                         csv_record_fn *on_record, csv_reject_fn *on_reject, void *arg,
@@ -1570,10 +1695,10 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
     st.out = malloc ((max_parts + 1) * sizeof *st.out);
     st.amounts = malloc (max_parts * sizeof *st.amounts);
     st.weights = malloc (max_parts * sizeof *st.weights);
-    if (summary)
-        export_summary_set_encoding (summary, "utf-8", "");
     if (!st.out || !st.amounts || !st.weights)
         file_error (&st, "out of memory");
+    else if (choose_encoding (&st, stream) != 0)
+        ; /* a file-level error has been set */
     else if (!(st.ids = record_ids_new ()))
         file_error (&st, "cannot start hashing rows (out of memory or no libsodium)");
     else if (!derive && self->repeated_ids == CSV_REPEATED_IDS_HOLD &&
@@ -1598,6 +1723,7 @@ csv_reader_read_stream (csv_reader_t *self, FILE *stream, const char *name,
     free (st.weights);
     record_ids_destroy (&st.ids);
     id_repeats_destroy (&st.repeats);
+    text_encoding_converter_destroy (&st.converter);
     if (summary) {
         export_summary_set_stats (summary, &st.stats);
         if (st.layout)

@@ -12,6 +12,7 @@
 #include "area_lookup.h"
 #include "export_summary.h"
 #include "spending.pb-c.h"
+#include "text_encoding.h"
 #include "wire.h"
 
 /* Limits. A cell longer than CSV_READER_MAX_FIELD bytes or a row longer than CSV_READER_MAX_ROW
@@ -73,6 +74,13 @@ void csv_reader_destroy (csv_reader_t **self_p);
  * filled for an unknown field, an unmappable one or a spec that does not parse. */
 int csv_reader_map (csv_reader_t *self, const char *field, const char *spec, char *err,
                     size_t err_len);
+
+/* The encoding files are read in (TEXT_ENCODING_AUTO when never set: UTF-8 when the whole file is
+ * valid UTF-8, else Windows-1252; a stream must then be seekable, since it is read twice). Every
+ * cell is converted to UTF-8; a byte the encoding cannot read becomes U+FFFD and the row is
+ * reported as a warning (EXPORT_WARN_REPLACED_BYTES), never rejected for it. Amount cells are
+ * parsed from their bytes in UTF-8 mode, so a Windows-1252 pound sign still reads as "£". */
+void csv_reader_set_encoding (csv_reader_t *self, text_encoding_t encoding);
 
 /* How ids a file repeats with other content are treated (CSV_REPEATED_IDS_HOLD when never set).
  * Has no effect on derived ids, which never repeat. */

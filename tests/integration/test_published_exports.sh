@@ -44,6 +44,21 @@ inspect_json bom "$DATA/bom.csv"
 drop bom "$DATA/bom.csv"
 drain_agent bom GB-LAE-BOM
 
+note "Windows-1252 bytes: read as such, no payment refused for its supplier's bytes"
+inspect_json win "$DATA/cp1252.csv"
+[[ $INSPECT_STATUS == 0 && $(field .file.encoding win) == windows-1252 && $(field .file.rejected_rows win) == 0 ]] \
+  || fail "inspect misread the Windows-1252 file: $(jq -c .file "$WORK/win.inspect.json")"
+field '.notes[].text' win | grep -F "not valid UTF-8 (byte 0xA0 at offset" >/dev/null || fail "inspect does not say why it chose Windows-1252"
+inspect_json win "$DATA/cp1252.csv" --set input/encoding=utf-8
+[[ $INSPECT_STATUS == 0 && $(field .file.rejected_rows win) == 0 && $(field '.warnings[0].kind' win) == "bytes replaced" ]] \
+  || fail "declared UTF-8, the Windows-1252 file lost rows or did not warn: $(jq -c '.file, .warnings' "$WORK/win.inspect.json")"
+drop win "$DATA/cp1252.csv"
+drain_agent win GB-LAE-WIN
+id=$(sed -n 3p "$DATA/cp1252.csv" | cut -d, -f1)
+want=$(sed -n 3p "$DATA/cp1252.csv" | iconv -f WINDOWS-1252 -t UTF-8 | python3 -c 'import csv,sys; print(next(csv.reader(sys.stdin))[3])')
+[[ $("$CLI" --db "$WORK/collector" --format json record GB-LAE-WIN "$id" | jq -r .record.supplier) == "$want" ]] \
+  || fail "record $id's supplier is not the Windows-1252 text in UTF-8 ($want)"
+
 note "invoice lines sharing a transaction number: held by default, every line counted once configured"
 inspect_json inv "$DATA/invoice-lines.csv"
 [[ $INSPECT_STATUS == 1 && $(field .file.verdict inv) == hold ]] || fail "inspect did not hold the invoice lines (exit $INSPECT_STATUS)"
@@ -57,7 +72,7 @@ status=$(drain_agent_status inv GB-LAE-INV)
 [[ $status == 1 ]] || fail "the run that held the invoice lines exited $status, not 1"
 grep -F "set input/repeated_ids = lines" "$WORK/inv/inbox/failed/invoice-lines.csv.error" >/dev/null \
   || fail "the held invoice lines' note does not name the setting"
-[[ $(stored_records) == 500 ]] || fail "records of a held file reached the collector ($(stored_records) stored)"
+[[ $(stored_records) == 700 ]] || fail "records of a held file reached the collector ($(stored_records) stored)"
 INV=(--set input/repeated_ids=lines)
 inspect_json inv "$DATA/invoice-lines.csv" "${INV[@]}"
 [[ $INSPECT_STATUS == 0 && $(field .file.records inv) == $(($(wc -l <"$DATA/invoice-lines.csv") - 1)) ]] \
@@ -112,6 +127,7 @@ cat >"$WORK/spec.json" <<JSON
 [
  {"path": "$DATA/raw-crlf-totals.csv", "body": "GB-LAE-RAW", "encoding": "utf-8", "id": "Transaction Number", "date": "Date", "amount": "Amount", "neighbourhood": "LSOA"},
  {"path": "$DATA/bom.csv", "body": "GB-LAE-BOM", "encoding": "utf-8-sig", "id": "Transaction Number", "date": "Date", "amount": "Amount", "neighbourhood": "LSOA"},
+ {"path": "$DATA/cp1252.csv", "body": "GB-LAE-WIN", "encoding": "cp1252", "id": "Transaction Number", "date": "Date", "amount": "Amount", "neighbourhood": "LSOA"},
  {"path": "$DATA/invoice-lines.csv", "body": "GB-LAE-INV", "encoding": "utf-8", "id": "Transaction No.", "date": "Date", "amount": "Amount", "neighbourhood": "LSOA", "lines": true},
  {"path": "$DATA/two-suppliers.csv", "body": "GB-LAE-DUP", "encoding": "utf-8", "id": "Transaction Number", "date": "Date", "amount": "Amount", "neighbourhood": "LSOA"},
  {"path": "$DATA/period-and-date.csv", "body": "GB-LAE-PER", "encoding": "utf-8", "id": "Transaction Number", "date": "Date Of Payment", "amount": "Amount", "neighbourhood": "LSOA"},
@@ -133,13 +149,14 @@ note "totals match the reference: $(grep -c '^total' "$WORK/expected.txt") neigh
 before=$(stored_records)
 
 note "every file dropped again, and re-issued shuffled with dates and amounts written another way"
-for pair in raw:raw-crlf-totals bom:bom inv:invoice-lines dup:two-suppliers per:period-and-date qtr:quarter-3 qtr:quarter-4; do
+for pair in raw:raw-crlf-totals bom:bom win:cp1252 inv:invoice-lines dup:two-suppliers per:period-and-date qtr:quarter-3 qtr:quarter-4; do
   name=${pair%%:*} file=${pair#*:}
   drop "$name" "$DATA/$file.csv" "$file.again.csv"
   drop "$name" "$DATA/reissue/$file.csv" "$file.reissue.csv"
 done
 drain_agent raw GB-LAE-RAW
 drain_agent bom GB-LAE-BOM
+drain_agent win GB-LAE-WIN
 drain_agent inv GB-LAE-INV "${INV[@]}"
 drain_agent dup GB-LAE-DUP
 drain_agent per GB-LAE-PER "${PER[@]}"

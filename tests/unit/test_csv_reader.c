@@ -1444,6 +1444,98 @@ test_most_rows_rejected_holds_the_file (void **state)
     assert_null (note);
 }
 
+/* ---------------------------------------------------------------- encodings */
+
+static void
+test_encodings (void **state)
+{
+    fixture_t *fx = *state;
+    /* Windows-1252 as councils' finance systems write it: a pound sign, a non-breaking space, an
+     * acute accent, and 0x81, which means nothing in Windows-1252. */
+    static const char cp1252[] = "Transaction Number,Date,Amount,Supplier Name,LSOA,Service\r\n"
+                                 "T1,2015-01-01,\"\xa3"
+                                 "1,234.50\",ACME LTD\xa0,E01000001,S\r\n"
+                                 "T2,2015-01-02,2.00,FARRAH\xb4S,E01000001,Caf\xe9\r\n"
+                                 "T3,2015-01-03,3.00,BAD\x81 CO,E01000001,S\r\n";
+    assert_int_equal (read_text (fx, cp1252), 0);
+    assert_string_equal (export_summary_encoding (fx->summary), "windows-1252");
+    assert_non_null (strstr (export_summary_encoding_why (fx->summary), "byte 0xA3 at offset 74"));
+    assert_int_equal (fx->sink.n_records, 3);
+    assert_int_equal (fx->sink.records[0]->amount_pence, 123450);
+    assert_string_equal (fx->sink.records[0]->supplier, "ACME LTD\u00a0");
+    assert_string_equal (fx->sink.records[1]->supplier, "FARRAH\u00b4S");
+    assert_string_equal (fx->sink.records[1]->service, "Caf\u00e9");
+    assert_string_equal (fx->sink.records[2]->supplier, "BAD\ufffd CO");
+    assert_int_equal (fx->stats.replaced_rows, 1);
+    size_t line = 0;
+    const char *warning =
+        export_summary_warning_example (fx->summary, EXPORT_WARN_REPLACED_BYTES, 0, &line);
+    assert_int_equal (line, 4);
+    assert_string_equal (warning, "column 4 \"Supplier Name\": \"BAD\\x81 CO\" has 1 byte that is "
+                                  "not windows-1252, read as \"BAD\ufffd CO\"");
+
+    /* Declared UTF-8: bad bytes become U+FFFD and the payment still counts; the amount keeps its
+     * Windows pound sign. */
+    csv_reader_set_encoding (fx->reader, TEXT_ENCODING_UTF8);
+    assert_int_equal (read_text (fx, cp1252), 0);
+    assert_string_equal (export_summary_encoding (fx->summary), "utf-8");
+    assert_string_equal (export_summary_encoding_why (fx->summary), "");
+    assert_int_equal (fx->sink.n_records, 3);
+    assert_int_equal (fx->sink.n_rejects, 0);
+    assert_int_equal (fx->sink.records[0]->amount_pence, 123450);
+    assert_string_equal (fx->sink.records[0]->supplier, "ACME LTD\ufffd");
+    assert_string_equal (fx->sink.records[1]->service, "Caf\ufffd");
+    assert_int_equal (fx->stats.replaced_rows, 3);
+
+    /* ISO-8859-1: 0x81 is a C1 control, replaced too. */
+    csv_reader_set_encoding (fx->reader, TEXT_ENCODING_ISO_8859_1);
+    assert_int_equal (read_text (fx, cp1252), 0);
+    assert_string_equal (fx->sink.records[1]->supplier, "FARRAH\u00b4S");
+    assert_string_equal (fx->sink.records[2]->supplier, "BAD\ufffd CO");
+
+    /* Auto on a valid UTF-8 file with a byte order mark: UTF-8, nothing replaced. */
+    csv_reader_set_encoding (fx->reader, TEXT_ENCODING_AUTO);
+    assert_int_equal (read_text (fx,
+                                 "\xef\xbb\xbfTransaction Number,Date,Amount,Supplier Name,LSOA,"
+                                 "Service\nT1,2015-01-01,\u00a31.00,CAF\u00c9,E01000001,S\n"),
+                      0);
+    assert_string_equal (export_summary_encoding (fx->summary), "utf-8");
+    assert_non_null (strstr (export_summary_encoding_why (fx->summary), "valid UTF-8"));
+    assert_string_equal (fx->sink.records[0]->supplier, "CAF\u00c9");
+    assert_int_equal (fx->sink.records[0]->amount_pence, 100);
+    assert_int_equal (fx->stats.replaced_rows, 0);
+}
+
+static void
+test_auto_encoding_needs_a_seekable_stream (void **state)
+{
+    fixture_t *fx = *state;
+    int pipe_ends[2];
+    assert_int_equal (pipe (pipe_ends), 0);
+    static const char text[] =
+        "Transaction Number,Date,Amount,LSOA,Service\nT1,2015-01-01,1,E01000001,S\n";
+    assert_int_equal (write (pipe_ends[1], text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close (pipe_ends[1]);
+    FILE *stream = fdopen (pipe_ends[0], "r");
+    assert_non_null (stream);
+    assert_int_equal (csv_reader_read_stream (fx->reader, stream, "stdin", on_record, on_reject,
+                                              &fx->sink, &fx->stats, NULL, fx->err, sizeof fx->err),
+                      CSV_READER_ERR);
+    assert_non_null (strstr (fx->err, "set input/encoding"));
+    fclose (stream);
+    /* Told the encoding, a pipe reads in one pass. */
+    assert_int_equal (pipe (pipe_ends), 0);
+    assert_int_equal (write (pipe_ends[1], text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close (pipe_ends[1]);
+    stream = fdopen (pipe_ends[0], "r");
+    csv_reader_set_encoding (fx->reader, TEXT_ENCODING_UTF8);
+    assert_int_equal (csv_reader_read_stream (fx->reader, stream, "stdin", on_record, on_reject,
+                                              &fx->sink, &fx->stats, NULL, fx->err, sizeof fx->err),
+                      0);
+    assert_int_equal (fx->sink.n_records, 1);
+    fclose (stream);
+}
+
 int
 main (void)
 {
@@ -1489,6 +1581,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_repeated_ids_as_lines, setup, teardown),
         cmocka_unit_test_setup_teardown (test_totals_rows_are_recognised, setup, teardown),
         cmocka_unit_test_setup_teardown (test_most_rows_rejected_holds_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_encodings, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_auto_encoding_needs_a_seekable_stream, setup,
+                                         teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
