@@ -992,6 +992,20 @@ check_given_id (read_state_t *st, row_t *row)
 
 typedef enum { PLACED_NOWHERE, PLACED_BY_COLUMN, PLACED_BY_LOOKUP, PLACED_BY_POSTCODE } placed_t;
 
+/* A header named in a reason as people read it (Organisational Unit), yet bounded and escaped as
+ * a quotation is: the quotation without its quotes. */
+static const char *
+bounded_name (const char *name, char *out, size_t out_len)
+{
+    quoted_text (name, out, out_len);
+    size_t len = strlen (out);
+    if (len >= 2 && out[0] == '"' && out[len - 1] == '"') {
+        memmove (out, out + 1, len - 2);
+        out[len - 2] = '\0';
+    }
+    return out;
+}
+
 /* Finds the row's neighbourhoods, first match wins: its neighbourhood cell, the lookup of its
  * lookup column, the postcode lookup of its postcode. *parts points at *single or into a lookup.
  * PLACED_NOWHERE comes with a reason saying what was tried, and the values tried go to the
@@ -1032,13 +1046,16 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
     }
     if (st->field_parts[CSV_FIELD_LOOKUP]) {
         if (*value) {
-            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep, lookup_name,
+            char name[QUOTED_TEXT_LEN];
+            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
+                    bounded_name (lookup_name, name, sizeof name),
                     quoted_text (value, quoted, sizeof quoted));
             if (st->summary && export_summary_add_unplaced (st->summary, lookup_name, value))
                 file_error (st, "out of memory summarising unplaced rows");
         }
         else
-            append (reason, reason_len, &used, "%s%s is empty", sep, lookup_name);
+            append (reason, reason_len, &used, "%s%s is empty", sep,
+                    bounded_name (lookup_name, quoted, sizeof quoted));
         sep = "; ";
     }
     if (reader->postcodes && st->field_parts[CSV_FIELD_POSTCODE]) {

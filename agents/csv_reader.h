@@ -26,8 +26,10 @@
  * column missing, out of memory). Callbacks should stop reading with other values. */
 #define CSV_READER_ERR -1
 
-/* Room for any rejection reason passed to a csv_reject_fn. */
-#define CSV_READER_REASON_LEN 256
+/* Room for any rejection reason passed to a csv_reject_fn: every value and header in a reason is
+ * quoted within QUOTED_TEXT_LEN, so the longest ("no neighbourhood: ..." naming the row's cell, the
+ * lookup column and value, and the postcode) stays well under it; test_csv_reader proves it. */
+#define CSV_READER_REASON_LEN 512
 
 typedef struct _csv_reader_t csv_reader_t;
 

@@ -1536,6 +1536,49 @@ test_auto_encoding_needs_a_seekable_stream (void **state)
     fclose (stream);
 }
 
+static void
+test_longest_reason_is_whole (void **state)
+{
+    fixture_t *fx = *state;
+    /* The longest reason the reader writes: a row cut short before its neighbourhood cell, a
+     * lookup column with a long header and value, and a postcode no lookup knows. */
+    char column[300], value[300], header[400], row[1200];
+    memset (column, 'C', 256);
+    column[256] = '\0';
+    memset (value, 'v', 250);
+    value[250] = '\0';
+    area_lookup_options_t options = {
+        .key_columns = "Unit", .code_columns = "Neighbourhood", .max_parts = 1};
+    FILE *f = fopen (fx->path, "w");
+    assert_non_null (f);
+    fprintf (f, "Unit,Neighbourhood\nKnown,E01000001\n");
+    fclose (f);
+    char err[512];
+    area_lookup_t *lookup = area_lookup_load (fx->path, &options, err, sizeof err);
+    assert_non_null (lookup);
+    assert_int_equal (csv_reader_set_lookup (fx->reader, column, &lookup, err, sizeof err), 0);
+    snprintf (header, sizeof header, "Transaction Number,Date,Amount,Service,Postcode,%s,LSOA\n",
+              column);
+    snprintf (row, sizeof row, "%sT1,2015-01-01,1.00,S,ZZ99 9ZZ,%s\n", header, value);
+    options = (area_lookup_options_t){
+        .key_columns = "pcds", .code_columns = "lsoa21", .postcodes = true, .max_parts = 1};
+    f = fopen (fx->path, "w");
+    fprintf (f, "pcds,lsoa21\nS70 2TN,E01000001\n");
+    fclose (f);
+    lookup = area_lookup_load (fx->path, &options, err, sizeof err);
+    assert_non_null (lookup);
+    assert_int_equal (csv_reader_set_postcode_lookup (fx->reader, &lookup, err, sizeof err), 0);
+    assert_int_equal (read_text (fx, row), 0);
+    assert_int_equal (fx->sink.n_rejects, 1);
+    const char *reason = fx->sink.reasons[0];
+    assert_non_null (strstr (reason, "no neighbourhood: neighbourhood is missing: the row has 6 "
+                                     "cells and the header 7; CCCC"));
+    const char *end = "postcode \"ZZ99 9ZZ\" is not in the postcode lookup";
+    assert_true (strlen (reason) > strlen (end));
+    assert_string_equal (reason + strlen (reason) - strlen (end), end);
+    assert_true (strlen (reason) < CSV_READER_REASON_LEN - 1);
+}
+
 int
 main (void)
 {
@@ -1582,6 +1625,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_totals_rows_are_recognised, setup, teardown),
         cmocka_unit_test_setup_teardown (test_most_rows_rejected_holds_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown (test_encodings, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_longest_reason_is_whole, setup, teardown),
         cmocka_unit_test_setup_teardown (test_auto_encoding_needs_a_seekable_stream, setup,
                                          teardown),
     };
