@@ -364,23 +364,6 @@ error:
     return NULL;
 }
 
-/* Appends text to out, keeping it NUL-terminated and bounded. */
-static void append (char *out, size_t out_len, size_t *used, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static void
-append (char *out, size_t out_len, size_t *used, const char *format, ...)
-{
-    if (*used + 1 >= out_len)
-        return;
-    va_list args;
-    va_start (args, format);
-    int n = vsnprintf (out + *used, out_len - *used, format, args);
-    va_end (args);
-    if (n > 0)
-        *used = *used + (size_t)n < out_len ? *used + (size_t)n : out_len - 1;
-}
-
 const char *
 csv_spec_describe (const csv_spec_t *spec, csv_field_t field, char *out, size_t out_len)
 {
@@ -389,20 +372,21 @@ csv_spec_describe (const csv_spec_t *spec, csv_field_t field, char *out, size_t 
         out[0] = '\0';
     if (!spec) {
         for (size_t n = 0; n < MAX_DEFAULT_NAMES && FIELDS[field].names[n]; n++)
-            append (out, out_len, &used, "%s\"%s\"", n ? ", " : "", FIELDS[field].names[n]);
+            quoted_text_append (out, out_len, &used, "%s\"%s\"", n ? ", " : "",
+                                FIELDS[field].names[n]);
         return out;
     }
     if (spec->none)
-        append (out, out_len, &used, "no column");
+        quoted_text_append (out, out_len, &used, "no column");
     for (size_t c = 0; c < spec->count; c++) {
         const candidate_t *candidate = &spec->candidates[c];
-        append (out, out_len, &used, "%s", c ? ", " : "");
+        quoted_text_append (out, out_len, &used, "%s", c ? ", " : "");
         for (size_t p = 0; p < candidate->count; p++) {
             const column_ref_t *ref = &candidate->parts[p];
             if (ref->name)
-                append (out, out_len, &used, "%s\"%s\"", p ? " + " : "", ref->name);
+                quoted_text_append (out, out_len, &used, "%s\"%s\"", p ? " + " : "", ref->name);
             else
-                append (out, out_len, &used, "%s#%zu", p ? " + " : "", ref->position);
+                quoted_text_append (out, out_len, &used, "%s#%zu", p ? " + " : "", ref->position);
         }
     }
     return out;
@@ -461,21 +445,22 @@ note_duplicate (csv_layout_t *self, csv_field_t field, const char *name, const s
 {
     char note[1024], quoted[QUOTED_TEXT_LEN];
     size_t used = 0, shown = found < 8 ? found : 8;
-    append (note, sizeof note, &used, "%s: columns ", FIELDS[field].name);
+    quoted_text_append (note, sizeof note, &used, "%s: columns ", FIELDS[field].name);
     for (size_t i = 0; i < shown; i++)
-        append (note, sizeof note, &used, "%s%zu",
-                i == 0           ? ""
-                : i + 1 == shown ? " and "
-                                 : ", ",
-                all[i] + 1);
-    append (note, sizeof note, &used, "%s are %s headed %s; reading column %zu",
-            found > shown ? " (and more)" : "", found == 2 ? "both" : "all",
-            quoted_text (name, quoted, sizeof quoted), all[0] + 1);
+        quoted_text_append (note, sizeof note, &used, "%s%zu",
+                            i == 0           ? ""
+                            : i + 1 == shown ? " and "
+                                             : ", ",
+                            all[i] + 1);
+    quoted_text_append (note, sizeof note, &used, "%s are %s headed %s; reading column %zu",
+                        found > shown ? " (and more)" : "", found == 2 ? "both" : "all",
+                        quoted_text (name, quoted, sizeof quoted), all[0] + 1);
     if (field == CSV_FIELD_LOOKUP)
-        append (note, sizeof note, &used, ", the first, for the neighbourhood lookup");
+        quoted_text_append (note, sizeof note, &used, ", the first, for the neighbourhood lookup");
     else
-        append (note, sizeof note, &used, " (set columns/%s = #%zu to read the other%s)",
-                FIELDS[field].name, all[1] + 1, found > 2 ? "s" : "");
+        quoted_text_append (note, sizeof note, &used,
+                            " (set columns/%s = #%zu to read the other%s)", FIELDS[field].name,
+                            all[1] + 1, found > 2 ? "s" : "");
     return add_note (self, note);
 }
 
@@ -586,14 +571,15 @@ csv_layout_describe (const csv_layout_t *self, csv_field_t field, char *out, siz
     if (out_len)
         out[0] = '\0';
     if (!columns->present) {
-        append (out, out_len, &used, "no column");
+        quoted_text_append (out, out_len, &used, "no column");
         return out;
     }
     char quoted[QUOTED_TEXT_LEN];
-    append (out, out_len, &used, "%s", columns->count > 1 ? "columns " : "column ");
+    quoted_text_append (out, out_len, &used, "%s", columns->count > 1 ? "columns " : "column ");
     for (size_t p = 0; p < columns->count; p++)
-        append (out, out_len, &used, "%s%zu %s", p ? " + " : "", columns->columns[p] + 1,
-                quoted_text (csv_layout_header (self, columns->columns[p]), quoted, sizeof quoted));
+        quoted_text_append (
+            out, out_len, &used, "%s%zu %s", p ? " + " : "", columns->columns[p] + 1,
+            quoted_text (csv_layout_header (self, columns->columns[p]), quoted, sizeof quoted));
     return out;
 }
 

@@ -470,23 +470,6 @@ warn (read_state_t *st, export_warning_t kind, size_t line, const char *text)
         stopped_by_callback (st, rc, "warning");
 }
 
-/* Appends text to a message being built in out, keeping it NUL-terminated and bounded. */
-static void append (char *out, size_t out_len, size_t *used, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static void
-append (char *out, size_t out_len, size_t *used, const char *format, ...)
-{
-    if (*used + 1 >= out_len)
-        return;
-    va_list args;
-    va_start (args, format);
-    int n = vsnprintf (out + *used, out_len - *used, format, args);
-    va_end (args);
-    if (n > 0)
-        *used = *used + (size_t)n < out_len ? *used + (size_t)n : out_len - 1;
-}
-
 /* ---------------------------------------------------------------- the header */
 
 /* Names in a missing-column message: what the config says, or the default names. */
@@ -1036,37 +1019,38 @@ place (read_state_t *st, const area_part_t **parts, size_t *n, area_part_t *sing
 
     char quoted[QUOTED_TEXT_LEN];
     size_t used = 0;
-    append (reason, reason_len, &used, "no neighbourhood");
+    quoted_text_append (reason, reason_len, &used, "no neighbourhood");
     const char *sep = ": ";
     if (st->field_parts[CSV_FIELD_NEIGHBOURHOOD]) {
         char why[CSV_READER_REASON_LEN];
         empty_reason (st, CSV_FIELD_NEIGHBOURHOOD, 0, why, sizeof why);
-        append (reason, reason_len, &used, "%s%s", sep, why);
+        quoted_text_append (reason, reason_len, &used, "%s%s", sep, why);
         sep = "; ";
     }
     if (st->field_parts[CSV_FIELD_LOOKUP]) {
         if (*value) {
             char name[QUOTED_TEXT_LEN];
-            append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
-                    bounded_name (lookup_name, name, sizeof name),
-                    quoted_text (value, quoted, sizeof quoted));
+            quoted_text_append (reason, reason_len, &used, "%s%s %s is not in the lookup", sep,
+                                bounded_name (lookup_name, name, sizeof name),
+                                quoted_text (value, quoted, sizeof quoted));
             if (st->summary && export_summary_add_unplaced (st->summary, lookup_name, value))
                 file_error (st, "out of memory summarising unplaced rows");
         }
         else
-            append (reason, reason_len, &used, "%s%s is empty", sep,
-                    bounded_name (lookup_name, quoted, sizeof quoted));
+            quoted_text_append (reason, reason_len, &used, "%s%s is empty", sep,
+                                bounded_name (lookup_name, quoted, sizeof quoted));
         sep = "; ";
     }
     if (reader->postcodes && st->field_parts[CSV_FIELD_POSTCODE]) {
         if (*postcode) {
-            append (reason, reason_len, &used, "%spostcode %s is not in the postcode lookup", sep,
-                    quoted_text (postcode, quoted, sizeof quoted));
+            quoted_text_append (reason, reason_len, &used,
+                                "%spostcode %s is not in the postcode lookup", sep,
+                                quoted_text (postcode, quoted, sizeof quoted));
             if (st->summary && export_summary_add_unplaced (st->summary, "postcode", postcode))
                 file_error (st, "out of memory summarising unplaced rows");
         }
         else
-            append (reason, reason_len, &used, "%spostcode is empty", sep);
+            quoted_text_append (reason, reason_len, &used, "%spostcode is empty", sep);
     }
     return PLACED_NOWHERE;
 }
@@ -1425,13 +1409,14 @@ note_replaced (read_state_t *st, size_t column, const char *raw, size_t raw_len,
     char *raw_text = strndup (raw, raw_len), *kept = strndup (converted, converted_len);
     char header[QUOTED_TEXT_LEN], before[QUOTED_TEXT_LEN], after[QUOTED_TEXT_LEN];
     if (raw_text && kept)
-        append (st->replaced, sizeof st->replaced, &st->replaced_used,
-                "%scolumn %zu %s: %s has %zu %s that %s not %s, read as %s",
-                st->replaced_cells > 1 ? "; " : "", column + 1,
-                quoted_text (st->headers[column], header, sizeof header),
-                quoted_text (raw_text, before, sizeof before), replaced,
-                replaced == 1 ? "byte" : "bytes", replaced == 1 ? "is" : "are",
-                text_encoding_name (st->encoding), quoted_text (kept, after, sizeof after));
+        quoted_text_append (st->replaced, sizeof st->replaced, &st->replaced_used,
+                            "%scolumn %zu %s: %s has %zu %s that %s not %s, read as %s",
+                            st->replaced_cells > 1 ? "; " : "", column + 1,
+                            quoted_text (st->headers[column], header, sizeof header),
+                            quoted_text (raw_text, before, sizeof before), replaced,
+                            replaced == 1 ? "byte" : "bytes", replaced == 1 ? "is" : "are",
+                            text_encoding_name (st->encoding),
+                            quoted_text (kept, after, sizeof after));
     free (raw_text);
     free (kept);
 }

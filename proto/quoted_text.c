@@ -107,3 +107,16 @@ quoted_text_refuse (const char *text, char *err, size_t err_len, const char *for
     }
     return -1;
 }
+
+void
+quoted_text_append (char *out, size_t out_len, size_t *used, const char *format, ...)
+{
+    if (*used + 1 >= out_len)
+        return;
+    va_list args;
+    va_start (args, format);
+    int n = vsnprintf (out + *used, out_len - *used, format, args);
+    va_end (args);
+    if (n > 0)
+        *used = *used + (size_t)n < out_len ? *used + (size_t)n : out_len - 1;
+}

@@ -25,6 +25,12 @@
  * gets a shorter quotation (an empty string below 6 bytes). */
 const char *quoted_text (const char *text, char *out, size_t out_len);
 
+/* Appends to a reason being built in out (out_len bytes, *used of them filled so far), keeping it
+ * NUL-terminated and bounded: what does not fit is left out. Reasons that name several things
+ * ("no neighbourhood: ...; ...") are built this way. */
+void quoted_text_append (char *out, size_t out_len, size_t *used, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
 /* Fills err with `"TEXT": why` (TEXT quoted by quoted_text, why from format); returns -1. */
 int quoted_text_refuse (const char *text, char *err, size_t err_len, const char *format, ...)
     __attribute__ ((format (printf, 4, 5)));
