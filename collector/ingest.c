@@ -195,7 +195,7 @@ typedef struct {
 
     ingest_counters_t counters; /* published to shared after each event */
     log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log,
-        auth_log;
+        auth_log, status_log;
 } server_t;
 
 #define INGEST_DEBUG(self, ...)                                                                    \
@@ -716,7 +716,8 @@ s_group_marks (server_t *self)
 }
 
 /* Logs (info) a status request the first time its agent asks on a connection: an agent asks
- * every agent/check_interval_ms while idle, which is not worth a line each time. */
+ * every agent/check_interval_ms while idle, which is not worth a line each time. Rate-limited too,
+ * for the reconnection of every agent at once after a collector restart. */
 static void
 s_log_status (server_t *self, size_t b)
 {
@@ -739,9 +740,10 @@ s_log_status (server_t *self, size_t b)
         zhashx_insert (self->status_logged, batch->agent_id, known);
     }
     *known = *peer;
-    zsys_info ("ingest: agent %s asked for its mark on a new connection: %" PRIu64
-               " (store %s); the agent compares it with what it had acknowledged",
-               batch->agent_id, self->mark_after[b], self->store_id);
+    if (s_log_allowed (&self->status_log, self->log_level))
+        zsys_info ("ingest: agent %s asked for its mark on a new connection: %" PRIu64
+                   " (store %s); the agent compares it with what it had acknowledged",
+                   batch->agent_id, self->mark_after[b], self->store_id);
 }
 
 /* Counts the group's status requests by how s_ack_status will answer them. */
@@ -987,6 +989,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_log_flush (&self->disconnect_log);
     s_log_flush (&self->handshake_log);
     s_log_flush (&self->auth_log);
+    s_log_flush (&self->status_log);
     return 0;
 }
 
@@ -1049,6 +1052,8 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
     self->disconnect_log.info = true;
     self->handshake_log.what = "handshake failures";
     self->auth_log.what = "authorisation refusals";
+    self->status_log.what = "status requests on new connections";
+    self->status_log.info = true;
     s_refresh_settings (self);
     store_identity_t identity;
     store_identity (shared->store, &identity);
