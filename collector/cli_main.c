@@ -506,6 +506,7 @@ remote_collector_counters (void *handle, ingest_counters_t *ingest, query_counte
             .connections = in->connections,
             .disconnects = in->disconnects,
             .handshake_failures = in->handshake_failures,
+            .status_requests = in->status_requests,
         };
     const Totalplace__QueryCounters *q = self->stats->queries;
     if (q)
@@ -955,6 +956,7 @@ collector_stats (const source_t *source, report_t *report, char *err, size_t err
         {"frames received", "frames", REPORT_UNSIGNED},
         {"batches applied", "batches", REPORT_UNSIGNED},
         {"records applied", "records", REPORT_UNSIGNED},
+        {"status requests", "status_requests", REPORT_UNSIGNED},
         {"malformed", "malformed", REPORT_UNSIGNED},
         {"oversized", "oversized", REPORT_UNSIGNED},
         {"retry acks", "retry_acks", REPORT_UNSIGNED},
@@ -982,19 +984,13 @@ collector_stats (const source_t *source, report_t *report, char *err, size_t err
                         sizeof ingest_columns / sizeof ingest_columns[0], true);
     report_row (report);
     const uint64_t ingest_values[] = {
-        ingest.frames,
-        ingest.batches,
-        ingest.records,
-        ingest.malformed,
-        ingest.oversized,
-        ingest.retry_acks,
-        ingest.groups,
-        ingest.largest_group,
-        ingest.largest_group_records,
-        ingest.unsent_acks,
-        ingest.connections,
-        ingest.disconnects,
-        ingest.handshake_failures,
+        ingest.frames,        ingest.batches,
+        ingest.records,       ingest.status_requests,
+        ingest.malformed,     ingest.oversized,
+        ingest.retry_acks,    ingest.groups,
+        ingest.largest_group, ingest.largest_group_records,
+        ingest.unsent_acks,   ingest.connections,
+        ingest.disconnects,   ingest.handshake_failures,
     };
     for (size_t i = 0; i < sizeof ingest_values / sizeof ingest_values[0]; i++)
         report_unsigned (report, ingest_values[i]);

@@ -6,7 +6,13 @@
  *   "AUTH" auth_t *  ->  (before any BIND) replies "is": 0 or -1, and a message
  *   "$TERM"          ->  commits and acks what is already waiting (for at most 5 s), then exits
  * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
- * or change them without waiting for a group to commit. */
+ * or change them without waiting for a group to commit.
+ *
+ * Every Ack carries the store's id; an applied batch's Ack carries its agent's mark (highest
+ * batch_seq applied) just before and just after it, so that an agent notices a store restored
+ * from a backup (docs/protocol.md). A status request (Batch.status_request) joins the group like a
+ * batch but is not applied: it is answered, in its turn, with the agent's mark as it stands after
+ * the batches ahead of it in the group. */
 #include "ingest.h"
 #include "server_thread.h"
 
@@ -27,6 +33,9 @@
 #define INGEST_LINGER_MS 1000
 /* On $TERM, keep committing what is already waiting for at most this long. */
 #define INGEST_TERM_DRAIN_MS 5000
+/* Agents whose last status request was logged, remembered by id; past this many the memory is
+ * cleared (they are logged again), so peers inventing ids cannot grow it without bound. */
+#define STATUS_LOGGED_MAX 4096
 
 struct _ingest_t {
     zactor_t *actor;
@@ -164,6 +173,20 @@ typedef struct {
     store_result_t **results;
     store_result_t *result_pool; /* results[b] point into this */
     size_t result_pool_capacity;
+    /* Per batch b of the group: its agent's mark before and after it (a status request: the
+     * store's mark before the group, then the mark it answers); mark_read[b] is false for a status
+     * request whose mark could not be read (it is answered ACK_RETRY). */
+    uint64_t *mark_before;
+    uint64_t *mark_after;
+    bool *mark_read;
+    /* The group without its status requests, as store_apply takes it. */
+    Totalplace__Batch **applied;
+    store_result_t **applied_results;
+    uint64_t *applied_marks;
+    size_t applied_count;
+    size_t status_count;             /* status requests in the group */
+    char store_id[STORE_ID_HEX_LEN]; /* in every Ack */
+    zhashx_t *status_logged;         /* agent id -> peer_t * of the connection last logged */
 
     /* One Ack's rejection list, sized for the largest batch so acking never allocates. */
     Totalplace__Rejection *rejections;
@@ -172,7 +195,7 @@ typedef struct {
 
     ingest_counters_t counters; /* published to shared after each event */
     log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log,
-        auth_log;
+        auth_log, status_log;
 } server_t;
 
 #define INGEST_DEBUG(self, ...)                                                                    \
@@ -304,6 +327,7 @@ s_reply_status (server_t *self, const peer_t *peer, uint64_t batch_seq,
     ack.batch_seq = batch_seq;
     ack.status = status;
     ack.error = (char *)error;
+    ack.store_id = self->store_id;
     s_send_ack (self, peer, &ack);
 }
 
@@ -355,6 +379,18 @@ s_receive (server_t *self, peer_t *peer, zmq_msg_t *body, size_t *body_frames)
     return 1;
 }
 
+/* Reallocates the array at array_p (a pointer to any object pointer) to count items of size
+ * bytes. Returns false, leaving it as it was, when memory runs out. */
+static bool
+s_resize (void *array_p, size_t count, size_t size)
+{
+    void **array = array_p;
+    void *resized = realloc (*array, count * size);
+    if (resized)
+        *array = resized;
+    return resized != NULL;
+}
+
 /* Makes room for a group of the current caps. Keeps the old room when memory runs out. */
 static void
 s_reserve (server_t *self)
@@ -362,19 +398,18 @@ s_reserve (server_t *self)
     size_t wanted = self->max_group_batches;
     if (wanted <= self->capacity)
         return;
-    peer_t *peers = realloc (self->peers, wanted * sizeof *peers);
-    if (peers)
-        self->peers = peers;
-    Totalplace__Batch **batches = realloc (self->batches, wanted * sizeof *batches);
-    if (batches)
-        self->batches = batches;
-    store_result_t **results = realloc (self->results, wanted * sizeof *results);
-    if (results)
-        self->results = results;
-    auth_permit_t **permits = realloc (self->permits, wanted * sizeof *permits);
-    if (permits)
-        self->permits = permits;
-    if (peers && batches && results && permits)
+    /* Every array is tried, so that each one that could grow has. */
+    bool grown = s_resize (&self->peers, wanted, sizeof *self->peers);
+    grown = s_resize (&self->batches, wanted, sizeof *self->batches) && grown;
+    grown = s_resize (&self->results, wanted, sizeof *self->results) && grown;
+    grown = s_resize (&self->permits, wanted, sizeof *self->permits) && grown;
+    grown = s_resize (&self->mark_before, wanted, sizeof *self->mark_before) && grown;
+    grown = s_resize (&self->mark_after, wanted, sizeof *self->mark_after) && grown;
+    grown = s_resize (&self->mark_read, wanted, sizeof *self->mark_read) && grown;
+    grown = s_resize (&self->applied, wanted, sizeof *self->applied) && grown;
+    grown = s_resize (&self->applied_results, wanted, sizeof *self->applied_results) && grown;
+    grown = s_resize (&self->applied_marks, wanted, sizeof *self->applied_marks) && grown;
+    if (grown)
         self->capacity = wanted;
 }
 
@@ -506,6 +541,14 @@ s_gather (server_t *self)
             }
             else if (wire_validate_batch (batch, reason, sizeof reason))
                 s_reply_malformed (self, peer, &body, batch->batch_seq, reason);
+            else if (batch->status_request && (batch->batch_seq || batch->n_records)) {
+                snprintf (reason, sizeof reason,
+                          "a status request has batch_seq 0 and no records, this one batch_seq "
+                          "%" PRIu64 " and %zu records; send records in a Batch without "
+                          "status_request",
+                          batch->batch_seq, batch->n_records);
+                s_reply_malformed (self, peer, &body, batch->batch_seq, reason);
+            }
             else if (batch->n_records > self->max_batch_records) {
                 snprintf (reason, sizeof reason,
                           "batch of %zu records is over the limit of %zu "
@@ -518,6 +561,8 @@ s_gather (server_t *self)
                 self->permit = NULL;
                 self->batches[self->count++] = batch;
                 self->records += batch->n_records;
+                if (batch->status_request)
+                    self->status_count++;
             }
         }
         zmq_msg_close (&body);
@@ -532,6 +577,7 @@ s_group_clear (server_t *self)
         auth_permit_destroy (&self->permits[b]);
     self->count = 0;
     self->records = 0;
+    self->status_count = 0;
 }
 
 /* Points results[b] into one pool of PENDING results. Returns 0, or -1 when out of memory. */
@@ -565,6 +611,9 @@ s_ack_applied (server_t *self, size_t b)
     Totalplace__Ack ack = TOTALPLACE__ACK__INIT;
     ack.batch_seq = batch->batch_seq;
     ack.status = TOTALPLACE__ACK_STATUS__ACK_APPLIED;
+    ack.store_id = self->store_id;
+    ack.mark_before = self->mark_before[b];
+    ack.agent_mark = self->mark_after[b];
     size_t rejected = 0;
     for (size_t i = 0; i < batch->n_records; i++) {
         store_result_t *result = &results[i];
@@ -606,53 +655,197 @@ s_ack_applied (server_t *self, size_t b)
     s_send_ack (self, &self->peers[b], &ack);
 }
 
-/* Applies the gathered group in one store transaction and answers every batch in it. */
+/* Sets the group's batches apart from its status requests (applied[], for store_apply), and reads
+ * the store's mark for the agent of each status request, before the group changes anything. */
+static void
+s_split_group (server_t *self)
+{
+    self->applied_count = 0;
+    for (size_t b = 0; b < self->count; b++) {
+        const Totalplace__Batch *batch = self->batches[b];
+        if (!batch->status_request) {
+            self->applied[self->applied_count] = self->batches[b];
+            self->applied_results[self->applied_count++] = self->results[b];
+            continue;
+        }
+        char err[STORE_ERR_LEN];
+        self->mark_before[b] = 0;
+        self->mark_read[b] = store_agent_mark (self->shared->store, batch->agent_id,
+                                               &self->mark_before[b], err, sizeof err) == 0;
+        if (!self->mark_read[b] && s_log_allowed (&self->store_log, self->log_level))
+            zsys_error ("ingest: cannot read the mark of agent %s for its status request; "
+                        "answered ACK_RETRY: %s",
+                        batch->agent_id, err);
+    }
+}
+
+/* Fills mark_before and mark_after of every batch and status request of a committed group, in
+ * their order: a status request answers its agent's mark after the batches ahead of it. */
+static void
+s_group_marks (server_t *self)
+{
+    size_t k = 0;
+    for (size_t b = 0; b < self->count; b++) {
+        const Totalplace__Batch *batch = self->batches[b];
+        if (batch->status_request)
+            continue;
+        self->mark_before[b] = self->applied_marks[k++];
+        self->mark_after[b] =
+            batch->batch_seq > self->mark_before[b] ? batch->batch_seq : self->mark_before[b];
+    }
+    if (!self->status_count)
+        return;
+    /* Agent id -> 1 + the group index of its latest batch so far; only needed when a status
+     * request shares the group with batches. */
+    zhashx_t *latest = self->applied_count ? zhashx_new () : NULL;
+    for (size_t b = 0; b < self->count; b++) {
+        const Totalplace__Batch *batch = self->batches[b];
+        if (!batch->status_request) {
+            if (latest)
+                zhashx_update (latest, batch->agent_id, (void *)(uintptr_t)(b + 1));
+            continue;
+        }
+        if (self->applied_count && !latest) {
+            self->mark_read[b] = false; /* out of memory: ask again later */
+            continue;
+        }
+        uintptr_t ahead = latest ? (uintptr_t)zhashx_lookup (latest, batch->agent_id) : 0;
+        self->mark_after[b] = ahead ? self->mark_after[ahead - 1] : self->mark_before[b];
+    }
+    zhashx_destroy (&latest);
+}
+
+/* Logs (info) a status request the first time its agent asks on a connection: an agent asks
+ * every agent/check_interval_ms while idle, which is not worth a line each time. Rate-limited too,
+ * for the reconnection of every agent at once after a collector restart. */
+static void
+s_log_status (server_t *self, size_t b)
+{
+    const Totalplace__Batch *batch = self->batches[b];
+    const peer_t *peer = &self->peers[b];
+    INGEST_DEBUG (self, "ingest: status request from agent %s: its mark is %" PRIu64,
+                  batch->agent_id, self->mark_after[b]);
+    if (self->log_level > COLLECTOR_LOG_INFO || !self->status_logged)
+        return;
+    peer_t *known = zhashx_lookup (self->status_logged, batch->agent_id);
+    if (known && known->identity_size == peer->identity_size &&
+        memcmp (known->identity, peer->identity, peer->identity_size) == 0)
+        return;
+    if (!known) {
+        if (zhashx_size (self->status_logged) >= STATUS_LOGGED_MAX)
+            zhashx_purge (self->status_logged);
+        known = malloc (sizeof *known);
+        if (!known)
+            return;
+        zhashx_insert (self->status_logged, batch->agent_id, known);
+    }
+    *known = *peer;
+    if (s_log_allowed (&self->status_log, self->log_level))
+        zsys_info ("ingest: agent %s asked for its mark on a new connection: %" PRIu64
+                   " (store %s); the agent compares it with what it had acknowledged",
+                   batch->agent_id, self->mark_after[b], self->store_id);
+}
+
+/* Counts the group's status requests by how s_ack_status will answer them. */
+static void
+s_count_status (server_t *self)
+{
+    for (size_t b = 0; b < self->count && self->status_count; b++)
+        if (self->batches[b]->status_request) {
+            if (self->mark_read[b])
+                self->counters.status_requests++;
+            else
+                self->counters.retry_acks++;
+        }
+}
+
+/* Answers the status request at b of the group: its agent's mark, or ACK_RETRY when the store
+ * could not be read. */
+static void
+s_ack_status (server_t *self, size_t b)
+{
+    if (!self->mark_read[b]) {
+        s_reply_status (self, &self->peers[b], 0, TOTALPLACE__ACK_STATUS__ACK_RETRY,
+                        "the collector could not read its store to answer the status request; "
+                        "ask again later");
+        return;
+    }
+    s_log_status (self, b);
+    Totalplace__Ack ack = TOTALPLACE__ACK__INIT;
+    ack.batch_seq = 0;
+    ack.status = TOTALPLACE__ACK_STATUS__ACK_APPLIED;
+    ack.store_id = self->store_id;
+    ack.agent_mark = self->mark_after[b];
+    s_send_ack (self, &self->peers[b], &ack);
+}
+
+/* Applies the gathered group's batches in one store transaction and answers every batch and
+ * status request in it, in the order they came. */
 static void
 s_commit (server_t *self)
 {
     if (self->count == 0)
         return;
     char err[STORE_ERR_LEN] = "";
-    int rc = STORE_ERR;
+    int rc = 0;
     int64_t started = zclock_usecs ();
-    if (s_prepare_results (self))
+    if (s_prepare_results (self)) {
         snprintf (err, sizeof err, "collector out of memory for %zu records", self->records);
-    else
-        rc = store_apply (self->shared->store, self->batches, self->count, self->results, NULL, err,
-                          sizeof err);
-    int64_t elapsed = zclock_usecs () - started;
-
-    if (rc == 0) {
-        self->counters.groups++;
-        self->counters.batches += self->count;
-        self->counters.records += self->records;
-        if (self->count > self->counters.largest_group)
-            self->counters.largest_group = self->count;
-        if (self->records > self->counters.largest_group_records)
-            self->counters.largest_group_records = self->records;
-        /* Counted before acked, so that whoever holds an ack sees its batch counted. */
-        s_publish (self);
+        rc = STORE_ERR;
+        self->applied_count = self->count - self->status_count;
         for (size_t b = 0; b < self->count; b++)
-            s_ack_applied (self, b);
-        INGEST_DEBUG (self, "ingest: committed %zu batches, %zu records in %.1f ms", self->count,
-                      self->records, (double)elapsed / 1000.0);
+            self->mark_read[b] = false;
     }
     else {
-        char reason[STORE_ERR_LEN + 64];
+        s_split_group (self);
+        if (self->applied_count)
+            rc = store_apply (self->shared->store, self->applied, self->applied_count,
+                              self->applied_results, self->applied_marks, err, sizeof err);
+    }
+    int64_t elapsed = zclock_usecs () - started;
+    size_t applied = self->applied_count;
+
+    char reason[STORE_ERR_LEN + 64] = "";
+    if (rc == 0) {
+        s_group_marks (self);
+        if (applied) {
+            self->counters.groups++;
+            self->counters.batches += applied;
+            self->counters.records += self->records;
+            if (applied > self->counters.largest_group)
+                self->counters.largest_group = applied;
+            if (self->records > self->counters.largest_group_records)
+                self->counters.largest_group_records = self->records;
+        }
+    }
+    else {
         snprintf (reason, sizeof reason,
-                  "collector could not store the batch now (%s); resend "
-                  "later",
-                  err);
-        self->counters.retry_acks += self->count;
-        s_publish (self);
+                  "collector could not store the batch now (%s); resend later", err);
+        /* Nothing was applied: a status request's mark read before the group stands. */
         for (size_t b = 0; b < self->count; b++)
+            if (self->batches[b]->status_request)
+                self->mark_after[b] = self->mark_before[b];
+        self->counters.retry_acks += applied;
+    }
+    s_count_status (self);
+    /* Counted before acked, so that whoever holds an ack sees its batch counted. */
+    s_publish (self);
+    for (size_t b = 0; b < self->count; b++) {
+        if (self->batches[b]->status_request)
+            s_ack_status (self, b);
+        else if (rc == 0)
+            s_ack_applied (self, b);
+        else
             s_reply_status (self, &self->peers[b], self->batches[b]->batch_seq,
                             TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
-        if (s_log_allowed (&self->store_log, self->log_level))
-            zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
-                        rc == STORE_ERR_FULL ? "store full" : "store failed", self->count,
-                        self->records, err);
     }
+    if (rc == 0 && applied)
+        INGEST_DEBUG (self, "ingest: committed %zu batches, %zu records in %.1f ms", applied,
+                      self->records, (double)elapsed / 1000.0);
+    else if (rc && s_log_allowed (&self->store_log, self->log_level))
+        zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
+                    rc == STORE_ERR_FULL ? "store full" : "store failed", applied, self->records,
+                    err);
     s_group_clear (self);
 }
 
@@ -796,7 +989,15 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_log_flush (&self->disconnect_log);
     s_log_flush (&self->handshake_log);
     s_log_flush (&self->auth_log);
+    s_log_flush (&self->status_log);
     return 0;
+}
+
+static void
+s_free_item (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
 }
 
 static void
@@ -817,6 +1018,13 @@ s_server_destroy (server_t **self_p)
     free (self->batches);
     free (self->results);
     free (self->permits);
+    free (self->mark_before);
+    free (self->mark_after);
+    free (self->mark_read);
+    free (self->applied);
+    free (self->applied_results);
+    free (self->applied_marks);
+    zhashx_destroy (&self->status_logged);
     free (self->result_pool);
     free (self->rejections);
     free (self->rejection_pointers);
@@ -844,7 +1052,16 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
     self->disconnect_log.info = true;
     self->handshake_log.what = "handshake failures";
     self->auth_log.what = "authorisation refusals";
+    self->status_log.what = "status requests on new connections";
+    self->status_log.info = true;
     s_refresh_settings (self);
+    store_identity_t identity;
+    store_identity (shared->store, &identity);
+    memcpy (self->store_id, identity.store_id, sizeof self->store_id);
+    /* Without it (out of memory) status requests are answered all the same, only not logged. */
+    self->status_logged = zhashx_new ();
+    if (self->status_logged)
+        zhashx_set_destructor (self->status_logged, s_free_item);
 
     self->rejections = calloc (WIRE_MAX_RECORDS_PER_BATCH, sizeof *self->rejections);
     self->rejection_pointers =

@@ -1,8 +1,11 @@
 /* ingest: the collector's ingest server. Agents connect a DEALER to its ROUTER and send one frame
  * per message, an encoded Batch; each gets one Ack frame back, sent only after the batch has
  * been committed to the store. Batches waiting together are applied in one store transaction
- * (group commit), so throughput grows with load. The server runs as a CZMQ actor in its own
- * thread; this API wraps the actor's pipe. */
+ * (group commit), so throughput grows with load. Every Ack carries the store's id, and an applied
+ * batch's Ack its agent's mark before and after it; a status request (a Batch with
+ * status_request, batch_seq 0, no records) is answered in its turn with the agent's mark and
+ * applies nothing (docs/protocol.md). The server runs as a CZMQ actor in its own thread; this API
+ * wraps the actor's pipe. */
 #ifndef TOTALPLACE_INGEST_H
 #define TOTALPLACE_INGEST_H
 
@@ -26,9 +29,11 @@ typedef struct {
     uint64_t frames;                /* messages received on the ingest socket, good or bad */
     uint64_t batches;               /* batches applied and acknowledged ACK_APPLIED */
     uint64_t records;               /* records in those batches */
+    uint64_t status_requests;       /* status requests answered with the agent's mark (no batch) */
     uint64_t malformed;             /* messages answered ACK_MALFORMED (oversized ones included) */
     uint64_t oversized;             /* of those, frames over WIRE_MAX_MESSAGE_BYTES */
-    uint64_t retry_acks;            /* batches answered ACK_RETRY because the store failed */
+    uint64_t retry_acks;            /* batches (and status requests) answered ACK_RETRY because
+                                       the store failed */
     uint64_t groups;                /* store transactions committed */
     uint64_t largest_group;         /* most batches in one committed transaction */
     uint64_t largest_group_records; /* most records in one committed transaction */

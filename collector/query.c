@@ -365,6 +365,7 @@ read_stats (store_t *store, ingest_t *ingest, const query_counters_t *counters, 
         out->connections = ic.connections;
         out->disconnects = ic.disconnects;
         out->handshake_failures = ic.handshake_failures;
+        out->status_requests = ic.status_requests;
         answer->reply.ingest = out;
     }
     else

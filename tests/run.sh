@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, build with -Werror, run every ctest
 # test, then rebuild with AddressSanitizer + UndefinedBehaviorSanitizer and run them all again,
-# then run the daemons of two integration tests under valgrind, then each fuzz target briefly.
+# then run the daemons of three integration tests under valgrind, then each fuzz target briefly.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -20,7 +20,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 echo "== the daemons under valgrind: no definite leak, no memory error (docs/security.md)"
-TOTALPLACE_VALGRIND=1 ctest --test-dir build-ci --output-on-failure -R 'integration\.test_(end_to_end|security)$'
+TOTALPLACE_VALGRIND=1 ctest --test-dir build-ci --output-on-failure -R 'integration\.test_(end_to_end|security|restore)$'
 
 echo "== fuzz targets, briefly (docs/fuzzing.md)"
 bash tests/fuzz/run.sh "${TOTALPLACE_FUZZ_SECONDS:-30}"

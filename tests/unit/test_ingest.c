@@ -1,6 +1,7 @@
 /* test_ingest: the ingest server started in-process on ipc:// with a real store, driven by a
  * DEALER as an agent would: acks and their counts, rejections by index, duplicates, hostile
- * frames, a full store, group commit and a clean stop. */
+ * frames, a full store, group commit and a clean stop; the store id and the agent's marks in every
+ * Ack, and status requests answered in their turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,6 +121,16 @@ make_batch (const char *agent, uint64_t seq, uint64_t first, size_t count, uint3
     return batch;
 }
 
+/* The store's id, which every Ack must carry. */
+static const char *
+store_id (fixture_t *fx)
+{
+    static store_identity_t identity;
+    store_identity (fx->store, &identity);
+    assert_int_equal (strlen (identity.store_id), 32);
+    return identity.store_id;
+}
+
 static void
 send_bytes (zsock_t *dealer, const void *data, size_t size)
 {
@@ -176,6 +187,75 @@ ack_free (Totalplace__Ack **ack_p)
     *ack_p = NULL;
 }
 
+/* A status request as an agent sends it; seq and records other than 0 make it malformed. */
+static void
+send_status_request (zsock_t *dealer, const char *agent, uint64_t seq, size_t records)
+{
+    Totalplace__Batch *request = make_batch (agent, seq, 900000, records, 1, 1);
+    request->status_request = 1;
+    send_batch (dealer, request);
+    test_batch_free (&request);
+}
+
+/* The next ack must be the applied answer to a status request, reporting mark. */
+static void
+expect_status_answer (fixture_t *fx, zsock_t *dealer, uint64_t mark)
+{
+    Totalplace__Ack *ack = recv_ack (dealer);
+    assert_int_equal (ack->batch_seq, 0);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_APPLIED);
+    assert_string_equal (ack->store_id, store_id (fx));
+    assert_int_equal (ack->agent_mark, mark);
+    assert_int_equal (ack->mark_before, 0);
+    assert_int_equal (ack->accepted + ack->duplicate + ack->superseded + ack->stale + ack->rejected,
+                      0);
+    assert_int_equal (ack->n_rejections, 0);
+    ack_free (&ack);
+}
+
+/* The next ack must be batch seq's, applied, with these marks. */
+static void
+expect_batch_answer (fixture_t *fx, zsock_t *dealer, uint64_t seq, uint64_t before, uint64_t after)
+{
+    Totalplace__Ack *ack = recv_ack (dealer);
+    assert_int_equal (ack->batch_seq, seq);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_APPLIED);
+    assert_string_equal (ack->store_id, store_id (fx));
+    assert_int_equal (ack->mark_before, before);
+    assert_int_equal (ack->agent_mark, after);
+    ack_free (&ack);
+}
+
+/* Counts the agents the store lists, and finds one's batches. */
+typedef struct {
+    const char *wanted;
+    size_t agents;
+    uint64_t batches; /* of wanted */
+    uint64_t mark;    /* of wanted */
+} agent_search_t;
+
+static int
+find_agent (void *arg, const store_agent_t *agent)
+{
+    agent_search_t *search = arg;
+    search->agents++;
+    if (strcmp (agent->agent_id, search->wanted) == 0) {
+        search->batches = agent->batches;
+        search->mark = agent->last_batch_seq;
+    }
+    return 0;
+}
+
+static agent_search_t
+agents (fixture_t *fx, const char *wanted)
+{
+    agent_search_t search = {.wanted = wanted};
+    char err[STORE_ERR_LEN];
+    if (store_agents (fx->store, find_agent, &search, err, sizeof err))
+        fail_msg ("store_agents: %s", err);
+    return search;
+}
+
 static ingest_counters_t
 counters (fixture_t *fx)
 {
@@ -215,6 +295,10 @@ test_batch_is_acked_with_counts_and_rejections (void **state)
     Totalplace__Ack *ack = recv_ack (fx->dealer);
     assert_int_equal (ack->batch_seq, 7);
     assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_APPLIED);
+    /* The store's id, and the agent's mark before (never seen: 0) and after this batch. */
+    assert_string_equal (ack->store_id, store_id (fx));
+    assert_int_equal (ack->mark_before, 0);
+    assert_int_equal (ack->agent_mark, 7);
     assert_int_equal (ack->accepted, 3);
     assert_int_equal (ack->rejected, 2);
     assert_int_equal (ack->duplicate + ack->superseded + ack->stale, 0);
@@ -253,12 +337,15 @@ test_resent_batches_count_as_duplicates (void **state)
     assert_int_equal (ack->accepted, 4);
     ack_free (&ack);
 
-    /* An agent that missed the ack re-sends the same batch: nothing changes twice. */
+    /* An agent that missed the ack re-sends the same batch: nothing changes twice, and the mark
+     * it finds is the batch's own (a store lacking nothing). */
     send_batch (fx->dealer, batch);
     ack = recv_ack (fx->dealer);
     assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_APPLIED);
     assert_int_equal (ack->accepted, 0);
     assert_int_equal (ack->duplicate, 4);
+    assert_int_equal (ack->mark_before, 1);
+    assert_int_equal (ack->agent_mark, 1);
     ack_free (&ack);
     test_batch_free (&batch);
 
@@ -272,15 +359,26 @@ test_resent_batches_count_as_duplicates (void **state)
     ack = recv_ack (fx->dealer);
     assert_int_equal (ack->batch_seq, 2);
     assert_int_equal (ack->superseded, 4);
+    assert_int_equal (ack->mark_before, 1);
+    assert_int_equal (ack->agent_mark, 2);
     ack_free (&ack);
     ack = recv_ack (fx->dealer);
     assert_int_equal (ack->batch_seq, 3);
     assert_int_equal (ack->stale, 4);
+    assert_int_equal (ack->mark_before, 2);
+    assert_int_equal (ack->agent_mark, 3);
     ack_free (&ack);
 
+    /* Batch 2 sent again after 3 (an agent re-sending what a restored store lacks): the mark
+     * stays 3, and its Ack says so. */
+    batch = make_batch ("agent-a", 2, 100, 4, 3, 2000);
+    send_batch (fx->dealer, batch);
+    test_batch_free (&batch);
+    expect_batch_answer (fx, fx->dealer, 2, 3, 3);
+
     ingest_counters_t c = counters (fx);
-    assert_int_equal (c.batches, 4);
-    assert_int_equal (c.store.duplicate, 4);
+    assert_int_equal (c.batches, 5);
+    assert_int_equal (c.store.duplicate, 8);
     assert_int_equal (c.store.superseded, 4);
     assert_int_equal (c.store.stale, 4);
 }
@@ -297,6 +395,8 @@ test_malformed_frames_are_answered_and_survived (void **state)
     assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_MALFORMED);
     assert_int_equal (ack->batch_seq, 0);
     assert_mentions (ack->error, "Batch");
+    assert_string_equal (ack->store_id, store_id (fx)); /* in every Ack */
+    assert_int_equal (ack->agent_mark, 0);
     ack_free (&ack);
 
     /* A batch in two frames. */
@@ -482,8 +582,18 @@ test_full_store_answers_retry (void **state)
     assert_int_equal (ack->batch_seq, 1);
     assert_int_equal (ack->accepted, 0);
     assert_mentions (ack->error, "map");
+    assert_string_equal (ack->store_id, store_id (fx));
     ack_free (&ack);
     assert_false (is_stored (fx, record_id (1)));
+
+    /* A status request sent right behind a batch the store cannot take (in its group, or the
+     * next): the store can still be read, and the mark is as before that batch. */
+    send_batch (fx->dealer, big);
+    send_status_request (fx->dealer, "agent-a", 0, 0);
+    ack = recv_ack (fx->dealer);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_RETRY);
+    ack_free (&ack);
+    expect_status_answer (fx, fx->dealer, 0);
 
     /* The daemon keeps serving: a small batch fits, and the agent's re-send still gets RETRY. */
     Totalplace__Batch *small = make_batch ("agent-a", 2, 5000, 2, 1, 1);
@@ -499,9 +609,13 @@ test_full_store_answers_retry (void **state)
     assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_RETRY);
     ack_free (&ack);
 
+    send_status_request (fx->dealer, "agent-a", 0, 0);
+    expect_status_answer (fx, fx->dealer, 2);
+
     ingest_counters_t c = counters (fx);
-    assert_int_equal (c.retry_acks, 2);
+    assert_int_equal (c.retry_acks, 3);
     assert_int_equal (c.batches, 1);
+    assert_int_equal (c.status_requests, 2);
     assert_int_equal (c.store.accepted, 2);
 }
 
@@ -575,6 +689,158 @@ test_term_acks_or_stores_everything_sent (void **state)
             (unsigned long long)before_term, BATCHES);
 }
 
+static void
+test_status_request_answers_in_turn (void **state)
+{
+    fixture_t *fx = *state;
+    /* Before any batch: the mark is 0, and asking changes nothing in the store. */
+    send_status_request (fx->dealer, "agent-a", 0, 0);
+    expect_status_answer (fx, fx->dealer, 0);
+    assert_int_equal (agents (fx, "agent-a").agents, 0);
+
+    /* Batches and a status request sent together, without waiting: the answer comes after the
+     * batches' Acks and counts all of them, whatever group each one landed in. */
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        Totalplace__Batch *batch = make_batch ("agent-a", seq, seq * 10, 2, 1, 5);
+        send_batch (fx->dealer, batch);
+        test_batch_free (&batch);
+    }
+    send_status_request (fx->dealer, "agent-a", 0, 0);
+    /* Another agent asking on another connection sees its own mark, not agent-a's. */
+    zsock_t *other = new_dealer (fx->endpoint, ACK_TIMEOUT_MS);
+    send_status_request (other, "agent-b", 0, 0);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        expect_batch_answer (fx, fx->dealer, seq, seq - 1, seq);
+    expect_status_answer (fx, fx->dealer, 3);
+    expect_status_answer (fx, other, 0);
+    zsock_destroy (&other);
+
+    /* Status requests are counted as such, never as batches: not in the ingest counters, the
+     * store's counters or the store's list of agents. */
+    ingest_counters_t c = counters (fx);
+    assert_int_equal (c.status_requests, 3);
+    assert_int_equal (c.batches, 3);
+    assert_int_equal (c.records, 6);
+    assert_int_equal (c.store.batches, 3);
+    assert_int_equal (c.frames, 6);
+    agent_search_t a = agents (fx, "agent-a");
+    assert_int_equal (a.agents, 1); /* agent-b only asked */
+    assert_int_equal (a.batches, 3);
+    assert_int_equal (a.mark, 3);
+}
+
+static void
+test_malformed_status_requests (void **state)
+{
+    fixture_t *fx = *state;
+    /* With records: refused whole, nothing applied. */
+    send_status_request (fx->dealer, "agent-a", 0, 2);
+    Totalplace__Ack *ack = recv_ack (fx->dealer);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_MALFORMED);
+    assert_int_equal (ack->batch_seq, 0);
+    assert_mentions (ack->error, "status request");
+    assert_mentions (ack->error, "2 records");
+    assert_string_equal (ack->store_id, store_id (fx));
+    ack_free (&ack);
+    assert_false (is_stored (fx, record_id (900000)));
+
+    /* With a batch_seq: refused, and answered with that seq. */
+    send_status_request (fx->dealer, "agent-a", 9, 0);
+    ack = recv_ack (fx->dealer);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_MALFORMED);
+    assert_int_equal (ack->batch_seq, 9);
+    assert_mentions (ack->error, "batch_seq 9");
+    ack_free (&ack);
+
+    /* A bad agent id is refused as in a batch. */
+    send_status_request (fx->dealer, "agent with spaces", 0, 0);
+    ack = recv_ack (fx->dealer);
+    assert_int_equal (ack->status, TOTALPLACE__ACK_STATUS__ACK_MALFORMED);
+    assert_mentions (ack->error, "agent_id");
+    ack_free (&ack);
+
+    /* The server goes on answering good ones. */
+    send_status_request (fx->dealer, "agent-a", 0, 0);
+    expect_status_answer (fx, fx->dealer, 0);
+    ingest_counters_t c = counters (fx);
+    assert_int_equal (c.malformed, 3);
+    assert_int_equal (c.status_requests, 1);
+    assert_int_equal (c.batches, 0);
+    assert_int_equal (c.store.batches, 0);
+    assert_int_equal (agents (fx, "agent-a").agents, 0);
+}
+
+static void
+test_marks_within_groups (void **state)
+{
+    fixture_t *fx = *state;
+    /* Two agents on two connections send bursts at once, so groups hold several batches of each
+     * agent and status requests among them. Agent a's seqs include a gap (60 is never sent) and
+     * batches sent again below the mark. */
+    enum { SENDS = 120 };
+    const char *names[2] = {"agent-a", "agent-b"};
+    zsock_t *dealers[2] = {fx->dealer, new_dealer (fx->endpoint, ACK_TIMEOUT_MS)};
+    uint64_t seqs[2][SENDS]; /* 0: a status request */
+    /* The marks as protocol.md defines them: an agent's mark is the highest batch_seq of it
+     * applied; each batch sees it before and after itself, a status request as it stands. */
+    uint64_t model[2] = {0, 0};
+    uint64_t expect_before[2][SENDS], expect_after[2][SENDS];
+    size_t status_sent = 0, batches_sent = 0;
+    for (int d = 0; d < 2; d++) {
+        uint64_t next = 1;
+        for (int n = 0; n < SENDS; n++) {
+            uint64_t seq;
+            if (n % 7 == 6)
+                seq = 0;
+            else if (d == 0 && n % 25 == 24)
+                seq = next > 5 ? next - 5 : 1; /* sent again */
+            else {
+                if (d == 0 && next == 60)
+                    next++; /* a gap */
+                seq = next++;
+            }
+            seqs[d][n] = seq;
+            expect_before[d][n] = model[d];
+            if (seq > model[d])
+                model[d] = seq;
+            expect_after[d][n] = model[d];
+        }
+    }
+    for (int n = 0; n < SENDS; n++)
+        for (int d = 0; d < 2; d++) {
+            if (seqs[d][n] == 0) {
+                send_status_request (dealers[d], names[d], 0, 0);
+                status_sent++;
+                continue;
+            }
+            Totalplace__Batch *batch =
+                make_batch (names[d], seqs[d][n], (uint64_t)d * 100000 + seqs[d][n] * 10, 3, 1, 1);
+            send_batch (dealers[d], batch);
+            test_batch_free (&batch);
+            batches_sent++;
+        }
+    for (int d = 0; d < 2; d++)
+        for (int n = 0; n < SENDS; n++) {
+            if (seqs[d][n] == 0)
+                expect_status_answer (fx, dealers[d], expect_after[d][n]);
+            else
+                expect_batch_answer (fx, dealers[d], seqs[d][n], expect_before[d][n],
+                                     expect_after[d][n]);
+        }
+    zsock_destroy (&dealers[1]);
+
+    ingest_counters_t c = counters (fx);
+    assert_int_equal (c.batches, batches_sent);
+    assert_int_equal (c.status_requests, status_sent);
+    assert_int_equal (agents (fx, "agent-a").mark, model[0]);
+    assert_int_equal (agents (fx, "agent-b").mark, model[1]);
+    /* Without groups of several batches this test would prove nothing about them. */
+    assert_true (c.largest_group > 1);
+    printf ("# %zu batches and %zu status requests in %llu groups (largest %llu batches)\n",
+            batches_sent, status_sent, (unsigned long long)c.groups,
+            (unsigned long long)c.largest_group);
+}
+
 int
 main (void)
 {
@@ -591,6 +857,9 @@ main (void)
                                          teardown),
         cmocka_unit_test_setup_teardown (test_bind_failure_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown (test_term_acks_or_stores_everything_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_status_request_answers_in_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_status_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_marks_within_groups, setup, teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
