@@ -122,8 +122,8 @@ read_meta (int fd, off_t offset, meta_t *meta, size_t *bytes_read)
 static int
 read_newest_meta (int fd, const char *path, meta_t *newest, char *err, size_t err_len)
 {
-    meta_t metas[2];
-    size_t bytes;
+    meta_t metas[2] = {0};
+    size_t bytes = 0;
     int rc = read_meta (fd, 0, &metas[0], &bytes);
     if (rc == 0) {
         off_t second = (off_t)metas[0].dbs[0].pad;
