@@ -8,10 +8,16 @@
 const char *
 quoted_text (const char *text, char *out, size_t out_len)
 {
+    return quoted_text_cut (text, QUOTED_TEXT_MAX, out, out_len);
+}
+
+const char *
+quoted_text_cut (const char *text, size_t max, char *out, size_t out_len)
+{
     size_t len = strlen (text);
     size_t take = len;
-    if (take > QUOTED_TEXT_MAX) {
-        take = QUOTED_TEXT_MAX;
+    if (take > max) {
+        take = max;
         while (take > 0 && ((unsigned char)text[take] & 0xC0) == 0x80)
             take--;
     }
