@@ -161,37 +161,46 @@ utf8_sequence (const unsigned char *p, size_t left)
     return len;
 }
 
+/* The text of the key byte at bytes[i] (and the bytes it takes) into piece; returns its length. */
+static size_t
+key_piece (const unsigned char *bytes, size_t len, size_t i, char piece[8], size_t *take)
+{
+    *take = 1;
+    if (bytes[i] == (unsigned char)KEY_SEPARATOR)
+        piece[0] = '|';
+    else if (bytes[i] >= 0x20 && bytes[i] < 0x7F)
+        piece[0] = (char)bytes[i];
+    else if ((*take = utf8_sequence (bytes + i, len - i)) != 0) {
+        memcpy (piece, bytes + i, *take);
+        return *take;
+    }
+    else {
+        *take = 1;
+        return (size_t)snprintf (piece, 8, "\\x%02x", bytes[i]);
+    }
+    return 1;
+}
+
 const char *
 store_key_text (const void *key, size_t key_len, char *out, size_t out_len)
 {
     const unsigned char *bytes = key;
-    size_t o = 0, room = out_len - 4; /* what the text may use, keeping "..." and the NUL */
-    size_t i = 0;
-    while (i < key_len) {
-        char piece[8];
-        size_t piece_len = 1, take = 1;
-        if (bytes[i] == (unsigned char)KEY_SEPARATOR)
-            piece[0] = '|';
-        else if (bytes[i] >= 0x20 && bytes[i] < 0x7F)
-            piece[0] = (char)bytes[i];
-        else if ((take = utf8_sequence (bytes + i, key_len - i)) != 0) {
-            memcpy (piece, bytes + i, take);
-            piece_len = take;
-        }
-        else {
-            take = 1;
-            piece_len = (size_t)snprintf (piece, sizeof piece, "\\x%02x", bytes[i]);
-        }
-        /* The last piece may use the room of "..." when nothing follows it. */
-        size_t limit = i + take == key_len ? out_len - 1 : room;
-        if (o + piece_len > limit) {
-            memcpy (out + o, "...", 3);
-            o += 3;
+    char piece[8];
+    size_t take, whole = 0;
+    for (size_t i = 0; i < key_len; i += take)
+        whole += key_piece (bytes, key_len, i, piece, &take);
+    /* Cut only a text that does not fit, keeping room for "..." and the NUL. */
+    size_t room = whole < out_len ? out_len - 1 : out_len - 4, o = 0;
+    for (size_t i = 0; i < key_len; i += take) {
+        size_t piece_len = key_piece (bytes, key_len, i, piece, &take);
+        if (o + piece_len > room)
             break;
-        }
         memcpy (out + o, piece, piece_len);
         o += piece_len;
-        i += take;
+    }
+    if (whole >= out_len) {
+        memcpy (out + o, "...", 3);
+        o += 3;
     }
     out[o] = '\0';
     return out;
