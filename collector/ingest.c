@@ -650,8 +650,11 @@ s_commit (server_t *self)
                             TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
         if (s_log_allowed (&self->store_log, self->log_level))
             zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
-                        rc == STORE_ERR_FULL ? "store full" : "store failed", self->count,
-                        self->records, err);
+                        rc == STORE_ERR_FULL      ? "store full"
+                        : rc == STORE_ERR_DAMAGED ? "STORE DAMAGED"
+                        : rc == STORE_ERR_NOSPACE ? "disk full"
+                                                  : "store failed",
+                        self->count, self->records, err);
     }
     s_group_clear (self);
 }

@@ -396,6 +396,8 @@ store_exit_status (int code)
         return 65; /* EX_DATAERR */
     case STORE_ERR_EXISTS:
         return 73; /* EX_CANTCREAT */
+    case STORE_ERR_NOSPACE:
+        return 74; /* EX_IOERR */
     default:
         return 1;
     }

@@ -251,7 +251,8 @@ const char *store_outcome_name (store_outcome_t outcome);
 /* The exit status an executable should end with when a store function failed with code: 78
  * (EX_CONFIG) for no store or a format this binary does not use, 65 (EX_DATAERR) for a damaged
  * store (a damaged data.mdb, or damage met while reading), 73 (EX_CANTCREAT) when store_init
- * refused a folder that is not empty, 1 otherwise.
+ * refused a folder that is not empty (or a backup its destination), 74 (EX_IOERR) when the disk is
+ * full, 1 otherwise.
  * systemd's unit lists 65 and 78 in RestartPreventExitStatus: restarting cannot mend them. */
 int store_exit_status (int code);
 
