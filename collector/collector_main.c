@@ -313,15 +313,17 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
                       fresh->query_endpoints);
     if (fresh->map_size_mb != running->map_size_mb ||
         fresh->max_map_size_mb != running->max_map_size_mb)
-        zsys_warning ("collector/map_size_mb or max_map_size_mb changed; restart to apply");
+        zsys_warning ("collector/map_size_mb or collector/max_map_size_mb changed; restart to "
+                      "apply");
     if (fresh->log_syslog != running->log_syslog)
         zsys_warning ("log/syslog changed; restart to apply");
     if (fresh->allow_plain != running->allow_plain ||
         s_differs (fresh->curve_secret_cert, running->curve_secret_cert) ||
         s_differs (fresh->authorised_certs, running->authorised_certs) ||
         fresh->handshake_timeout_ms != running->handshake_timeout_ms)
-        zsys_warning ("collector/allow_plain, curve_secret_cert, authorised_certs or "
-                      "limits/handshake_timeout_ms changed; restart to apply");
+        zsys_warning ("collector/allow_plain, collector/curve_secret_cert, "
+                      "collector/authorised_certs or limits/handshake_timeout_ms changed; restart "
+                      "to apply");
     /* The folder is read again: new, rotated and revoked keys apply at once. */
     auth_summary_t summary;
     if (auth_reload (auth, &summary, err, sizeof err))
@@ -523,7 +525,8 @@ main (int argc, char **argv)
     size_t map_size, max_map_size;
     if (__builtin_mul_overflow (config->map_size_mb, (uint64_t)1 << 20, &map_size) ||
         __builtin_mul_overflow (config->max_map_size_mb, (uint64_t)1 << 20, &max_map_size)) {
-        zsys_error ("collector/map_size_mb or max_map_size_mb is too large for this machine");
+        zsys_error ("collector/map_size_mb or collector/max_map_size_mb is too large for this "
+                    "machine");
         goto done;
     }
     store_options_t store_options = {
@@ -555,8 +558,8 @@ main (int argc, char **argv)
         zsys_warning ("collector/allow_plain = 1: no CURVE, peers are not authenticated; every "
                       "endpoint is on this host");
         if (config->curve_secret_cert || config->authorised_certs)
-            zsys_warning ("collector/curve_secret_cert and authorised_certs are ignored "
-                          "(collector/allow_plain = 1)");
+            zsys_warning ("collector/curve_secret_cert and collector/authorised_certs are "
+                          "ignored (collector/allow_plain = 1)");
     }
     else {
         auth_summary_t summary;
