@@ -311,6 +311,7 @@ static int
 check_value (store_db_t db, const MDB_val *key, const MDB_val *value, size_t size,
              const store_checksum_key_t *hash_key, MDB_val *payload, char *what, size_t what_len)
 {
+    *payload = (MDB_val){0, NULL};
     store_checksum_key_t derived;
     if (!hash_key) {
         store_checksum_key (db, key->mv_data, key->mv_size, &derived);
