@@ -1,12 +1,14 @@
 /* fuzz_batch: any bytes as a Batch from the network: decode, validate, apply to a real store.
  * Nothing may crash or leak, and after every apply the store's totals must stay consistent:
- * the ranked neighbourhoods must sum to the total of all cells. */
+ * the ranked neighbourhoods must sum to the total of all cells; every 100 applies, verify
+ * (every checksum, every total recomputed from the records, agents and counters) finds nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
+#include "store_verify.h"
 #include "test_support.h"
 #include "wire.h"
 
@@ -51,6 +53,31 @@ check_consistency (void)
         fprintf (stderr, "fuzz_batch: neighbourhood totals %lld/%lld disagree with cells %lld/%lld\n",
                  (long long) ranked.amount_pence, (long long) ranked.records,
                  (long long) cells.amount_pence, (long long) cells.records);
+        abort ();
+    }
+}
+
+static int
+print_finding (void *arg, const store_verify_finding_t *finding)
+{
+    (void) arg;
+    fprintf (stderr, "fuzz_batch: verify: %s %s %s: %s\n", store_verify_kind_name (finding->kind),
+             store_db_name (finding->db), finding->key, finding->what);
+    return 0;
+}
+
+static void
+check_verify (void)
+{
+    char err[STORE_ERR_LEN];
+    store_verify_summary_t summary;
+    if (store_verify (s_store, 5, print_finding, NULL, &summary, err, sizeof err)) {
+        fprintf (stderr, "fuzz_batch: verify failed: %s\n", err);
+        abort ();
+    }
+    if (summary.findings) {
+        fprintf (stderr, "fuzz_batch: verify found %llu things wrong after %u applies\n",
+                 (unsigned long long) summary.findings, s_applied);
         abort ();
     }
 }
@@ -101,6 +128,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         free (results);
         s_applied++;
         check_consistency ();
+        if (s_applied % 100 == 0)
+            check_verify ();
     }
     protobuf_c_message_free_unpacked (&batch->base, NULL);
     return 0;
