@@ -426,8 +426,9 @@ open_databases (store_t *self, MDB_txn *txn, bool create, const char *path, char
                          "init`",
                          path, databases[i].name);
         if (rc)
-            return fail (err, err_len, STORE_ERR, "cannot open database \"%s\" in %s: %s",
-                         databases[i].name, path, mdb_strerror (rc));
+            return fail (err, err_len, tree_damage (rc) ? STORE_ERR_DAMAGED : STORE_ERR,
+                         "cannot open database \"%s\" in %s: %s", databases[i].name, path,
+                         mdb_strerror (rc));
     }
     return 0;
 }
@@ -1503,6 +1504,11 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
     apply_memory_reset (self->memory);
     apply_state_t state = {.store = self, .memory = self->memory, .exact = exact};
     int rc = mdb_txn_begin (self->env, NULL, 0, &state.txn);
+    if (rc == MDB_PANIC)
+        return fail (err, err_len, STORE_ERR,
+                     "LMDB stopped taking writes to the store in %s after a write of its meta "
+                     "page failed (%s): restart the collector (the store keeps its last commit)",
+                     self->path, mdb_strerror (rc));
     if (rc)
         return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
                      mdb_strerror (rc));
