@@ -442,6 +442,25 @@ s_install_signals (sigset_t *wait_mask)
     return 0;
 }
 
+/* Once the store has met damage (a batch or a question read a value that fails its checksum),
+ * says so at once, whoever met it, then once a minute while the collector runs: it takes no
+ * batch until the store is restored. */
+static void
+s_say_damage (store_t *store, const char *state_dir, int64_t *said)
+{
+    char finding[STORE_ERR_LEN];
+    if (!store_damage (store, finding, sizeof finding))
+        return;
+    int64_t now = zclock_mono ();
+    if (*said && now - *said < 60 * 1000)
+        return;
+    *said = now;
+    zsys_error ("the store in %s is damaged (%s): no batch is applied or acknowledged until it is "
+                "restored; agents keep their batches. Run `totalplace verify --db %s`, then "
+                "restore the store from a backup (docs/operations.md)",
+                state_dir, finding, state_dir);
+}
+
 /* The init command: a new store in collector/state_dir, its id on stdout. */
 static int
 s_init_store (const collector_config_t *config)
@@ -618,6 +637,7 @@ main (int argc, char **argv)
     last_stats_t last;
     memset (&last, 0, sizeof last);
     last.time = zclock_mono ();
+    int64_t damage_said = 0; /* zclock_mono of the last line about damage, 0 for none yet */
     while (!s_terminate) {
         struct timespec second = {1, 0};
         pselect (0, NULL, NULL, NULL, &second, &wait_mask);
@@ -630,6 +650,7 @@ main (int argc, char **argv)
         if (config->log_stats_interval &&
             zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
             s_log_stats (ingest, query, auth, &last, false);
+        s_say_damage (store, config->state_dir, &damage_said);
     }
     /* Queries first: the query thread reads the ingest server's counters and the store. */
     query_destroy (&query);

@@ -4,7 +4,8 @@
 # reading it fails naming the database and the key, exits 65 and prints no total; `totalplace
 # verify` lists it and exits 65; the real collector, when a sender delivers a record touching it,
 # answers ACK_RETRY (never APPLIED), logs the damage at error level with what to do, applies
-# nothing, takes no other batch either, and keeps running. A backup of a damaged store is refused
+# nothing, takes no other batch either, and keeps running; damage a question meets (in the query
+# thread) is logged at once and stops the batches just the same. A backup of a damaged store is refused
 # and leaves nothing behind.
 source "$(dirname "$0")/lib.sh"
 
@@ -95,6 +96,14 @@ collector_refuses() {
     >"$WORK/$name.log" 2>&1 &
   PIDS[$name]=$!
   wait_for 20 "the collector on $name" test -S "$WORK/ingest.sock"
+  if ((${#QUESTION[@]})); then
+    # A question meets the damage first, in the query thread: the collector says so at once.
+    "$CLI" --collector "$QUERY" "${QUESTION[@]}" >"$WORK/$name-question.out" 2>&1 &&
+      fail "$name: the collector answered ${QUESTION[*]} from a damaged value: $(cat "$WORK/$name-question.out")"
+    grep -qF "is damaged" "$WORK/$name-question.out" || fail "$name: the answer does not say damaged: $(cat "$WORK/$name-question.out")"
+    wait_for 10 "the collector to log the damage a question met" \
+      grep -qE "^E: .*the store in $WORK/$name is damaged \(the value of key .* fails its checksum\): no batch is applied" "$WORK/$name.log"
+  fi
   "$SEND" "$INGEST" --agent sender --seq 10 --timeout $((10000 * TIME_SCALE)) "$@" >"$WORK/$name-send.out" ||
     fail "tp_send to the collector on $name: $(cat "$WORK/$name-send.out")"
   grep -q 'status=RETRY' "$WORK/$name-send.out" || fail "$name: $what was not answered RETRY: $(cat "$WORK/$name-send.out")"
@@ -115,10 +124,13 @@ collector_refuses() {
     fail "$name: the store changed while damaged: $(cat "$WORK/$name-stats.out")"
   note "$name: the collector answered RETRY to $what and to anything after, and logged it"
 }
+QUESTION=()
 collector_refuses record "the damaged record sent again" --records 1 --first-record 2050 \
   --neighbourhood E01000002 --amount 200
+QUESTION=(totals --neighbourhood E01000002)
 collector_refuses cell "a new record in the damaged cell" --records 1 --first-record 7000 \
   --neighbourhood E01000002
+QUESTION=()
 collector_refuses nbh "a new record in the damaged neighbourhood" --records 1 --first-record 7000 \
   --neighbourhood E01000003 --period 2023-05
 
