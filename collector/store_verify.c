@@ -38,9 +38,17 @@ typedef struct {
 typedef struct {
     slot_t *slots;
     uint8_t *seen;   /* a bit per slot: a stored total matched it */
-    size_t capacity; /* a power of two */
+    size_t capacity; /* any size: a hash maps to a slot by multiplying, not by a mask */
     size_t count;
 } table_t;
+
+/* The first slot of hash: its high bits scaled to the capacity (Lemire's multiply-shift), so the
+ * table can be sized to the totals it will hold instead of the next power of two. */
+static size_t
+home_slot (uint64_t hash, size_t capacity)
+{
+    return (size_t)(((unsigned __int128)hash * capacity) >> 64);
+}
 
 static size_t
 table_bytes (size_t capacity)
@@ -60,9 +68,9 @@ table_resize (table_t *table, size_t capacity)
     }
     for (size_t i = 0; i < table->capacity; i++)
         if (table->slots[i].hash) {
-            size_t at = table->slots[i].hash & (capacity - 1);
+            size_t at = home_slot (table->slots[i].hash, capacity);
             while (slots[at].hash)
-                at = (at + 1) & (capacity - 1);
+                at = at + 1 == capacity ? 0 : at + 1;
             slots[at] = table->slots[i];
         }
     free (table->slots);
@@ -73,15 +81,12 @@ table_resize (table_t *table, size_t capacity)
     return 0;
 }
 
-/* A table for about expected totals, at most 80% full. */
+/* A table for expected totals, 80% full when they are all in. */
 static int
 table_init (table_t *table, uint64_t expected)
 {
     *table = (table_t){0};
-    size_t capacity = 64;
-    while (capacity / 5 * 4 < expected + 16)
-        capacity *= 2;
-    return table_resize (table, capacity);
+    return table_resize (table, (size_t)expected / 4 * 5 + 64);
 }
 
 static void
@@ -96,9 +101,9 @@ table_free (table_t *table)
 static size_t
 table_slot (const table_t *table, uint64_t hash)
 {
-    size_t mask = table->capacity - 1, at = hash & mask;
+    size_t at = home_slot (hash, table->capacity);
     while (table->slots[at].hash && table->slots[at].hash != hash)
-        at = (at + 1) & mask;
+        at = at + 1 == table->capacity ? 0 : at + 1;
     return at;
 }
 

@@ -53,13 +53,13 @@ typedef struct {
 typedef int (store_verify_fn) (void *arg, const store_verify_finding_t *finding);
 
 /* Verifies the store in one snapshot. The recomputed totals are kept by a 64-bit SipHash of their
- * key under a key drawn at random for each run (24 bytes a total and a bit, in a table at most 80%
- * full), not by the key itself: two keys of one hash would show as totals that differ, once in
- * about 2^64 / n^2 runs, and a run after would not repeat it. Missing totals are named from a
- * second pass over the records, made only when some are missing. fn (may be NULL) receives the
- * first max_findings findings; summary counts them all. Returns 0 when the store was read to the
- * end (summary->findings says whether anything differs), or STORE_ERR with a message when
- * verifying could not run (out of memory, no read transaction). */
+ * key under a key drawn at random for each run (24 bytes a total and a bit, in a table sized to be
+ * 80% full: about 30 bytes a total), not by the key itself: two keys of one hash would show as
+ * totals that differ, once in about 2^64 / n^2 runs, and a run after would not repeat it. Missing
+ * totals are named from a second pass over the records, made only when some are missing. fn (may be
+ * NULL) receives the first max_findings findings; summary counts them all. Returns 0 when the store
+ * was read to the end (summary->findings says whether anything differs), or STORE_ERR with a
+ * message when verifying could not run (out of memory, no read transaction). */
 int store_verify (store_t *store, size_t max_findings, store_verify_fn *fn, void *arg,
                   store_verify_summary_t *summary, char *err, size_t err_len);
 

@@ -32,7 +32,7 @@ reopen_store (void)
 static int
 sum_row (void *arg, const char *key, store_amount_t amount)
 {
-    (void) key;
+    (void)key;
     store_amount_t *sum = arg;
     sum->amount_pence += amount.amount_pence;
     sum->records += amount.records;
@@ -44,15 +44,16 @@ check_consistency (void)
 {
     char err[STORE_ERR_LEN];
     store_amount_t ranked = {0, 0}, cells = {0, 0};
-    if (store_neighbourhoods (s_store, sum_row, &ranked, err, sizeof err)
-        || store_totals (s_store, NULL, STORE_BY_NONE, NULL, sum_row, &cells, err, sizeof err)) {
+    if (store_neighbourhoods (s_store, sum_row, &ranked, err, sizeof err) ||
+        store_totals (s_store, NULL, STORE_BY_NONE, NULL, sum_row, &cells, err, sizeof err)) {
         fprintf (stderr, "fuzz_batch: read failed: %s\n", err);
         abort ();
     }
     if (ranked.amount_pence != cells.amount_pence || ranked.records != cells.records) {
-        fprintf (stderr, "fuzz_batch: neighbourhood totals %lld/%lld disagree with cells %lld/%lld\n",
-                 (long long) ranked.amount_pence, (long long) ranked.records,
-                 (long long) cells.amount_pence, (long long) cells.records);
+        fprintf (stderr,
+                 "fuzz_batch: neighbourhood totals %lld/%lld disagree with cells %lld/%lld\n",
+                 (long long)ranked.amount_pence, (long long)ranked.records,
+                 (long long)cells.amount_pence, (long long)cells.records);
         abort ();
     }
 }
@@ -60,7 +61,7 @@ check_consistency (void)
 static int
 print_finding (void *arg, const store_verify_finding_t *finding)
 {
-    (void) arg;
+    (void)arg;
     fprintf (stderr, "fuzz_batch: verify: %s %s %s: %s\n", store_verify_kind_name (finding->kind),
              store_db_name (finding->db), finding->key, finding->what);
     return 0;
@@ -77,7 +78,7 @@ check_verify (void)
     }
     if (summary.findings) {
         fprintf (stderr, "fuzz_batch: verify found %llu things wrong after %u applies\n",
-                 (unsigned long long) summary.findings, s_applied);
+                 (unsigned long long)summary.findings, s_applied);
         abort ();
     }
 }
@@ -90,8 +91,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_applied = 0;
     }
     char err[WIRE_REASON_LEN];
-    Totalplace__Batch *batch =
-      (Totalplace__Batch *) wire_decode (&totalplace__batch__descriptor, data, size, err, sizeof err);
+    Totalplace__Batch *batch = (Totalplace__Batch *)wire_decode (&totalplace__batch__descriptor,
+                                                                 data, size, err, sizeof err);
     if (!batch)
         return 0;
     if (wire_validate_batch (batch, err, sizeof err) == 0) {
