@@ -69,6 +69,17 @@ test_store_new (const char *dir, const store_options_t *options)
     return store;
 }
 
+void
+test_store_remove (store_t **store_p, char **dir_p)
+{
+    store_destroy (store_p);
+    if (*dir_p) {
+        test_rmtree (*dir_p);
+        free (*dir_p);
+        *dir_p = NULL;
+    }
+}
+
 Totalplace__SpendingRecord *
 test_record (const char *body_id, const char *record_id, uint32_t revision,
              const char *neighbourhood, const char *service, const char *period,

@@ -30,6 +30,10 @@ size_t test_raw_get (const char *dir, const char *database, const void *key, siz
                      void *out, size_t out_len);
 void test_raw_del (const char *dir, const char *database, const void *key, size_t key_len);
 
+/* Closes *store_p (may be NULL), removes the folder *dir_p and frees its path; both pointers end
+ * NULL. The teardown of a test's store. */
+void test_store_remove (store_t **store_p, char **dir_p);
+
 /* A record with every string strdup'd; free with test_record_free. */
 Totalplace__SpendingRecord *test_record (const char *body_id, const char *record_id,
                                          uint32_t revision, const char *neighbourhood,

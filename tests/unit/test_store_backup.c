@@ -61,10 +61,8 @@ static int
 teardown (void **state)
 {
     fixture_t *f = *state;
-    store_destroy (&f->store);
-    test_rmtree (f->dir);
+    test_store_remove (&f->store, &f->dir);
     test_rmtree (f->parent);
-    free (f->dir);
     free (f->parent);
     free (f);
     return 0;

@@ -130,9 +130,7 @@ static int
 teardown (void **state)
 {
     fixture_t *f = *state;
-    store_destroy (&f->store);
-    test_rmtree (f->dir);
-    free (f->dir);
+    test_store_remove (&f->store, &f->dir);
     free (f);
     return 0;
 }

@@ -76,9 +76,7 @@ static int
 teardown (void **state)
 {
     fixture_t *f = *state;
-    store_destroy (&f->store);
-    test_rmtree (f->dir);
-    free (f->dir);
+    test_store_remove (&f->store, &f->dir);
     free (f);
     return 0;
 }
@@ -161,9 +159,7 @@ test_empty_store_is_clean (void **state)
     store_verify_summary_t summary = verify (&f, 10);
     assert_int_equal (summary.findings, 0);
     assert_int_equal (summary.records, 0);
-    store_destroy (&f.store);
-    test_rmtree (f.dir);
-    free (f.dir);
+    test_store_remove (&f.store, &f.dir);
 }
 
 static const char *CELL_1 = "2013-04\x1f"
