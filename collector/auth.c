@@ -438,10 +438,10 @@ s_decide (auth_t *self, zmsg_t *request, char *domain, const char *address, deci
         size_t most = role == CURVE_ROLE_AGENT ? self->max_agents : self->max_query_clients;
         if (connected >= most) {
             out->code = "300";
-            snprintf (
-                out->text, sizeof out->text, "%zu %s connected already, the most allowed (%s)",
-                connected, role == CURVE_ROLE_AGENT ? "agents" : "query clients",
-                role == CURVE_ROLE_AGENT ? "collector/max_agents" : "collector/max_query_clients");
+            snprintf (out->text, sizeof out->text,
+                      "%zu %s connected already, the most allowed (%s)", connected,
+                      role == CURVE_ROLE_AGENT ? "agents" : "query clients",
+                      role == CURVE_ROLE_AGENT ? "limits/max_agents" : "limits/max_query_clients");
             self->counters.over_limit++;
             out->user_id[0] = '\0';
         }

@@ -12,6 +12,7 @@
 
 #include <czmq.h>
 
+#include "cli_store.h"
 #include "curve.h"
 #include "ingest.h"
 #include "period.h"
@@ -94,24 +95,12 @@ db_close (void **handle)
     *handle = NULL;
 }
 
-/* Opens dir read-only; store_new says what is wrong with a folder that holds no usable store
- * and sets *code (a store error code, for the exit status). */
+/* Opens dir read-only; cli_store_open says what is wrong with a folder that holds no usable
+ * store and sets *code (a store error code, for the exit status). */
 static int
 db_open (source_t *source, const char *dir, int *code, char *err, size_t err_len)
 {
-    /* LMDB readers register in lock.mdb even when they only read, so it must be writable. */
-    char lock_path[PATH_MAX];
-    if ((size_t)snprintf (lock_path, sizeof lock_path, "%s/lock.mdb", dir) < sizeof lock_path &&
-        access (lock_path, F_OK) == 0 && access (lock_path, R_OK | W_OK) != 0) {
-        snprintf (err, err_len,
-                  "--db %s: cannot write lock.mdb (%s): LMDB readers register there, so run as a "
-                  "user or group that may write it; the store itself is only read",
-                  dir, strerror (errno));
-        *code = STORE_ERR;
-        return -1;
-    }
-    store_options_t options = {.path = dir, .read_only = true};
-    store_t *store = store_new (&options, code, err, err_len);
+    store_t *store = cli_store_open (dir, code, err, err_len);
     if (!store)
         return -1;
     *source = (source_t){store,     db_neighbourhoods, db_totals, db_get_record, db_counters,
@@ -1081,6 +1070,8 @@ run (const source_t *source, const query_args_t *args, report_t *report, char *e
     case QUERY_NONE:
     case QUERY_HELP:
     case QUERY_KEYGEN:
+    case QUERY_VERIFY: /* cli_store_run answers these */
+    case QUERY_BACKUP:
         break;
     }
     snprintf (err, err_len, "nothing to do");
@@ -1119,6 +1110,8 @@ main (int argc, char **argv)
     }
     if (args.command == QUERY_KEYGEN)
         return run_keygen (&args);
+    if (args.command == QUERY_VERIFY || args.command == QUERY_BACKUP)
+        return cli_store_run (&args);
     if (!args.db && !args.collector)
         return usage_error (args.command,
                             "no store given: use --db DIR, or --collector ENDPOINT to ask a "
@@ -1137,10 +1130,11 @@ main (int argc, char **argv)
         fprintf (stderr, "totalplace: out of memory\n");
         status = QUERY_EXIT_FAILED;
     }
-    else if (run (&source, &args, report, err, sizeof err) ||
+    else if ((code = run (&source, &args, report, err, sizeof err)) != 0 ||
              report_write (report, args.format, stdout, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
-        status = QUERY_EXIT_FAILED;
+        /* A damaged store says so in the status too (65), as when it is refused at opening. */
+        status = code == STORE_ERR_DAMAGED ? store_exit_status (code) : QUERY_EXIT_FAILED;
     }
     report_destroy (&report);
     source.close (&source.handle);

@@ -313,15 +313,17 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
                       fresh->query_endpoints);
     if (fresh->map_size_mb != running->map_size_mb ||
         fresh->max_map_size_mb != running->max_map_size_mb)
-        zsys_warning ("collector/map_size_mb or max_map_size_mb changed; restart to apply");
+        zsys_warning ("collector/map_size_mb or collector/max_map_size_mb changed; restart to "
+                      "apply");
     if (fresh->log_syslog != running->log_syslog)
         zsys_warning ("log/syslog changed; restart to apply");
     if (fresh->allow_plain != running->allow_plain ||
         s_differs (fresh->curve_secret_cert, running->curve_secret_cert) ||
         s_differs (fresh->authorised_certs, running->authorised_certs) ||
         fresh->handshake_timeout_ms != running->handshake_timeout_ms)
-        zsys_warning ("collector/allow_plain, curve_secret_cert, authorised_certs or "
-                      "limits/handshake_timeout_ms changed; restart to apply");
+        zsys_warning ("collector/allow_plain, collector/curve_secret_cert, "
+                      "collector/authorised_certs or limits/handshake_timeout_ms changed; restart "
+                      "to apply");
     /* The folder is read again: new, rotated and revoked keys apply at once. */
     auth_summary_t summary;
     if (auth_reload (auth, &summary, err, sizeof err))
@@ -440,6 +442,25 @@ s_install_signals (sigset_t *wait_mask)
     return 0;
 }
 
+/* Once the store has met damage (a batch or a question read a value that fails its checksum),
+ * says so at once, whoever met it, then once a minute while the collector runs: it takes no
+ * batch until the store is restored. */
+static void
+s_say_damage (store_t *store, const char *state_dir, int64_t *said)
+{
+    char finding[STORE_ERR_LEN];
+    if (!store_damage (store, finding, sizeof finding))
+        return;
+    int64_t now = zclock_mono ();
+    if (*said && now - *said < 60 * 1000)
+        return;
+    *said = now;
+    zsys_error ("the store in %s is damaged (%s): no batch is applied or acknowledged until it is "
+                "restored; agents keep their batches. Run `totalplace verify --db %s`, then "
+                "restore the store from a backup (docs/operations.md)",
+                state_dir, finding, state_dir);
+}
+
 /* The init command: a new store in collector/state_dir, its id on stdout. */
 static int
 s_init_store (const collector_config_t *config)
@@ -523,7 +544,8 @@ main (int argc, char **argv)
     size_t map_size, max_map_size;
     if (__builtin_mul_overflow (config->map_size_mb, (uint64_t)1 << 20, &map_size) ||
         __builtin_mul_overflow (config->max_map_size_mb, (uint64_t)1 << 20, &max_map_size)) {
-        zsys_error ("collector/map_size_mb or max_map_size_mb is too large for this machine");
+        zsys_error ("collector/map_size_mb or collector/max_map_size_mb is too large for this "
+                    "machine");
         goto done;
     }
     store_options_t store_options = {
@@ -555,8 +577,8 @@ main (int argc, char **argv)
         zsys_warning ("collector/allow_plain = 1: no CURVE, peers are not authenticated; every "
                       "endpoint is on this host");
         if (config->curve_secret_cert || config->authorised_certs)
-            zsys_warning ("collector/curve_secret_cert and authorised_certs are ignored "
-                          "(collector/allow_plain = 1)");
+            zsys_warning ("collector/curve_secret_cert and collector/authorised_certs are "
+                          "ignored (collector/allow_plain = 1)");
     }
     else {
         auth_summary_t summary;
@@ -615,6 +637,7 @@ main (int argc, char **argv)
     last_stats_t last;
     memset (&last, 0, sizeof last);
     last.time = zclock_mono ();
+    int64_t damage_said = 0; /* zclock_mono of the last line about damage, 0 for none yet */
     while (!s_terminate) {
         struct timespec second = {1, 0};
         pselect (0, NULL, NULL, NULL, &second, &wait_mask);
@@ -627,6 +650,7 @@ main (int argc, char **argv)
         if (config->log_stats_interval &&
             zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
             s_log_stats (ingest, query, auth, &last, false);
+        s_say_damage (store, config->state_dir, &damage_said);
     }
     /* Queries first: the query thread reads the ingest server's counters and the store. */
     query_destroy (&query);

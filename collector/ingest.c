@@ -844,8 +844,11 @@ s_commit (server_t *self)
                       self->records, (double)elapsed / 1000.0);
     else if (rc && s_log_allowed (&self->store_log, self->log_level))
         zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
-                    rc == STORE_ERR_FULL ? "store full" : "store failed", applied, self->records,
-                    err);
+                    rc == STORE_ERR_FULL      ? "store full"
+                    : rc == STORE_ERR_DAMAGED ? "STORE DAMAGED"
+                    : rc == STORE_ERR_NOSPACE ? "disk full"
+                                              : "store failed",
+                    applied, self->records, err);
     s_group_clear (self);
 }
 

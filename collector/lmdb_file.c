@@ -98,12 +98,13 @@ static int
 read_meta (int fd, off_t offset, meta_t *meta, size_t *bytes_read)
 {
     unsigned char buffer[HEADER_BYTES + sizeof (meta_t)];
+    memset (meta, 0, sizeof *meta);
+    *bytes_read = 0;
     ssize_t n = pread (fd, buffer, sizeof buffer, offset);
     if (n < 0)
         return -errno;
     *bytes_read = (size_t)n;
-    page_header_t header;
-    memset (meta, 0, sizeof *meta);
+    page_header_t header = {0};
     if ((size_t)n >= HEADER_BYTES)
         memcpy (&header, buffer, HEADER_BYTES);
     memcpy (meta, buffer + HEADER_BYTES, (size_t)n > HEADER_BYTES ? (size_t)n - HEADER_BYTES : 0);
@@ -122,7 +123,7 @@ read_meta (int fd, off_t offset, meta_t *meta, size_t *bytes_read)
 static int
 read_newest_meta (int fd, const char *path, meta_t *newest, char *err, size_t err_len)
 {
-    meta_t metas[2] = {0};
+    meta_t metas[2] = {{0}};
     size_t bytes = 0;
     int rc = read_meta (fd, 0, &metas[0], &bytes);
     if (rc == 0) {

@@ -33,6 +33,8 @@ enum {
     OPT_ROLE = 1u << 16,
     OPT_BODIES = 1u << 17,
     OPT_DIR = 1u << 18,
+    OPT_INTO = 1u << 19,
+    OPT_KEEP = 1u << 20,
 };
 /* What only a question to a running collector takes. */
 #define OPT_REMOTE  (OPT_TIMEOUT | OPT_CERT | OPT_COLLECTOR_CERT | OPT_ALLOW_PLAIN)
@@ -49,6 +51,8 @@ static const struct option LONG_OPTIONS[] = {
     {"role", required_argument, NULL, OPT_ROLE},
     {"bodies", required_argument, NULL, OPT_BODIES},
     {"dir", required_argument, NULL, OPT_DIR},
+    {"into", required_argument, NULL, OPT_INTO},
+    {"keep", required_argument, NULL, OPT_KEEP},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -100,6 +104,23 @@ static const command_info_t COMMANDS[] = {
      "by outcome, records stored, map size and use) and each agent's last batch, batch count\n"
      "and last delivery (UTC). With --collector, also the running collector's ingest and query\n"
      "counters since it started.\n"},
+    {QUERY_VERIFY, "verify", 0, 0, "verify",
+     "Checks the whole store (--db only), in one read transaction, beside a running collector:\n"
+     "every value against its checksum, every record decodes and validates, every cell and\n"
+     "neighbourhood total against the total its live records make, the agents' batches against\n"
+     "the counters, and the records stored against the records accepted. Prints what differs\n"
+     "(the first 50 findings: database, key, stored and recomputed values) and a summary.\n"
+     "Exit status 0 when all agrees, 65 when anything differs.\n"},
+    {QUERY_BACKUP, "backup", OPT_INTO | OPT_KEEP, 1,
+     "backup DEST | backup --into PARENT [--keep N]",
+     "Copies the store (--db only) while the collector runs: LMDB's compacting copy into a\n"
+     "hidden folder beside DEST, synced and verified as verify does, then renamed to DEST. DEST\n"
+     "must not exist; a copy that fails or does not verify is removed, never left as DEST.\n"
+     "  --into PARENT  back up into PARENT/totalplace-YYYYMMDDTHHMMSSZ (UTC), then delete all\n"
+     "                 but the newest N folders of that name in PARENT (the nightly timer)\n"
+     "  --keep N       how many backups --into keeps (default 7)\n"
+     "Exit status 0 when the backup is in place, 65 when the copy does not verify (verify the\n"
+     "store), 73 when DEST exists, 74 when the disk is full, 1 on other errors.\n"},
     {QUERY_KEYGEN, "keygen", OPT_ROLE | OPT_BODIES | OPT_DIR, 1,
      "keygen NAME --role agent|query|collector [--bodies ID[,ID...]] [--dir DIR]",
      "Makes a CURVE certificate pair: DIR/NAME.cert (public: give it to the collector, or for\n"
@@ -273,6 +294,21 @@ apply_option (query_args_t *args, unsigned bit, const char *value, char *err, si
             return fail (err, err_len, "--dir needs a folder");
         args->keygen_dir = value;
         return 0;
+    case OPT_INTO:
+        if (!*value)
+            return fail (err, err_len, "--into needs a folder");
+        args->backup_into = value;
+        return 0;
+    case OPT_KEEP: {
+        char *end = NULL;
+        errno = 0;
+        long keep = strtol (value, &end, 10);
+        if (!*value || *end || errno || keep < 1 || keep > QUERY_MAX_KEEP)
+            return fail (err, err_len, "--keep %.64s: give how many backups to keep, 1 to %d",
+                         value, QUERY_MAX_KEEP);
+        args->backup_keep = (unsigned)keep;
+        return 0;
+    }
     case OPT_FORMAT:
         if (report_format_parse (value, &args->format))
             return fail (err, err_len, "--format %.64s: use table, csv or json", value);
@@ -348,6 +384,16 @@ check_operands (query_args_t *args, const command_info_t *info, char **operands,
         }
         return 0;
     }
+    if (info->command == QUERY_BACKUP) {
+        if (args->backup_into && operand_count)
+            return fail (err, err_len, "backup takes DEST or --into PARENT, not both");
+        if (!args->backup_into && operand_count != 1)
+            return fail (err, err_len,
+                         "backup needs DEST (a folder that does not exist yet) or "
+                         "--into PARENT");
+        args->backup_dest = operand_count ? operands[0] : NULL;
+        return 0;
+    }
     if (operand_count != info->operands) {
         if (info->operands == 0)
             return fail (err, err_len, "%s takes no arguments, got \"%.64s\"", info->name,
@@ -372,8 +418,10 @@ check_operands (query_args_t *args, const command_info_t *info, char **operands,
 int
 query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len)
 {
-    *args = (query_args_t){
-        .format = REPORT_TABLE, .timeout_ms = QUERY_DEFAULT_TIMEOUT_MS, .filter = {.poolable = -1}};
+    *args = (query_args_t){.format = REPORT_TABLE,
+                           .timeout_ms = QUERY_DEFAULT_TIMEOUT_MS,
+                           .filter = {.poolable = -1},
+                           .backup_keep = QUERY_DEFAULT_KEEP};
     /* Known before parsing so that a bad option's usage names the command it was meant for. */
     for (int i = 1; i < argc && args->command == QUERY_NONE; i++) {
         const command_info_t *info = find_command (argv[i]);
@@ -446,6 +494,18 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
         if ((given & bit & OPT_REMOTE) && !args->collector)
             return fail (err, err_len, "option --%s applies only with --collector",
                          option_name (bit));
+    if (info->command == QUERY_VERIFY || info->command == QUERY_BACKUP) {
+        if (args->collector)
+            return fail (err, err_len,
+                         "%s reads the store folder itself: give --db DIR (it runs beside the "
+                         "collector), not --collector",
+                         info->name);
+        if (!args->db)
+            return fail (err, err_len, "%s needs --db DIR, the collector's store folder",
+                         info->name);
+        if ((given & OPT_KEEP) && !(given & OPT_INTO))
+            return fail (err, err_len, "option --keep applies only with --into");
+    }
     if (info->command == QUERY_KEYGEN) {
         if (!(given & OPT_ROLE))
             return fail (err, err_len, "keygen needs --role agent, query or collector");
@@ -505,8 +565,10 @@ query_args_help (FILE *out, query_command_t command)
     fputs ("\nExit status: 0 answered; 1 could not answer (unknown neighbourhood or record, no\n"
            "answer from the collector in time, the collector refused our key, an I/O error;\n"
            "keygen: could not write); 2 the command line is wrong; --db: 78 no store in the\n"
-           "folder or one of a format this version does not use, 65 a damaged store.\n"
-           "More: man totalplace, docs/query.md.\n",
+           "folder or one of a format this version does not use, 65 a damaged store (also a\n"
+           "value that fails its checksum when read, and verify finding anything that\n"
+           "differs); backup: 73 DEST exists, 74 the disk is full.\n"
+           "More: man totalplace, docs/query.md, docs/operations.md.\n",
            out);
 }
 

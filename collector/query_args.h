@@ -28,8 +28,14 @@ typedef enum {
     QUERY_POOLING,
     QUERY_RECORD,
     QUERY_STATS,
+    QUERY_VERIFY,
+    QUERY_BACKUP,
     QUERY_KEYGEN,
 } query_command_t;
+
+/* What backup keeps by default with --into. */
+#define QUERY_DEFAULT_KEEP 7
+#define QUERY_MAX_KEEP     10000
 
 /* Every pointer points into argv (or at a static string): valid while argv is. */
 typedef struct {
@@ -53,6 +59,9 @@ typedef struct {
     curve_role_t keygen_role;   /* keygen: --role */
     const char *keygen_bodies;  /* keygen: --bodies LIST (role agent) */
     const char *keygen_dir;     /* keygen: --dir DIR, NULL for the current folder */
+    const char *backup_dest;    /* backup: DEST, NULL with --into */
+    const char *backup_into;    /* backup: --into PARENT, NULL with DEST */
+    unsigned backup_keep;       /* backup: --keep N (with --into), QUERY_DEFAULT_KEEP by default */
 } query_args_t;
 
 /* Parses argv. Global options (--db, --collector, --timeout, --cert, --collector-cert,
@@ -62,8 +71,10 @@ typedef struct {
  * (settings_check_endpoint), timeouts (1 to QUERY_MAX_TIMEOUT_MS), the security options (only
  * with --collector), keygen's name, role and bodies (curve_check_bodies), and that each option
  * applies to the subcommand and is given once. keygen takes none of the global options but help
- * and version. Does not require --db or --collector, nor certificates: the caller decides once
- * help and version are handled (and the environment is read). Returns 0, or -1 with a message in
+ * and version. verify and backup read the store folder itself: they need --db and refuse
+ * --collector; backup takes DEST, or --into PARENT with an optional --keep. Does not otherwise
+ * require --db or --collector, nor certificates: the caller decides once help and version are
+ * handled (and the environment is read). Returns 0, or -1 with a message in
  * err naming the option or word at fault (the caller adds the usage). Uses getopt_long, so it is
  * not thread-safe; it resets getopt's state and may be called again. */
 int query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len);

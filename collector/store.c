@@ -9,15 +9,19 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lmdb_file.h"
 #include "period.h"
+#include "quoted_text.h"
+#include "report.h"
 
 /* Key layout (see docs/architecture.md). Fields are joined by the ASCII unit separator, which
  * wire_validate_record forbids inside any field, so keys split back unambiguously. Cells are
@@ -32,13 +36,15 @@
  *                   "format"                          -> format version, decimal text ("1")
  *                   "store_id"                        -> 32 lowercase hex digits
  *                   "created"                         -> unix seconds, decimal text
- * The identity is text so that mdb_dump shows it and any future version can read its format. */
+ * Every value above is followed by its checksum (store_checksum.h, STORE_CHECKSUM_BYTES), checked
+ * on every read. The identity is text so that mdb_dump shows it and any future version can read
+ * its format: that layout (decimal text, then the checksum) is the same in every format. */
 #define KEY_SEPARATOR '\x1f'
 enum { CELL_PERIOD, CELL_NEIGHBOURHOOD, CELL_BODY, CELL_SERVICE, CELL_POOLABLE, CELL_FIELDS };
 #define MAX_KEY_BYTES 511 /* LMDB's default maximum key size */
 
-#define DEFAULT_MAP_SIZE ((size_t) 1 << 30)
-#define DEFAULT_MAX_MAP_SIZE ((size_t) 1 << 40)
+#define DEFAULT_MAP_SIZE     ((size_t)1 << 30)
+#define DEFAULT_MAX_MAP_SIZE ((size_t)1 << 40)
 
 typedef struct {
     uint64_t last_batch_seq;
@@ -58,10 +64,22 @@ static const char CREATED_KEY[] = "created";
 typedef struct _apply_memory_t apply_memory_t;
 static void apply_memory_free (apply_memory_t **memory_p);
 
+/* Bytes of a value: its payload, then its checksum. */
+#define AMOUNT_VALUE_BYTES   (sizeof (store_amount_t) + STORE_CHECKSUM_BYTES)
+#define AGENT_VALUE_BYTES    (sizeof (agent_value_t) + STORE_CHECKSUM_BYTES)
+#define COUNTERS_VALUE_BYTES (sizeof (counters_value_t) + STORE_CHECKSUM_BYTES)
+#define META_TEXT_MAX        64 /* the longest identity value */
+
 struct _store_t {
     MDB_env *env;
     MDB_dbi records, cells, neighbourhoods, agents, meta;
+    char *path;
     bool read_only;
+    /* Set once any thread meets damage; store_apply then refuses. finding says what was met
+     * first, under damage_lock. */
+    atomic_bool damaged;
+    pthread_mutex_t damage_lock;
+    char finding[STORE_ERR_LEN / 2];
     size_t max_map_size;
     /* Readers hold it shared for the life of a read transaction; growing the map takes it
      * exclusively, because LMDB requires no live transaction in this process while resizing. */
@@ -105,6 +123,267 @@ store_outcome_name (store_outcome_t outcome)
     return "unknown";
 }
 
+/* ---------------------------------------------------------------- damage and checked values */
+
+static MDB_dbi
+dbi_of (const store_t *self, store_db_t db)
+{
+    switch (db) {
+    case STORE_DB_RECORDS:
+        return self->records;
+    case STORE_DB_CELLS:
+        return self->cells;
+    case STORE_DB_NEIGHBOURHOODS:
+        return self->neighbourhoods;
+    case STORE_DB_AGENTS:
+        return self->agents;
+    case STORE_DB_META:
+    case STORE_DB_COUNT:
+        break;
+    }
+    return self->meta;
+}
+
+/* Length of the valid UTF-8 sequence of 2 to 4 bytes at p (at most left bytes), 0 if none. */
+static size_t
+utf8_sequence (const unsigned char *p, size_t left)
+{
+    size_t len = p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
+    if (p[0] >= 0xF5 || len == 0 || len > left)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    /* Overlong three- and four-byte forms, surrogates and code points past U+10FFFF. */
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) ||
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* The text of the key byte at bytes[i] (and the bytes it takes) into piece; returns its length. */
+static size_t
+key_piece (const unsigned char *bytes, size_t len, size_t i, char piece[8], size_t *take)
+{
+    *take = 1;
+    if (bytes[i] == (unsigned char)KEY_SEPARATOR)
+        piece[0] = '|';
+    else if (bytes[i] >= 0x20 && bytes[i] < 0x7F)
+        piece[0] = (char)bytes[i];
+    else if ((*take = utf8_sequence (bytes + i, len - i)) != 0) {
+        memcpy (piece, bytes + i, *take);
+        return *take;
+    }
+    else {
+        *take = 1;
+        return (size_t)snprintf (piece, 8, "\\x%02x", bytes[i]);
+    }
+    return 1;
+}
+
+const char *
+store_key_text (const void *key, size_t key_len, char *out, size_t out_len)
+{
+    const unsigned char *bytes = key;
+    char piece[8];
+    size_t take, whole = 0;
+    for (size_t i = 0; i < key_len; i += take)
+        whole += key_piece (bytes, key_len, i, piece, &take);
+    /* Cut only a text that does not fit, keeping room for "..." and the NUL. */
+    size_t room = whole < out_len ? out_len - 1 : out_len - 4, o = 0;
+    for (size_t i = 0; i < key_len; i += take) {
+        size_t piece_len = key_piece (bytes, key_len, i, piece, &take);
+        if (o + piece_len > room)
+            break;
+        memcpy (out + o, piece, piece_len);
+        o += piece_len;
+    }
+    if (whole >= out_len) {
+        memcpy (out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void
+note_damage (store_t *self, const char *finding)
+{
+    pthread_mutex_lock (&self->damage_lock);
+    if (!atomic_load (&self->damaged)) {
+        snprintf (self->finding, sizeof self->finding, "%s", finding);
+        atomic_store (&self->damaged, true);
+    }
+    pthread_mutex_unlock (&self->damage_lock);
+}
+
+bool
+store_damage (store_t *self, char *finding, size_t finding_len)
+{
+    if (!atomic_load (&self->damaged))
+        return false;
+    if (finding && finding_len) {
+        pthread_mutex_lock (&self->damage_lock);
+        snprintf (finding, finding_len, "%s", self->finding);
+        pthread_mutex_unlock (&self->damage_lock);
+    }
+    return true;
+}
+
+/* Remembers damage of db at key (NULL: the database as a whole) and fills err with what was found,
+ * where, and what to do. Returns STORE_ERR_DAMAGED. */
+static int damaged (store_t *self, store_db_t db, const void *key, size_t key_len, char *err,
+                    size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 7, 8)));
+
+static int
+damaged (store_t *self, store_db_t db, const void *key, size_t key_len, char *err, size_t err_len,
+         const char *format, ...)
+{
+    char what[192], key_text[160], finding[sizeof self->finding];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (what, sizeof what, format, args);
+    va_end (args);
+    if (db >= STORE_DB_COUNT)
+        snprintf (finding, sizeof finding, "the store %s", what);
+    else if (key)
+        snprintf (finding, sizeof finding, "the value of key \"%s\" in database \"%s\" %s",
+                  store_key_text (key, key_len, key_text, sizeof key_text), store_db_name (db),
+                  what);
+    else
+        snprintf (finding, sizeof finding, "database \"%s\" %s", store_db_name (db), what);
+    note_damage (self, finding);
+    return fail (err, err_len, STORE_ERR_DAMAGED,
+                 "the store in %s is damaged: %s; nothing was read from it. Run `totalplace "
+                 "verify --db %s`, then restore the store from a backup (docs/operations.md)",
+                 self->path, finding, self->path);
+}
+
+/* Below this many free bytes, an EIO from a write is taken for a full disk: LMDB reports a
+ * short write as EIO, and a short write leaves next to nothing free. */
+#define DISK_FULL_BELOW_BYTES (64LL << 20)
+
+/* Free bytes of the filesystem holding path, for messages; -1 when unknown. */
+static long long
+free_bytes (const char *path)
+{
+    struct statvfs fs;
+    if (statvfs (path, &fs) != 0)
+        return -1;
+    return (long long)fs.f_bavail * (long long)fs.f_frsize;
+}
+
+/* A failed write: the disk is full when the system says so (ENOSPC, EDQUOT), or when LMDB reports
+ * a short write as EIO and the filesystem has next to nothing left. */
+static bool
+disk_full (int rc, const char *path)
+{
+    if (rc == ENOSPC || rc == EDQUOT)
+        return true;
+    long long left = free_bytes (path);
+    return rc == EIO && left >= 0 && left < DISK_FULL_BELOW_BYTES;
+}
+
+/* LMDB's verdicts that the file's B-trees are broken, as opposed to a failure of the moment. */
+static bool
+tree_damage (int rc)
+{
+    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID;
+}
+
+/* An LMDB failure while reading db at key (NULL when walking it from its start). */
+static int
+read_failed (store_t *self, int rc, store_db_t db, const void *key, size_t key_len, char *err,
+             size_t err_len)
+{
+    if (tree_damage (rc))
+        return damaged (self, db, key, key_len, err, err_len,
+                        "cannot be read: LMDB reports its tree corrupt (%s)", mdb_strerror (rc));
+    return fail (err, err_len, STORE_ERR, "cannot read database \"%s\" of the store in %s: %s",
+                 store_db_name (db), self->path, mdb_strerror (rc));
+}
+
+/* Checks a value read from db under key: its checksum, then (size > 0) its payload's size. Sets
+ * *payload to the bytes before the checksum. hash_key may be NULL (derived here), or given when
+ * the caller writes the value back. Returns 0, or -1 with what is wrong in what. */
+static int
+check_value (store_db_t db, const MDB_val *key, const MDB_val *value, size_t size,
+             const store_checksum_key_t *hash_key, MDB_val *payload, char *what, size_t what_len)
+{
+    *payload = (MDB_val){0, NULL};
+    store_checksum_key_t derived;
+    if (!hash_key) {
+        store_checksum_key (db, key->mv_data, key->mv_size, &derived);
+        hash_key = &derived;
+    }
+    size_t len = 0;
+    int rc = store_checksum_open (hash_key, value->mv_data, value->mv_size, &len);
+    if (rc == STORE_CHECKSUM_SHORT)
+        snprintf (what, what_len, "has %zu bytes, too few to hold its checksum", value->mv_size);
+    else if (rc)
+        snprintf (what, what_len, "fails its checksum");
+    else if (size && len != size)
+        snprintf (what, what_len, "has %zu bytes, not %zu", value->mv_size,
+                  size + STORE_CHECKSUM_BYTES);
+    else {
+        *payload = (MDB_val){len, value->mv_data};
+        return 0;
+    }
+    return -1;
+}
+
+/* check_value, remembering damage and filling err. */
+static int
+open_value (store_t *self, store_db_t db, const MDB_val *key, const MDB_val *value, size_t size,
+            const store_checksum_key_t *hash_key, MDB_val *payload, char *err, size_t err_len)
+{
+    char what[96];
+    if (check_value (db, key, value, size, hash_key, payload, what, sizeof what) == 0)
+        return 0;
+    return damaged (self, db, key->mv_data, key->mv_size, err, err_len, "%s", what);
+}
+
+/* Reads a fixed-size value of db at key into out (size bytes). Returns 0, MDB_NOTFOUND (out
+ * untouched), or an error code with a message. */
+static int
+get_fixed (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key, void *out, size_t size,
+           char *err, size_t err_len)
+{
+    MDB_val value, payload;
+    int rc = mdb_get (txn, dbi_of (self, db), (MDB_val *)key, &value);
+    if (rc == MDB_NOTFOUND)
+        return rc;
+    if (rc)
+        return read_failed (self, rc, db, key->mv_data, key->mv_size, err, err_len);
+    rc = open_value (self, db, key, &value, size, NULL, &payload, err, err_len);
+    if (rc == 0)
+        memcpy (out, payload.mv_data, size);
+    return rc;
+}
+
+/* Puts len bytes of payload and their checksum at key (flags as mdb_put's, or mdb_cursor_put's
+ * when cursor is given). hash_key may be NULL. Returns LMDB's code. */
+static int
+put_value (MDB_txn *txn, MDB_cursor *cursor, MDB_dbi dbi, store_db_t db, MDB_val *key,
+           const void *payload, size_t len, const store_checksum_key_t *hash_key,
+           unsigned int flags)
+{
+    unsigned char buffer[META_TEXT_MAX + 64 + STORE_CHECKSUM_BYTES];
+    if (len > sizeof buffer - STORE_CHECKSUM_BYTES)
+        return MDB_BAD_VALSIZE;
+    store_checksum_key_t derived;
+    if (!hash_key) {
+        store_checksum_key (db, key->mv_data, key->mv_size, &derived);
+        hash_key = &derived;
+    }
+    memcpy (buffer, payload, len);
+    store_checksum_seal (hash_key, buffer, len);
+    MDB_val value = {len + STORE_CHECKSUM_BYTES, buffer};
+    return cursor ? mdb_cursor_put (cursor, key, &value, flags)
+                  : mdb_put (txn, dbi, key, &value, flags);
+}
+
 /* ---------------------------------------------------------------- opening and closing */
 
 int
@@ -118,6 +397,8 @@ store_exit_status (int code)
         return 65; /* EX_DATAERR */
     case STORE_ERR_EXISTS:
         return 73; /* EX_CANTCREAT */
+    case STORE_ERR_NOSPACE:
+        return 74; /* EX_IOERR */
     default:
         return 1;
     }
@@ -145,8 +426,9 @@ open_databases (store_t *self, MDB_txn *txn, bool create, const char *path, char
                          "init`",
                          path, databases[i].name);
         if (rc)
-            return fail (err, err_len, STORE_ERR, "cannot open database \"%s\" in %s: %s",
-                         databases[i].name, path, mdb_strerror (rc));
+            return fail (err, err_len, tree_damage (rc) ? STORE_ERR_DAMAGED : STORE_ERR,
+                         "cannot open database \"%s\" in %s: %s", databases[i].name, path,
+                         mdb_strerror (rc));
     }
     return 0;
 }
@@ -170,20 +452,27 @@ parse_meta_number (const MDB_val *value, uint64_t max, uint64_t *number)
     return 0;
 }
 
+/* Reads the identity value name from meta: 0 with its text in *value; MDB_NOTFOUND; or an error
+ * (a value failing its checksum is damage). */
 static int
-get_meta (MDB_txn *txn, MDB_dbi meta, const char *name, MDB_val *value)
+get_meta (store_t *self, MDB_txn *txn, const char *name, MDB_val *value, char *err, size_t err_len)
 {
-    MDB_val key = {strlen (name), (void *)name};
-    return mdb_get (txn, meta, &key, value);
+    MDB_val key = {strlen (name), (void *)name}, stored;
+    int rc = mdb_get (txn, self->meta, &key, &stored);
+    if (rc == MDB_NOTFOUND)
+        return rc;
+    if (rc)
+        return read_failed (self, rc, STORE_DB_META, key.mv_data, key.mv_size, err, err_len);
+    return open_value (self, STORE_DB_META, &key, &stored, 0, NULL, value, err, err_len);
 }
 
 /* Reads the identity and checks that this binary uses its format (docs/architecture.md). */
 static int
-read_identity (MDB_txn *txn, MDB_dbi meta, const char *path, store_identity_t *identity, char *err,
-               size_t err_len)
+read_identity (store_t *self, MDB_txn *txn, store_identity_t *identity, char *err, size_t err_len)
 {
+    const char *path = self->path;
     MDB_val value;
-    int rc = get_meta (txn, meta, FORMAT_KEY, &value);
+    int rc = get_meta (self, txn, FORMAT_KEY, &value, err, err_len);
     if (rc == MDB_NOTFOUND)
         return fail (err, err_len, STORE_ERR_FORMAT,
                      "the store in %s has no identity: it was made before stores had one "
@@ -193,8 +482,7 @@ read_identity (MDB_txn *txn, MDB_dbi meta, const char *path, store_identity_t *i
                      "nothing counts twice (docs/operations.md)",
                      path, STORE_FORMAT_VERSION);
     if (rc)
-        return fail (err, err_len, STORE_ERR, "cannot read the identity of the store in %s: %s",
-                     path, mdb_strerror (rc));
+        return rc;
     uint64_t format;
     if (parse_meta_number (&value, UINT32_MAX, &format))
         return fail (err, err_len, STORE_ERR_DAMAGED,
@@ -213,19 +501,22 @@ read_identity (MDB_txn *txn, MDB_dbi meta, const char *path, store_identity_t *i
                      path, (unsigned long long)format, STORE_FORMAT_VERSION);
     identity->format = (uint32_t)format;
 
-    rc = get_meta (txn, meta, STORE_ID_KEY, &value);
+    rc = get_meta (self, txn, STORE_ID_KEY, &value, err, err_len);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
     bool sound = rc == 0 && value.mv_size == STORE_ID_HEX_LEN - 1;
     for (size_t i = 0; sound && i < value.mv_size; i++) {
         char c = ((const char *)value.mv_data)[i];
         sound = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
     }
     uint64_t created = 0;
-    MDB_val created_value;
     if (sound) {
         memcpy (identity->store_id, value.mv_data, value.mv_size);
         identity->store_id[value.mv_size] = '\0';
-        sound = get_meta (txn, meta, CREATED_KEY, &created_value) == 0 &&
-                parse_meta_number (&created_value, INT64_MAX, &created) == 0;
+        rc = get_meta (self, txn, CREATED_KEY, &value, err, err_len);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        sound = rc == 0 && parse_meta_number (&value, INT64_MAX, &created) == 0;
     }
     if (!sound)
         return fail (err, err_len, STORE_ERR_DAMAGED,
@@ -308,16 +599,28 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
     size_t map_size = options->map_size ? options->map_size : DEFAULT_MAP_SIZE;
     if (map_size > self->max_map_size)
         self->max_map_size = map_size;
+    self->path = strdup (options->path);
+    if (!self->path) {
+        free (self);
+        *code = fail (err, err_len, STORE_ERR, "out of memory");
+        return NULL;
+    }
     if (pthread_rwlock_init (&self->resize_lock, NULL) != 0) {
+        free (self->path);
         free (self);
         *code = fail (err, err_len, STORE_ERR, "cannot create lock");
         return NULL;
     }
+    if (pthread_mutex_init (&self->damage_lock, NULL) != 0) {
+        *code = fail (err, err_len, STORE_ERR, "cannot create lock");
+        goto err_lock;
+    }
+    atomic_init (&self->damaged, false);
     int rc = mdb_env_create (&self->env);
     if (rc) {
         *code =
             fail (err, err_len, STORE_ERR, "cannot create LMDB environment: %s", mdb_strerror (rc));
-        goto err_lock;
+        goto err_mutex;
     }
     mdb_env_set_maxdbs (self->env, 8);
     mdb_env_set_mapsize (self->env, map_size);
@@ -345,7 +648,7 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
     }
     *code = open_databases (self, txn, false, options->path, err, err_len);
     if (*code == 0)
-        *code = read_identity (txn, self->meta, options->path, &self->identity, err, err_len);
+        *code = read_identity (self, txn, &self->identity, err, err_len);
     if (*code) {
         mdb_txn_abort (txn);
         goto err_env;
@@ -360,8 +663,11 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
 
 err_env:
     mdb_env_close (self->env);
+err_mutex:
+    pthread_mutex_destroy (&self->damage_lock);
 err_lock:
     pthread_rwlock_destroy (&self->resize_lock);
+    free (self->path);
     free (self);
     return NULL;
 }
@@ -395,8 +701,8 @@ create_in (const char *dir, const store_identity_t *identity, char *err, size_t 
     const char *values[] = {format, identity->store_id, created};
     for (size_t i = 0; rc == 0 && i < 3; i++) {
         MDB_val key = {strlen (keys[i]), (void *)keys[i]};
-        MDB_val value = {strlen (values[i]), (void *)values[i]};
-        rc = mdb_put (txn, scratch.meta, &key, &value, MDB_NOOVERWRITE);
+        rc = put_value (txn, NULL, scratch.meta, STORE_DB_META, &key, values[i], strlen (values[i]),
+                        NULL, MDB_NOOVERWRITE);
         if (rc)
             rc = fail (err, err_len, STORE_ERR, "cannot write the store's %s: %s", keys[i],
                        mdb_strerror (rc));
@@ -540,7 +846,9 @@ store_destroy (store_t **self_p)
     store_t *self = *self_p;
     apply_memory_free (&self->memory);
     mdb_env_close (self->env);
+    pthread_mutex_destroy (&self->damage_lock);
     pthread_rwlock_destroy (&self->resize_lock);
+    free (self->path);
     free (self);
     *self_p = NULL;
 }
@@ -574,10 +882,11 @@ record_key (char *out, size_t out_len, const char *body_id, const char *record_i
 static size_t
 cell_key (char *out, size_t out_len, const Totalplace__SpendingRecord *record)
 {
-    const char *parts[CELL_FIELDS] = {
-      [CELL_PERIOD] = record->period,   [CELL_NEIGHBOURHOOD] = record->neighbourhood,
-      [CELL_BODY] = record->body_id,    [CELL_SERVICE] = record->service,
-      [CELL_POOLABLE] = record->poolable ? "Y" : "N"};
+    const char *parts[CELL_FIELDS] = {[CELL_PERIOD] = record->period,
+                                      [CELL_NEIGHBOURHOOD] = record->neighbourhood,
+                                      [CELL_BODY] = record->body_id,
+                                      [CELL_SERVICE] = record->service,
+                                      [CELL_POOLABLE] = record->poolable ? "Y" : "N"};
     return join_key (out, out_len, parts, CELL_FIELDS);
 }
 
@@ -625,7 +934,7 @@ typedef struct {
 } total_t;
 
 /* Keys are copied into chunks that never move, so pointers into them stay valid. */
-#define KEY_CHUNK_BYTES ((size_t) 256 * 1024)
+#define KEY_CHUNK_BYTES ((size_t)256 * 1024)
 
 /* Working memory of store_apply, kept between groups so the single writer does not allocate and
  * fault in fresh pages for every group. */
@@ -634,7 +943,7 @@ struct _apply_memory_t {
     size_t chunk_count, chunk_capacity, chunk_current, chunk_used;
     total_t *totals;
     size_t total_count, total_capacity;
-    uint32_t *slots; /* open addressing: index + 1 into totals, 0 when free */
+    uint32_t *slots;   /* open addressing: index + 1 into totals, 0 when free */
     size_t slot_count; /* a power of two, at least twice total_count */
 };
 
@@ -655,8 +964,8 @@ typedef struct {
     size_t undo_count;
 } apply_state_t;
 
-#define APPLY_MAP_FULL 1
-#define APPLY_NEEDS_EXACT 2 /* the fast path cannot rule out an overflow: apply in exact mode */
+#define APPLY_MAP_FULL         1
+#define APPLY_NEEDS_EXACT      2 /* the fast path cannot rule out an overflow: apply in exact mode */
 #define CONTRIBUTION_OVERFLOWS 3 /* exact mode: this record would overflow a total */
 
 static void
@@ -719,7 +1028,7 @@ hash_key (const char *key, size_t len, bool cell)
 {
     uint64_t hash = cell ? UINT64_C (0xcbf29ce484222325) : UINT64_C (0x84222325cbf29ce4);
     for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (uint8_t) key[i]) * UINT64_C (0x100000001b3);
+        hash = (hash ^ (uint8_t)key[i]) * UINT64_C (0x100000001b3);
     return hash ^ (hash >> 29);
 }
 
@@ -735,20 +1044,11 @@ grow_slots (apply_memory_t *memory)
         size_t slot = memory->totals[i].hash & (count - 1);
         while (slots[slot])
             slot = (slot + 1) & (count - 1);
-        slots[slot] = (uint32_t) (i + 1);
+        slots[slot] = (uint32_t)(i + 1);
     }
     free (memory->slots);
     memory->slots = slots;
     memory->slot_count = count;
-    return 0;
-}
-
-static int
-read_amount (const MDB_val *value, store_amount_t *amount)
-{
-    if (value->mv_size != sizeof *amount)
-        return -1;
-    memcpy (amount, value->mv_data, sizeof *amount);
     return 0;
 }
 
@@ -765,8 +1065,8 @@ touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, s
     size_t mask = memory->slot_count - 1, slot = hash & mask;
     for (; memory->slots[slot]; slot = (slot + 1) & mask) {
         total_t *total = &memory->totals[memory->slots[slot] - 1];
-        if (total->hash == hash && total->cell == cell && total->key_len == key_len
-            && memcmp (total->key, key, key_len) == 0) {
+        if (total->hash == hash && total->cell == cell && total->key_len == key_len &&
+            memcmp (total->key, key, key_len) == 0) {
             *index = memory->slots[slot] - 1;
             return 0;
         }
@@ -780,20 +1080,19 @@ touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, s
         memory->total_capacity = capacity;
     }
     total_t *total = &memory->totals[memory->total_count];
-    *total = (total_t){.hash = hash, .key_len = (uint32_t) key_len, .cell = cell};
+    *total = (total_t){.hash = hash, .key_len = (uint32_t)key_len, .cell = cell};
     total->key = copy_key (memory, key, key_len);
     if (!total->key)
         return fail (err, err_len, STORE_ERR, "out of memory");
     if (state->exact) {
-        MDB_val k = {key_len, (void *) total->key}, v;
-        MDB_dbi dbi = cell ? state->store->cells : state->store->neighbourhoods;
-        int rc = mdb_get (state->txn, dbi, &k, &v);
-        if (rc == 0 && read_amount (&v, &total->value))
-            return fail (err, err_len, STORE_ERR, "corrupt total for key \"%s\"", total->key);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return fail (err, err_len, STORE_ERR, "cannot read total: %s", mdb_strerror (rc));
+        MDB_val k = {key_len, (void *)total->key};
+        int rc =
+            get_fixed (state->store, state->txn, cell ? STORE_DB_CELLS : STORE_DB_NEIGHBOURHOODS,
+                       &k, &total->value, sizeof total->value, err, err_len);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
     }
-    memory->slots[slot] = (uint32_t) (memory->total_count + 1);
+    memory->slots[slot] = (uint32_t)(memory->total_count + 1);
     *index = memory->total_count++;
     return 0;
 }
@@ -836,10 +1135,10 @@ add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record
         int64_t *amount_side = delta.amount_pence >= 0 ? &plus.amount_pence : &minus.amount_pence;
         int64_t *records_side = delta.records >= 0 ? &plus.records : &minus.records;
         if (__builtin_add_overflow (total->value.amount_pence, delta.amount_pence,
-                                    &next.amount_pence)
-            || __builtin_add_overflow (total->value.records, delta.records, &next.records)
-            || __builtin_add_overflow (*amount_side, delta.amount_pence, amount_side)
-            || __builtin_add_overflow (*records_side, delta.records, records_side))
+                                    &next.amount_pence) ||
+            __builtin_add_overflow (total->value.records, delta.records, &next.records) ||
+            __builtin_add_overflow (*amount_side, delta.amount_pence, amount_side) ||
+            __builtin_add_overflow (*records_side, delta.records, records_side))
             return state->exact ? CONTRIBUTION_OVERFLOWS : APPLY_NEEDS_EXACT;
         state->undo[state->undo_count++] =
             (undo_entry_t){targets[i], total->value, total->plus, total->minus};
@@ -850,20 +1149,127 @@ add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record
     return 0;
 }
 
+/* Appends text to the used bytes of out, as much as fits with the NUL; returns the new length. */
+static size_t
+append_text (char *out, size_t out_len, size_t used, const char *text)
+{
+    size_t len = strlen (text);
+    if (used + len >= out_len)
+        len = out_len - 1 - used;
+    memcpy (out + used, text, len);
+    out[used + len] = '\0';
+    return used + len;
+}
+
+/* Quotes text as quoted_text_cut does, keeping at most keep bytes from byte start on, after a
+ * "..." when start is past its beginning. */
+static const char *
+quote_from (const char *text, size_t start, size_t keep, char *out, size_t out_len)
+{
+    if (start == 0)
+        return quoted_text_cut (text, keep, out, out_len);
+    char rest[QUOTED_TEXT_LEN];
+    quoted_text_cut (text + start, keep - 3, rest, sizeof rest);
+    size_t used = append_text (out, out_len, 0, "\"...");
+    append_text (out, out_len, used, rest + 1);
+    return out;
+}
+
+static const char CONFLICT_ADVICE[] =
+    "; correction? raise revision; ids repeated on lines? input/repeated_ids = lines";
+
+/* The reason of a conflict: the first field in which the record sent differs from the one stored
+ * at the same revision, with both values, and the two usual causes (a correction sent without a
+ * higher revision; an export repeating one transaction number on several lines, which the agent
+ * reads with input/repeated_ids = lines). Quotes are cut so that the whole fits reason_len. */
+static void
+describe_conflict (const Totalplace__SpendingRecord *stored, const Totalplace__SpendingRecord *sent,
+                   char *reason, size_t reason_len)
+{
+    const char *field = "content", *was = "", *now = "";
+    char was_text[REPORT_POUNDS_LEN], now_text[REPORT_POUNDS_LEN];
+    bool text = true;
+    struct {
+        const char *name, *stored, *sent;
+    } texts[] = {{"neighbourhood", stored->neighbourhood, sent->neighbourhood},
+                 {"service", stored->service, sent->service},
+                 {"period", stored->period, sent->period},
+                 {"supplier", stored->supplier, sent->supplier},
+                 {"description", stored->description, sent->description}};
+    if (stored->amount_pence != sent->amount_pence) {
+        field = "amount";
+        was = report_pounds (stored->amount_pence, false, was_text, sizeof was_text);
+        now = report_pounds (sent->amount_pence, false, now_text, sizeof now_text);
+        text = false;
+    }
+    else if (stored->poolable != sent->poolable || stored->withdrawn != sent->withdrawn) {
+        field = stored->poolable != sent->poolable ? "poolable" : "withdrawn";
+        bool a = stored->poolable != sent->poolable ? stored->poolable : stored->withdrawn;
+        was = a ? "yes" : "no";
+        now = a ? "no" : "yes";
+        text = false;
+    }
+    else
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+            if (strcmp (texts[i].stored ? texts[i].stored : "",
+                        texts[i].sent ? texts[i].sent : "")) {
+                field = texts[i].name;
+                was = texts[i].stored ? texts[i].stored : "";
+                now = texts[i].sent ? texts[i].sent : "";
+                break;
+            }
+    char was_quoted[QUOTED_TEXT_LEN], now_quoted[QUOTED_TEXT_LEN];
+    if (text) {
+        /* What is left of the line once the words are written, shared by the two quotes; each
+         * quote adds its two marks and "..." to the text it keeps. */
+        size_t fixed =
+            strlen ("conflict:  stored , sent ") + strlen (field) + sizeof CONFLICT_ADVICE - 1;
+        size_t each = reason_len > fixed + 1 ? (reason_len - 1 - fixed) / 2 : 0;
+        size_t keep = each > 5 ? each - 5 : 0;
+        if (keep > QUOTED_TEXT_MAX)
+            keep = QUOTED_TEXT_MAX;
+        /* Texts that differ only past what a quote keeps are quoted from a little before the
+         * first byte that differs, so that the two quotes show the difference. */
+        size_t start = 0;
+        while (was[start] && was[start] == now[start])
+            start++;
+        if (keep > 8 && start + 4 > keep) {
+            start = start + 4 - (keep - 3); /* the quote ends four bytes past the difference */
+            while (start > 0 && ((unsigned char)was[start] & 0xC0) == 0x80)
+                start--;
+        }
+        else
+            start = 0;
+        was = quote_from (was, start, keep, was_quoted, sizeof was_quoted);
+        now = quote_from (now, start, keep, now_quoted, sizeof now_quoted);
+    }
+    const char *parts[] = {"conflict: ", field, " stored ", was, ", sent ", now, CONFLICT_ADVICE};
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        used = append_text (reason, reason_len, used, parts[i]);
+}
+
 /* Decides and applies one (valid) record whose records key is key. Returns 0, APPLY_MAP_FULL,
  * APPLY_NEEDS_EXACT, or a negative error. */
 static int
 apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, const char *key,
               size_t key_len, store_result_t *result, char *err, size_t err_len)
 {
-    MDB_val k = {key_len, (void *) key}, value;
+    MDB_val k = {key_len, (void *)key}, value, payload;
+    store_checksum_key_t hash_key;
+    store_checksum_key (STORE_DB_RECORDS, key, key_len, &hash_key);
     int rc = mdb_cursor_get (state->records, &k, &value, MDB_SET_KEY);
     Totalplace__SpendingRecord *stored = NULL;
     if (rc == 0) {
-        stored = totalplace__spending_record__unpack (NULL, value.mv_size, value.mv_data);
+        k = (MDB_val){key_len, (void *)key};
+        rc = open_value (state->store, STORE_DB_RECORDS, &k, &value, 0, &hash_key, &payload, err,
+                         err_len);
+        if (rc)
+            return rc;
+        stored = totalplace__spending_record__unpack (NULL, payload.mv_size, payload.mv_data);
         if (!stored)
-            return fail (err, err_len, STORE_ERR, "stored record %s/%s is corrupt",
-                         record->body_id, record->record_id);
+            return damaged (state->store, STORE_DB_RECORDS, key, key_len, err, err_len,
+                            "does not decode as a record");
         if (record->revision < stored->revision) {
             result->outcome = STORE_STALE;
             goto done;
@@ -873,16 +1279,13 @@ apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, co
                 result->outcome = STORE_DUPLICATE;
             else {
                 result->outcome = STORE_REJECTED;
-                snprintf (result->reason, sizeof result->reason,
-                          "conflict: revision %u of this record is already stored with different "
-                          "content; send a correction with a higher revision",
-                          (unsigned) record->revision);
+                describe_conflict (stored, record, result->reason, sizeof result->reason);
             }
             goto done;
         }
     }
     else if (rc != MDB_NOTFOUND)
-        return fail (err, err_len, STORE_ERR, "cannot read record: %s", mdb_strerror (rc));
+        return read_failed (state->store, rc, STORE_DB_RECORDS, key, key_len, err, err_len);
 
     state->undo_count = 0;
     rc = 0;
@@ -901,8 +1304,9 @@ apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, co
     if (rc)
         goto done;
     /* MDB_RESERVE lets us pack straight into the page, saving a copy on the hot path. */
-    MDB_val put_key = {key_len, (void *) key};
-    MDB_val put_value = {protobuf_c_message_get_packed_size (&record->base), NULL};
+    MDB_val put_key = {key_len, (void *)key};
+    size_t packed_size = protobuf_c_message_get_packed_size (&record->base);
+    MDB_val put_value = {packed_size + STORE_CHECKSUM_BYTES, NULL};
     rc = mdb_cursor_put (state->records, &put_key, &put_value, MDB_RESERVE);
     if (rc == MDB_MAP_FULL)
         rc = APPLY_MAP_FULL;
@@ -910,6 +1314,7 @@ apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, co
         rc = fail (err, err_len, STORE_ERR, "cannot store record: %s", mdb_strerror (rc));
     else {
         protobuf_c_message_pack (&record->base, put_value.mv_data);
+        store_checksum_seal (&hash_key, put_value.mv_data, packed_size);
         result->outcome = stored ? STORE_SUPERSEDED : STORE_ACCEPTED;
     }
 done:
@@ -950,42 +1355,47 @@ write_totals (apply_state_t *state, char *err, size_t err_len)
     for (size_t i = 0; i < memory->total_count; i++) {
         const total_t *total = &memory->totals[i];
         MDB_cursor *cursor = cursors[total->cell ? 0 : 1];
-        MDB_val key = {total->key_len, (void *) total->key}, value;
+        store_db_t db = total->cell ? STORE_DB_CELLS : STORE_DB_NEIGHBOURHOODS;
+        MDB_val key = {total->key_len, (void *)total->key}, value, payload;
         store_amount_t stored = {0, 0}, final = total->value;
+        store_checksum_key_t hash_key;
+        store_checksum_key (db, total->key, total->key_len, &hash_key);
         rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_KEY);
         bool found = rc == 0;
-        if (found && read_amount (&value, &stored)) {
-            rc = fail (err, err_len, STORE_ERR, "corrupt total for key \"%s\"", total->key);
-            goto out;
+        if (found) {
+            key = (MDB_val){total->key_len, (void *)total->key};
+            rc = open_value (state->store, db, &key, &value, sizeof stored, &hash_key, &payload,
+                             err, err_len);
+            if (rc)
+                goto out;
+            memcpy (&stored, payload.mv_data, sizeof stored);
         }
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            rc = fail (err, err_len, STORE_ERR, "cannot read total: %s", mdb_strerror (rc));
+        else if (rc != MDB_NOTFOUND) {
+            rc = read_failed (state->store, rc, db, total->key, total->key_len, err, err_len);
             goto out;
         }
         if (!state->exact) {
             /* In any order, every value the total passes through lies between stored + minus
              * and stored + plus: if both fit, no record of the group can overflow it. */
             int64_t ignored;
-            if (__builtin_add_overflow (stored.amount_pence, total->minus.amount_pence, &ignored)
-                || __builtin_add_overflow (stored.amount_pence, total->plus.amount_pence,
-                                           &ignored)
-                || __builtin_add_overflow (stored.records, total->minus.records, &ignored)
-                || __builtin_add_overflow (stored.records, total->plus.records, &ignored)) {
+            if (__builtin_add_overflow (stored.amount_pence, total->minus.amount_pence, &ignored) ||
+                __builtin_add_overflow (stored.amount_pence, total->plus.amount_pence, &ignored) ||
+                __builtin_add_overflow (stored.records, total->minus.records, &ignored) ||
+                __builtin_add_overflow (stored.records, total->plus.records, &ignored)) {
                 rc = APPLY_NEEDS_EXACT;
                 goto out;
             }
             final.amount_pence = stored.amount_pence + total->value.amount_pence;
             final.records = stored.records + total->value.records;
         }
-        key = (MDB_val){total->key_len, (void *) total->key};
+        key = (MDB_val){total->key_len, (void *)total->key};
         if (final.records == 0) {
             /* Nothing left in this total: remove it so empty neighbourhoods disappear. */
             rc = found ? mdb_cursor_del (cursor, 0) : 0;
         }
-        else {
-            value = (MDB_val){sizeof final, &final};
-            rc = mdb_cursor_put (cursor, &key, &value, found ? MDB_CURRENT : 0);
-        }
+        else
+            rc = put_value (state->txn, cursor, 0, db, &key, &final, sizeof final, &hash_key,
+                            found ? MDB_CURRENT : 0);
         if (rc == MDB_MAP_FULL) {
             rc = APPLY_MAP_FULL;
             goto out;
@@ -1028,10 +1438,10 @@ count_outcome (counters_value_t *counts, store_outcome_t outcome)
 }
 
 static int
-put_or_full (MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value, const char *what, char *err,
-             size_t err_len)
+put_or_full (MDB_txn *txn, MDB_dbi dbi, store_db_t db, MDB_val *key, const void *payload,
+             size_t len, const char *what, char *err, size_t err_len)
 {
-    int rc = mdb_put (txn, dbi, key, value, 0);
+    int rc = put_value (txn, NULL, dbi, db, key, payload, len, NULL, 0);
     if (rc == MDB_MAP_FULL)
         return APPLY_MAP_FULL;
     if (rc)
@@ -1046,43 +1456,40 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
                            size_t batch_count, uint64_t *marks_before, char *err, size_t err_len)
 {
     store_t *store = state->store;
-    int64_t now = (int64_t) time (NULL);
+    int64_t now = (int64_t)time (NULL);
     for (size_t b = 0; b < batch_count; b++) {
         const char *agent_id = batches[b]->agent_id ? batches[b]->agent_id : "";
-        MDB_val key = {strlen (agent_id), (void *) agent_id}, value;
+        MDB_val key = {strlen (agent_id), (void *)agent_id};
         agent_value_t agent = {0, 0, 0};
-        int rc = mdb_get (state->txn, store->agents, &key, &value);
-        if (rc == 0 && value.mv_size == sizeof agent)
-            memcpy (&agent, value.mv_data, sizeof agent);
-        else if (rc != 0 && rc != MDB_NOTFOUND)
-            return fail (err, err_len, STORE_ERR, "cannot read agent: %s", mdb_strerror (rc));
+        int rc = get_fixed (store, state->txn, STORE_DB_AGENTS, &key, &agent, sizeof agent, err,
+                            err_len);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
         if (marks_before)
             marks_before[b] = agent.last_batch_seq;
         if (batches[b]->batch_seq > agent.last_batch_seq)
             agent.last_batch_seq = batches[b]->batch_seq;
         agent.batches++;
         agent.last_seen = now;
-        value = (MDB_val){sizeof agent, &agent};
-        rc = put_or_full (state->txn, store->agents, &key, &value, "agent high-water mark", err,
-                          err_len);
+        rc = put_or_full (state->txn, store->agents, STORE_DB_AGENTS, &key, &agent, sizeof agent,
+                          "agent high-water mark", err, err_len);
         if (rc)
             return rc;
     }
-    MDB_val key = {sizeof COUNTERS_KEY - 1, (void *) COUNTERS_KEY}, value;
+    MDB_val key = {sizeof COUNTERS_KEY - 1, (void *)COUNTERS_KEY};
     counters_value_t counters = {0};
-    int rc = mdb_get (state->txn, store->meta, &key, &value);
-    if (rc == 0 && value.mv_size == sizeof counters)
-        memcpy (&counters, value.mv_data, sizeof counters);
-    else if (rc != 0 && rc != MDB_NOTFOUND)
-        return fail (err, err_len, STORE_ERR, "cannot read counters: %s", mdb_strerror (rc));
+    int rc = get_fixed (store, state->txn, STORE_DB_META, &key, &counters, sizeof counters, err,
+                        err_len);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
     counters.batches += batch_count;
     counters.accepted += state->counts.accepted;
     counters.duplicate += state->counts.duplicate;
     counters.superseded += state->counts.superseded;
     counters.stale += state->counts.stale;
     counters.rejected += state->counts.rejected;
-    value = (MDB_val){sizeof counters, &counters};
-    return put_or_full (state->txn, store->meta, &key, &value, "counters", err, err_len);
+    return put_or_full (state->txn, store->meta, STORE_DB_META, &key, &counters, sizeof counters,
+                        "counters", err, err_len);
 }
 
 /* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL or APPLY_NEEDS_EXACT
@@ -1097,6 +1504,11 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
     apply_memory_reset (self->memory);
     apply_state_t state = {.store = self, .memory = self->memory, .exact = exact};
     int rc = mdb_txn_begin (self->env, NULL, 0, &state.txn);
+    if (rc == MDB_PANIC)
+        return fail (err, err_len, STORE_ERR,
+                     "LMDB stopped taking writes to the store in %s after a write of its meta "
+                     "page failed (%s): restart the collector (the store keeps its last commit)",
+                     self->path, mdb_strerror (rc));
     if (rc)
         return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
                      mdb_strerror (rc));
@@ -1135,12 +1547,34 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
         rc = mdb_txn_commit (state.txn);
         if (rc == MDB_MAP_FULL)
             rc = APPLY_MAP_FULL;
+        else if (rc && disk_full (rc, self->path))
+            rc = fail (err, err_len, STORE_ERR_NOSPACE,
+                       "disk full: the filesystem of %s has %lld bytes free; nothing of the "
+                       "group was applied, and it will be once there is room (agents send "
+                       "again)",
+                       self->path, free_bytes (self->path));
         else if (rc)
-            rc = fail (err, err_len, STORE_ERR, "cannot commit: %s", mdb_strerror (rc));
+            rc = fail (err, err_len, STORE_ERR,
+                       "cannot commit to the store in %s: %s (the "
+                       "filesystem has %lld bytes free)",
+                       self->path, mdb_strerror (rc), free_bytes (self->path));
     }
     else
         mdb_txn_abort (state.txn);
     return rc;
+}
+
+/* What store_apply says once the store has met damage, here or in another thread. */
+static int
+refuse_damaged (store_t *self, char *err, size_t err_len)
+{
+    char finding[sizeof self->finding];
+    store_damage (self, finding, sizeof finding);
+    return fail (err, err_len, STORE_ERR_DAMAGED,
+                 "the store in %s is damaged (%s): it takes no batch until it is restored. Run "
+                 "`totalplace verify --db %s`, then restore the store from a backup "
+                 "(docs/operations.md)",
+                 self->path, finding, self->path);
 }
 
 static int
@@ -1151,7 +1585,7 @@ grow_map (store_t *self, char *err, size_t err_len)
     if (info.me_mapsize >= self->max_map_size)
         return fail (err, err_len, STORE_ERR_FULL,
                      "store is full: the LMDB map holds %zu MiB and may not grow beyond %zu MiB "
-                     "(raise max_map_size); the batch was not applied",
+                     "(raise collector/max_map_size_mb); the batch was not applied",
                      info.me_mapsize >> 20, self->max_map_size >> 20);
     size_t next = info.me_mapsize * 2;
     if (next > self->max_map_size || next < info.me_mapsize)
@@ -1171,6 +1605,8 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
 {
     if (self->read_only)
         return fail (err, err_len, STORE_ERR, "store is open read-only");
+    if (store_damage (self, NULL, 0))
+        return refuse_damaged (self, err, err_len);
     /* Remember which records were refused upstream, so that a retry (after growing the map, or
      * in exact mode) starts from exactly the caller's state. */
     size_t total_records = 0;
@@ -1198,6 +1634,8 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
                     results[b][i].outcome = STORE_PENDING;
     }
     free (refused_upstream);
+    if (rc == STORE_ERR_DAMAGED)
+        return refuse_damaged (self, err, err_len);
     return rc;
 }
 
@@ -1269,8 +1707,8 @@ row_set_add (row_set_t *set, const char *key, store_amount_t amount, char *err, 
     if (low < set->count && strcmp (set->rows[low].key, key) == 0) {
         row_t *row = &set->rows[low];
         if (__builtin_add_overflow (row->amount.amount_pence, amount.amount_pence,
-                                    &row->amount.amount_pence)
-            || __builtin_add_overflow (row->amount.records, amount.records, &row->amount.records))
+                                    &row->amount.amount_pence) ||
+            __builtin_add_overflow (row->amount.records, amount.records, &row->amount.records))
             return fail (err, err_len, STORE_ERR, "total for \"%s\" overflows int64 pence", key);
         return 0;
     }
@@ -1304,8 +1742,8 @@ cell_matches (char *const fields[CELL_FIELDS], const store_filter_t *filter)
         return false;
     if (filter->fiscal_year) {
         char fiscal_year[FISCAL_YEAR_LEN];
-        if (period_fiscal_year (fields[CELL_PERIOD], fiscal_year, sizeof fiscal_year)
-            || strcmp (filter->fiscal_year, fiscal_year) != 0)
+        if (period_fiscal_year (fields[CELL_PERIOD], fiscal_year, sizeof fiscal_year) ||
+            strcmp (filter->fiscal_year, fiscal_year) != 0)
             return false;
     }
     if (filter->poolable >= 0 && (filter->poolable ? 'Y' : 'N') != fields[CELL_POOLABLE][0])
@@ -1326,7 +1764,7 @@ breakdown_key (char *const fields[CELL_FIELDS], store_breakdown_t by, char *scra
         return fields[CELL_PERIOD];
     case STORE_BY_FISCAL_YEAR:
         return period_fiscal_year (fields[CELL_PERIOD], scratch, scratch_len) == 0 ? scratch
-                                                                                  : "invalid";
+                                                                                   : "invalid";
     case STORE_BY_POOLABLE:
         return fields[CELL_POOLABLE][0] == 'Y' ? "yes" : "no";
     case STORE_BY_NEIGHBOURHOOD:
@@ -1348,17 +1786,27 @@ emit_rows (const row_set_t *set, store_row_fn *row, void *arg)
 
 /* Adds one cell to the rows when it passes the filter. */
 static int
-add_cell (row_set_t *set, const MDB_val *key, const MDB_val *value, const store_filter_t *filter,
-          store_breakdown_t by, char *err, size_t err_len)
+add_cell (store_t *self, row_set_t *set, const MDB_val *key, const MDB_val *value,
+          const store_filter_t *filter, store_breakdown_t by, char *err, size_t err_len)
 {
     char buffer[MAX_KEY_BYTES + 1], *fields[CELL_FIELDS], scratch[FISCAL_YEAR_LEN];
+    MDB_val payload;
+    int rc = open_value (self, STORE_DB_CELLS, key, value, sizeof (store_amount_t), NULL, &payload,
+                         err, err_len);
+    if (rc)
+        return rc;
     store_amount_t amount;
-    if (key->mv_size >= sizeof buffer || read_amount (value, &amount))
-        return fail (err, err_len, STORE_ERR, "corrupt total in the cells database");
+    memcpy (&amount, payload.mv_data, sizeof amount);
+    /* The checksum covers the key, so a key that passed it and does not split is no key of ours:
+     * still damage (of a kind only a program writing the store could cause). */
+    if (key->mv_size >= sizeof buffer)
+        return damaged (self, STORE_DB_CELLS, key->mv_data, key->mv_size, err, err_len,
+                        "has a key too long for a cell");
     memcpy (buffer, key->mv_data, key->mv_size);
     buffer[key->mv_size] = '\0';
     if (split_cell_key (buffer, fields))
-        return fail (err, err_len, STORE_ERR, "corrupt key in the cells database");
+        return damaged (self, STORE_DB_CELLS, key->mv_data, key->mv_size, err, err_len,
+                        "has a key that is not a cell's");
     if (!cell_matches (fields, filter))
         return 0;
     return row_set_add (set, breakdown_key (fields, by, scratch, sizeof scratch), amount, err,
@@ -1384,32 +1832,35 @@ month_may_match (const char *period, const store_filter_t *filter)
  * each month present by seeking past the previous one, and reads only this neighbourhood's run
  * in it: two seeks per month, a few microseconds each. */
 static int
-add_neighbourhood_cells (MDB_cursor *cursor, const char *neighbourhood, row_set_t *set,
-                         const store_filter_t *filter, store_breakdown_t by, char *err,
-                         size_t err_len)
+add_neighbourhood_cells (store_t *self, MDB_cursor *cursor, const char *neighbourhood,
+                         row_set_t *set, const store_filter_t *filter, store_breakdown_t by,
+                         char *err, size_t err_len)
 {
     size_t code_len = strlen (neighbourhood);
     MDB_val key, value;
+    char seek[MAX_KEY_BYTES + 1];
+    size_t seek_len = 0;
     int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
     while (rc == 0) {
         const char *separator = memchr (key.mv_data, KEY_SEPARATOR, key.mv_size);
-        size_t period_len = separator ? (size_t) (separator - (const char *) key.mv_data) : 0;
-        char period[MAX_KEY_BYTES + 1], seek[MAX_KEY_BYTES + 1];
+        size_t period_len = separator ? (size_t)(separator - (const char *)key.mv_data) : 0;
+        char period[MAX_KEY_BYTES + 1];
         if (!separator || period_len + code_len + 2 > sizeof seek)
-            return fail (err, err_len, STORE_ERR, "corrupt key in the cells database");
+            return damaged (self, STORE_DB_CELLS, key.mv_data, key.mv_size, err, err_len,
+                            "has a key that is not a cell's");
         memcpy (period, key.mv_data, period_len);
         period[period_len] = '\0';
         memcpy (seek, period, period_len);
         seek[period_len] = KEY_SEPARATOR;
         memcpy (seek + period_len + 1, neighbourhood, code_len);
         seek[period_len + 1 + code_len] = KEY_SEPARATOR;
-        size_t seek_len = period_len + code_len + 2;
+        seek_len = period_len + code_len + 2;
         if (month_may_match (period, filter)) {
             key = (MDB_val){seek_len, seek};
             for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
                  rc == 0 && key.mv_size >= seek_len && memcmp (key.mv_data, seek, seek_len) == 0;
                  rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-                int added = add_cell (set, &key, &value, filter, by, err, err_len);
+                int added = add_cell (self, set, &key, &value, filter, by, err, err_len);
                 if (added)
                     return added;
             }
@@ -1418,11 +1869,13 @@ add_neighbourhood_cells (MDB_cursor *cursor, const char *neighbourhood, row_set_
         }
         /* The first key above every key of this month. */
         seek[period_len] = KEY_SEPARATOR + 1;
-        key = (MDB_val){period_len + 1, seek};
+        seek_len = period_len + 1;
+        key = (MDB_val){seek_len, seek};
         rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
     }
     if (rc != MDB_NOTFOUND)
-        return fail (err, err_len, STORE_ERR, "cannot read cells: %s", mdb_strerror (rc));
+        return read_failed (self, rc, STORE_DB_CELLS, seek_len ? seek : NULL, seek_len, err,
+                            err_len);
     return 0;
 }
 
@@ -1439,17 +1892,17 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
     MDB_cursor *cursor = NULL;
     row_set_t set = {0};
     if (neighbourhood) {
-        MDB_val key = {strlen (neighbourhood), (void *) neighbourhood}, value;
-        rc = mdb_get (txn, self->neighbourhoods, &key, &value);
+        MDB_val key = {strlen (neighbourhood), (void *)neighbourhood};
+        store_amount_t total;
+        rc = get_fixed (self, txn, STORE_DB_NEIGHBOURHOODS, &key, &total, sizeof total, err,
+                        err_len);
         if (rc == MDB_NOTFOUND) {
             rc = fail (err, err_len, STORE_ERR_NOTFOUND,
                        "neighbourhood %s has no records in this store", neighbourhood);
             goto out;
         }
-        if (rc) {
-            rc = fail (err, err_len, STORE_ERR, "cannot read neighbourhood: %s", mdb_strerror (rc));
+        if (rc)
             goto out;
-        }
     }
     rc = mdb_cursor_open (txn, self->cells, &cursor);
     if (rc) {
@@ -1457,19 +1910,19 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
         goto out;
     }
     if (neighbourhood)
-        rc = add_neighbourhood_cells (cursor, neighbourhood, &set, filter, by, err, err_len);
+        rc = add_neighbourhood_cells (self, cursor, neighbourhood, &set, filter, by, err, err_len);
     else {
-        MDB_val key, value;
+        MDB_val key = {0, NULL}, value;
         for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
              rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-            int added = add_cell (&set, &key, &value, filter, by, err, err_len);
+            int added = add_cell (self, &set, &key, &value, filter, by, err, err_len);
             if (added) {
                 rc = added;
                 goto out;
             }
         }
         if (rc != MDB_NOTFOUND) {
-            rc = fail (err, err_len, STORE_ERR, "cannot read cells: %s", mdb_strerror (rc));
+            rc = read_failed (self, rc, STORE_DB_CELLS, key.mv_data, key.mv_size, err, err_len);
             goto out;
         }
         rc = 0;
@@ -1512,15 +1965,21 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
         rc = fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
         goto out;
     }
-    MDB_val key, value;
+    MDB_val key = {0, NULL}, value, payload;
     for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
         char code[MAX_KEY_BYTES + 1];
         store_amount_t amount;
-        if (key.mv_size >= sizeof code || read_amount (&value, &amount)) {
-            rc = fail (err, err_len, STORE_ERR, "corrupt neighbourhood total");
+        rc = open_value (self, STORE_DB_NEIGHBOURHOODS, &key, &value, sizeof amount, NULL, &payload,
+                         err, err_len);
+        if (rc)
+            goto out;
+        if (key.mv_size >= sizeof code) {
+            rc = damaged (self, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err, err_len,
+                          "has a key too long for a neighbourhood");
             goto out;
         }
+        memcpy (&amount, payload.mv_data, sizeof amount);
         memcpy (code, key.mv_data, key.mv_size);
         code[key.mv_size] = '\0';
         rc = row_set_add (&set, code, amount, err, err_len);
@@ -1528,7 +1987,8 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
             goto out;
     }
     if (rc != MDB_NOTFOUND) {
-        rc = fail (err, err_len, STORE_ERR, "cannot read neighbourhoods: %s", mdb_strerror (rc));
+        rc =
+            read_failed (self, rc, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err, err_len);
         goto out;
     }
     if (set.count) /* qsort's pointer must not be NULL, even for no rows */
@@ -1555,18 +2015,19 @@ store_get_record (store_t *self, const char *body_id, const char *record_id,
     int rc = begin_read (self, &txn, err, err_len);
     if (rc)
         return rc;
-    MDB_val key = {key_len, key_bytes}, value;
+    MDB_val key = {key_len, key_bytes}, value, payload;
     rc = mdb_get (txn, self->records, &key, &value);
     if (rc == MDB_NOTFOUND)
         rc = fail (err, err_len, STORE_ERR_NOTFOUND, "no record %s/%s in this store", body_id,
                    record_id);
     else if (rc)
-        rc = fail (err, err_len, STORE_ERR, "cannot read record: %s", mdb_strerror (rc));
-    else {
-        *record = totalplace__spending_record__unpack (NULL, value.mv_size, value.mv_data);
+        rc = read_failed (self, rc, STORE_DB_RECORDS, key_bytes, key_len, err, err_len);
+    else if ((rc = open_value (self, STORE_DB_RECORDS, &key, &value, 0, NULL, &payload, err,
+                               err_len)) == 0) {
+        *record = totalplace__spending_record__unpack (NULL, payload.mv_size, payload.mv_data);
         if (!*record)
-            rc = fail (err, err_len, STORE_ERR, "stored record %s/%s is corrupt", body_id,
-                       record_id);
+            rc = damaged (self, STORE_DB_RECORDS, key_bytes, key_len, err, err_len,
+                          "does not decode as a record");
     }
     end_read (self, txn);
     return rc;
@@ -1580,14 +2041,12 @@ store_counters (store_t *self, store_counters_t *counters, char *err, size_t err
     if (rc)
         return rc;
     memset (counters, 0, sizeof *counters);
-    MDB_val key = {sizeof COUNTERS_KEY - 1, (void *) COUNTERS_KEY}, value;
+    MDB_val key = {sizeof COUNTERS_KEY - 1, (void *)COUNTERS_KEY};
     counters_value_t stored = {0};
-    rc = mdb_get (txn, self->meta, &key, &value);
-    if (rc == 0 && value.mv_size == sizeof stored)
-        memcpy (&stored, value.mv_data, sizeof stored);
-    else if (rc != 0 && rc != MDB_NOTFOUND) {
+    rc = get_fixed (self, txn, STORE_DB_META, &key, &stored, sizeof stored, err, err_len);
+    if (rc && rc != MDB_NOTFOUND) {
         end_read (self, txn);
-        return fail (err, err_len, STORE_ERR, "cannot read counters: %s", mdb_strerror (rc));
+        return rc;
     }
     counters->batches = stored.batches;
     counters->accepted = stored.accepted;
@@ -1604,10 +2063,29 @@ store_counters (store_t *self, store_counters_t *counters, char *err, size_t err
     mdb_env_info (self->env, &info);
     mdb_env_stat (self->env, &env_stat);
     counters->map_size = info.me_mapsize;
-    counters->used_bytes = (info.me_last_pgno + 1) * (size_t) env_stat.ms_psize;
+    counters->used_bytes = (info.me_last_pgno + 1) * (size_t)env_stat.ms_psize;
     end_read (self, txn);
     if (rc)
         return fail (err, err_len, STORE_ERR, "cannot read record count: %s", mdb_strerror (rc));
+    return 0;
+}
+
+/* Reads an agents entry the cursor is on. */
+static int
+read_agent (store_t *self, const MDB_val *key, const MDB_val *value, char *agent_id,
+            size_t agent_id_len, agent_value_t *stored, char *err, size_t err_len)
+{
+    MDB_val payload;
+    int rc = open_value (self, STORE_DB_AGENTS, key, value, sizeof *stored, NULL, &payload, err,
+                         err_len);
+    if (rc)
+        return rc;
+    if (key->mv_size >= agent_id_len)
+        return damaged (self, STORE_DB_AGENTS, key->mv_data, key->mv_size, err, err_len,
+                        "has a key too long for an agent id");
+    memcpy (agent_id, key->mv_data, key->mv_size);
+    agent_id[key->mv_size] = '\0';
+    memcpy (stored, payload.mv_data, sizeof *stored);
     return 0;
 }
 
@@ -1624,25 +2102,24 @@ store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t er
         end_read (self, txn);
         return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
     }
-    MDB_val key, value;
+    MDB_val key = {0, NULL}, value;
+    int failed = 0;
     for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
         char agent_id[MAX_KEY_BYTES + 1];
         agent_value_t stored;
-        if (key.mv_size >= sizeof agent_id || value.mv_size != sizeof stored)
-            continue;
-        memcpy (agent_id, key.mv_data, key.mv_size);
-        agent_id[key.mv_size] = '\0';
-        memcpy (&stored, value.mv_data, sizeof stored);
+        failed = read_agent (self, &key, &value, agent_id, sizeof agent_id, &stored, err, err_len);
+        if (failed)
+            break;
         store_agent_t agent = {agent_id, stored.last_batch_seq, stored.batches, stored.last_seen};
         if (fn (arg, &agent))
             break;
     }
+    if (!failed && rc != 0 && rc != MDB_NOTFOUND)
+        failed = read_failed (self, rc, STORE_DB_AGENTS, key.mv_data, key.mv_size, err, err_len);
     mdb_cursor_close (cursor);
     end_read (self, txn);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return fail (err, err_len, STORE_ERR, "cannot read agents: %s", mdb_strerror (rc));
-    return 0;
+    return failed;
 }
 
 int
@@ -1655,20 +2132,197 @@ store_agent_mark (store_t *self, const char *agent_id, uint64_t *mark, char *err
     int rc = begin_read (self, &txn, err, err_len);
     if (rc)
         return rc;
-    MDB_val key = {len, (void *)agent_id}, value;
+    MDB_val key = {len, (void *)agent_id};
     agent_value_t stored = {0, 0, 0};
-    rc = mdb_get (txn, self->agents, &key, &value);
-    if (rc == 0 && value.mv_size == sizeof stored)
-        memcpy (&stored, value.mv_data, sizeof stored);
-    else if (rc == 0)
-        rc = fail (err, err_len, STORE_ERR, "the stored mark of agent %s is corrupt", agent_id);
-    else if (rc == MDB_NOTFOUND)
+    rc = get_fixed (self, txn, STORE_DB_AGENTS, &key, &stored, sizeof stored, err, err_len);
+    if (rc == MDB_NOTFOUND)
         rc = 0;
-    else
-        rc =
-            fail (err, err_len, STORE_ERR, "cannot read agent %s: %s", agent_id, mdb_strerror (rc));
     end_read (self, txn);
     if (rc == 0)
         *mark = stored.last_batch_seq;
     return rc;
+}
+
+size_t
+store_cell_key (const Totalplace__SpendingRecord *record, char *out, size_t out_len)
+{
+    return cell_key (out, out_len, record);
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+struct _store_snapshot_t {
+    store_t *store;
+    MDB_txn *txn;
+};
+
+store_snapshot_t *
+store_snapshot_new (store_t *store, char *err, size_t err_len)
+{
+    store_snapshot_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        fail (err, err_len, STORE_ERR, "out of memory");
+        return NULL;
+    }
+    self->store = store;
+    if (begin_read (store, &self->txn, err, err_len)) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+store_snapshot_destroy (store_snapshot_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    end_read ((*self_p)->store, (*self_p)->txn);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+uint64_t
+store_snapshot_entries (store_snapshot_t *self, store_db_t db)
+{
+    MDB_stat stat;
+    if (mdb_stat (self->txn, dbi_of (self->store, db), &stat))
+        return 0;
+    return stat.ms_entries;
+}
+
+/* Decodes one sound value into entry, or says in what why it is damaged. */
+static void
+decode_entry (store_entry_t *entry, const MDB_val *payload, char *what, size_t what_len)
+{
+    switch (entry->db) {
+    case STORE_DB_RECORDS:
+        entry->record =
+            totalplace__spending_record__unpack (NULL, payload->mv_size, payload->mv_data);
+        if (!entry->record)
+            snprintf (what, what_len, "does not decode as a record");
+        return;
+    case STORE_DB_CELLS:
+    case STORE_DB_NEIGHBOURHOODS:
+        if (payload->mv_size != sizeof entry->amount)
+            snprintf (what, what_len, "has %zu bytes, not %zu",
+                      payload->mv_size + STORE_CHECKSUM_BYTES, AMOUNT_VALUE_BYTES);
+        else
+            memcpy (&entry->amount, payload->mv_data, sizeof entry->amount);
+        return;
+    case STORE_DB_AGENTS: {
+        agent_value_t agent;
+        if (payload->mv_size != sizeof agent) {
+            snprintf (what, what_len, "has %zu bytes, not %zu",
+                      payload->mv_size + STORE_CHECKSUM_BYTES, AGENT_VALUE_BYTES);
+            return;
+        }
+        memcpy (&agent, payload->mv_data, sizeof agent);
+        entry->agent.last_batch_seq = agent.last_batch_seq;
+        entry->agent.batches = agent.batches;
+        entry->agent.last_seen = agent.last_seen;
+        return;
+    }
+    case STORE_DB_META:
+    case STORE_DB_COUNT:
+        break;
+    }
+    entry->is_counters = entry->key_len == sizeof COUNTERS_KEY - 1 &&
+                         memcmp (entry->key, COUNTERS_KEY, entry->key_len) == 0;
+    if (!entry->is_counters) {
+        entry->text = payload->mv_data;
+        entry->text_len = payload->mv_size;
+        return;
+    }
+    counters_value_t counters;
+    if (payload->mv_size != sizeof counters) {
+        snprintf (what, what_len, "has %zu bytes, not %zu", payload->mv_size + STORE_CHECKSUM_BYTES,
+                  COUNTERS_VALUE_BYTES);
+        return;
+    }
+    memcpy (&counters, payload->mv_data, sizeof counters);
+    entry->counters = (store_counters_t){.batches = counters.batches,
+                                         .accepted = counters.accepted,
+                                         .duplicate = counters.duplicate,
+                                         .superseded = counters.superseded,
+                                         .stale = counters.stale,
+                                         .rejected = counters.rejected};
+}
+
+int
+store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *fn, void *arg,
+                     char *err, size_t err_len)
+{
+    store_t *store = self->store;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (self->txn, dbi_of (store, db), &cursor);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
+    /* The agent id handed to fn: the key as text. */
+    char agent_id[MAX_KEY_BYTES + 1];
+    MDB_val key = {0, NULL}, value;
+    int stopped = 0;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0 && !stopped;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        store_entry_t entry = {.db = db, .key = key.mv_data, .key_len = key.mv_size};
+        char what[96] = "";
+        MDB_val payload;
+        if (check_value (db, &key, &value, 0, NULL, &payload, what, sizeof what) == 0)
+            decode_entry (&entry, &payload, what, sizeof what);
+        if (*what) {
+            char key_text[160], finding[sizeof store->finding];
+            snprintf (finding, sizeof finding, "the value of key \"%s\" in database \"%s\" %s",
+                      store_key_text (key.mv_data, key.mv_size, key_text, sizeof key_text),
+                      store_db_name (db), what);
+            note_damage (store, finding);
+            if (entry.record)
+                totalplace__spending_record__free_unpacked (
+                    (Totalplace__SpendingRecord *)entry.record, NULL);
+            entry = (store_entry_t){.db = db, .key = key.mv_data, .key_len = key.mv_size};
+            entry.damage = what;
+        }
+        else if (db == STORE_DB_AGENTS) {
+            size_t len = key.mv_size < sizeof agent_id ? key.mv_size : sizeof agent_id - 1;
+            memcpy (agent_id, key.mv_data, len);
+            agent_id[len] = '\0';
+            entry.agent.agent_id = agent_id;
+        }
+        stopped = fn (arg, &entry);
+        if (entry.record)
+            totalplace__spending_record__free_unpacked ((Totalplace__SpendingRecord *)entry.record,
+                                                        NULL);
+    }
+    if (!stopped && rc != MDB_NOTFOUND)
+        stopped = read_failed (store, rc, db, key.mv_data, key.mv_size, err, err_len);
+    mdb_cursor_close (cursor);
+    return stopped;
+}
+
+/* ---------------------------------------------------------------- copies */
+
+int
+store_copy (store_t *self, const char *folder, char *err, size_t err_len)
+{
+    char data_path[PATH_MAX];
+    if ((size_t)snprintf (data_path, sizeof data_path, "%s/data.mdb", folder) >= sizeof data_path)
+        return fail (err, err_len, STORE_ERR, "backup path %.64s... is too long", folder);
+    if (access (data_path, F_OK) == 0)
+        return fail (err, err_len, STORE_ERR,
+                     "%s already holds a data.mdb; copy into an empty folder", folder);
+    /* Take the resize lock as a reader does: LMDB's copy runs a read transaction of its own. */
+    pthread_rwlock_rdlock (&self->resize_lock);
+    int rc = mdb_env_copy2 (self->env, folder, MDB_CP_COMPACT);
+    pthread_rwlock_unlock (&self->resize_lock);
+    if (rc == 0)
+        return 0;
+    if (disk_full (rc, folder))
+        return fail (err, err_len, STORE_ERR_NOSPACE,
+                     "disk full: the filesystem of %s has %lld bytes free; the copy of the store "
+                     "was not finished",
+                     folder, free_bytes (folder));
+    if (tree_damage (rc))
+        return damaged (self, STORE_DB_COUNT, NULL, 0, err, err_len,
+                        "cannot be copied: LMDB reports a tree corrupt (%s)", mdb_strerror (rc));
+    return fail (err, err_len, STORE_ERR, "cannot copy the store in %s to %s: %s", self->path,
+                 folder, mdb_strerror (rc));
 }

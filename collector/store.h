@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "spending.pb-c.h"
+#include "store_checksum.h"
 #include "wire.h"
 
 typedef struct _store_t store_t;
@@ -18,9 +19,13 @@ typedef struct _store_t store_t;
 #define STORE_ERR_FULL     -2 /* the map is full and may not grow further; nothing was applied */
 #define STORE_ERR_NOTFOUND -3 /* the neighbourhood, record or agent asked for is not stored */
 #define STORE_ERR_NOSTORE  -4 /* no store there: no such folder, or no data.mdb in it */
-#define STORE_ERR_DAMAGED  -5 /* data.mdb empty, truncated or not LMDB's; identity unreadable */
-#define STORE_ERR_FORMAT   -6 /* no identity (format 0), a newer format, or not a store of ours */
-#define STORE_ERR_EXISTS   -7 /* store_init: the folder is not empty (it may hold a store) */
+#define STORE_ERR_DAMAGED                                                                          \
+    -5                       /* data.mdb empty, truncated or not LMDB's; identity unreadable; a    \
+                              * value that fails its checksum or LMDB finds the tree corrupt:      \
+                              * from then on store_apply refuses every group */
+#define STORE_ERR_FORMAT  -6 /* no identity (format 0), a newer format, or not a store of ours */
+#define STORE_ERR_EXISTS  -7 /* store_init: the folder is not empty (it may hold a store) */
+#define STORE_ERR_NOSPACE -8 /* the filesystem of the store is full; nothing was applied */
 
 /* The store format this binary reads and writes. A store records its own at creation; docs/
  * architecture.md ("Store identity and format") says what a change of format requires. */
@@ -30,11 +35,11 @@ typedef struct _store_t store_t;
 #define STORE_ERR_LEN 1024
 
 typedef struct {
-    const char *path;      /* folder holding data.mdb, made by store_init; never created here */
-    size_t map_size;       /* initial LMDB map size in bytes; 0 means 1 GiB */
-    size_t max_map_size;   /* the map doubles when full up to this; 0 means 1 TiB */
-    bool read_only;        /* open for reading only (the CLI on the collector host) */
-    bool no_sync;          /* skip fsync at commit: benchmarks of the ceiling only, never production */
+    const char *path;    /* folder holding data.mdb, made by store_init; never created here */
+    size_t map_size;     /* initial LMDB map size in bytes; 0 means 1 GiB */
+    size_t max_map_size; /* the map doubles when full up to this; 0 means 1 TiB */
+    bool read_only;      /* open for reading only (the CLI on the collector host) */
+    bool no_sync; /* skip fsync at commit: benchmarks of the ceiling only, never production */
 } store_options_t;
 
 /* What one record did. Callers set every result to STORE_PENDING before store_apply; a result set
@@ -62,16 +67,16 @@ typedef struct {
 typedef struct {
     uint64_t batches;
     uint64_t accepted, duplicate, superseded, stale, rejected;
-    uint64_t records_stored;   /* keys held, withdrawn ones included */
-    size_t map_size;           /* bytes */
-    size_t used_bytes;         /* bytes of the map in use */
+    uint64_t records_stored; /* keys held, withdrawn ones included */
+    size_t map_size;         /* bytes */
+    size_t used_bytes;       /* bytes of the map in use */
 } store_counters_t;
 
 typedef struct {
     const char *agent_id;
-    uint64_t last_batch_seq;   /* highest batch_seq applied from this agent */
+    uint64_t last_batch_seq; /* highest batch_seq applied from this agent */
     uint64_t batches;
-    int64_t last_seen;         /* unix seconds of the last batch applied */
+    int64_t last_seen; /* unix seconds of the last batch applied */
 } store_agent_t;
 
 /* Who a store is: set once by store_init, never changed. */
@@ -107,9 +112,12 @@ void store_destroy (store_t **self_p);
  * entries: marks_before[b] is the last_batch_seq of batches[b]'s agent as stored just before
  * batches[b] was applied (0 for an agent never seen), taken in order within the group, so a
  * second batch of one agent sees the first one's mark. On error nothing at all is applied (and
- * marks_before means nothing): returns STORE_ERR_FULL when the map cannot grow, STORE_ERR
- * otherwise, with a message in err. The map grows (doubling up to max_map_size) when a
- * transaction fills it, and the group is retried. */
+ * marks_before means nothing), with a message in err: STORE_ERR_FULL when the map cannot grow;
+ * STORE_ERR_NOSPACE when the filesystem is full (the message gives its free bytes);
+ * STORE_ERR_DAMAGED once this store has met damage, here or in any reader thread (store_damage),
+ * and for every call after that: the message says what was found and what to do; STORE_ERR
+ * otherwise. The map grows (doubling up to max_map_size) when a transaction fills it, and the
+ * group is retried. */
 int store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
                  store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len);
 
@@ -137,9 +145,9 @@ typedef struct {
  * STORE_BY_POOLABLE the keys are "no" and "yes". Return non-zero to stop early. */
 typedef int (store_row_fn) (void *arg, const char *key, store_amount_t amount);
 
-/* Totals of one neighbourhood (or of all when neighbourhood is NULL) matching filter (NULL for none),
- * broken down as asked. Returns 0, STORE_ERR_NOTFOUND for a neighbourhood with no records, or
- * STORE_ERR. All rows come from one read transaction: they never show half a batch. */
+/* Totals of one neighbourhood (or of all when neighbourhood is NULL) matching filter (NULL for
+ * none), broken down as asked. Returns 0, STORE_ERR_NOTFOUND for a neighbourhood with no records,
+ * or STORE_ERR. All rows come from one read transaction: they never show half a batch. */
 int store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
                   const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
                   size_t err_len);
@@ -167,12 +175,84 @@ int store_agent_mark (store_t *self, const char *agent_id, uint64_t *mark, char 
 /* The store's identity, read when it was opened (it never changes). Returns 0. */
 int store_identity (store_t *self, store_identity_t *identity);
 
+/* Every value read is checked against its checksum (store_checksum.h) before it is used: a value
+ * that fails it, has the wrong size or does not decode, and a tree LMDB reports corrupt, make the
+ * reading function fail with STORE_ERR_DAMAGED and a message naming the database and the key
+ * (store_key_text), never a wrong answer. The store remembers it (store_damage). */
+
+/* Whether this store has met damage since it was opened, in any thread. When it has and finding
+ * is not NULL, copies what was found first (database, key, what is wrong) into finding. */
+bool store_damage (store_t *self, char *finding, size_t finding_len);
+
+/* A key as text for messages: printable ASCII and valid UTF-8 as they are, the unit separator
+ * between fields as '|', any other byte as \xNN; cut with "..." to fit out_len (at least 8).
+ * Returns out. */
+const char *store_key_text (const void *key, size_t key_len, char *out, size_t out_len);
+
+/* The key in the cells database of a record's contribution; returns its length, 0 when it does
+ * not fit out (out_len > the longest key, 511 bytes, always fits). */
+size_t store_cell_key (const Totalplace__SpendingRecord *record, char *out, size_t out_len);
+
+/* ---------------------------------------------------------------- whole-store reads */
+
+/* One read transaction over the whole store, for verify: every entry of every database, as the
+ * collector sees them at one moment, while it goes on writing. */
+typedef struct _store_snapshot_t store_snapshot_t;
+
+/* Begins the snapshot; NULL with a message on error. Hold it briefly in a process that writes:
+ * growing the map waits for it. */
+store_snapshot_t *store_snapshot_new (store_t *store, char *err, size_t err_len);
+
+/* Ends the snapshot and sets *self_p to NULL; safe on NULL and twice. */
+void store_snapshot_destroy (store_snapshot_t **self_p);
+
+/* Entries LMDB counts in db. */
+uint64_t store_snapshot_entries (store_snapshot_t *self, store_db_t db);
+
+/* One entry of a database as the snapshot read it. */
+typedef struct {
+    store_db_t db;
+    const char *key; /* the key's bytes (not NUL-terminated), valid during the call */
+    size_t key_len;
+    /* NULL when the value is sound; else what is wrong with it ("fails its checksum", "has 12
+     * bytes, not 16", "does not decode as a record"), and nothing below is set. */
+    const char *damage;
+    const Totalplace__SpendingRecord *record; /* records: the decoded record */
+    store_amount_t amount;                    /* cells, neighbourhoods */
+    store_agent_t agent;                      /* agents (agent_id is the key as text) */
+    store_counters_t counters;                /* meta "counters": the outcome counters only */
+    bool is_counters;                         /* meta: this is the "counters" entry */
+    const char *text;                         /* meta, any other key: the value's bytes */
+    size_t text_len;
+} store_entry_t;
+
+/* Return non-zero to stop the scan; scan then returns that value. */
+typedef int (store_entry_fn) (void *arg, const store_entry_t *entry);
+
+/* Calls fn for every entry of db in key order; damaged values are passed on (entry->damage) and
+ * the scan goes on. Returns 0, fn's non-zero value, STORE_ERR_DAMAGED when LMDB reports the tree
+ * corrupt (the message names the database and the last key read; the entries after it were not
+ * seen), or STORE_ERR. */
+int store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *fn, void *arg,
+                         char *err, size_t err_len);
+
+/* ---------------------------------------------------------------- copies */
+
+/* Writes a compacted copy of the store (LMDB's mdb_env_copy2 with MDB_CP_COMPACT: only pages in
+ * use, in one read transaction, so the collector goes on writing) as data.mdb into folder, which
+ * must exist and hold no data.mdb. Returns 0, STORE_ERR_NOSPACE when the filesystem of folder is
+ * full, or STORE_ERR, with a message. On error folder may hold part of a copy: the caller removes
+ * it (store_backup does). */
+int store_copy (store_t *self, const char *folder, char *err, size_t err_len);
+
 /* Name of an outcome, e.g. "duplicate". */
 const char *store_outcome_name (store_outcome_t outcome);
 
 /* The exit status an executable should end with when a store function failed with code: 78
  * (EX_CONFIG) for no store or a format this binary does not use, 65 (EX_DATAERR) for a damaged
- * data.mdb, 73 (EX_CANTCREAT) when store_init refused a folder that is not empty, 1 otherwise.
+ * store (a damaged data.mdb, or damage met while reading), 73 (EX_CANTCREAT) when store_init
+ * refused a folder that is not empty (or a backup its destination), 74 (EX_IOERR) when the disk is
+ * full, 1 otherwise.
  * systemd's unit lists 65 and 78 in RestartPreventExitStatus: restarting cannot mend them. */
 int store_exit_status (int code);
 

@@ -10,6 +10,7 @@ packages=(
   libcsv-dev libjansson-dev
   libcmocka-dev gawk jq python3
   clang libclang-rt-14-dev valgrind procps psmisc
+  systemd util-linux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -62,6 +62,12 @@ next_piece (const unsigned char *s, size_t left, char piece[PIECE_MAX + 1], size
 const char *
 quoted_text (const char *text, char *out, size_t out_len)
 {
+    return quoted_text_cut (text, QUOTED_TEXT_MAX, out, out_len);
+}
+
+const char *
+quoted_text_cut (const char *text, size_t max, char *out, size_t out_len)
+{
     /* Room outside the text itself: two quotes, "..." and the NUL. */
     const size_t frame = 6;
     if (out_len < frame) {
@@ -69,7 +75,9 @@ quoted_text (const char *text, char *out, size_t out_len)
             out[0] = '\0';
         return out;
     }
-    size_t budget = out_len - frame < QUOTED_TEXT_MAX ? out_len - frame : QUOTED_TEXT_MAX;
+    if (max > QUOTED_TEXT_MAX)
+        max = QUOTED_TEXT_MAX;
+    size_t budget = out_len - frame < max ? out_len - frame : max;
     const unsigned char *s = (const unsigned char *)(text ? text : "");
     size_t len = strlen ((const char *)s);
     size_t o = 0, i = 0;

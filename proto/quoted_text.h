@@ -25,6 +25,10 @@
  * gets a shorter quotation (an empty string below 6 bytes). */
 const char *quoted_text (const char *text, char *out, size_t out_len);
 
+/* As quoted_text, with at most max bytes between the quotes (max <= QUOTED_TEXT_MAX), for reasons
+ * that quote two texts in a bounded line. */
+const char *quoted_text_cut (const char *text, size_t max, char *out, size_t out_len);
+
 /* Appends to a reason being built in out (out_len bytes, *used of them filled so far), keeping it
  * NUL-terminated and bounded: what does not fit is left out. Reasons that name several things
  * ("no neighbourhood: ...; ...") are built this way. */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The benchmarks of docs/performance.md in one run, all ratios measured on the same machine in the
 # same run: generated exports; the raw LMDB and ZeroMQ ceilings; the collector alone; query
-# latency (read-only, whole command, query endpoint), idle and while ingest runs; four agents to a
-# collector end to end with durable acks; PostgreSQL loading the same files. Prints a summary and
-# writes every figure to WORK/results (KEY=VALUE) and WORK/summary.md.
+# latency (read-only, whole command, query endpoint), idle and while ingest runs; `totalplace verify`
+# and `totalplace backup` of the store beside the running collector; the collector again with a
+# store that keeps no checksums (their cost); four agents to a collector end to end with durable
+# acks; PostgreSQL loading the same files. Prints a summary and writes every figure to
+# WORK/results (KEY=VALUE) and WORK/summary.md.
 #
 #   bash tests/bench/run.sh                 10M records (about 15 minutes on 2 cores)
 #   bash tests/bench/run.sh --quick         1M records
@@ -57,7 +59,8 @@ PUSH=$bin/tests/bench/tp_push
 LMDB_CEILING=$bin/tests/bench/tp_lmdb_ceiling
 LATENCY=$bin/tests/bench/tp_latency
 MEMWATCH=$bin/tests/bench/tp_memwatch
-for tool in "$COLLECTOR" "$AGENT" "$CLI" "$GEN" "$PUSH" "$LMDB_CEILING" "$LATENCY" "$MEMWATCH"; do
+NOCHECKSUMS=$bin/tests/bench/tp_collector_nochecksums
+for tool in "$COLLECTOR" "$AGENT" "$CLI" "$GEN" "$PUSH" "$LMDB_CEILING" "$LATENCY" "$MEMWATCH" "$NOCHECKSUMS"; do
   [[ -x $tool ]] || { echo "run.sh: $tool is not built" >&2; exit 1; }
 done
 command -v gawk >/dev/null || { echo "run.sh: gawk is needed (deploy/install-deps.sh)" >&2; exit 1; }
@@ -133,14 +136,14 @@ agent_plain=()
 cli_plain=()
 [[ $("$CLI" --help 2>&1 || true) == *--allow-plain* ]] && cli_plain=(--allow-plain)
 
-# start_collector NAME [OPTION...]: a collector on fresh state WORK/NAME; sets COLLECTOR_PID,
-# INGEST_EP, QUERY_EP.
+# start_collector NAME [OPTION...]: a collector (the program in $COLLECTOR_PROGRAM, by default
+# the real one) on fresh state WORK/NAME; sets COLLECTOR_PID, INGEST_EP, QUERY_EP.
 start_collector() {
-  local name=$1 ingest_port query_port
+  local name=$1 ingest_port query_port program=${COLLECTOR_PROGRAM:-$COLLECTOR}
   shift
   if ((has_init)); then
-    "$COLLECTOR" init --state-dir "$work/$name" >/dev/null 2>>"$work/$name.log" ||
-      fail "totalplace-collector init --state-dir $work/$name failed (see $work/$name.log)"
+    "$program" init --state-dir "$work/$name" >/dev/null 2>>"$work/$name.log" ||
+      fail "$program init --state-dir $work/$name failed (see $work/$name.log)"
   fi
   ingest_port=$(free_port)
   INGEST_EP=tcp://127.0.0.1:$ingest_port
@@ -152,7 +155,7 @@ start_collector() {
     QUERY_EP=tcp://127.0.0.1:$query_port
     args+=(--query "$QUERY_EP")
   fi
-  "$COLLECTOR" "${args[@]}" "$@" >>"$work/$name.log" 2>&1 &
+  "$program" "${args[@]}" "$@" >>"$work/$name.log" 2>&1 &
   COLLECTOR_PID=$!
   started+=("$COLLECTOR_PID")
   wait_port "$ingest_port" 20
@@ -266,11 +269,59 @@ if [[ -n $busy_endpoint ]]; then
   wait "$busy_endpoint" || fail "tp_latency (endpoint) while ingesting"
   record query_endpoint_busy "$work/q-endpoint-busy.out"
 fi
+# ---------------------------------------------------------------- verify and backup
+stored=$(("$records" + extra))
+echo "== verify and backup of the store ($stored records) beside the running collector"
+# timed NAME COMMAND...: runs COMMAND with its memory watched; puts NAME.seconds and its peaks.
+timed() {
+  local name=$1 t0 t1 pid status=0
+  shift
+  t0=$(now)
+  "$@" >"$work/$name.out" 2>"$work/$name.log" &
+  pid=$!
+  "$MEMWATCH" "$name=$pid" >"$work/$name-mem.out" &
+  wait "$pid" || status=$?
+  t1=$(now)
+  wait $! || true
+  ((status == 0)) || fail "$* exited $status (see $work/$name.log)"
+  put "$name.seconds" "$(gawk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+  record "${name}_mem" "$work/$name-mem.out"
+}
+timed verify "$CLI" --db "$work/alone" --format csv verify
+grep -q '^clean,0,' "$work/verify.out" || fail "the benchmark's store does not verify clean: $(cat "$work/verify.out")"
+put verify.records_per_s "$(gawk -v n="$stored" -v s="$(get verify.seconds)" 'BEGIN { printf "%.0f", n / s }')"
+timed backup "$CLI" --db "$work/alone" --format csv backup "$work/backup"
+# The backup's own split: the copy, then the verify of the copy.
+gawk -F, '$1 == "backup" { h = NR } h && NR == h + 1 {
+    printf "backup.bytes=%s\nbackup.copy_ms=%s\nbackup.verify_ms=%s\n", $3, $5, $6 }' "$work/backup.out" | tr -d '\r' >>"$results"
+put alone.data_bytes "$(stat -c %s "$work/alone/data.mdb")"
+rm -rf "$work/backup"
+
 stop_pid "$COLLECTOR_PID"
 wait "$memwatch_pid" || true
 record alone_mem "$work/alone-mem.out"
 put alone.store_bytes "$(du -sb "$work/alone" | cut -f1)"
 rm -rf "$work/alone"
+
+# What the checksums cost: the collector alone, the same frames, with and without them, in turns
+# (with, without, with, without) so that a machine busy with something else for a while, or a
+# page cache warming up, weighs on both sides alike.
+echo "== collector alone with and without checksums, in turns (what the checksums cost)"
+for round in 1 2; do
+  for side in checksums nochecksums; do
+    if [[ $side == checksums ]]; then program=$COLLECTOR; else program=$NOCHECKSUMS; fi
+    COLLECTOR_PROGRAM=$program start_collector "$side$round"
+    "$PUSH" "$INGEST_EP" --window "$push_window" --step 0 --timeout 600000 "${frames[@]}" \
+      >"$work/$side$round.out" 2>"$work/$side$round-push.log" || fail "tp_push to $program ($side, round $round)"
+    stop_pid "$COLLECTOR_PID"
+    record "$side$round" "$work/$side$round.out"
+    put "$side$round.store_bytes" "$(du -sb "$work/$side$round" | cut -f1)"
+    rm -rf "${work:?}/$side$round"
+  done
+done
+for side in checksums nochecksums; do
+  put "$side.records_per_s" "$(gawk -v n="$records" -v a="$(get "${side}1.seconds")" -v b="$(get "${side}2.seconds")" 'BEGIN { printf "%.0f", 2 * n / (a + b) }')"
+done
 
 echo "== collector alone with groups capped at 32,000 records (less memory per transaction)"
 start_collector small-groups -o collector/max_group_records=32000
@@ -474,6 +525,7 @@ put ratio.e2e_over_pg "$(ratio "$e2e_rps" "$pg_rps")"
 put ratio.alone_over_lmdb "$(ratio "$alone_rps" "$lmdb_rps")"
 put ratio.alone_over_zmq "$(ratio "$alone_rps" "$zmq_rps")"
 put ratio.last_over_first "$(get alone.last_over_first)"
+put ratio.checksums_over_none "$(ratio "$(get checksums.records_per_s)" "$(get nochecksums.records_per_s)")"
 verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/a") print "n/a";
   else if ((op == ">=" && v + 0 >= t + 0) || (op == "<" && v + 0 < t + 0)) print "met"; else print "MISSED" }'; }
 {
@@ -502,6 +554,9 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
   echo "| collector peak RSS with the mapped file (VmHWM), end to end | $(kib_to_mib "$(get e2e_mem.collector.hwm_kb)") MiB | | |"
   echo "| agents' peak RSS, largest of four: RssAnon / VmHWM | $(kib_to_mib "$(agent_peak peak_anon_kb)") / $(kib_to_mib "$(agent_peak hwm_kb)") MiB | | |"
   echo "| store size on disk at $records records | $(gawk -v b="$(get e2e.store_bytes)" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | | |"
+  echo "| checksums: collector alone with / without them, same frames, two turns each ($(get checksums1.records_per_s), $(get checksums2.records_per_s) / $(get nochecksums1.records_per_s), $(get nochecksums2.records_per_s)) | $(get checksums.records_per_s) / $(get nochecksums.records_per_s) records/s = $(get ratio.checksums_over_none); store $(gawk -v a="$(get checksums1.store_bytes)" -v b="$(get nochecksums1.store_bytes)" 'BEGIN { printf "%.0f / %.0f MiB", a / 1048576, b / 1048576 }') | >= 0.90 | $(verdict "$(get ratio.checksums_over_none)" ">=" 0.9) |"
+  echo "| \`totalplace verify\` of $stored records beside the collector: time, peak RSS (RssAnon) | $(get verify.seconds) s ($(get verify.records_per_s) records/s), $(kib_to_mib "$(get verify_mem.verify.peak_anon_kb)") MiB | < 300 s at 10M | $(verdict "$(gawk -v s="$(get verify.seconds)" -v n="$stored" 'BEGIN { printf "%.1f", s * 10000000 / n }')" "<" 300) |"
+  echo "| \`totalplace backup\` of the same: copy + verify of the copy = whole | $(gawk -v c="$(get backup.copy_ms)" -v v="$(get backup.verify_ms)" 'BEGIN { printf "%.1f + %.1f", c / 1000, v / 1000 }') = $(get backup.seconds) s; $(gawk -v b="$(get backup.bytes)" -v s="$(get alone.data_bytes)" 'BEGIN { printf "%.0f of %.0f MiB", b / 1048576, s / 1048576 }') (compacted) | | |"
 } >"$work/summary.md"
 echo
 cat "$work/summary.md"
@@ -510,7 +565,8 @@ echo
 if ((smoke)); then
   # The smoke test's own checks: each tool produced its figures and the totals agreed.
   for key in lmdb.records_per_s zmq.records_per_s alone.records_per_s e2e.records_per_s \
-    query_store.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone; do
+    query_store.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone \
+    nochecksums.records_per_s verify.seconds backup.seconds backup.copy_ms; do
     [[ -n $(get "$key") ]] || fail "no $key in the results"
   done
   echo "bench smoke test: every tool ran and the totals agree"

@@ -3,10 +3,13 @@
 #include "test_support.h"
 
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "store_checksum.h"
 
 static void *
 must (void *pointer)
@@ -38,9 +41,9 @@ test_tmpdir (const char *tag)
 static int
 remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    (void) st;
-    (void) type;
-    (void) ftw;
+    (void)st;
+    (void)type;
+    (void)ftw;
     return remove (path);
 }
 
@@ -64,6 +67,17 @@ test_store_new (const char *dir, const store_options_t *options)
         abort ();
     }
     return store;
+}
+
+void
+test_store_remove (store_t **store_p, char **dir_p)
+{
+    store_destroy (store_p);
+    if (*dir_p) {
+        test_rmtree (*dir_p);
+        free (*dir_p);
+        *dir_p = NULL;
+    }
 }
 
 Totalplace__SpendingRecord *
@@ -90,8 +104,8 @@ Totalplace__SpendingRecord *
 test_record_copy (const Totalplace__SpendingRecord *source)
 {
     Totalplace__SpendingRecord *record =
-      test_record (source->body_id, source->record_id, source->revision, source->neighbourhood,
-                   source->service, source->period, source->amount_pence, source->poolable);
+        test_record (source->body_id, source->record_id, source->revision, source->neighbourhood,
+                     source->service, source->period, source->amount_pence, source->poolable);
     free (record->supplier);
     free (record->description);
     record->supplier = must (strdup (source->supplier));
@@ -122,7 +136,7 @@ void
 test_batch_add (Totalplace__Batch *batch, Totalplace__SpendingRecord *record)
 {
     batch->records =
-      must (realloc (batch->records, (batch->n_records + 1) * sizeof *batch->records));
+        must (realloc (batch->records, (batch->n_records + 1) * sizeof *batch->records));
     batch->records[batch->n_records++] = record;
 }
 
@@ -132,4 +146,98 @@ test_batch_free (Totalplace__Batch **batch_p)
     if (*batch_p)
         protobuf_c_message_free_unpacked (&(*batch_p)->base, NULL);
     *batch_p = NULL;
+}
+
+/* ---------------------------------------------------------------- raw store access */
+
+typedef struct {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+} raw_t;
+
+static void
+raw_check (int rc, const char *what)
+{
+    if (rc) {
+        fprintf (stderr, "test_support: %s: %s\n", what, mdb_strerror (rc));
+        abort ();
+    }
+}
+
+static raw_t
+raw_open (const char *dir, const char *database)
+{
+    raw_t raw;
+    raw_check (mdb_env_create (&raw.env), "mdb_env_create");
+    mdb_env_set_maxdbs (raw.env, 8);
+    raw_check (mdb_env_open (raw.env, dir, 0, 0600), dir);
+    raw_check (mdb_txn_begin (raw.env, NULL, 0, &raw.txn), "mdb_txn_begin");
+    raw_check (mdb_dbi_open (raw.txn, database, 0, &raw.dbi), database);
+    return raw;
+}
+
+static void
+raw_close (raw_t *raw)
+{
+    raw_check (mdb_txn_commit (raw->txn), "mdb_txn_commit");
+    mdb_env_close (raw->env);
+}
+
+static store_db_t
+raw_database (const char *database)
+{
+    for (store_db_t db = 0; db < STORE_DB_COUNT; db++)
+        if (strcmp (store_db_name (db), database) == 0)
+            return db;
+    fprintf (stderr, "test_support: no database %s in a store\n", database);
+    abort ();
+}
+
+void
+test_raw_put (const char *dir, const char *database, const void *key, size_t key_len,
+              const void *payload, size_t len, bool sealed)
+{
+    unsigned char *bytes = must (malloc (len + STORE_CHECKSUM_BYTES + 1));
+    memcpy (bytes, payload, len);
+    if (sealed) {
+        store_checksum_key_t hash_key;
+        store_checksum_key (raw_database (database), key, key_len, &hash_key);
+        store_checksum_seal (&hash_key, bytes, len);
+        len += STORE_CHECKSUM_BYTES;
+    }
+    raw_t raw = raw_open (dir, database);
+    MDB_val k = {key_len, (void *)key}, v = {len, bytes};
+    raw_check (mdb_put (raw.txn, raw.dbi, &k, &v, 0), "mdb_put");
+    raw_close (&raw);
+    free (bytes);
+}
+
+size_t
+test_raw_get (const char *dir, const char *database, const void *key, size_t key_len, void *out,
+              size_t out_len)
+{
+    raw_t raw = raw_open (dir, database);
+    MDB_val k = {key_len, (void *)key}, v = {0, NULL};
+    int rc = mdb_get (raw.txn, raw.dbi, &k, &v);
+    if (rc != MDB_NOTFOUND)
+        raw_check (rc, "mdb_get");
+    if (v.mv_size > out_len) {
+        fprintf (stderr, "test_support: a value of %zu bytes does not fit %zu\n", v.mv_size,
+                 out_len);
+        abort ();
+    }
+    if (rc == 0)
+        memcpy (out, v.mv_data, v.mv_size);
+    raw_close (&raw);
+    return rc == 0 ? v.mv_size : 0;
+}
+
+void
+test_raw_del (const char *dir, const char *database, const void *key, size_t key_len)
+{
+    raw_t raw = raw_open (dir, database);
+    MDB_val k = {key_len, (void *)key};
+    raw_check (mdb_del (raw.txn, raw.dbi, &k, NULL), "mdb_del");
+    raw_close (&raw);
 }

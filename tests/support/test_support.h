@@ -19,6 +19,21 @@ void test_rmtree (const char *path);
  * message when either fails: a test cannot go on without its store. */
 store_t *test_store_new (const char *dir, const store_options_t *options);
 
+/* Raw access to a closed store's values with LMDB itself, as damage or another program would
+ * leave them (database by name: "records", "cells", ...). test_raw_put writes len bytes of
+ * payload followed, when sealed, by the checksum the store would write (store_checksum.h);
+ * test_raw_get copies the whole stored value (checksum included) into out and returns its size,
+ * 0 when the key is not stored; test_raw_del deletes the key. Each aborts when LMDB fails. */
+void test_raw_put (const char *dir, const char *database, const void *key, size_t key_len,
+                   const void *payload, size_t len, bool sealed);
+size_t test_raw_get (const char *dir, const char *database, const void *key, size_t key_len,
+                     void *out, size_t out_len);
+void test_raw_del (const char *dir, const char *database, const void *key, size_t key_len);
+
+/* Closes *store_p (may be NULL), removes the folder *dir_p and frees its path; both pointers end
+ * NULL. The teardown of a test's store. */
+void test_store_remove (store_t **store_p, char **dir_p);
+
 /* A record with every string strdup'd; free with test_record_free. */
 Totalplace__SpendingRecord *test_record (const char *body_id, const char *record_id,
                                          uint32_t revision, const char *neighbourhood,

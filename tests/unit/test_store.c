@@ -83,8 +83,8 @@ collect_row (void *arg, const char *key, store_amount_t amount)
 }
 
 static int
-totals (fixture_t *f, const char *neighbourhood, store_breakdown_t by,
-        const store_filter_t *filter, rows_t *rows)
+totals (fixture_t *f, const char *neighbourhood, store_breakdown_t by, const store_filter_t *filter,
+        rows_t *rows)
 {
     memset (rows, 0, sizeof *rows);
     char err[STORE_ERR_LEN];
@@ -138,15 +138,13 @@ test_higher_revision_supersedes_across_neighbourhoods (void **state)
     assert_int_equal (apply_one (f, rec ("T1", 1, "E01000001", 500), NULL, 0), STORE_ACCEPTED);
     assert_int_equal (apply_one (f, rec ("T2", 1, "E01000001", 100), NULL, 0), STORE_ACCEPTED);
     /* The correction moves T1 to another neighbourhood with another amount. */
-    assert_int_equal (apply_one (f, rec ("T1", 2, "E01000002", 700), NULL, 0),
-                      STORE_SUPERSEDED);
+    assert_int_equal (apply_one (f, rec ("T1", 2, "E01000002", 700), NULL, 0), STORE_SUPERSEDED);
     assert_int_equal (total_of (f, "E01000001").amount_pence, 100);
     assert_int_equal (total_of (f, "E01000001").records, 1);
     assert_int_equal (total_of (f, "E01000002").amount_pence, 700);
     Totalplace__SpendingRecord *stored = NULL;
     char err[STORE_ERR_LEN];
-    assert_int_equal (store_get_record (f->store, "GB-LAE-BNS", "T1", &stored, err, sizeof err),
-                      0);
+    assert_int_equal (store_get_record (f->store, "GB-LAE-BNS", "T1", &stored, err, sizeof err), 0);
     assert_int_equal (stored->revision, 2);
     assert_string_equal (stored->neighbourhood, "E01000002");
     test_record_free (&stored);
@@ -169,8 +167,70 @@ test_same_revision_other_content_is_a_conflict (void **state)
     assert_int_equal (apply_one (f, rec ("T1", 1, "E01000001", 300), NULL, 0), STORE_ACCEPTED);
     assert_int_equal (apply_one (f, rec ("T1", 1, "E01000001", 301), reason, sizeof reason),
                       STORE_REJECTED);
-    assert_non_null (strstr (reason, "conflict"));
+    assert_string_equal (reason, "conflict: amount stored 3.00, sent 3.01; correction? raise "
+                                 "revision; ids repeated on lines? input/repeated_ids = lines");
     assert_int_equal (total_of (f, "E01000001").amount_pence, 300);
+}
+
+static bool
+ends_with (const char *text, const char *end)
+{
+    size_t len = strlen (text), end_len = strlen (end);
+    return len >= end_len && strcmp (text + len - end_len, end) == 0;
+}
+
+/* The conflict names the first field that differs with both values, quoted and cut so that the
+ * whole reason fits WIRE_REASON_LEN, whatever the fields hold. */
+static void
+test_conflict_reason_names_the_field_and_fits (void **state)
+{
+    fixture_t *f = *state;
+    char reason[WIRE_REASON_LEN];
+    Totalplace__SpendingRecord *first = rec ("T2", 1, "E01000001", 300);
+    Totalplace__SpendingRecord *other = test_record_copy (first);
+    free (other->supplier);
+    other->supplier = strdup ("Acme \"Care\" Ltd");
+    assert_int_equal (apply_one (f, first, NULL, 0), STORE_ACCEPTED);
+    assert_int_equal (apply_one (f, other, reason, sizeof reason), STORE_REJECTED);
+    assert_non_null (strstr (reason, "conflict: supplier stored \""));
+    /* Quotes inside a value are escaped, so the reason reads one way only. */
+    assert_non_null (strstr (reason, ", sent \"Acme \\\"Care\\\" Ltd\";"));
+
+    /* The longest: a neighbourhood (the longest field name) of 32 bytes each side. */
+    const char *long_a = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+               *long_b = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012346";
+    assert_int_equal (apply_one (f, rec ("T3", 1, long_a, 1), NULL, 0), STORE_ACCEPTED);
+    assert_int_equal (apply_one (f, rec ("T3", 1, long_b, 1), reason, sizeof reason),
+                      STORE_REJECTED);
+    assert_true (ends_with (reason, "input/repeated_ids = lines")); /* not cut by snprintf */
+    /* They differ only in their last byte: the quotes show it. */
+    assert_non_null (strstr (reason, "conflict: neighbourhood stored \"...WXYZ012345\", sent "
+                                     "\"...WXYZ012346\";"));
+    assert_non_null (strstr (reason, "; correction? raise revision; ids repeated on lines? "
+                                     "input/repeated_ids = lines"));
+    /* Descriptions of 1,024 bytes: the quotes are cut, the advice stays whole. */
+    Totalplace__SpendingRecord *described = rec ("T4", 1, "E01000002", 5);
+    Totalplace__SpendingRecord *redescribed = test_record_copy (described);
+    free (described->description);
+    free (redescribed->description);
+    described->description = malloc (WIRE_MAX_DESCRIPTION + 1);
+    redescribed->description = malloc (WIRE_MAX_DESCRIPTION + 1);
+    memset (described->description, 'x', WIRE_MAX_DESCRIPTION);
+    memset (redescribed->description, 'y', WIRE_MAX_DESCRIPTION);
+    described->description[WIRE_MAX_DESCRIPTION] = redescribed->description[WIRE_MAX_DESCRIPTION] =
+        0;
+    assert_int_equal (apply_one (f, described, NULL, 0), STORE_ACCEPTED);
+    assert_int_equal (apply_one (f, redescribed, reason, sizeof reason), STORE_REJECTED);
+    assert_true (ends_with (reason, "input/repeated_ids = lines"));
+    assert_non_null (strstr (reason, "conflict: description stored \"xxxxxxxxxx"));
+    assert_non_null (strstr (reason, "input/repeated_ids = lines"));
+    /* Withdrawn and poolable are yes or no. */
+    Totalplace__SpendingRecord *pooled = rec ("T5", 1, "E01000002", 5);
+    Totalplace__SpendingRecord *unpooled = test_record_copy (pooled);
+    unpooled->poolable = false;
+    assert_int_equal (apply_one (f, pooled, NULL, 0), STORE_ACCEPTED);
+    assert_int_equal (apply_one (f, unpooled, reason, sizeof reason), STORE_REJECTED);
+    assert_non_null (strstr (reason, "conflict: poolable stored yes, sent no;"));
 }
 
 static void
@@ -223,7 +283,7 @@ test_overflow_is_rejected_without_changing_totals (void **state)
 {
     fixture_t *f = *state;
     /* INT64_MAX / 10^15 = 9223: that many maximal records fit, one more would overflow. */
-    const size_t fit = (size_t) (INT64_MAX / WIRE_MAX_ABS_AMOUNT_PENCE);
+    const size_t fit = (size_t)(INT64_MAX / WIRE_MAX_ABS_AMOUNT_PENCE);
     Totalplace__SpendingRecord **records = calloc (fit + 1, sizeof *records);
     store_result_t *results = calloc (fit + 1, sizeof *results);
     for (size_t i = 0; i <= fit; i++) {
@@ -237,8 +297,8 @@ test_overflow_is_rejected_without_changing_totals (void **state)
     assert_int_equal (results[fit].outcome, STORE_REJECTED);
     assert_non_null (strstr (results[fit].reason, "overflow"));
     store_amount_t total = total_of (f, "E01000001");
-    assert_int_equal (total.amount_pence, (int64_t) fit * WIRE_MAX_ABS_AMOUNT_PENCE);
-    assert_int_equal (total.records, (int64_t) fit);
+    assert_int_equal (total.amount_pence, (int64_t)fit * WIRE_MAX_ABS_AMOUNT_PENCE);
+    assert_int_equal (total.records, (int64_t)fit);
     /* The rejected record was not stored: its key is still free. */
     Totalplace__SpendingRecord *stored = NULL;
     char err[STORE_ERR_LEN], id[32];
@@ -306,7 +366,7 @@ test_fiscal_year_boundary (void **state)
     for (size_t i = 0; i < 4; i++) {
         char id[16];
         snprintf (id, sizeof id, "FY%zu", i);
-        Totalplace__SpendingRecord *r = rec (id, 1, "E01000001", (int64_t) (i + 1) * 100);
+        Totalplace__SpendingRecord *r = rec (id, 1, "E01000001", (int64_t)(i + 1) * 100);
         free (r->period);
         r->period = strdup (periods[i]);
         assert_int_equal (apply_one (f, r, NULL, 0), STORE_ACCEPTED);
@@ -335,19 +395,19 @@ test_breakdowns_and_filters (void **state)
         int64_t amount;
         bool poolable;
     } input[] = {
-      {"GB-LAE-BNS", "C1", "Adult Social Care", "2013-05", 1000, true},
-      {"GB-LAE-BNS", "C2", "Housing", "2013-06", 2000, false},
-      {"GB-NHS-RFF", "N1", "Community Health", "2013-05", 4000, true},
-      {"GB-PF-SYP", "P1", "Policing", "2013-07", 8000, false},
-      {"GB-PF-SYP", "P2", "Policing", "2013-07", -500, false},
+        {"GB-LAE-BNS", "C1", "Adult Social Care", "2013-05", 1000, true},
+        {"GB-LAE-BNS", "C2", "Housing", "2013-06", 2000, false},
+        {"GB-NHS-RFF", "N1", "Community Health", "2013-05", 4000, true},
+        {"GB-PF-SYP", "P1", "Policing", "2013-07", 8000, false},
+        {"GB-PF-SYP", "P2", "Policing", "2013-07", -500, false},
     };
     for (size_t i = 0; i < sizeof input / sizeof input[0]; i++)
-        assert_int_equal (apply_one (f,
-                                     test_record (input[i].body, input[i].id, 1, "E01000009",
-                                                  input[i].service, input[i].period,
-                                                  input[i].amount, input[i].poolable),
-                                     NULL, 0),
-                          STORE_ACCEPTED);
+        assert_int_equal (
+            apply_one (f,
+                       test_record (input[i].body, input[i].id, 1, "E01000009", input[i].service,
+                                    input[i].period, input[i].amount, input[i].poolable),
+                       NULL, 0),
+            STORE_ACCEPTED);
     rows_t rows;
     assert_int_equal (totals (f, "E01000009", STORE_BY_BODY, NULL, &rows), 0);
     assert_int_equal (rows.count, 3);
@@ -526,7 +586,7 @@ test_reopen_keeps_everything (void **state)
 static void
 test_missing_store_read_only_is_an_error (void **state)
 {
-    (void) state;
+    (void)state;
     char err[STORE_ERR_LEN] = "";
     store_options_t options = {.path = "/nonexistent/totalplace-store", .read_only = true};
     int code = 0;
@@ -537,15 +597,15 @@ test_missing_store_read_only_is_an_error (void **state)
 
 /* Applies 3000 records as 30 batches of 100 into a store whose map starts tiny. */
 static int
-fill_small_store (const char *dir, size_t map_size, size_t max_map_size, int *last_rc,
-                  char *err, size_t err_len, store_amount_t *total)
+fill_small_store (const char *dir, size_t map_size, size_t max_map_size, int *last_rc, char *err,
+                  size_t err_len, store_amount_t *total)
 {
     store_options_t options = {.map_size = map_size, .max_map_size = max_map_size};
     store_t *store = test_store_new (dir, &options);
     int applied = 0;
     *last_rc = 0;
     for (int b = 0; b < 30 && *last_rc == 0; b++) {
-        Totalplace__Batch *batch = test_batch_new ("agent-grow", (uint64_t) b + 1);
+        Totalplace__Batch *batch = test_batch_new ("agent-grow", (uint64_t)b + 1);
         for (int i = 0; i < 100; i++) {
             char id[16];
             snprintf (id, sizeof id, "G%05d", b * 100 + i);
@@ -563,8 +623,7 @@ fill_small_store (const char *dir, size_t map_size, size_t max_map_size, int *la
     memset (&rows, 0, sizeof rows);
     char read_err[STORE_ERR_LEN];
     if (store_totals (store, "E01000005", STORE_BY_NONE, NULL, collect_row, &rows, read_err,
-                      sizeof read_err)
-        == 0)
+                      sizeof read_err) == 0)
         sum = rows.amounts[0];
     *total = sum;
     store_destroy (&store);
@@ -587,13 +646,13 @@ test_map_grows_when_full (void **state)
     assert_int_equal (total.amount_pence, 30 * (100 * 1000 + 4950));
     test_rmtree (dir);
     free (dir);
-    (void) f;
+    (void)f;
 }
 
 static void
 test_full_map_fails_cleanly (void **state)
 {
-    (void) state;
+    (void)state;
     char err[STORE_ERR_LEN] = "";
     int rc;
     store_amount_t total;
@@ -613,31 +672,34 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown (test_new_record_is_accepted_and_counted, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_duplicate_is_ignored, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_higher_revision_supersedes_across_neighbourhoods,
-                                       setup, teardown),
-      cmocka_unit_test_setup_teardown (test_lower_revision_is_stale, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_same_revision_other_content_is_a_conflict, setup,
-                                       teardown),
-      cmocka_unit_test_setup_teardown (test_withdrawal_removes_from_totals, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_withdrawal_of_unknown_key_is_kept_as_tombstone, setup,
-                                       teardown),
-      cmocka_unit_test_setup_teardown (test_negative_amounts_are_credits, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_overflow_is_rejected_without_changing_totals, setup,
-                                       teardown),
-      cmocka_unit_test_setup_teardown (test_bad_fields_are_rejected_with_reasons, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_upstream_rejections_are_left_alone, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_fiscal_year_boundary, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_breakdowns_and_filters, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_empty_store_has_no_neighbourhoods, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_neighbourhoods_are_ranked, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_duplicates_within_one_group, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_agent_high_water_mark_and_counters, setup, teardown),
-      cmocka_unit_test_setup_teardown (test_reopen_keeps_everything, setup, teardown),
-      cmocka_unit_test (test_missing_store_read_only_is_an_error),
-      cmocka_unit_test_setup_teardown (test_map_grows_when_full, setup, teardown),
-      cmocka_unit_test (test_full_map_fails_cleanly),
+        cmocka_unit_test_setup_teardown (test_new_record_is_accepted_and_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_duplicate_is_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_higher_revision_supersedes_across_neighbourhoods,
+                                         setup, teardown),
+        cmocka_unit_test_setup_teardown (test_lower_revision_is_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_conflict_reason_names_the_field_and_fits, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_same_revision_other_content_is_a_conflict, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_withdrawal_removes_from_totals, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_withdrawal_of_unknown_key_is_kept_as_tombstone, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_negative_amounts_are_credits, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_overflow_is_rejected_without_changing_totals, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_bad_fields_are_rejected_with_reasons, setup,
+                                         teardown),
+        cmocka_unit_test_setup_teardown (test_upstream_rejections_are_left_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_fiscal_year_boundary, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_breakdowns_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_empty_store_has_no_neighbourhoods, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_neighbourhoods_are_ranked, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_duplicates_within_one_group, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_agent_high_water_mark_and_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_reopen_keeps_everything, setup, teardown),
+        cmocka_unit_test (test_missing_store_read_only_is_an_error),
+        cmocka_unit_test_setup_teardown (test_map_grows_when_full, setup, teardown),
+        cmocka_unit_test (test_full_map_fails_cleanly),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

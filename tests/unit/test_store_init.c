@@ -76,9 +76,9 @@ read_file (const char *path, size_t *size)
 }
 
 /* Sets (value non-NULL) or deletes a key of a store's meta database with LMDB itself, as a store
- * of another format or a damaged one would hold it. */
+ * of another format or a damaged one would hold it; with its checksum when sealed. */
 static void
-set_meta (const char *dir, const char *name, const char *value)
+put_meta (const char *dir, const char *name, const char *value, bool sealed)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -90,13 +90,29 @@ set_meta (const char *dir, const char *name, const char *value)
     assert_int_equal (mdb_dbi_open (txn, "meta", MDB_CREATE, &meta), 0);
     MDB_val key = {strlen (name), (void *)name};
     if (value) {
-        MDB_val data = {strlen (value), (void *)value};
+        char bytes[128];
+        size_t len = strlen (value);
+        assert_true (len + STORE_CHECKSUM_BYTES <= sizeof bytes);
+        memcpy (bytes, value, len);
+        if (sealed) {
+            store_checksum_key_t hash_key;
+            store_checksum_key (STORE_DB_META, name, strlen (name), &hash_key);
+            store_checksum_seal (&hash_key, bytes, len);
+            len += STORE_CHECKSUM_BYTES;
+        }
+        MDB_val data = {len, bytes};
         assert_int_equal (mdb_put (txn, meta, &key, &data, 0), 0);
     }
     else
         assert_int_equal (mdb_del (txn, meta, &key, NULL), 0);
     assert_int_equal (mdb_txn_commit (txn), 0);
     mdb_env_close (env);
+}
+
+static void
+set_meta (const char *dir, const char *name, const char *value)
+{
+    put_meta (dir, name, value, true);
 }
 
 /* A new store in dir, closed again. */
@@ -384,6 +400,17 @@ test_formats_this_binary_does_not_use_are_refused (void **state)
     set_meta (dir, "store_id", "not-hex");
     assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_DAMAGED);
     assert_non_null (strstr (err, "identity (store id, creation time) is unreadable"));
+    /* A format written without its checksum (or with a flipped bit) is damage, whatever it says:
+     * the store is not read as the format a damaged byte would make of it. */
+    put_meta (dir, "format", "00002", false);
+    assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_DAMAGED);
+    assert_non_null (strstr (err, "the value of key \"format\" in database \"meta\" fails its "
+                                  "checksum"));
+    assert_null (strstr (err, "upgrade"));
+    put_meta (dir, "format", "2", false);
+    assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_DAMAGED);
+    assert_non_null (strstr (err, "the value of key \"format\" in database \"meta\" has 1 bytes, "
+                                  "too few to hold its checksum"));
     test_rmtree (dir);
     free (dir);
 

@@ -14,14 +14,15 @@
 
 #include "period.h"
 #include "store.h"
+#include "store_verify.h"
 #include "test_support.h"
 
-#define BODIES 4
+#define BODIES         4
 #define NEIGHBOURHOODS 25
-#define SERVICES 5
-#define MONTHS 30
-#define KEYS 2500
-#define RUNS 3
+#define SERVICES       5
+#define MONTHS         30
+#define KEYS           2500
+#define RUNS           3
 
 static const char *BODY_IDS[BODIES] = {"GB-LAE-BNS", "GB-NHS-RFF", "GB-PF-SYP", "GB-GOV-DWP"};
 static const char *SERVICE_NAMES[SERVICES] = {"Adult Social Care", "Community Health", "Policing",
@@ -48,7 +49,7 @@ rng_next (void)
 static int
 rng_below (int n)
 {
-    return (int) (rng_next () % (uint64_t) n);
+    return (int)(rng_next () % (uint64_t)n);
 }
 
 static void
@@ -71,9 +72,9 @@ to_record (const version_t *v)
     snprintf (id, sizeof id, "TX%07d", v->key);
     neighbourhood_code (v->neighbourhood, nbh, sizeof nbh);
     month_text (v->month, month, sizeof month);
-    Totalplace__SpendingRecord *r = test_record (BODY_IDS[v->body], id, v->revision, nbh,
-                                                 SERVICE_NAMES[v->service], month, v->amount,
-                                                 v->poolable);
+    Totalplace__SpendingRecord *r =
+        test_record (BODY_IDS[v->body], id, v->revision, nbh, SERVICE_NAMES[v->service], month,
+                     v->amount, v->poolable);
     r->withdrawn = v->withdrawn;
     return r;
 }
@@ -81,9 +82,9 @@ to_record (const version_t *v)
 static bool
 same_content (const version_t *a, const version_t *b)
 {
-    return a->neighbourhood == b->neighbourhood && a->service == b->service
-           && a->month == b->month && a->amount == b->amount && a->poolable == b->poolable
-           && a->withdrawn == b->withdrawn && a->revision == b->revision;
+    return a->neighbourhood == b->neighbourhood && a->service == b->service &&
+           a->month == b->month && a->amount == b->amount && a->poolable == b->poolable &&
+           a->withdrawn == b->withdrawn && a->revision == b->revision;
 }
 
 static void
@@ -95,9 +96,9 @@ random_content (version_t *v)
     /* Mostly ordinary payments, some credits, a few very large contracts. */
     int kind = rng_below (100);
     if (kind < 10)
-        v->amount = -(int64_t) rng_below (5000000);
+        v->amount = -(int64_t)rng_below (5000000);
     else if (kind < 12)
-        v->amount = (int64_t) rng_below (1000000000) * 1000;
+        v->amount = (int64_t)rng_below (1000000000) * 1000;
     else
         v->amount = 50000 + rng_below (10000000);
     v->poolable = rng_below (3) == 0;
@@ -119,7 +120,7 @@ generate_messages (size_t count)
             /* Resend an earlier message for this key exactly (lost ack, dropped file twice). */
             size_t pick = n;
             while (pick == n || messages[pick].key != key)
-                pick = first_index[key] + (size_t) rng_below ((int) (n - first_index[key]));
+                pick = first_index[key] + (size_t)rng_below ((int)(n - first_index[key]));
             *v = messages[pick];
             continue;
         }
@@ -127,11 +128,11 @@ generate_messages (size_t count)
         v->body = key % BODIES;
         random_content (v);
         if (max_revision[key] > 0 && action < 35)
-            v->revision = 1 + (uint32_t) rng_below ((int) max_revision[key]); /* conflict/stale */
+            v->revision = 1 + (uint32_t)rng_below ((int)max_revision[key]); /* conflict/stale */
         else {
             if (max_revision[key] == 0)
                 first_index[key] = n;
-            v->revision = max_revision[key] + 1 + (uint32_t) rng_below (2);
+            v->revision = max_revision[key] + 1 + (uint32_t)rng_below (2);
             max_revision[key] = v->revision;
             v->withdrawn = max_revision[key] > 1 && rng_below (8) == 0;
         }
@@ -182,13 +183,12 @@ check_row (void *arg, const char *key, store_amount_t amount)
     check_t *check = arg;
     for (size_t i = 0; i < check->count; i++)
         if (strcmp (check->names[i], key) == 0) {
-            if (amount.amount_pence != check->expected[i].amount_pence
-                || amount.records != check->expected[i].records)
+            if (amount.amount_pence != check->expected[i].amount_pence ||
+                amount.records != check->expected[i].records)
                 fail_msg ("%s %s: store has %lld pence in %lld records, model %lld in %lld",
-                          check->what, key, (long long) amount.amount_pence,
-                          (long long) amount.records,
-                          (long long) check->expected[i].amount_pence,
-                          (long long) check->expected[i].records);
+                          check->what, key, (long long)amount.amount_pence,
+                          (long long)amount.records, (long long)check->expected[i].amount_pence,
+                          (long long)check->expected[i].records);
             check->seen++;
             return 0;
         }
@@ -269,9 +269,9 @@ compare_with_model (store_t *store, const version_t *model, const bool *present)
         expected_t *e = &expected[n];
         if (e->total.records == 0) {
             char err[STORE_ERR_LEN];
-            assert_int_equal (store_totals (store, nbh, STORE_BY_NONE, NULL, check_row, NULL, err,
-                                            sizeof err),
-                              STORE_ERR_NOTFOUND);
+            assert_int_equal (
+                store_totals (store, nbh, STORE_BY_NONE, NULL, check_row, NULL, err, sizeof err),
+                STORE_ERR_NOTFOUND);
             continue;
         }
         populated++;
@@ -281,8 +281,7 @@ compare_with_model (store_t *store, const version_t *model, const bool *present)
         check_breakdown (store, nbh, STORE_BY_SERVICE, SERVICE_NAMES, e->service, SERVICES,
                          "service");
         check_breakdown (store, nbh, STORE_BY_MONTH, months, e->month, MONTHS, "month");
-        check_breakdown (store, nbh, STORE_BY_POOLABLE, poolable_names, e->poolable, 2,
-                         "poolable");
+        check_breakdown (store, nbh, STORE_BY_POOLABLE, poolable_names, e->poolable, 2, "poolable");
         /* Fiscal years: recompute from the months, April to March. */
         char fy_names[4][FISCAL_YEAR_LEN];
         const char *fys[4];
@@ -329,11 +328,64 @@ compare_with_model (store_t *store, const version_t *model, const bool *present)
     }
 }
 
+typedef struct {
+    const version_t *model;
+    const bool *present;
+    size_t records;
+} scan_check_t;
+
+/* Every value of the records database, read through the checksummed whole-store path, is sound
+ * and is the model's surviving version of its key. */
+static int
+check_scanned_record (void *arg, const store_entry_t *entry)
+{
+    scan_check_t *check = arg;
+    if (entry->damage)
+        fail_msg ("record %.*s: %s", (int)entry->key_len, entry->key, entry->damage);
+    int key = atoi (entry->record->record_id + 2); /* "TX0000042" */
+    assert_true (key >= 0 && key < KEYS && check->present[key]);
+    Totalplace__SpendingRecord *want = to_record (&check->model[key]);
+    assert_true (wire_records_equal (entry->record, want));
+    test_record_free (&want);
+    check->records++;
+    return 0;
+}
+
+/* The whole store read as `totalplace verify` reads it: every record matches the model, and
+ * verify, recomputing every total from the records, finds nothing to say. */
+static void
+check_whole_store (store_t *store, const version_t *model, const bool *present)
+{
+    char err[STORE_ERR_LEN];
+    size_t present_count = 0, live_count = 0;
+    for (int k = 0; k < KEYS; k++) {
+        present_count += present[k];
+        live_count += present[k] && !model[k].withdrawn;
+    }
+    store_snapshot_t *snapshot = store_snapshot_new (store, err, sizeof err);
+    assert_non_null (snapshot);
+    scan_check_t check = {model, present, 0};
+    assert_int_equal (store_snapshot_scan (snapshot, STORE_DB_RECORDS, check_scanned_record, &check,
+                                           err, sizeof err),
+                      0);
+    assert_int_equal (store_snapshot_entries (snapshot, STORE_DB_RECORDS), present_count);
+    store_snapshot_destroy (&snapshot);
+    assert_null (snapshot);
+    assert_int_equal (check.records, present_count);
+
+    store_verify_summary_t summary;
+    assert_int_equal (store_verify (store, 10, NULL, NULL, &summary, err, sizeof err), 0);
+    assert_int_equal (summary.findings, 0);
+    assert_int_equal (summary.records, present_count);
+    assert_int_equal (summary.live_records, live_count);
+    assert_false (store_damage (store, NULL, 0));
+}
+
 static void
 shuffle (version_t *messages, size_t count)
 {
     for (size_t i = count - 1; i > 0; i--) {
-        size_t j = (size_t) rng_below ((int) (i + 1));
+        size_t j = (size_t)rng_below ((int)(i + 1));
         version_t t = messages[i];
         messages[i] = messages[j];
         messages[j] = t;
@@ -343,12 +395,12 @@ shuffle (version_t *messages, size_t count)
 static void
 test_random_streams_match_model (void **state)
 {
-    (void) state;
+    (void)state;
     const char *seed_text = getenv ("TOTALPLACE_SEED");
     uint64_t seed = seed_text ? strtoull (seed_text, NULL, 10) : UINT64_C (20261125);
     const char *size_text = getenv ("TOTALPLACE_MODEL_MESSAGES");
     size_t count = size_text ? strtoul (size_text, NULL, 10) : 12000;
-    print_message ("model test: seed %llu, %zu messages, %d runs\n", (unsigned long long) seed,
+    print_message ("model test: seed %llu, %zu messages, %d runs\n", (unsigned long long)seed,
                    count, RUNS);
     rng_state = seed ? seed : 1;
     version_t *messages = generate_messages (count);
@@ -372,7 +424,7 @@ test_random_streams_match_model (void **state)
             size_t firsts[4];
             int used = 0;
             for (; used < batch_count && start < count; used++) {
-                size_t size = 1 + (size_t) rng_below (400);
+                size_t size = 1 + (size_t)rng_below (400);
                 if (size > count - start)
                     size = count - start;
                 batches[used] = test_batch_new (used % 2 ? "agent-b" : "agent-a", seq++);
@@ -422,6 +474,7 @@ test_random_streams_match_model (void **state)
         store = store_new (&options, NULL, err, sizeof err);
         assert_non_null (store);
         compare_with_model (store, model, present);
+        check_whole_store (store, model, present);
         store_destroy (&store);
         free (model);
         free (present);
@@ -435,7 +488,7 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-      cmocka_unit_test (test_random_streams_match_model),
+        cmocka_unit_test (test_random_streams_match_model),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# test_units: every systemd unit in deploy/ passes `systemd-analyze verify` (syntax, directives,
+# the timer's service, the executables), with /usr/local/bin/ read as this build's binaries.
+source "$(dirname "$0")/lib.sh"
+command -v systemd-analyze >/dev/null || fail "systemd-analyze is needed (package systemd: deploy/install-deps.sh)"
+units=()
+mkdir -p "$WORK/units"
+for unit in "$SRC"/deploy/*.service "$SRC"/deploy/*.timer; do
+  name=$(basename "$unit")
+  name=${name/@./@demo.} # a template is verified as one instance
+  sed -e "s#/usr/local/bin/totalplace-collector#$COLLECTOR#g" -e "s#/usr/local/bin/totalplace-agent#$AGENT#g" \
+    -e "s#/usr/local/bin/totalplace #$CLI_BIN #g" "$unit" >"$WORK/units/$name"
+  grep -q '/usr/local/bin/' "$WORK/units/$name" && fail "$name runs a program this test does not know: $(grep '/usr/local/bin/' "$WORK/units/$name")"
+  units+=("$name")
+done
+((${#units[@]} >= 4)) || fail "only ${#units[@]} units found in deploy/"
+[[ " ${units[*]} " == *" totalplace-backup.timer "* ]] || fail "deploy/ has no totalplace-backup.timer"
+(cd "$WORK/units" && systemd-analyze verify "${units[@]}") >"$WORK/verify.log" 2>&1 ||
+  fail "systemd-analyze verify: $(cat "$WORK/verify.log")"
+[[ ! -s $WORK/verify.log ]] || fail "systemd-analyze verify warns: $(cat "$WORK/verify.log")"
+# The backup unit really backs up: its command line, run against a store, makes a verified copy.
+init_store "$WORK/store"
+command=$(sed -n 's/^ExecStart=//p' "$WORK/units/totalplace-backup.service")
+command=${command//\/var\/lib\/totalplace\/store/$WORK/store}
+command=${command//\/var\/backups\/totalplace/$WORK/backups}
+mkdir "$WORK/backups"
+# shellcheck disable=SC2086
+$command >"$WORK/backup.out" 2>&1 || fail "the backup unit's command failed: $(cat "$WORK/backup.out")"
+ls "$WORK/backups" | grep -qE '^totalplace-[0-9]{8}T[0-9]{6}Z$' || fail "the backup unit's command made no backup: $(ls -A "$WORK/backups")"
+note "units verified: ${units[*]}"
+echo "1 passed, 0 failed"
