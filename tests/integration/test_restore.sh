@@ -1,5 +1,5 @@
 # A restore of the collector's store loses nothing, with real daemons, real files and real kills.
-# Three agents deliver; a backup of the store is taken with `mdb_copy -c` WHILE they deliver; more
+# Three agents deliver; a backup of the store is taken with `totalplace backup` WHILE they deliver; more
 # is delivered after it; the collector is stopped (SIGTERM in round 1, kill -9 in the middle of
 # delivery in round 2), its store replaced by the backup, and started again. With no manual step
 # the agents notice (an idle agent from its status request, a busy one from the next Acks'
@@ -91,8 +91,8 @@ check_all() {
 
 # backup DEST: a compacting copy of the live store, as an operator takes one.
 backup() {
-  mkdir -p "$1"
-  mdb_copy -c "$WORK/collector" "$1" || fail "mdb_copy -c of the live store failed"
+  "$CLI_BIN" --db "$WORK/collector" backup "$1" >>"$WORK/backup.log" 2>&1 \
+    || fail "totalplace backup of the live store failed ($(tail -n 3 "$WORK/backup.log"))"
 }
 
 # restore FROM: the collector's store folder replaced by the backup's data.mdb.
