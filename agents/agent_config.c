@@ -263,3 +263,9 @@ agent_config_describe (FILE *out)
 {
     settings_describe (&TABLE, out);
 }
+
+void
+agent_config_describe_roff (FILE *out)
+{
+    settings_describe_roff (&TABLE, out);
+}

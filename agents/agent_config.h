@@ -76,6 +76,9 @@ int agent_config_validate (const agent_config_t *self, char *err, size_t err_len
  * `inspect`, which sends nothing. Returns 0 or -1 with a message naming the key. */
 int agent_config_validate_reading (const agent_config_t *self, char *err, size_t err_len);
 
+/* The keys as roff .TP entries, for the manual page (settings_describe_roff). */
+void agent_config_describe_roff (FILE *out);
+
 /* One line per key for --help. */
 void agent_config_describe (FILE *out);
 

@@ -234,3 +234,9 @@ collector_config_describe (FILE *out)
 {
     settings_describe (&s_table, out);
 }
+
+void
+collector_config_describe_roff (FILE *out)
+{
+    settings_describe_roff (&s_table, out);
+}

@@ -90,4 +90,7 @@ const char *collector_log_level_name (collector_log_level_t level);
 /* Writes one line per key (name, default, description) to out, for --help and docs. */
 void collector_config_describe (FILE *out);
 
+/* The keys as roff .TP entries, for the manual page (settings_describe_roff). */
+void collector_config_describe_roff (FILE *out);
+
 #endif

@@ -11,6 +11,7 @@ packages=(
   libcmocka-dev gawk jq python3
   clang libclang-rt-14-dev valgrind procps psmisc
   systemd util-linux
+  dpkg-dev lintian man-db groff-base adduser
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -60,9 +60,9 @@ parse_uint (const setting_t *setting, const char *value, uint64_t *out, char *er
     unsigned long long number = digits ? strtoull (value, NULL, 10) : 0;
     if (!digits || errno == ERANGE || number < setting->min || number > setting->max)
         return fail (err, err_len, "%s: \"%.64s\" is not a whole number from %llu to %llu",
-                     setting->key, value, (unsigned long long) setting->min,
-                     (unsigned long long) setting->max);
-    *out = (uint64_t) number;
+                     setting->key, value, (unsigned long long)setting->min,
+                     (unsigned long long)setting->max);
+    *out = (uint64_t)number;
     return 0;
 }
 
@@ -103,13 +103,13 @@ parse_choice (const setting_t *setting, const char *value, int *out, char *err, 
 static int
 apply (const setting_t *setting, void *config, const char *value, char *err, size_t err_len)
 {
-    char *field = (char *) config + setting->offset;
+    char *field = (char *)config + setting->offset;
     switch (setting->type) {
     case SETTING_STRING: {
         char *copy = strdup (value);
         if (!copy)
             return fail (err, err_len, "%s: out of memory", setting->key);
-        char **slot = (char **) field;
+        char **slot = (char **)field;
         free (*slot);
         *slot = copy;
         return 0;
@@ -143,8 +143,8 @@ int
 settings_defaults (const settings_table_t *table, void *config)
 {
     for (size_t i = 0; i < table->count; i++)
-        if (table->settings[i].default_value
-            && apply (&table->settings[i], config, table->settings[i].default_value, NULL, 0))
+        if (table->settings[i].default_value &&
+            apply (&table->settings[i], config, table->settings[i].default_value, NULL, 0))
             return -1;
     return 0;
 }
@@ -154,7 +154,7 @@ settings_free (const settings_table_t *table, void *config)
 {
     for (size_t i = 0; i < table->count; i++)
         if (table->settings[i].type == SETTING_STRING) {
-            char **slot = (char **) ((char *) config + table->settings[i].offset);
+            char **slot = (char **)((char *)config + table->settings[i].offset);
             free (*slot);
             *slot = NULL;
         }
@@ -182,7 +182,7 @@ apply_tree (const settings_table_t *table, void *config, zconfig_t *node, const 
         const char *name = zconfig_name (child);
         int written = snprintf (child_path, sizeof child_path, "%s%s%s", path, *path ? "/" : "",
                                 name ? name : "");
-        if (written < 0 || (size_t) written >= sizeof child_path)
+        if (written < 0 || (size_t)written >= sizeof child_path)
             return fail (err, err_len, "%s: key \"%.64s...\" is too long", origin, child_path);
         if (zconfig_child (child)) {
             if (!is_section (table, child_path))
@@ -219,7 +219,7 @@ find_bad_line (const char *text, char *line, size_t line_len)
     size_t start = 0;
     while (start < length) {
         const char *newline = memchr (text + start, '\n', length - start);
-        size_t end = newline ? (size_t) (newline - text) + 1 : length;
+        size_t end = newline ? (size_t)(newline - text) + 1 : length;
         number++;
         memcpy (prefix, text, end);
         prefix[end] = '\0';
@@ -228,7 +228,7 @@ find_bad_line (const char *text, char *line, size_t line_len)
             size_t n = end - start;
             if (n && text[end - 1] == '\n')
                 n--;
-            snprintf (line, line_len, "%.*s", (int) (n > 80 ? 80 : n), text + start);
+            snprintf (line, line_len, "%.*s", (int)(n > 80 ? 80 : n), text + start);
             free (prefix);
             return number;
         }
@@ -274,9 +274,9 @@ settings_load (const settings_table_t *table, void *config, const char *path, ch
     if (info.st_size > CONFIG_MAX_FILE_BYTES) {
         fclose (file);
         return fail (err, err_len, "config file %s is %lld bytes, more than the %d allowed", path,
-                     (long long) info.st_size, CONFIG_MAX_FILE_BYTES);
+                     (long long)info.st_size, CONFIG_MAX_FILE_BYTES);
     }
-    size_t size = (size_t) info.st_size;
+    size_t size = (size_t)info.st_size;
     char *text = malloc (size + 1);
     if (!text) {
         fclose (file);
@@ -309,6 +309,44 @@ settings_describe (const settings_table_t *table, FILE *out)
                  table->settings[i].description);
 }
 
+/* Writes text so that roff prints it as it is: backslashes and hyphens escaped, and a line that
+ * would start with a control character made safe. */
+static void
+put_roff (FILE *out, const char *text)
+{
+    if (*text == '.' || *text == '\'')
+        fputs ("\\&", out);
+    for (const char *p = text; *p; p++) {
+        if (*p == '\\')
+            fputs ("\\e", out);
+        else if (*p == '-')
+            fputs ("\\-", out);
+        else
+            fputc (*p, out);
+    }
+}
+
+void
+settings_describe_roff (const settings_table_t *table, FILE *out)
+{
+    for (size_t i = 0; i < table->count; i++) {
+        const setting_t *setting = &table->settings[i];
+        fputs (".TP\n.B ", out);
+        put_roff (out, setting->key);
+        fputs ("\n", out);
+        put_roff (out, setting->description);
+        fputs (". Default: ", out);
+        if (setting->default_value && *setting->default_value) {
+            fputs ("\\fI", out);
+            put_roff (out, setting->default_value);
+            fputs ("\\fR", out);
+        }
+        else
+            fputs (setting->default_value ? "empty" : "none", out);
+        fputs (".\n", out);
+    }
+}
+
 zlist_t *
 settings_split_list (const char *list, size_t *empty_at)
 {
@@ -334,7 +372,7 @@ settings_split_list (const char *list, size_t *empty_at)
                 *empty_at = position;
         }
         else {
-            char *entry = strndup (start, (size_t) (stop - start));
+            char *entry = strndup (start, (size_t)(stop - start));
             if (!entry || zlist_append (entries, entry)) {
                 free (entry);
                 zlist_destroy (&entries);

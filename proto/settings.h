@@ -55,6 +55,10 @@ int settings_load (const settings_table_t *table, void *config, const char *path
 /* One line per key (name, default, description), for --help. */
 void settings_describe (const settings_table_t *table, FILE *out);
 
+/* The same as man(7) roff, one .TP entry per key (for the daemons' manual pages, generated from
+ * this table at build time so that they can never disagree with --help). */
+void settings_describe_roff (const settings_table_t *table, FILE *out);
+
 /* Splits a comma-separated list into trimmed entries (the list frees them). *empty_at is set to
  * the 1-based position of the first empty entry, or 0. NULL when out of memory. */
 zlist_t *settings_split_list (const char *list, size_t *empty_at);
