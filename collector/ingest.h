@@ -38,11 +38,13 @@ typedef struct {
     uint64_t largest_group;         /* most batches in one committed transaction */
     uint64_t largest_group_records; /* most records in one committed transaction */
     uint64_t unsent_acks;           /* acks libzmq refused to queue (peer gone or its queue full) */
+    uint64_t over_limit;            /* batches answered ACK_RETRY: limits/max_agents agents were
+                                       connected (counted in retry_acks too) */
     uint64_t connections;           /* peers connected (socket monitor) */
     uint64_t disconnects;           /* peers disconnected, including those libzmq dropped for
                                        sending a frame over INGEST_SOCKET_MAX_MESSAGE_BYTES */
     uint64_t handshake_failures;    /* peers that failed the ZMTP handshake (not ZeroMQ, a bad
-                                       or unknown key, or over limits/max_agents) */
+                                       or unknown key) */
     uint64_t unauthorised_records;  /* records rejected: the sender's certificate does not list
                                        their body */
     uint64_t unauthorised_batches;  /* batches refused whole: the key is no longer authorised

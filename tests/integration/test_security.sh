@@ -168,9 +168,12 @@ counted .ingest.disconnects 3
 counted .ingest.handshake_failures 3
 counted .queries.bad_queries 12
 for line in "ingest: malformed message from" "is over the limit of 8388608 bytes" "query: bad query from" \
-  "query: a client on ipc://$WORK/query.sock disconnected"; do
+  "ingest: a peer on ipc://$WORK/ingest.sock failed the handshake: "; do
   grep -qF "$line" "$WORK/collector.log" || fail "the collector logged no \"$line\""
 done
+# Handshake failures in words, and disconnects (every CLI question is one) only at debug.
+grep -F "event 0x" "$WORK/collector.log" && fail "a handshake failure was logged as an event number"
+grep -E '^[^ ]+Z [IWE] (ingest|query): .*disconnected' "$WORK/collector.log" && fail "an ordinary disconnect was logged above debug"
 # The good agent was delivering all along.
 stop police TERM || fail "the police agent did not stop cleanly"
 drain_agent police GB-PF-SYP
