@@ -15,13 +15,16 @@
 #include <czmq.h>
 
 #include "agent_config.h"
+#include "agent_metrics.h"
 #include "agent_status.h"
 #include "csv_reader.h"
 #include "curve.h"
 #include "export_summary.h"
+#include "health.h"
 #include "inbox.h"
 #include "inspect_report.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "outbox.h"
 #include "report.h"
 #include "sender.h"
@@ -442,6 +445,74 @@ submit (const agent_config_t *config, const char *source_path)
     return 0;
 }
 
+/* ---------------------------------------------------------------- monitoring */
+
+/* What an operator's tools see of the running agent: the Prometheus endpoint (when
+ * agent/metrics_endpoint names one) and systemd's health (sd_notify: READY, STATUS, WATCHDOG). */
+typedef struct {
+    agent_metrics_t *metrics;
+    metrics_server_t *server;
+    int64_t published_at; /* zclock_mono of the last snapshot, 0 before the first */
+} monitor_t;
+
+static monitor_t s_monitor;
+
+/* Starts the endpoint (after the signal handlers: its thread must not take the signals' work).
+ * Returns 0, or -1 with err. */
+static int
+monitor_start (const agent_config_t *config, char *err, size_t err_len)
+{
+    s_monitor.metrics = agent_metrics_new ((int64_t)time (NULL));
+    if (!s_monitor.metrics) {
+        snprintf (err, err_len, "out of memory");
+        return -1;
+    }
+    if (!config->metrics_endpoint || !*config->metrics_endpoint)
+        return 0;
+    s_monitor.server = metrics_server_new ("agent/metrics_endpoint", "agent/metrics_allow_remote",
+                                           config->metrics_endpoint, config->metrics_allow_remote,
+                                           agent_metrics_render, s_monitor.metrics, err, err_len);
+    if (!s_monitor.server)
+        return -1;
+    log_info ("agent", "metrics on %s", metrics_server_url (s_monitor.server));
+    return 0;
+}
+
+/* On every turn of the loop: the watchdog; about once a second, a snapshot for the metrics and
+ * the status line systemd shows. */
+static void
+monitor_tick (outbox_t *outbox, inbox_t *inbox, sender_t *sender, const char *collector)
+{
+    health_watchdog ();
+    int64_t now = zclock_mono ();
+    if (!s_monitor.metrics || (s_monitor.published_at && now - s_monitor.published_at < 1000))
+        return;
+    s_monitor.published_at = now;
+    agent_metrics_snapshot_t snapshot = {.pending_batches = outbox_count (outbox),
+                                         .pending_bytes = outbox_bytes (outbox)};
+    outbox_retained (outbox, &snapshot.retained);
+    outbox_alarm_t alarm = {0};
+    char err[OUTBOX_ERR_LEN];
+    snapshot.alarm = outbox_alarm (outbox, &alarm, err, sizeof err) == 0 && alarm.lost > 0;
+    sender_counters (sender, &snapshot.sent);
+    inbox_counters (inbox, &snapshot.files);
+    agent_metrics_publish (s_monitor.metrics, &snapshot);
+    if (snapshot.alarm)
+        health_status ("ALARM: %llu batches lost (totalplace-agent status); %zu batches pending",
+                       (unsigned long long)alarm.lost, snapshot.pending_batches);
+    else
+        health_status ("%zu batches pending (%llu bytes) for %s; %llu acknowledged since start",
+                       snapshot.pending_batches, (unsigned long long)snapshot.pending_bytes,
+                       collector, (unsigned long long)snapshot.sent.acked);
+}
+
+static void
+monitor_stop (void)
+{
+    metrics_server_destroy (&s_monitor.server);
+    agent_metrics_destroy (&s_monitor.metrics);
+}
+
 typedef struct {
     agent_config_t *config;
     curve_client_t *keys; /* NULL: plain */
@@ -531,9 +602,12 @@ run (agent_t *agent, const config_source_t *source, bool once)
     int64_t next_scan = 0;
     bool inbox_empty = false;
     while (!s_terminate) {
+        monitor_tick (agent->outbox, agent->inbox, agent->sender, agent->config->collector);
         if (s_reload) {
             s_reload = 0;
+            health_reloading ();
             reload (agent, source);
+            health_ready ("reloaded");
         }
         int64_t now = zclock_mono ();
         if (now >= next_scan) {
@@ -771,7 +845,11 @@ main (int argc, char *argv[])
               "agent %s for body %s: inbox %s, state %s, collector %s (%s), %zu batches pending",
               config->agent_id, config->body_id, config->inbox, config->state_dir,
               config->collector, agent.keys ? "CURVE" : "plain", outbox_count (agent.outbox));
+    if (monitor_start (config, err, sizeof err))
+        goto out;
+    health_ready ("delivering");
     status = run (&agent, &source, once);
+    health_stopping ("stopping");
     if (status)
         snprintf (err, sizeof err, "a file was held or failed in this run: see %s/failed",
                   config->inbox);
@@ -793,6 +871,7 @@ main (int argc, char *argv[])
 out:
     if (status)
         log_error ("agent", "%s", err);
+    monitor_stop ();
     sender_destroy (&agent.sender);
     curve_client_destroy (&agent.keys);
     inbox_destroy (&agent.inbox);

@@ -16,8 +16,11 @@
 
 #include "auth.h"
 #include "collector_config.h"
+#include "collector_metrics.h"
+#include "health.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "query.h"
 #include "store.h"
 
@@ -463,6 +466,71 @@ s_say_damage (store_t *store, const char *state_dir, int64_t *said)
                state_dir, finding, state_dir);
 }
 
+/* The Prometheus endpoint, when collector/metrics_endpoint names one. Returns 0, or -1 (logged)
+ * when it cannot listen. */
+static int
+s_start_metrics (const collector_config_t *config, collector_metrics_t *sources,
+                 metrics_server_t **metrics)
+{
+    if (!config->metrics_endpoint || !*config->metrics_endpoint)
+        return 0;
+    char err[512];
+    *metrics = metrics_server_new ("collector/metrics_endpoint", "collector/metrics_allow_remote",
+                                   config->metrics_endpoint, config->metrics_allow_remote,
+                                   collector_metrics_render, sources, err, sizeof err);
+    if (!*metrics) {
+        log_error ("collector", "%s", err);
+        return -1;
+    }
+    log_info ("collector", "metrics on %s", metrics_server_url (*metrics));
+    return 0;
+}
+
+/* The one-line status systemd shows (systemctl status), kept current. */
+static void
+s_health_status (store_t *store, ingest_t *ingest, auth_t *auth)
+{
+    ingest_counters_t in;
+    char err[STORE_ERR_LEN];
+    bool read = ingest_counters (ingest, &in, err, sizeof err) == 0;
+    auth_counters_t peers;
+    auth_counters (auth, &peers);
+    char finding[STORE_ERR_LEN];
+    if (store_damage (store, finding, sizeof finding))
+        health_status ("STORE DAMAGED, taking no batch: %s", finding);
+    else if (!read)
+        health_status ("cannot read the store's counters: %s", err);
+    else
+        health_status ("serving %zu agents and %zu query clients; %" PRIu64
+                       " batches applied since start; the store holds %" PRIu64 " records",
+                       peers.agents_connected, peers.query_connected, in.batches,
+                       in.store.records_stored);
+}
+
+/* Commits and acknowledges what has arrived, says what that was and what the server did since
+ * start, and stops the ingest server. */
+static void
+s_stop_ingest (ingest_t **ingest)
+{
+    if (!*ingest)
+        return;
+    ingest_counters_t before, after;
+    char err[STORE_ERR_LEN];
+    ingest_counters (*ingest, &before, err, sizeof err);
+    int64_t started = zclock_mono ();
+    ingest_drain (*ingest);
+    ingest_counters (*ingest, &after, err, sizeof err);
+    log_info ("ingest",
+              "drained %" PRIu64 " batches (%" PRIu64 " records) in %" PRId64
+              " ms; since start %" PRIu64 " batches and %" PRIu64 " records applied in %" PRIu64
+              " groups, %" PRIu64 " malformed, %" PRIu64 " answered ACK_RETRY, %" PRIu64
+              " status requests",
+              after.batches - before.batches, after.records - before.records,
+              zclock_mono () - started, after.batches, after.records, after.groups, after.malformed,
+              after.retry_acks, after.status_requests);
+    ingest_destroy (ingest);
+}
+
 /* The init command: a new store in collector/state_dir, its id on stdout. */
 static int
 s_init_store (const collector_config_t *config)
@@ -532,6 +600,7 @@ main (int argc, char **argv)
     auth_t *auth = NULL;
     ingest_t *ingest = NULL;
     query_t *query = NULL;
+    metrics_server_t *metrics = NULL;
     zlist_t *endpoints = NULL;
     zlist_t *query_endpoints = NULL;
     sigset_t wait_mask;
@@ -636,29 +705,46 @@ main (int argc, char **argv)
               query ? config->query_endpoints : "(none)", config->allow_plain ? "plain" : "CURVE",
               config->max_group_batches, config->max_group_records,
               collector_log_level_name (config->log_level));
+    /* Said once here rather than with every disconnect: libzmq does not say why it dropped one. */
+    log_info ("collector",
+              "libzmq drops, without a reply, a peer sending a frame over %u bytes to ingest or "
+              "over %u bytes to queries (counted as a disconnect)",
+              INGEST_SOCKET_MAX_MESSAGE_BYTES, QUERY_SOCKET_MAX_MESSAGE_BYTES);
+    collector_metrics_t sources = {
+        .store = store, .ingest = ingest, .query = query, .auth = auth, .started_at = time (NULL)};
+    if (s_start_metrics (config, &sources, &metrics))
+        goto done;
 
     last_stats_t last;
     memset (&last, 0, sizeof last);
     last.time = zclock_mono ();
     int64_t damage_said = 0; /* zclock_mono of the last line about damage, 0 for none yet */
+    health_ready ("serving");
     while (!s_terminate) {
         struct timespec second = {1, 0};
         pselect (0, NULL, NULL, NULL, &second, &wait_mask);
+        health_watchdog ();
         if (s_reload && !s_terminate) {
             s_reload = 0;
+            health_reloading ();
             log_info ("collector", "SIGHUP: reloading %s",
                       options.config_path ? options.config_path : "the command-line settings");
             s_reload_config (&options, config, ingest, auth);
+            health_ready ("reloaded");
         }
         if (config->log_stats_interval &&
             zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
             s_log_stats (ingest, query, auth, &last, false);
         s_say_damage (store, config->state_dir, &damage_said);
+        s_health_status (store, ingest, auth);
     }
+    health_stopping ("stopping: acknowledging what has arrived, then closing the store");
+    log_info ("collector", "SIGTERM: stopping; the query server first, then what has arrived "
+                           "is committed and acknowledged (at most 5 s)");
+    metrics_server_destroy (&metrics);
     /* Queries first: the query thread reads the ingest server's counters and the store. */
     query_destroy (&query);
-    log_info ("collector", "stopping: finishing the current group");
-    ingest_destroy (&ingest);
+    s_stop_ingest (&ingest);
     auth_destroy (&auth);
     store_counters_t final;
     char counters_err[STORE_ERR_LEN];
@@ -669,6 +755,7 @@ main (int argc, char **argv)
     status = 0;
 
 done:
+    metrics_server_destroy (&metrics);
     query_destroy (&query);
     ingest_destroy (&ingest);
     auth_destroy (&auth);

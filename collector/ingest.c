@@ -4,7 +4,8 @@
  * The server is a CZMQ actor driven by zloop. Its pipe takes string commands:
  *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
  *   "AUTH" auth_t *  ->  (before any BIND) replies "is": 0 or -1, and a message
- *   "$TERM"          ->  commits and acks what is already waiting (for at most 5 s), then exits
+ *   "DRAIN"          ->  commits and acks what is already waiting (for at most 5 s), replies "i"
+ *   "$TERM"          ->  the same, then exits
  * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
  * or change them without waiting for a group to commit.
  *
@@ -771,6 +772,7 @@ s_commit (server_t *self)
     if (rc == 0) {
         s_group_marks (self);
         if (applied) {
+            metrics_histogram_observe (&self->counters.commit_seconds, (double)elapsed / 1e6);
             self->counters.groups++;
             self->counters.batches += applied;
             self->counters.records += self->records;
@@ -827,6 +829,23 @@ s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+/* What already reached the socket has been delivered to us: store and ack it rather than make
+ * its agents wait out a timeout. Stops when the socket is empty, or after a while if agents keep
+ * sending (they re-send whatever is left unacked). */
+static void
+s_drain (server_t *self)
+{
+    s_refresh_settings (self);
+    int64_t deadline = zclock_mono () + INGEST_TERM_DRAIN_MS;
+    do {
+        s_gather (self);
+        if (self->count == 0)
+            break;
+        s_commit (self);
+    } while (zclock_mono () < deadline);
+    s_publish (self);
+}
+
 static int
 s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -842,19 +861,12 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     }
     if (streq (command, "$TERM")) {
-        /* What already reached the socket has been delivered to us: store and ack it rather
-         * than make its agents wait out a timeout. Stop when the socket is empty, or after a
-         * while if agents keep sending (they re-send whatever is left unacked). */
-        s_refresh_settings (self);
-        int64_t deadline = zclock_mono () + INGEST_TERM_DRAIN_MS;
-        do {
-            s_gather (self);
-            if (self->count == 0)
-                break;
-            s_commit (self);
-        } while (zclock_mono () < deadline);
-        s_publish (self);
+        s_drain (self);
         rc = -1;
+    }
+    else if (streq (command, "DRAIN")) {
+        s_drain (self);
+        zsock_send (reader, "i", 0);
     }
     else if (streq (command, "AUTH")) {
         auth_t *auth = NULL;
@@ -1126,6 +1138,14 @@ ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len)
         fail (err, err_len, "%s", message ? message : "bind failed");
     zstr_free (&message);
     return rc ? -1 : 0;
+}
+
+void
+ingest_drain (ingest_t *self)
+{
+    int rc = -1;
+    if (zstr_send (self->actor, "DRAIN") == 0)
+        zsock_recv (self->actor, "i", &rc);
 }
 
 void

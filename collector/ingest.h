@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "collector_config.h"
+#include "metrics_text.h"
 #include "store.h"
 
 typedef struct _ingest_t ingest_t;
@@ -49,7 +50,8 @@ typedef struct {
                                        their body */
     uint64_t unauthorised_batches;  /* batches refused whole: the key is no longer authorised
                                        (ACK_RETRY) or the batch names another agent (MALFORMED) */
-    store_counters_t store;         /* from store_counters, read when asked */
+    metrics_histogram_t commit_seconds; /* duration of each committed group's store_apply */
+    store_counters_t store;             /* from store_counters, read when asked */
 } ingest_counters_t;
 
 /* Starts the server thread with a store the caller opened (and closes after ingest_destroy). It
@@ -72,11 +74,16 @@ void ingest_destroy (ingest_t **self_p);
  * message. */
 int ingest_secure (ingest_t *self, auth_t *auth, char *err, size_t err_len);
 
+/* Commits and acknowledges what is already waiting on the socket (for at most a few seconds) and
+ * returns; the server goes on. The collector calls it at SIGTERM, so that it can say what it
+ * drained before ingest_destroy. */
+void ingest_drain (ingest_t *self);
+
 /* Binds the ingest socket to one more endpoint (tcp://, ipc://, inproc://). Returns 0, or -1 with
  * a message naming the endpoint and libzmq's reason. */
 int ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len);
 
-/* Applies what may change while running: group caps, batch limits and log level. Takes effect
+/* Applies what may change while running: group caps and batch limits. Takes effect
  * from the next group. Callable from any thread. */
 void ingest_configure (ingest_t *self, const collector_config_t *config);
 

@@ -666,10 +666,14 @@ s_answer_one (server_t *self)
                                       "this key is no longer authorised to ask the collector",
                                       &reply, &reply_size);
         }
-        else if (frames == 1 || delimiter)
+        else if (frames == 1 || delimiter) {
+            int64_t started = zclock_usecs ();
             answered = query_answer (self->shared->store, self->shared->ingest, &self->counters,
                                      zmq_msg_data (request), zmq_msg_size (request), &reply,
                                      &reply_size, &status);
+            metrics_histogram_observe (&self->counters.answer_seconds,
+                                       (double)(zclock_usecs () - started) / 1e6);
+        }
         else {
             char reason[200];
             snprintf (reason, sizeof reason,

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "ingest.h"
+#include "metrics_text.h"
 #include "spending.pb-c.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@ typedef struct {
                              frame over QUERY_SOCKET_MAX_MESSAGE_BYTES */
     uint64_t handshake_failures; /* clients that failed the handshake: not ZeroMQ, an unknown key
                                     or an agent's */
+    metrics_histogram_t answer_seconds; /* time to answer each question read from the store */
 } query_counters_t;
 
 /* Starts the server thread over a store the caller opened (and closes after query_destroy). ingest,
