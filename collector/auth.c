@@ -223,8 +223,14 @@ keyring_load (const char *dir, char *err, size_t err_len)
         if (name[0] == '.')
             continue;
         if (ends_with (name, "_secret")) {
-            self->summary.skipped_secrets++;
-            continue;
+            /* Whoever put it there copied a secret off its owner's host: say so and stop, rather
+             * than run with the mistake (SIGHUP keeps the loaded set). */
+            rc = fail (err, err_len,
+                       "authorised certificates folder %s holds a secret certificate, %s: a secret "
+                       "key belongs only on its owner's host. Move it out of the folder, and as "
+                       "the key has been copied, make its owner a new pair (docs/security.md)",
+                       dir, name);
+            break;
         }
         if (!ends_with (name, CURVE_PUBLIC_SUFFIX))
             continue;

@@ -36,9 +36,8 @@ typedef struct {
 
 /* What was loaded (auth_check, auth_summary). */
 typedef struct {
-    size_t agents;          /* authorised certificates with role agent */
-    size_t query_users;     /* with role query */
-    size_t skipped_secrets; /* *_secret files found in the folder and ignored */
+    size_t agents;      /* authorised certificates with role agent */
+    size_t query_users; /* with role query */
 } auth_summary_t;
 
 typedef struct {

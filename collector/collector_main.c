@@ -280,11 +280,6 @@ s_log_summary (const char *when, const auth_summary_t *summary)
 {
     log_info ("collector", "%s: %zu agent and %zu query certificates authorised", when,
               summary->agents, summary->query_users);
-    if (summary->skipped_secrets)
-        log_warning ("collector",
-                     "collector/authorised_certs holds %zu secret certificates (*_secret), "
-                     "ignored: a secret key belongs only on its owner's host; move them away",
-                     summary->skipped_secrets);
     if (summary->agents == 0)
         log_warning ("collector", "no agent certificate is authorised: no agent can deliver");
 }

@@ -205,6 +205,13 @@ test_loading_refuses_what_is_wrong (void **state)
     assert_null (curve_load_secret (secret, err, sizeof err));
     assert_mentions (err, "every user");
     assert_mentions (err, secret);
+    /* Its group may write it: any member could put another key in its place. */
+    assert_int_equal (chmod (secret, 0660), 0);
+    assert_null (curve_load_secret (secret, err, sizeof err));
+    assert_mentions (err, "written by its group");
+    assert_mentions (err, "0660");
+    assert_int_equal (chmod (secret, 0620), 0);
+    assert_null (curve_load_secret (secret, err, sizeof err));
     assert_int_equal (chmod (secret, 0640), 0);
     zcert_t *cert = curve_load_secret (secret, err, sizeof err);
     assert_non_null (cert);
@@ -356,18 +363,22 @@ test_folder_is_checked (void **state)
         fail_msg ("%s", err);
     assert_int_equal (summary.agents, 1);
     assert_int_equal (summary.query_users, 1);
-    assert_int_equal (summary.skipped_secrets, 0);
 
-    /* A stray secret is ignored and counted; files not named *.cert and hidden ones are ignored. */
-    char *stray = path_in (keys.folder, "agent-a.cert_secret");
-    write_file (stray, "x", 0600);
+    /* Files not named *.cert and hidden ones are ignored. */
     char *readme = path_in (keys.folder, "README");
     write_file (readme, "not a certificate", 0644);
     char *hidden = path_in (keys.folder, ".agent-a.cert.swp");
     write_file (hidden, "not a certificate", 0644);
     assert_int_equal (auth_check (&options, &summary, err, sizeof err), 0);
-    assert_int_equal (summary.skipped_secrets, 1);
     assert_int_equal (summary.agents, 1);
+    /* A secret certificate in the folder stops the start (and a reload), naming it. */
+    char *stray = path_in (keys.folder, "agent-a.cert_secret");
+    write_file (stray, "x", 0600);
+    assert_int_equal (auth_check (&options, &summary, err, sizeof err), -1);
+    assert_mentions (err, "agent-a.cert_secret");
+    assert_mentions (err, "secret key belongs only on its owner's host");
+    unlink (stray);
+    assert_int_equal (auth_check (&options, &summary, err, sizeof err), 0);
 
     /* Each of these stops the load, naming the file. */
     copy_public (&keys, "agent-a", "copy.cert");
