@@ -689,6 +689,8 @@ s_answer_one (server_t *self)
             s_count (self, status);
             if (status == TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY)
                 s_log_bad (self, request, reply, reply_size);
+            /* Counted before sent, so that whoever holds a reply sees its question counted. */
+            s_publish (self);
             s_send (self, identity, identity_size, delimiter, reply, reply_size);
         }
         else {
