@@ -120,6 +120,9 @@ s_write_all (const char *data, size_t size)
     }
 }
 
+static void s_vline (log_level_t level, const char *component, const char *format, va_list args)
+    __attribute__ ((format (printf, 3, 0)));
+
 static void
 s_vline (log_level_t level, const char *component, const char *format, va_list args)
 {
