@@ -7,6 +7,7 @@
 
 #include "apportion.h"
 #include "curve.h"
+#include "metrics_server.h"
 #include "wire.h"
 
 const char *const agent_column_fields[AGENT_COLUMN_FIELDS] = {
@@ -128,6 +129,11 @@ static const setting_t SETTINGS[] = {
     {"neighbourhood/postcode_file_area", SETTING_STRING, "lsoa21, lsoa11", 0, 0,
      FIELD (postcode_file_area),
      "header of the area codes in the postcode file (a list: the first present wins)", NULL},
+    {"agent/metrics_endpoint", SETTING_STRING, "", 0, 0, FIELD (metrics_endpoint),
+     "HOST:PORT of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9465; empty: none", NULL},
+    {"agent/metrics_allow_remote", SETTING_BOOL, "0", 0, 0, FIELD (metrics_allow_remote),
+     "1: allow a metrics_endpoint address other than loopback (firewall it: no authentication)",
+     NULL},
     {"log/syslog", SETTING_BOOL, "0", 0, 0, FIELD (log_syslog),
      "1 to log to syslog, 0 to log to stderr", NULL},
     {"log/level", SETTING_CHOICE, "info", 0, 0, FIELD (log_level), "debug, info or warning",
@@ -255,6 +261,10 @@ agent_config_validate (const agent_config_t *self, char *err, size_t err_len)
                      "running without CURVE");
     if (self->retry_max_ms < 50)
         return fail (err, err_len, "agent/retry_max_ms must be at least 50");
+    if (self->metrics_endpoint && *self->metrics_endpoint &&
+        metrics_endpoint_check ("agent/metrics_endpoint", "agent/metrics_allow_remote",
+                                self->metrics_endpoint, self->metrics_allow_remote, err, err_len))
+        return -1;
     return 0;
 }
 

@@ -46,6 +46,8 @@ typedef struct {
     char *postcode_file;          /* neighbourhood/postcode_file: ONS Postcode Directory layout */
     char *postcode_file_postcode; /* neighbourhood/postcode_file_postcode */
     char *postcode_file_area;     /* neighbourhood/postcode_file_area */
+    char *metrics_endpoint;       /* agent/metrics_endpoint: HOST:PORT of GET /metrics; "": off */
+    bool metrics_allow_remote;    /* agent/metrics_allow_remote: a non-loopback address allowed */
     bool log_syslog;              /* log/syslog */
     int log_level;                /* log/level: 0 debug, 1 info, 2 warning */
 } agent_config_t;

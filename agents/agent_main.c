@@ -15,19 +15,22 @@
 #include <czmq.h>
 
 #include "agent_config.h"
+#include "agent_metrics.h"
 #include "agent_status.h"
 #include "csv_reader.h"
 #include "curve.h"
 #include "export_summary.h"
+#include "health.h"
 #include "inbox.h"
 #include "inspect_report.h"
+#include "log.h"
+#include "metrics_server.h"
 #include "outbox.h"
 #include "report.h"
 #include "sender.h"
 
 static volatile sig_atomic_t s_terminate = 0;
 static volatile sig_atomic_t s_reload = 0;
-static int s_log_level = AGENT_LOG_INFO;
 
 static void
 on_signal (int signal_number)
@@ -53,26 +56,19 @@ install_signals (void)
     signal (SIGPIPE, SIG_IGN);
 }
 
+/* The modules' messages (agent_log.h) as log lines; arg names the module ("inbox", "sender"). */
 static void
 log_message (void *arg, agent_level_t level, const char *message)
 {
-    (void)arg;
-    if ((int)level < s_log_level)
-        return;
-    switch (level) {
-    case AGENT_LOG_DEBUG:
-        zsys_debug ("%s", message);
-        break;
-    case AGENT_LOG_INFO:
-        zsys_info ("%s", message);
-        break;
-    case AGENT_LOG_WARNING:
-        zsys_warning ("%s", message);
-        break;
-    case AGENT_LOG_ERROR:
-        zsys_error ("%s", message);
-        break;
-    }
+    log_line ((log_level_t)level, arg ? (const char *)arg : "agent", "%s", message);
+}
+
+/* Logging: one line per event to stderr (the journal) or syslog (proto/log.h). */
+static void
+log_setup (const agent_config_t *config, bool use_syslog, bool verbose)
+{
+    log_open ("totalplace-agent", use_syslog || config->log_syslog);
+    log_set_level (verbose ? LOG_LEVEL_DEBUG : (log_level_t)config->log_level);
 }
 
 static void
@@ -232,6 +228,7 @@ sender_options (const agent_config_t *config, const char *rejects_path, curve_cl
                               .retry_max_ms = config->retry_max_ms,
                               .rejects_path = rejects_path,
                               .log = log_message,
+                              .log_arg = "sender",
                               .agent_id = config->agent_id,
                               .check_interval_ms = config->check_interval_ms,
                               .retain_hours = config->retain_hours};
@@ -448,6 +445,74 @@ submit (const agent_config_t *config, const char *source_path)
     return 0;
 }
 
+/* ---------------------------------------------------------------- monitoring */
+
+/* What an operator's tools see of the running agent: the Prometheus endpoint (when
+ * agent/metrics_endpoint names one) and systemd's health (sd_notify: READY, STATUS, WATCHDOG). */
+typedef struct {
+    agent_metrics_t *metrics;
+    metrics_server_t *server;
+    int64_t published_at; /* zclock_mono of the last snapshot, 0 before the first */
+} monitor_t;
+
+static monitor_t s_monitor;
+
+/* Starts the endpoint (after the signal handlers: its thread must not take the signals' work).
+ * Returns 0, or -1 with err. */
+static int
+monitor_start (const agent_config_t *config, char *err, size_t err_len)
+{
+    s_monitor.metrics = agent_metrics_new ((int64_t)time (NULL));
+    if (!s_monitor.metrics) {
+        snprintf (err, err_len, "out of memory");
+        return -1;
+    }
+    if (!config->metrics_endpoint || !*config->metrics_endpoint)
+        return 0;
+    s_monitor.server = metrics_server_new ("agent/metrics_endpoint", "agent/metrics_allow_remote",
+                                           config->metrics_endpoint, config->metrics_allow_remote,
+                                           agent_metrics_render, s_monitor.metrics, err, err_len);
+    if (!s_monitor.server)
+        return -1;
+    log_info ("agent", "metrics on %s", metrics_server_url (s_monitor.server));
+    return 0;
+}
+
+/* On every turn of the loop: the watchdog; about once a second, a snapshot for the metrics and
+ * the status line systemd shows. */
+static void
+monitor_tick (outbox_t *outbox, inbox_t *inbox, sender_t *sender, const char *collector)
+{
+    health_watchdog ();
+    int64_t now = zclock_mono ();
+    if (!s_monitor.metrics || (s_monitor.published_at && now - s_monitor.published_at < 1000))
+        return;
+    s_monitor.published_at = now;
+    agent_metrics_snapshot_t snapshot = {.pending_batches = outbox_count (outbox),
+                                         .pending_bytes = outbox_bytes (outbox)};
+    outbox_retained (outbox, &snapshot.retained);
+    outbox_alarm_t alarm = {0};
+    char err[OUTBOX_ERR_LEN];
+    snapshot.alarm = outbox_alarm (outbox, &alarm, err, sizeof err) == 0 && alarm.lost > 0;
+    sender_counters (sender, &snapshot.sent);
+    inbox_counters (inbox, &snapshot.files);
+    agent_metrics_publish (s_monitor.metrics, &snapshot);
+    if (snapshot.alarm)
+        health_status ("ALARM: %llu batches lost (totalplace-agent status); %zu batches pending",
+                       (unsigned long long)alarm.lost, snapshot.pending_batches);
+    else
+        health_status ("%zu batches pending (%llu bytes) for %s; %llu acknowledged since start",
+                       snapshot.pending_batches, (unsigned long long)snapshot.pending_bytes,
+                       collector, (unsigned long long)snapshot.sent.acked);
+}
+
+static void
+monitor_stop (void)
+{
+    metrics_server_destroy (&s_monitor.server);
+    agent_metrics_destroy (&s_monitor.metrics);
+}
+
 typedef struct {
     agent_config_t *config;
     curve_client_t *keys; /* NULL: plain */
@@ -464,18 +529,18 @@ reload (agent_t *agent, const config_source_t *source)
     char err[512];
     agent_config_t *fresh = load_config (source, err, sizeof err);
     if (!fresh) {
-        zsys_error ("reload refused, keeping the running config: %s", err);
+        log_error ("agent", "reload refused, keeping the running config: %s", err);
         return;
     }
     csv_reader_t *reader = reader_from_config (fresh, err, sizeof err);
     if (!reader) {
-        zsys_error ("reload refused, keeping the running config: %s", err);
+        log_error ("agent", "reload refused, keeping the running config: %s", err);
         agent_config_destroy (&fresh);
         return;
     }
     curve_client_t *keys = NULL;
     if (keys_from_config (fresh, &keys, err, sizeof err)) {
-        zsys_error ("reload refused, keeping the running config: %s", err);
+        log_error ("agent", "reload refused, keeping the running config: %s", err);
         csv_reader_destroy (&reader);
         agent_config_destroy (&fresh);
         return;
@@ -490,7 +555,7 @@ reload (agent_t *agent, const config_source_t *source)
     }
     sender_options_t options = sender_options (fresh, agent->rejects_path, keys);
     if (sender_configure (agent->sender, &options, err, sizeof err)) {
-        zsys_error ("reload: %s", err);
+        log_error ("agent", "reload: %s", err);
         if (keys != agent->keys)
             curve_client_destroy (&keys);
         csv_reader_destroy (&reader);
@@ -500,19 +565,21 @@ reload (agent_t *agent, const config_source_t *source)
     if (keys != agent->keys) {
         curve_client_destroy (&agent->keys);
         agent->keys = keys;
-        zsys_info ("reload: %s", keys ? "new CURVE keys in use" : "connecting without CURVE");
+        log_info ("agent", "reload: %s",
+                  keys ? "new CURVE keys in use" : "connecting without CURVE");
     }
     if (strcmp (fresh->agent_id, agent->config->agent_id) != 0 ||
         strcmp (fresh->inbox, agent->config->inbox) != 0 ||
         strcmp (fresh->state_dir, agent->config->state_dir) != 0 ||
         fresh->outbox_max_batches != agent->config->outbox_max_batches ||
         fresh->outbox_max_mb != agent->config->outbox_max_mb)
-        zsys_warning ("reload: agent/id, agent/inbox, agent/state_dir and outbox limits take "
-                      "effect only after a restart");
+        log_warning ("agent",
+                     "reload: agent/id, agent/inbox, agent/state_dir and outbox limits take "
+                     "effect only after a restart");
     inbox_configure (agent->inbox, reader, fresh->batch_records);
     export_policy_t policy = policy_from_config (fresh, source->config_path);
     if (inbox_set_policy (agent->inbox, &policy))
-        zsys_error ("reload: out of memory setting when files are held");
+        log_error ("agent", "reload: out of memory setting when files are held");
     csv_reader_destroy (&agent->reader);
     agent->reader = reader;
     /* Keep what needs a restart as it was running. */
@@ -524,8 +591,8 @@ reload (agent_t *agent, const config_source_t *source)
     }
     agent_config_destroy (&agent->config);
     agent->config = fresh;
-    s_log_level = fresh->log_level;
-    zsys_info ("config reloaded");
+    log_set_level ((log_level_t)fresh->log_level);
+    log_info ("agent", "config reloaded");
 }
 
 static int
@@ -535,33 +602,37 @@ run (agent_t *agent, const config_source_t *source, bool once)
     int64_t next_scan = 0;
     bool inbox_empty = false;
     while (!s_terminate) {
+        monitor_tick (agent->outbox, agent->inbox, agent->sender, agent->config->collector);
         if (s_reload) {
             s_reload = 0;
+            health_reloading ();
             reload (agent, source);
+            health_ready ("reloaded");
         }
         int64_t now = zclock_mono ();
         if (now >= next_scan) {
             int rc = inbox_process_next (agent->inbox, err, sizeof err);
             if (rc == INBOX_ERR)
-                zsys_error ("%s", err);
+                log_error ("agent", "%s", err);
             inbox_empty = rc == 0;
             /* A processed file may have a successor waiting: look again at once. */
             next_scan =
                 rc == INBOX_PROCESSED ? now : now + (int64_t)agent->config->scan_interval_ms;
         }
         if (sender_pump (agent->sender, now, err, sizeof err))
-            zsys_error ("%s", err);
+            log_error ("agent", "%s", err);
         if (once && inbox_empty && sender_idle (agent->sender)) {
             inbox_counters_t files;
             inbox_counters (agent->inbox, &files);
             if (files.files_failed) {
                 /* A held file is money not counted: the run did not do its job. */
-                zsys_error ("inbox empty and every batch acknowledged, but %llu file(s) went to "
-                            "%s/failed (see the .error note beside each): exiting 1 (--once)",
-                            (unsigned long long)files.files_failed, agent->config->inbox);
+                log_error ("agent",
+                           "inbox empty and every batch acknowledged, but %llu file(s) went to "
+                           "%s/failed (see the .error note beside each): exiting 1 (--once)",
+                           (unsigned long long)files.files_failed, agent->config->inbox);
                 return 1;
             }
-            zsys_info ("inbox empty and every batch acknowledged: exiting (--once)");
+            log_info ("agent", "inbox empty and every batch acknowledged: exiting (--once)");
             break;
         }
         int64_t wait = next_scan - zclock_mono ();
@@ -577,7 +648,7 @@ run (agent_t *agent, const config_source_t *source, bool once)
             zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
             if (zmq_poll (&item, 1, (long)wait) > 0 &&
                 sender_receive (agent->sender, zclock_mono (), err, sizeof err))
-                zsys_error ("%s", err);
+                log_error ("agent", "%s", err);
         }
         else
             zclock_sleep ((int)wait);
@@ -734,13 +805,7 @@ main (int argc, char *argv[])
     }
 
     install_signals ();
-    zsys_set_logstream (stderr); /* CZMQ logs to stdout unless told; journald reads stderr */
-    s_log_level = verbose ? AGENT_LOG_DEBUG : config->log_level;
-    if (use_syslog || config->log_syslog) {
-        zsys_set_logident ("totalplace-agent");
-        zsys_set_logsystem (true);
-        zsys_set_logstream (NULL);
-    }
+    log_setup (config, use_syslog, verbose);
     agent_t agent = {.config = config};
     int status = 1;
     char outbox_dir[4096];
@@ -757,7 +822,7 @@ main (int argc, char *argv[])
     if (!agent.reader)
         goto out;
     agent.inbox = inbox_new (config->inbox, agent.outbox, agent.reader, config->agent_id,
-                             config->batch_records, log_message, NULL, err, sizeof err);
+                             config->batch_records, log_message, "inbox", err, sizeof err);
     if (!agent.inbox)
         goto out;
     export_policy_t policy = policy_from_config (config, source.config_path);
@@ -768,26 +833,33 @@ main (int argc, char *argv[])
     if (keys_from_config (config, &agent.keys, err, sizeof err))
         goto out;
     if (!agent.keys)
-        zsys_warning ("agent/allow_plain = 1: connecting to %s without CURVE (no authentication, "
-                      "no encryption; allowed only on this host)",
-                      config->collector);
+        log_warning ("agent",
+                     "agent/allow_plain = 1: connecting to %s without CURVE (no authentication, "
+                     "no encryption; allowed only on this host)",
+                     config->collector);
     sender_options_t send_options = sender_options (config, agent.rejects_path, agent.keys);
     agent.sender = sender_new (agent.outbox, &send_options, err, sizeof err);
     if (!agent.sender)
         goto out;
-    zsys_info ("agent %s for body %s: inbox %s, state %s, collector %s (%s), %zu batches pending",
-               config->agent_id, config->body_id, config->inbox, config->state_dir,
-               config->collector, agent.keys ? "CURVE" : "plain", outbox_count (agent.outbox));
+    log_info ("agent",
+              "agent %s for body %s: inbox %s, state %s, collector %s (%s), %zu batches pending",
+              config->agent_id, config->body_id, config->inbox, config->state_dir,
+              config->collector, agent.keys ? "CURVE" : "plain", outbox_count (agent.outbox));
+    if (monitor_start (config, err, sizeof err))
+        goto out;
+    health_ready ("delivering");
     status = run (&agent, &source, once);
+    health_stopping ("stopping");
     if (status)
         snprintf (err, sizeof err, "a file was held or failed in this run: see %s/failed",
                   config->inbox);
     sender_counters_t sent;
     sender_counters (agent.sender, &sent);
-    zsys_info ("stopping: %zu batches still pending (kept for the next start); sent %llu, "
-               "acknowledged %llu, reconnects %llu",
-               outbox_count (agent.outbox), (unsigned long long)sent.sent,
-               (unsigned long long)sent.acked, (unsigned long long)sent.reconnects);
+    log_info ("agent",
+              "stopping: %zu batches still pending (kept for the next start); sent %llu, "
+              "acknowledged %llu, reconnects %llu",
+              outbox_count (agent.outbox), (unsigned long long)sent.sent,
+              (unsigned long long)sent.acked, (unsigned long long)sent.reconnects);
     if (once && sent.lost) {
         /* A run that found batches lost must not look like a clean drain to a script. */
         snprintf (err, sizeof err,
@@ -798,7 +870,8 @@ main (int argc, char *argv[])
     }
 out:
     if (status)
-        zsys_error ("%s", err);
+        log_error ("agent", "%s", err);
+    monitor_stop ();
     sender_destroy (&agent.sender);
     curve_client_destroy (&agent.keys);
     inbox_destroy (&agent.inbox);

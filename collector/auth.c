@@ -2,8 +2,9 @@
  *
  * The ZAP handler is a CZMQ actor with a REP socket on inproc://zeromq.zap.01 (RFC 27). libzmq
  * sends it one request per handshake on a socket whose ZAP domain is set; the answer 200 lets the
- * peer in with the key as its User-Id, 400 refuses it (authentication failed), 300 refuses it for
- * now (the connection limit). Everything shared (the keyring, the limits, the connected peers,
+ * peer in with the key as its User-Id, 400 refuses it (authentication failed). The connection
+ * limits are applied at a peer's first message (auth_peer_admit), where the refusal can be
+ * answered in words. Everything shared (the keyring, the limits, the connected peers,
  * the counters) sits behind one mutex, held for microseconds by the handler, by the servers'
  * threads asking for permits and reporting monitor events, and by a reload swapping keyrings. */
 #include "auth.h"
@@ -18,12 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "log.h"
 #include "wire.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-/* At most this many refusal lines per second; the rest are counted and summarised, so that a
- * peer hammering the sockets with bad keys cannot flood the log. */
-#define LOG_LINES_PER_SECOND 5
 
 typedef struct {
     char key[CURVE_KEY_TEXT_LEN + 1];
@@ -49,19 +48,32 @@ struct _auth_permit_t {
     bool plain;
 };
 
-/* One role's handshakes as the server socket's monitor reported them. libzmq reports each
- * connection's handshake once, succeeded or failed, and then its disconnect, so those of
- * authenticated peers still open number succeeded + failed - disconnected. (The events carry no
- * connection to match them by: a handshake event's value is an error code, not the fd.) */
-typedef struct {
-    uint64_t succeeded, failed, disconnected;
-} peers_t;
+/* Connections by file descriptor, as the servers' monitors report them (ZMQ_EVENT_ACCEPTED and
+ * ZMQ_EVENT_DISCONNECTED carry the connection's fd) and as messages show them (ZMQ_SRCFD). A
+ * peer counts towards its role's limit from its first message, which proves its handshake and
+ * its key, until its connection's disconnect: libzmq 4.3's handshake events carry no fd, so they
+ * cannot be matched to a disconnect, and connections that never finish the handshake (junk bytes,
+ * ZMTP 1.0 greetings) are reported disconnected without a handshake event. Counting by fd cannot
+ * drift: a connection is counted at most once and uncounted only by its own disconnect. */
+enum {
+    FD_OPEN_AGENT = 1, /* accepted on the ingest socket */
+    FD_OPEN_QUERY = 2, /* accepted on the query socket */
+    FD_COUNTED = 4,    /* its peer counts towards its role's limit */
+};
+/* Larger fds are not tracked (their peers are let in uncounted): far above any LimitNOFILE. */
+#define FD_TRACKED_MAX (1 << 22)
 
-static size_t
-peers_connected (const peers_t *peers)
+typedef struct {
+    uint8_t *states; /* by fd: FD_* bits, 0 when closed */
+    size_t size;
+    size_t open[2];    /* connections open, [0] agents, [1] query */
+    size_t counted[2]; /* of those, peers counted */
+} connections_t;
+
+static uint8_t
+s_open_bit (curve_role_t role)
 {
-    uint64_t total = peers->succeeded + peers->failed;
-    return total > peers->disconnected ? (size_t)(total - peers->disconnected) : 0;
+    return role == CURVE_ROLE_AGENT ? FD_OPEN_AGENT : FD_OPEN_QUERY;
 }
 
 struct _auth_t {
@@ -73,7 +85,7 @@ struct _auth_t {
     /* Guarded by lock. */
     keyring_t *keyring;
     size_t max_agents, max_query_clients;
-    peers_t agents, queries;
+    connections_t connections;
     auth_counters_t counters;
 };
 
@@ -211,8 +223,14 @@ keyring_load (const char *dir, char *err, size_t err_len)
         if (name[0] == '.')
             continue;
         if (ends_with (name, "_secret")) {
-            self->summary.skipped_secrets++;
-            continue;
+            /* Whoever put it there copied a secret off its owner's host: say so and stop, rather
+             * than run with the mistake (SIGHUP keeps the loaded set). */
+            rc = fail (err, err_len,
+                       "authorised certificates folder %s holds a secret certificate, %s: a secret "
+                       "key belongs only on its owner's host. Move it out of the folder, and as "
+                       "the key has been copied, make its owner a new pair (docs/security.md)",
+                       dir, name);
+            break;
         }
         if (!ends_with (name, CURVE_PUBLIC_SUFFIX))
             continue;
@@ -327,51 +345,93 @@ auth_permit_allows_body (const auth_permit_t *self, const char *body_id)
 
 /* ---------------------------------------------------------------- connected peers */
 
-void
-auth_peer_event (auth_t *self, curve_role_t role, unsigned event)
+/* The slot of fd, grown as needed; NULL when fd is not tracked or memory runs out. */
+static uint8_t *
+s_slot (connections_t *connections, int fd)
 {
-    if (role != CURVE_ROLE_AGENT && role != CURVE_ROLE_QUERY)
+    if (fd < 0 || fd >= FD_TRACKED_MAX)
+        return NULL;
+    if ((size_t)fd >= connections->size) {
+        size_t size = connections->size ? connections->size : 256;
+        while (size <= (size_t)fd)
+            size *= 2;
+        uint8_t *grown = realloc (connections->states, size);
+        if (!grown)
+            return NULL;
+        memset (grown + connections->size, 0, size - connections->size);
+        connections->states = grown;
+        connections->size = size;
+    }
+    return &connections->states[fd];
+}
+
+/* Forgets what fd held (a disconnect, or a new connection on a reused fd). */
+static void
+s_forget (connections_t *connections, uint8_t *slot)
+{
+    for (int r = 0; r < 2; r++)
+        if (*slot & (r == 0 ? FD_OPEN_AGENT : FD_OPEN_QUERY)) {
+            connections->open[r]--;
+            if (*slot & FD_COUNTED)
+                connections->counted[r]--;
+        }
+    *slot = 0;
+}
+
+void
+auth_connection_event (auth_t *self, curve_role_t role, unsigned event, int fd)
+{
+    if ((role != CURVE_ROLE_AGENT && role != CURVE_ROLE_QUERY) ||
+        (event != ZMQ_EVENT_ACCEPTED && event != ZMQ_EVENT_DISCONNECTED))
         return;
+    int r = role == CURVE_ROLE_AGENT ? 0 : 1;
     pthread_mutex_lock (&self->lock);
-    peers_t *peers = role == CURVE_ROLE_AGENT ? &self->agents : &self->queries;
-    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-        peers->succeeded++;
-    else if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
-        peers->failed++;
-    else if (event == ZMQ_EVENT_DISCONNECTED)
-        peers->disconnected++;
+    uint8_t *slot = s_slot (&self->connections, fd);
+    if (slot && event == ZMQ_EVENT_ACCEPTED) {
+        s_forget (&self->connections, slot);
+        *slot = s_open_bit (role);
+        self->connections.open[r]++;
+    }
+    /* Only this socket's own connection: the two servers' monitors are read by two threads, so a
+     * fd closed on one socket and reused by the other may be reported out of order. */
+    else if (slot && (*slot & s_open_bit (role)))
+        s_forget (&self->connections, slot);
     pthread_mutex_unlock (&self->lock);
 }
 
-/* ---------------------------------------------------------------- the ZAP handler */
-
-typedef struct {
-    int64_t window_start;
-    unsigned lines;
-    uint64_t suppressed;
-} log_limit_t;
-
-static bool
-log_allowed (log_limit_t *limit)
+auth_admission_t
+auth_peer_admit (auth_t *self, curve_role_t role, int fd, char *reason, size_t reason_len)
 {
-    int64_t now = zclock_mono ();
-    if (now - limit->window_start >= 1000) {
-        if (limit->suppressed)
-            zsys_warning ("auth: %" PRIu64 " more refused connections not logged in the last "
-                          "second",
-                          limit->suppressed);
-        limit->window_start = now;
-        limit->lines = 0;
-        limit->suppressed = 0;
+    if (role != CURVE_ROLE_AGENT && role != CURVE_ROLE_QUERY)
+        return AUTH_PEER_UNKNOWN;
+    int r = role == CURVE_ROLE_AGENT ? 0 : 1;
+    auth_admission_t admission = AUTH_PEER_ADMITTED;
+    pthread_mutex_lock (&self->lock);
+    uint8_t *slot = s_slot (&self->connections, fd);
+    size_t most = role == CURVE_ROLE_AGENT ? self->max_agents : self->max_query_clients;
+    if (!slot || !(*slot & s_open_bit (role)))
+        admission = AUTH_PEER_UNKNOWN;
+    else if (!(*slot & FD_COUNTED)) {
+        if (self->connections.counted[r] >= most) {
+            admission = AUTH_PEER_OVER_LIMIT;
+            self->counters.over_limit++;
+            if (reason && reason_len)
+                snprintf (reason, reason_len, "%zu %s connected already, the most allowed (%s)",
+                          self->connections.counted[r],
+                          role == CURVE_ROLE_AGENT ? "agents" : "query clients",
+                          role == CURVE_ROLE_AGENT ? "limits/max_agents"
+                                                   : "limits/max_query_clients");
+        }
+        else {
+            *slot |= FD_COUNTED;
+            self->connections.counted[r]++;
+        }
     }
-    if (limit->lines < LOG_LINES_PER_SECOND) {
-        limit->lines++;
-        return true;
-    }
-    limit->suppressed++;
-    return false;
+    pthread_mutex_unlock (&self->lock);
+    return admission;
 }
+
+/* ---------------------------------------------------------------- the ZAP handler */
 
 typedef struct {
     const char *code; /* "200", "300", "400", "500" */
@@ -432,22 +492,8 @@ s_decide (auth_t *self, zmsg_t *request, char *domain, const char *address, deci
         else
             snprintf (out->user_id, sizeof out->user_id, "%s", key);
     }
-    if (streq (out->code, "200")) {
-        size_t connected =
-            peers_connected (role == CURVE_ROLE_AGENT ? &self->agents : &self->queries);
-        size_t most = role == CURVE_ROLE_AGENT ? self->max_agents : self->max_query_clients;
-        if (connected >= most) {
-            out->code = "300";
-            snprintf (out->text, sizeof out->text,
-                      "%zu %s connected already, the most allowed (%s)", connected,
-                      role == CURVE_ROLE_AGENT ? "agents" : "query clients",
-                      role == CURVE_ROLE_AGENT ? "limits/max_agents" : "limits/max_query_clients");
-            self->counters.over_limit++;
-            out->user_id[0] = '\0';
-        }
-        else
-            self->counters.allowed++;
-    }
+    if (streq (out->code, "200"))
+        self->counters.allowed++;
     else if (role == CURVE_ROLE_NONE || !*key)
         self->counters.bad_requests++; /* libzmq checks the mechanism first: never seen */
     char file[512] = "";
@@ -455,10 +501,10 @@ s_decide (auth_t *self, zmsg_t *request, char *domain, const char *address, deci
         snprintf (file, sizeof file, " (%s)", cert);
     pthread_mutex_unlock (&self->lock);
 
-    if (!streq (out->code, "200") && log_allowed (limit))
-        zsys_warning ("auth: refused a connection to %s from %s: %s%s%s%s", what,
-                      address && *address ? address : "a local peer", out->text,
-                      *key ? ", key " : "", key, file);
+    if (!streq (out->code, "200") && log_limit_allow (limit))
+        log_warning ("auth", "refused a connection to %s from %s: %s%s%s%s", what,
+                     address && *address ? address : "a local peer", out->text,
+                     *key ? ", key " : "", key, file);
     zframe_destroy (&identity);
     zstr_free (&mechanism);
     zframe_destroy (&credentials);
@@ -529,7 +575,7 @@ s_zap_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     zstr_send (pipe, message);
     zpoller_t *poller = streq (message, "OK") ? zpoller_new (pipe, handler, NULL) : NULL;
-    log_limit_t limit = {0};
+    log_limit_t limit = LOG_LIMIT_INIT ("auth", "refused connections", LOG_LEVEL_WARNING);
     while (poller) {
         void *which = zpoller_wait (poller, 1000);
         if (which == pipe) {
@@ -544,7 +590,7 @@ s_zap_actor (zsock_t *pipe, void *args)
         else if (!zpoller_expired (poller))
             break; /* interrupted */
         else
-            log_allowed (&limit); /* writes the summary of a window that ended quietly */
+            log_limit_flush (&limit); /* the summary of a window that ended quietly */
     }
     if (!poller) {
         /* auth_new destroys the actor at once; wait for that. */
@@ -653,6 +699,7 @@ auth_destroy (auth_t **self_p)
     keyring_destroy (&self->keyring);
     zcert_destroy (&self->server);
     free (self->authorised_dir);
+    free (self->connections.states);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -740,7 +787,9 @@ auth_counters (auth_t *self, auth_counters_t *counters)
 {
     pthread_mutex_lock (&self->lock);
     *counters = self->counters;
-    counters->agents_connected = peers_connected (&self->agents);
-    counters->query_connected = peers_connected (&self->queries);
+    counters->agents_connected = self->connections.counted[0];
+    counters->query_connected = self->connections.counted[1];
+    counters->agent_connections = self->connections.open[0];
+    counters->query_connections = self->connections.open[1];
     pthread_mutex_unlock (&self->lock);
 }

@@ -2,9 +2,10 @@
  * of authorised public certificates (each naming a role, and for an agent the bodies it may
  * publish for), and runs the process's ZAP handler (a CZMQ actor on inproc://zeromq.zap.01) that
  * libzmq asks about every connection to the ingest and query sockets: an unknown key, or a key
- * of the wrong role for the socket, is refused before any message is read, as is any connection
- * beyond the limits of connected agents and query clients. In plain mode (no CURVE, local
- * endpoints only) the handler still enforces the limits. The ingest and query servers ask it,
+ * of the wrong role for the socket, is refused before any message is read. The limits of connected
+ * agents and query clients are applied at each peer's first message (auth_peer_admit), so that
+ * the servers can answer the refusal in words; they hold in plain mode (no CURVE, local endpoints
+ * only) too. The ingest and query servers ask it,
  * per message, what the sender's key may do (auth_permit), so that a reload (key rotation, a
  * revoked key, a changed body list) applies at once, even to connections already open. */
 #ifndef TOTALPLACE_AUTH_H
@@ -35,19 +36,20 @@ typedef struct {
 
 /* What was loaded (auth_check, auth_summary). */
 typedef struct {
-    size_t agents;          /* authorised certificates with role agent */
-    size_t query_users;     /* with role query */
-    size_t skipped_secrets; /* *_secret files found in the folder and ignored */
+    size_t agents;      /* authorised certificates with role agent */
+    size_t query_users; /* with role query */
 } auth_summary_t;
 
 typedef struct {
-    uint64_t allowed;        /* connections let through */
-    uint64_t unknown_key;    /* refused: the key is not in the folder */
-    uint64_t wrong_role;     /* refused: an agent's key on the query socket, or the reverse */
-    uint64_t over_limit;     /* refused: max_agents or max_query_clients already connected */
-    uint64_t bad_requests;   /* ZAP requests libzmq should never send (answered 500) */
-    size_t agents_connected; /* authenticated ingest connections open now */
-    size_t query_connected;  /* authenticated query connections open now */
+    uint64_t allowed;         /* connections let through */
+    uint64_t unknown_key;     /* refused: the key is not in the folder */
+    uint64_t wrong_role;      /* refused: an agent's key on the query socket, or the reverse */
+    uint64_t over_limit;      /* messages refused: max_agents or max_query_clients counted */
+    uint64_t bad_requests;    /* ZAP requests libzmq should never send (answered 500) */
+    size_t agents_connected;  /* agents counted now (authenticated, spoken, still connected) */
+    size_t query_connected;   /* query clients counted now */
+    size_t agent_connections; /* ingest connections open now, handshaking or junk included */
+    size_t query_connections; /* query connections open now */
 } auth_counters_t;
 
 /* Reads everything options name, as auth_new would, and starts nothing: the collector's --check.
@@ -103,11 +105,26 @@ bool auth_permit_allows_body (const auth_permit_t *self, const char *body_id);
 /* True for a plain-mode permit (no one was authenticated). */
 bool auth_permit_is_plain (const auth_permit_t *self);
 
-/* Tells the authority about a socket monitor event of role's server socket, so that it knows how
- * many authenticated peers are connected: pass every ZMQ_EVENT_HANDSHAKE_SUCCEEDED,
- * ZMQ_EVENT_HANDSHAKE_FAILED_* and ZMQ_EVENT_DISCONNECTED (others are ignored). The monitor must
- * not drop events (an unbounded receive queue). Any thread. */
-void auth_peer_event (auth_t *self, curve_role_t role, unsigned event);
+/* Tells the authority about a socket monitor event of role's server socket: pass every
+ * ZMQ_EVENT_ACCEPTED and ZMQ_EVENT_DISCONNECTED with its value, the connection's fd (others are
+ * ignored). The monitor must not drop events (an unbounded receive queue). Any thread. */
+void auth_connection_event (auth_t *self, curve_role_t role, unsigned event, int fd);
+
+typedef enum {
+    AUTH_PEER_ADMITTED,   /* counted now, or already: serve it */
+    AUTH_PEER_OVER_LIMIT, /* its role's limit is reached: refuse the message (reason says so) */
+    AUTH_PEER_UNKNOWN,    /* fd is not an open connection of role as far as the monitor said:
+                             read the monitor's pending events and ask again; still unknown, the
+                             message came from a connection already gone (or inproc, fd -1) and
+                             nothing is counted */
+} auth_admission_t;
+
+/* A message arrived on connection fd (ZMQ_SRCFD) of role: its peer counts towards the limit from
+ * its first message until its disconnect. Over the limit, reason (when not NULL) says how many are
+ * connected and which key sets the limit; a later message from the same connection is asked
+ * again (room may have been made). Any thread. */
+auth_admission_t auth_peer_admit (auth_t *self, curve_role_t role, int fd, char *reason,
+                                  size_t reason_len);
 
 /* Copies the counters. Any thread. */
 void auth_counters (auth_t *self, auth_counters_t *counters);

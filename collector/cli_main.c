@@ -19,6 +19,7 @@
 #include "query.h"
 #include "query_args.h"
 #include "report.h"
+#include "server_thread.h"
 #include "store.h"
 #include "wire.h"
 
@@ -142,7 +143,11 @@ remote_status (const Totalplace__QueryReply *reply, char *err, size_t err_len)
         snprintf (err, err_len, "the collector refused the question: %s", error);
         return STORE_ERR;
     case TOTALPLACE__QUERY_STATUS__QUERY_ERROR:
-        snprintf (err, err_len, "the collector could not answer: %s", error);
+        /* A refusal (the query client limit) says so itself, first: it is not a failure. */
+        if (strncmp (error, "refused: ", 9) == 0)
+            snprintf (err, err_len, "%s", error);
+        else
+            snprintf (err, err_len, "the collector could not answer: %s", error);
         return STORE_ERR;
     default:
         snprintf (err, err_len, "the collector's answer has an unknown status %d",
@@ -173,13 +178,15 @@ remote_read_event (remote_t *self)
                       "the collector at %.128s refused a plain connection: it wants CURVE keys "
                       "(--cert and --collector-cert)",
                       self->endpoint);
-        else
+        else {
+            char why[160];
+            server_thread_describe_handshake (kind, value, why, sizeof why);
             snprintf (self->refused, sizeof self->refused,
-                      "the handshake with the collector at %.128s failed (event 0x%x): it may "
-                      "have as many query clients as it allows (limits/max_query_clients), or "
-                      "--collector-cert is not its certificate (one running with "
-                      "collector/allow_plain = 1 needs --allow-plain instead)",
-                      self->endpoint, kind);
+                      "the handshake with the collector at %.128s failed (%s): is "
+                      "--collector-cert its certificate (one running with "
+                      "collector/allow_plain = 1 needs --allow-plain instead)?",
+                      self->endpoint, why);
+        }
     }
     zmsg_destroy (&event);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "curve.h"
+#include "metrics_server.h"
 #include "settings.h"
 #include "wire.h"
 
@@ -39,10 +40,15 @@ static const setting_t s_settings[] = {
      "folder of the public certificates (*.cert) of the agents and query users let in", NULL},
     {"collector/allow_plain", SETTING_BOOL, "0", 0, 0, FIELD (allow_plain),
      "1: no CURVE, no authentication; every endpoint must be ipc://, inproc:// or loopback", NULL},
+    {"collector/metrics_endpoint", SETTING_STRING, "", 0, 0, FIELD (metrics_endpoint),
+     "HOST:PORT of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9464; empty: none", NULL},
+    {"collector/metrics_allow_remote", SETTING_BOOL, "0", 0, 0, FIELD (metrics_allow_remote),
+     "1: allow a metrics_endpoint address other than loopback (firewall it: no authentication)",
+     NULL},
     {"limits/max_agents", SETTING_UINT, "1000", 1, 1000000, FIELD (max_agents),
-     "agents connected at once; more are refused at the handshake", NULL},
+     "agents connected at once; the batches of one more are answered ACK_RETRY", NULL},
     {"limits/max_query_clients", SETTING_UINT, "64", 1, 100000, FIELD (max_query_clients),
-     "query clients (totalplace --collector) connected at once", NULL},
+     "query clients (totalplace --collector) connected at once; one more is refused", NULL},
     {"limits/max_batch_kb", SETTING_UINT, "8192", 1, WIRE_MAX_MESSAGE_BYTES / 1024,
      FIELD (max_batch_kb),
      "largest Batch frame accepted, in KiB; larger ones are answered "
@@ -195,6 +201,10 @@ collector_config_validate (const collector_config_t *self, char *err, size_t err
     zlist_destroy (&query);
     if (rc)
         return rc;
+    if (self->metrics_endpoint && *self->metrics_endpoint &&
+        metrics_endpoint_check ("collector/metrics_endpoint", "collector/metrics_allow_remote",
+                                self->metrics_endpoint, self->metrics_allow_remote, err, err_len))
+        return -1;
     if (self->allow_plain) {
         /* Plain sockets authenticate no one: only this host may reach them. */
         zlist_t *lists[2] = {collector_config_endpoints (self),

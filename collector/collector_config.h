@@ -30,6 +30,8 @@ typedef struct {
     char *curve_secret_cert;    /* collector/curve_secret_cert: the collector's secret cert */
     char *authorised_certs;     /* collector/authorised_certs: folder of authorised *.cert */
     bool allow_plain;           /* collector/allow_plain: no CURVE, local endpoints only */
+    char *metrics_endpoint;     /* collector/metrics_endpoint: HOST:PORT of GET /metrics; "": off */
+    bool metrics_allow_remote;  /* collector/metrics_allow_remote: a non-loopback address allowed */
     uint64_t max_agents;        /* limits/max_agents: connected agents at once */
     uint64_t max_query_clients; /* limits/max_query_clients: connected query clients at once */
     uint64_t max_batch_kb;      /* limits/max_batch_kb: largest Batch frame accepted (KiB) */

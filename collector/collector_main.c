@@ -16,7 +16,11 @@
 
 #include "auth.h"
 #include "collector_config.h"
+#include "collector_metrics.h"
+#include "health.h"
 #include "ingest.h"
+#include "log.h"
+#include "metrics_server.h"
 #include "query.h"
 #include "store.h"
 
@@ -25,14 +29,6 @@
 
 static volatile sig_atomic_t s_terminate = 0;
 static volatile sig_atomic_t s_reload = 0;
-
-static collector_log_level_t s_log_level = COLLECTOR_LOG_INFO;
-
-#define MAIN_INFO(...)                                                                             \
-    do {                                                                                           \
-        if (s_log_level <= COLLECTOR_LOG_INFO)                                                     \
-            zsys_info (__VA_ARGS__);                                                               \
-    } while (0)
 
 /* Command-line settings, kept so that a reload applies them over the file again. */
 typedef struct {
@@ -282,14 +278,10 @@ s_auth_options (const collector_config_t *config)
 static void
 s_log_summary (const char *when, const auth_summary_t *summary)
 {
-    MAIN_INFO ("%s: %zu agent and %zu query certificates authorised", when, summary->agents,
-               summary->query_users);
-    if (summary->skipped_secrets)
-        zsys_warning ("collector/authorised_certs holds %zu secret certificates (*_secret), "
-                      "ignored: a secret key belongs only on its owner's host; move them away",
-                      summary->skipped_secrets);
+    log_info ("collector", "%s: %zu agent and %zu query certificates authorised", when,
+              summary->agents, summary->query_users);
     if (summary->agents == 0)
-        zsys_warning ("no agent certificate is authorised: no agent can deliver");
+        log_warning ("collector", "no agent certificate is authorised: no agent can deliver");
 }
 
 /* Applies what can change while running; names what needs a restart. */
@@ -300,35 +292,39 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
     char err[COLLECTOR_CONFIG_ERR_LEN];
     collector_config_t *fresh = s_build_config (options, err, sizeof err);
     if (!fresh) {
-        zsys_error ("reload failed, keeping the running configuration: %s", err);
+        log_error ("collector", "reload failed, keeping the running configuration: %s", err);
         return;
     }
     if (s_differs (fresh->state_dir, running->state_dir))
-        zsys_warning ("collector/state_dir changed to %s; restart to apply", fresh->state_dir);
+        log_warning ("collector", "collector/state_dir changed to %s; restart to apply",
+                     fresh->state_dir);
     if (s_differs (fresh->ingest_endpoints, running->ingest_endpoints))
-        zsys_warning ("collector/ingest_endpoints changed to %s; restart to apply",
-                      fresh->ingest_endpoints);
+        log_warning ("collector", "collector/ingest_endpoints changed to %s; restart to apply",
+                     fresh->ingest_endpoints);
     if (s_differs (fresh->query_endpoints, running->query_endpoints))
-        zsys_warning ("collector/query_endpoints changed to \"%s\"; restart to apply",
-                      fresh->query_endpoints);
+        log_warning ("collector", "collector/query_endpoints changed to \"%s\"; restart to apply",
+                     fresh->query_endpoints);
     if (fresh->map_size_mb != running->map_size_mb ||
         fresh->max_map_size_mb != running->max_map_size_mb)
-        zsys_warning ("collector/map_size_mb or collector/max_map_size_mb changed; restart to "
-                      "apply");
+        log_warning ("collector",
+                     "collector/map_size_mb or collector/max_map_size_mb changed; restart to "
+                     "apply");
     if (fresh->log_syslog != running->log_syslog)
-        zsys_warning ("log/syslog changed; restart to apply");
+        log_warning ("collector", "log/syslog changed; restart to apply");
     if (fresh->allow_plain != running->allow_plain ||
         s_differs (fresh->curve_secret_cert, running->curve_secret_cert) ||
         s_differs (fresh->authorised_certs, running->authorised_certs) ||
         fresh->handshake_timeout_ms != running->handshake_timeout_ms)
-        zsys_warning ("collector/allow_plain, collector/curve_secret_cert, "
-                      "collector/authorised_certs or limits/handshake_timeout_ms changed; restart "
-                      "to apply");
+        log_warning ("collector",
+                     "collector/allow_plain, collector/curve_secret_cert, "
+                     "collector/authorised_certs or limits/handshake_timeout_ms changed; restart "
+                     "to apply");
     /* The folder is read again: new, rotated and revoked keys apply at once. */
     auth_summary_t summary;
     if (auth_reload (auth, &summary, err, sizeof err))
-        zsys_error ("reload of the authorised certificates failed, keeping the ones loaded: %s",
-                    err);
+        log_error ("collector",
+                   "reload of the authorised certificates failed, keeping the ones loaded: %s",
+                   err);
     else if (!auth_is_plain (auth))
         s_log_summary ("certificates reloaded", &summary);
 
@@ -341,14 +337,15 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
     auth_set_limits (auth, (size_t)running->max_agents, (size_t)running->max_query_clients);
     running->log_level = fresh->log_level;
     running->log_stats_interval = fresh->log_stats_interval;
-    s_log_level = running->log_level;
+    log_set_level ((log_level_t)running->log_level);
     ingest_configure (ingest, running);
-    zsys_info ("configuration reloaded: groups of up to %" PRIu64 " batches / %" PRIu64
-               " records, batches of up to %" PRIu64 " KiB / %" PRIu64 " records, up to %" PRIu64
-               " agents and %" PRIu64 " query clients, log level %s, stats every %" PRIu64 " s",
-               running->max_group_batches, running->max_group_records, running->max_batch_kb,
-               running->max_batch_records, running->max_agents, running->max_query_clients,
-               collector_log_level_name (running->log_level), running->log_stats_interval);
+    log_info ("collector",
+              "configuration reloaded: groups of up to %" PRIu64 " batches / %" PRIu64
+              " records, batches of up to %" PRIu64 " KiB / %" PRIu64 " records, up to %" PRIu64
+              " agents and %" PRIu64 " query clients, log level %s, stats every %" PRIu64 " s",
+              running->max_group_batches, running->max_group_records, running->max_batch_kb,
+              running->max_batch_records, running->max_agents, running->max_query_clients,
+              collector_log_level_name (running->log_level), running->log_stats_interval);
     collector_config_destroy (&fresh);
 }
 
@@ -366,7 +363,7 @@ s_log_stats (ingest_t *ingest, query_t *query, auth_t *auth, last_stats_t *last,
     ingest_counters_t now;
     char err[STORE_ERR_LEN];
     if (ingest_counters (ingest, &now, err, sizeof err))
-        zsys_warning ("cannot read the store's counters: %s", err);
+        log_warning ("collector", "cannot read the store's counters: %s", err);
     query_counters_t queries = {0};
     if (query)
         query_counters (query, &queries);
@@ -382,17 +379,18 @@ s_log_stats (ingest_t *ingest, query_t *query, auth_t *auth, last_stats_t *last,
     if (force || batches || malformed || retries) {
         if (seconds <= 0)
             seconds = 1;
-        MAIN_INFO ("ingest: %.0f batches/s, %.0f records/s over %.0f s; %" PRIu64
-                   " groups (%.1f batches each); %" PRIu64 " malformed, %" PRIu64
-                   " retry acks; store holds %" PRIu64 " records, %zu of %zu MiB used",
-                   (double)batches / seconds, (double)records / seconds, seconds, groups,
-                   groups ? (double)batches / (double)groups : 0.0, malformed, retries,
-                   now.store.records_stored, now.store.used_bytes >> 20, now.store.map_size >> 20);
+        log_info ("ingest",
+                  "%.0f batches/s, %.0f records/s over %.0f s; %" PRIu64
+                  " groups (%.1f batches each); %" PRIu64 " malformed, %" PRIu64
+                  " retry acks; store holds %" PRIu64 " records, %zu of %zu MiB used",
+                  (double)batches / seconds, (double)records / seconds, seconds, groups,
+                  groups ? (double)batches / (double)groups : 0.0, malformed, retries,
+                  now.store.records_stored, now.store.used_bytes >> 20, now.store.map_size >> 20);
     }
     if (force || asked)
-        MAIN_INFO ("queries: %" PRIu64 " answered over %.0f s, %" PRIu64 " bad (%" PRIu64
-                   " since start)",
-                   asked, seconds, bad, queries.bad_queries);
+        log_info ("query",
+                  "%" PRIu64 " answered over %.0f s, %" PRIu64 " bad (%" PRIu64 " since start)",
+                  asked, seconds, bad, queries.bad_queries);
     auth_counters_t peers;
     auth_counters (auth, &peers);
     uint64_t refused = peers.unknown_key + peers.wrong_role + peers.over_limit;
@@ -400,12 +398,13 @@ s_log_stats (ingest_t *ingest, query_t *query, auth_t *auth, last_stats_t *last,
         last->auth.unknown_key + last->auth.wrong_role + last->auth.over_limit;
     uint64_t unauthorised = now.unauthorised_records - last->ingest.unauthorised_records;
     if (force || refused != refused_before || unauthorised)
-        MAIN_INFO ("auth: %zu agents and %zu query clients connected; %" PRIu64
-                   " connections refused (%" PRIu64 " unknown keys, %" PRIu64
-                   " wrong role, %" PRIu64 " over the limits) and %" PRIu64
-                   " records of bodies their agent may not publish for, since start",
-                   peers.agents_connected, peers.query_connected, refused, peers.unknown_key,
-                   peers.wrong_role, peers.over_limit, now.unauthorised_records);
+        log_info ("auth",
+                  "%zu agents and %zu query clients connected; %" PRIu64
+                  " connections refused (%" PRIu64 " unknown keys, %" PRIu64 " wrong role, %" PRIu64
+                  " over the limits) and %" PRIu64
+                  " records of bodies their agent may not publish for, since start",
+                  peers.agents_connected, peers.query_connected, refused, peers.unknown_key,
+                  peers.wrong_role, peers.over_limit, now.unauthorised_records);
     last->auth = peers;
     last->ingest = now;
     last->queries = queries;
@@ -455,10 +454,76 @@ s_say_damage (store_t *store, const char *state_dir, int64_t *said)
     if (*said && now - *said < 60 * 1000)
         return;
     *said = now;
-    zsys_error ("the store in %s is damaged (%s): no batch is applied or acknowledged until it is "
-                "restored; agents keep their batches. Run `totalplace verify --db %s`, then "
-                "restore the store from a backup (docs/operations.md)",
-                state_dir, finding, state_dir);
+    log_error ("collector",
+               "the store in %s is damaged (%s): no batch is applied or acknowledged until it is "
+               "restored; agents keep their batches. Run `totalplace verify --db %s`, then "
+               "restore the store from a backup (docs/operations.md)",
+               state_dir, finding, state_dir);
+}
+
+/* The Prometheus endpoint, when collector/metrics_endpoint names one. Returns 0, or -1 (logged)
+ * when it cannot listen. */
+static int
+s_start_metrics (const collector_config_t *config, collector_metrics_t *sources,
+                 metrics_server_t **metrics)
+{
+    if (!config->metrics_endpoint || !*config->metrics_endpoint)
+        return 0;
+    char err[512];
+    *metrics = metrics_server_new ("collector/metrics_endpoint", "collector/metrics_allow_remote",
+                                   config->metrics_endpoint, config->metrics_allow_remote,
+                                   collector_metrics_render, sources, err, sizeof err);
+    if (!*metrics) {
+        log_error ("collector", "%s", err);
+        return -1;
+    }
+    log_info ("collector", "metrics on %s", metrics_server_url (*metrics));
+    return 0;
+}
+
+/* The one-line status systemd shows (systemctl status), kept current. */
+static void
+s_health_status (store_t *store, ingest_t *ingest, auth_t *auth)
+{
+    ingest_counters_t in;
+    char err[STORE_ERR_LEN];
+    bool read = ingest_counters (ingest, &in, err, sizeof err) == 0;
+    auth_counters_t peers;
+    auth_counters (auth, &peers);
+    char finding[STORE_ERR_LEN];
+    if (store_damage (store, finding, sizeof finding))
+        health_status ("STORE DAMAGED, taking no batch: %s", finding);
+    else if (!read)
+        health_status ("cannot read the store's counters: %s", err);
+    else
+        health_status ("serving %zu agents and %zu query clients; %" PRIu64
+                       " batches applied since start; the store holds %" PRIu64 " records",
+                       peers.agents_connected, peers.query_connected, in.batches,
+                       in.store.records_stored);
+}
+
+/* Commits and acknowledges what has arrived, says what that was and what the server did since
+ * start, and stops the ingest server. */
+static void
+s_stop_ingest (ingest_t **ingest)
+{
+    if (!*ingest)
+        return;
+    ingest_counters_t before, after;
+    char err[STORE_ERR_LEN];
+    ingest_counters (*ingest, &before, err, sizeof err);
+    int64_t started = zclock_mono ();
+    ingest_drain (*ingest);
+    ingest_counters (*ingest, &after, err, sizeof err);
+    log_info ("ingest",
+              "drained %" PRIu64 " batches (%" PRIu64 " records) in %" PRId64
+              " ms; since start %" PRIu64 " batches and %" PRIu64 " records applied in %" PRIu64
+              " groups, %" PRIu64 " malformed, %" PRIu64 " answered ACK_RETRY, %" PRIu64
+              " status requests",
+              after.batches - before.batches, after.records - before.records,
+              zclock_mono () - started, after.batches, after.records, after.groups, after.malformed,
+              after.retry_acks, after.status_requests);
+    ingest_destroy (ingest);
 }
 
 /* The init command: a new store in collector/state_dir, its id on stdout. */
@@ -522,30 +587,29 @@ main (int argc, char **argv)
         s_options_free (&options);
         return status;
     }
-    s_log_level = config->log_level;
-    if (config->log_syslog) {
-        zsys_set_logident (PROGRAM);
-        zsys_set_logsystem (true);
-    }
+    log_open (PROGRAM, config->log_syslog);
+    log_set_level ((log_level_t)config->log_level);
 
     int status = 1;
     store_t *store = NULL;
     auth_t *auth = NULL;
     ingest_t *ingest = NULL;
     query_t *query = NULL;
+    metrics_server_t *metrics = NULL;
     zlist_t *endpoints = NULL;
     zlist_t *query_endpoints = NULL;
     sigset_t wait_mask;
     if (s_install_signals (&wait_mask)) {
-        zsys_error ("cannot install signal handlers: %s", strerror (errno));
+        log_error ("collector", "cannot install signal handlers: %s", strerror (errno));
         goto done;
     }
 
     size_t map_size, max_map_size;
     if (__builtin_mul_overflow (config->map_size_mb, (uint64_t)1 << 20, &map_size) ||
         __builtin_mul_overflow (config->max_map_size_mb, (uint64_t)1 << 20, &max_map_size)) {
-        zsys_error ("collector/map_size_mb or collector/max_map_size_mb is too large for this "
-                    "machine");
+        log_error ("collector",
+                   "collector/map_size_mb or collector/max_map_size_mb is too large for this "
+                   "machine");
         goto done;
     }
     store_options_t store_options = {
@@ -554,7 +618,7 @@ main (int argc, char **argv)
     int store_code;
     store = store_new (&store_options, &store_code, store_err, sizeof store_err);
     if (!store) {
-        zsys_error ("%s", store_err);
+        log_error ("collector", "%s", store_err);
         status = store_exit_status (store_code);
         goto done;
     }
@@ -570,15 +634,17 @@ main (int argc, char **argv)
     auth_options_t auth_options = s_auth_options (config);
     auth = auth_new (&auth_options, err, sizeof err);
     if (!auth) {
-        zsys_error ("cannot start authentication: %s", err);
+        log_error ("collector", "cannot start authentication: %s", err);
         goto done;
     }
     if (config->allow_plain) {
-        zsys_warning ("collector/allow_plain = 1: no CURVE, peers are not authenticated; every "
-                      "endpoint is on this host");
+        log_warning ("collector",
+                     "collector/allow_plain = 1: no CURVE, peers are not authenticated; every "
+                     "endpoint is on this host");
         if (config->curve_secret_cert || config->authorised_certs)
-            zsys_warning ("collector/curve_secret_cert and collector/authorised_certs are "
-                          "ignored (collector/allow_plain = 1)");
+            log_warning ("collector",
+                         "collector/curve_secret_cert and collector/authorised_certs are "
+                         "ignored (collector/allow_plain = 1)");
     }
     else {
         auth_summary_t summary;
@@ -588,18 +654,18 @@ main (int argc, char **argv)
 
     ingest = ingest_new (store, config, err, sizeof err);
     if (!ingest || ingest_secure (ingest, auth, err, sizeof err)) {
-        zsys_error ("cannot start the ingest server: %s", err);
+        log_error ("collector", "cannot start the ingest server: %s", err);
         goto done;
     }
     endpoints = collector_config_endpoints (config);
     if (!endpoints) {
-        zsys_error ("out of memory");
+        log_error ("collector", "out of memory");
         goto done;
     }
     for (const char *endpoint = zlist_first (endpoints); endpoint;
          endpoint = zlist_next (endpoints))
         if (ingest_bind (ingest, endpoint, err, sizeof err)) {
-            zsys_error ("%s", err);
+            log_error ("collector", "%s", err);
             goto done;
         }
 
@@ -607,64 +673,84 @@ main (int argc, char **argv)
      * wait for the ingest thread's writes. */
     query_endpoints = collector_config_query_endpoints (config);
     if (!query_endpoints) {
-        zsys_error ("out of memory");
+        log_error ("collector", "out of memory");
         goto done;
     }
     if (zlist_size (query_endpoints) > 0) {
         query = query_new (store, ingest, err, sizeof err);
         if (!query ||
             query_secure (query, auth, (int)config->handshake_timeout_ms, err, sizeof err)) {
-            zsys_error ("cannot start the query server: %s", err);
+            log_error ("collector", "cannot start the query server: %s", err);
             goto done;
         }
         for (const char *endpoint = zlist_first (query_endpoints); endpoint;
              endpoint = zlist_next (query_endpoints))
             if (query_bind (query, endpoint, err, sizeof err)) {
-                zsys_error ("%s", err);
+                log_error ("collector", "%s", err);
                 goto done;
             }
     }
 
-    MAIN_INFO (PROGRAM " %s started: store %s (format %u, created %s) in %s, ingest on %s, "
-                       "queries on %s (%s), groups of up to %" PRIu64 " batches / %" PRIu64
-                       " records, log level %s",
-               TOTALPLACE_VERSION, identity.store_id, (unsigned)identity.format, created,
-               config->state_dir, config->ingest_endpoints,
-               query ? config->query_endpoints : "(none)", config->allow_plain ? "plain" : "CURVE",
-               config->max_group_batches, config->max_group_records,
-               collector_log_level_name (config->log_level));
+    log_info ("collector",
+              PROGRAM " %s started: store %s (format %u, created %s) in %s, ingest on %s, "
+                      "queries on %s (%s), groups of up to %" PRIu64 " batches / %" PRIu64
+                      " records, log level %s",
+              TOTALPLACE_VERSION, identity.store_id, (unsigned)identity.format, created,
+              config->state_dir, config->ingest_endpoints,
+              query ? config->query_endpoints : "(none)", config->allow_plain ? "plain" : "CURVE",
+              config->max_group_batches, config->max_group_records,
+              collector_log_level_name (config->log_level));
+    /* Said once here rather than with every disconnect: libzmq does not say why it dropped one. */
+    log_info ("collector",
+              "libzmq drops, without a reply, a peer sending a frame over %u bytes to ingest or "
+              "over %u bytes to queries (counted as a disconnect)",
+              INGEST_SOCKET_MAX_MESSAGE_BYTES, QUERY_SOCKET_MAX_MESSAGE_BYTES);
+    collector_metrics_t sources = {
+        .store = store, .ingest = ingest, .query = query, .auth = auth, .started_at = time (NULL)};
+    if (s_start_metrics (config, &sources, &metrics))
+        goto done;
 
     last_stats_t last;
     memset (&last, 0, sizeof last);
     last.time = zclock_mono ();
     int64_t damage_said = 0; /* zclock_mono of the last line about damage, 0 for none yet */
+    health_ready ("serving");
     while (!s_terminate) {
         struct timespec second = {1, 0};
         pselect (0, NULL, NULL, NULL, &second, &wait_mask);
+        health_watchdog ();
         if (s_reload && !s_terminate) {
             s_reload = 0;
-            MAIN_INFO ("SIGHUP: reloading %s",
-                       options.config_path ? options.config_path : "the command-line settings");
+            health_reloading ();
+            log_info ("collector", "SIGHUP: reloading %s",
+                      options.config_path ? options.config_path : "the command-line settings");
             s_reload_config (&options, config, ingest, auth);
+            health_ready ("reloaded");
         }
         if (config->log_stats_interval &&
             zclock_mono () - last.time >= (int64_t)config->log_stats_interval * 1000)
             s_log_stats (ingest, query, auth, &last, false);
         s_say_damage (store, config->state_dir, &damage_said);
+        s_health_status (store, ingest, auth);
     }
+    health_stopping ("stopping: acknowledging what has arrived, then closing the store");
+    log_info ("collector", "SIGTERM: stopping; the query server first, then what has arrived "
+                           "is committed and acknowledged (at most 5 s)");
+    metrics_server_destroy (&metrics);
     /* Queries first: the query thread reads the ingest server's counters and the store. */
     query_destroy (&query);
-    MAIN_INFO ("stopping: finishing the current group");
-    ingest_destroy (&ingest);
+    s_stop_ingest (&ingest);
     auth_destroy (&auth);
     store_counters_t final;
     char counters_err[STORE_ERR_LEN];
     if (store_counters (store, &final, counters_err, sizeof counters_err) == 0)
-        MAIN_INFO ("stopped; the store holds %" PRIu64 " records from %" PRIu64 " batches",
-                   final.records_stored, final.batches);
+        log_info ("collector",
+                  "stopped; the store holds %" PRIu64 " records from %" PRIu64 " batches",
+                  final.records_stored, final.batches);
     status = 0;
 
 done:
+    metrics_server_destroy (&metrics);
     query_destroy (&query);
     ingest_destroy (&ingest);
     auth_destroy (&auth);

@@ -4,7 +4,8 @@
  * The server is a CZMQ actor driven by zloop. Its pipe takes string commands:
  *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
  *   "AUTH" auth_t *  ->  (before any BIND) replies "is": 0 or -1, and a message
- *   "$TERM"          ->  commits and acks what is already waiting (for at most 5 s), then exits
+ *   "DRAIN"          ->  commits and acks what is already waiting (for at most 5 s), replies "i"
+ *   "$TERM"          ->  the same, then exits
  * Counters and runtime settings live in the shared ingest_t behind a mutex, so any thread can read
  * or change them without waiting for a group to commit.
  *
@@ -15,6 +16,8 @@
  * the batches ahead of it in the group. */
 #include "ingest.h"
 #include "server_thread.h"
+
+#include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -47,17 +50,8 @@ struct _ingest_t {
     size_t max_group_records;
     size_t max_batch_bytes;
     size_t max_batch_records;
-    collector_log_level_t log_level;
     int handshake_timeout_ms; /* read by the actor once, at start */
 };
-
-typedef struct {
-    int64_t window_start; /* zclock_mono milliseconds */
-    unsigned lines;       /* logged in this window */
-    uint64_t suppressed;  /* not logged in this window */
-    const char *what;     /* plural noun for the summary line */
-    bool info;            /* info level (else warning): silent when the level is warning */
-} log_limit_t;
 
 typedef struct {
     uint8_t identity[IDENTITY_MAX];
@@ -157,7 +151,6 @@ typedef struct {
     size_t max_group_records;
     size_t max_batch_bytes;
     size_t max_batch_records;
-    collector_log_level_t log_level;
 
     auth_t *auth; /* NULL: nothing is checked */
 
@@ -194,15 +187,9 @@ typedef struct {
     auth_permit_t *permit; /* handed from s_authorise to s_gather */
 
     ingest_counters_t counters; /* published to shared after each event */
-    log_limit_t malformed_log, store_log, send_log, unsent_log, disconnect_log, handshake_log,
-        auth_log, status_log;
+    log_limit_t malformed_log, store_log, send_log, unsent_log, auth_log, status_log, limit_log;
+    server_peers_t connections; /* fed by the monitor */
 } server_t;
-
-#define INGEST_DEBUG(self, ...)                                                                    \
-    do {                                                                                           \
-        if ((self)->log_level <= COLLECTOR_LOG_DEBUG)                                              \
-            zsys_debug (__VA_ARGS__);                                                              \
-    } while (0)
 
 static int
 fail (char *err, size_t err_len, const char *format, ...)
@@ -217,54 +204,12 @@ fail (char *err, size_t err_len, const char *format, ...)
 }
 
 static void
-s_log_summary (const log_limit_t *limit)
-{
-    if (limit->info)
-        zsys_info ("ingest: %" PRIu64 " more %s not logged in the last second", limit->suppressed,
-                   limit->what);
-    else
-        zsys_warning ("ingest: %" PRIu64 " more %s not logged in the last second",
-                      limit->suppressed, limit->what);
-}
-
-/* True when a line of this kind may be logged now at this log level. */
-static bool
-s_log_allowed (log_limit_t *limit, collector_log_level_t level)
-{
-    if (limit->info && level > COLLECTOR_LOG_INFO)
-        return false;
-    int64_t now = zclock_mono ();
-    if (now - limit->window_start >= 1000) {
-        if (limit->suppressed)
-            s_log_summary (limit);
-        limit->window_start = now;
-        limit->lines = 0;
-        limit->suppressed = 0;
-    }
-    if (limit->lines < LOG_LINES_PER_SECOND) {
-        limit->lines++;
-        return true;
-    }
-    limit->suppressed++;
-    return false;
-}
-
-/* Writes the summary of a window that ended while nothing more of its kind arrived. */
-static void
-s_log_flush (log_limit_t *limit)
-{
-    if (limit->suppressed && zclock_mono () - limit->window_start >= 1000) {
-        s_log_summary (limit);
-        limit->suppressed = 0;
-        limit->lines = 0;
-        limit->window_start = zclock_mono ();
-    }
-}
-
-static void
 s_publish (server_t *self)
 {
     ingest_t *shared = self->shared;
+    self->counters.connections = self->connections.connections;
+    self->counters.disconnects = self->connections.disconnects;
+    self->counters.handshake_failures = self->connections.handshake_failures;
     pthread_mutex_lock (&shared->lock);
     store_counters_t store = shared->counters.store;
     shared->counters = self->counters;
@@ -281,7 +226,6 @@ s_refresh_settings (server_t *self)
     self->max_group_records = shared->max_group_records;
     self->max_batch_bytes = shared->max_batch_bytes;
     self->max_batch_records = shared->max_batch_records;
-    self->log_level = shared->log_level;
     pthread_mutex_unlock (&shared->lock);
 }
 
@@ -301,9 +245,9 @@ s_send_ack (server_t *self, const peer_t *peer, const Totalplace__Ack *ack)
     char err[WIRE_REASON_LEN];
     if (wire_encode (&ack->base, &data, &size, err, sizeof err)) {
         self->counters.unsent_acks++;
-        if (s_log_allowed (&self->send_log, self->log_level))
-            zsys_error ("ingest: cannot encode the ack of batch %" PRIu64 ": %s", ack->batch_seq,
-                        err);
+        if (log_limit_allow (&self->send_log))
+            log_error ("ingest", "cannot encode the ack of batch %" PRIu64 ": %s", ack->batch_seq,
+                       err);
         return;
     }
     /* With ZMQ_ROUTER_MANDATORY a peer that left, or one whose queue is full, makes the send fail
@@ -312,9 +256,9 @@ s_send_ack (server_t *self, const peer_t *peer, const Totalplace__Ack *ack)
     if (zmq_send (handle, peer->identity, peer->identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
         zmq_send (handle, data, size, ZMQ_DONTWAIT) == -1) {
         self->counters.unsent_acks++;
-        if (s_log_allowed (&self->unsent_log, self->log_level))
-            zsys_info ("ingest: ack of batch %" PRIu64 " not sent: %s", ack->batch_seq,
-                       zmq_strerror (zmq_errno ()));
+        if (log_limit_allow (&self->unsent_log))
+            log_info ("ingest", "ack of batch %" PRIu64 " not sent: %s", ack->batch_seq,
+                      zmq_strerror (zmq_errno ()));
     }
     free (data);
 }
@@ -337,8 +281,8 @@ s_reply_malformed (server_t *self, const peer_t *peer, zmq_msg_t *body, uint64_t
 {
     self->counters.malformed++;
     s_publish (self); /* whoever holds the ack sees it counted */
-    if (s_log_allowed (&self->malformed_log, self->log_level))
-        zsys_warning ("ingest: malformed message from %s: %s", s_peer_address (body), reason);
+    if (log_limit_allow (&self->malformed_log))
+        log_warning ("ingest", "malformed message from %s: %s", s_peer_address (body), reason);
     s_reply_status (self, peer, batch_seq, TOTALPLACE__ACK_STATUS__ACK_MALFORMED, reason);
 }
 
@@ -419,22 +363,37 @@ static bool
 s_authorise (server_t *self, const peer_t *peer, zmq_msg_t *body, const Totalplace__Batch *batch)
 {
     self->permit = NULL;
+    char reason[256];
+    char why[160];
+    if (!server_peers_admit (&self->connections, body, why, sizeof why)) {
+        /* The agent keeps the batch and sends it again after a backoff, on a new connection. */
+        self->counters.retry_acks++;
+        self->counters.over_limit++;
+        s_publish (self);
+        if (log_limit_allow (&self->limit_log))
+            log_warning ("ingest", "refused batch %" PRIu64 " of agent %s from %s: %s",
+                         batch->batch_seq, batch->agent_id, s_peer_address (body), why);
+        snprintf (reason, sizeof reason,
+                  "refused: agent limit reached (%s); the batch is kept and sent again", why);
+        s_reply_status (self, peer, batch->batch_seq, TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
+        return false;
+    }
     /* Plain mode authenticates no one: nothing to check, and nothing to allocate per batch. */
     if (!self->auth || auth_is_plain (self->auth))
         return true;
     const char *user_id = zmq_msg_gets (body, "User-Id");
     self->permit = auth_permit (self->auth, user_id, CURVE_ROLE_AGENT);
-    char reason[256];
     if (!self->permit) {
         /* Revoked (or rotated out) since it connected: the agent keeps the batch and reconnects,
          * and the ZAP handler refuses it from then on. */
         self->counters.unauthorised_batches++;
         self->counters.retry_acks++;
         s_publish (self);
-        if (s_log_allowed (&self->auth_log, self->log_level))
-            zsys_warning ("ingest: batch %" PRIu64 " from %s: key %.40s is no longer authorised; "
-                          "answered ACK_RETRY",
-                          batch->batch_seq, s_peer_address (body), user_id ? user_id : "(none)");
+        if (log_limit_allow (&self->auth_log))
+            log_warning ("ingest",
+                         "batch %" PRIu64 " from %s: key %.40s is no longer authorised; "
+                         "answered ACK_RETRY",
+                         batch->batch_seq, s_peer_address (body), user_id ? user_id : "(none)");
         snprintf (reason, sizeof reason,
                   "this agent's key is no longer authorised by the collector; the batch is kept "
                   "for when a new key is installed");
@@ -481,11 +440,12 @@ s_reject_unauthorised (server_t *self)
         }
         if (refused) {
             self->counters.unauthorised_records += refused;
-            if (s_log_allowed (&self->auth_log, self->log_level))
-                zsys_warning ("ingest: agent %s may not publish for body %s (its certificate lists "
-                              "%s): %zu records of batch %" PRIu64 " rejected",
-                              auth_permit_name (permit), first, auth_permit_bodies (permit),
-                              refused, batch->batch_seq);
+            if (log_limit_allow (&self->auth_log))
+                log_warning ("ingest",
+                             "agent %s may not publish for body %s (its certificate lists "
+                             "%s): %zu records of batch %" PRIu64 " rejected",
+                             auth_permit_name (permit), first, auth_permit_bodies (permit), refused,
+                             batch->batch_seq);
         }
     }
 }
@@ -508,8 +468,8 @@ s_gather (server_t *self)
         int rc = s_receive (self, peer, &body, &body_frames);
         if (rc <= 0) {
             zmq_msg_close (&body);
-            if (rc < 0 && s_log_allowed (&self->send_log, self->log_level))
-                zsys_error ("ingest: receiving failed: %s", zmq_strerror (zmq_errno ()));
+            if (rc < 0 && log_limit_allow (&self->send_log))
+                log_error ("ingest", "receiving failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
         self->counters.frames++;
@@ -632,10 +592,11 @@ s_ack_applied (server_t *self, size_t b)
             break;
         case STORE_PENDING:
             /* The store must decide every record; say so rather than report a false outcome. */
-            if (s_log_allowed (&self->store_log, self->log_level))
-                zsys_error ("ingest: the store left record %zu of batch %" PRIu64 " from %s "
-                            "undecided; reported as rejected",
-                            i, batch->batch_seq, batch->agent_id);
+            if (log_limit_allow (&self->store_log))
+                log_error ("ingest",
+                           "the store left record %zu of batch %" PRIu64 " from %s "
+                           "undecided; reported as rejected",
+                           i, batch->batch_seq, batch->agent_id);
             result->outcome = STORE_REJECTED;
             snprintf (result->reason, sizeof result->reason,
                       "the collector did not decide this record; resend it");
@@ -672,10 +633,11 @@ s_split_group (server_t *self)
         self->mark_before[b] = 0;
         self->mark_read[b] = store_agent_mark (self->shared->store, batch->agent_id,
                                                &self->mark_before[b], err, sizeof err) == 0;
-        if (!self->mark_read[b] && s_log_allowed (&self->store_log, self->log_level))
-            zsys_error ("ingest: cannot read the mark of agent %s for its status request; "
-                        "answered ACK_RETRY: %s",
-                        batch->agent_id, err);
+        if (!self->mark_read[b] && log_limit_allow (&self->store_log))
+            log_error ("ingest",
+                       "cannot read the mark of agent %s for its status request; "
+                       "answered ACK_RETRY: %s",
+                       batch->agent_id, err);
     }
 }
 
@@ -723,9 +685,9 @@ s_log_status (server_t *self, size_t b)
 {
     const Totalplace__Batch *batch = self->batches[b];
     const peer_t *peer = &self->peers[b];
-    INGEST_DEBUG (self, "ingest: status request from agent %s: its mark is %" PRIu64,
-                  batch->agent_id, self->mark_after[b]);
-    if (self->log_level > COLLECTOR_LOG_INFO || !self->status_logged)
+    log_debug ("ingest", "status request from agent %s: its mark is %" PRIu64, batch->agent_id,
+               self->mark_after[b]);
+    if (!log_enabled (LOG_LEVEL_INFO) || !self->status_logged)
         return;
     peer_t *known = zhashx_lookup (self->status_logged, batch->agent_id);
     if (known && known->identity_size == peer->identity_size &&
@@ -740,10 +702,11 @@ s_log_status (server_t *self, size_t b)
         zhashx_insert (self->status_logged, batch->agent_id, known);
     }
     *known = *peer;
-    if (s_log_allowed (&self->status_log, self->log_level))
-        zsys_info ("ingest: agent %s asked for its mark on a new connection: %" PRIu64
-                   " (store %s); the agent compares it with what it had acknowledged",
-                   batch->agent_id, self->mark_after[b], self->store_id);
+    if (log_limit_allow (&self->status_log))
+        log_info ("ingest",
+                  "agent %s asked for its mark on a new connection: %" PRIu64
+                  " (store %s); the agent compares it with what it had acknowledged",
+                  batch->agent_id, self->mark_after[b], self->store_id);
 }
 
 /* Counts the group's status requests by how s_ack_status will answer them. */
@@ -809,6 +772,7 @@ s_commit (server_t *self)
     if (rc == 0) {
         s_group_marks (self);
         if (applied) {
+            metrics_histogram_observe (&self->counters.commit_seconds, (double)elapsed / 1e6);
             self->counters.groups++;
             self->counters.batches += applied;
             self->counters.records += self->records;
@@ -840,15 +804,15 @@ s_commit (server_t *self)
                             TOTALPLACE__ACK_STATUS__ACK_RETRY, reason);
     }
     if (rc == 0 && applied)
-        INGEST_DEBUG (self, "ingest: committed %zu batches, %zu records in %.1f ms", applied,
-                      self->records, (double)elapsed / 1000.0);
-    else if (rc && s_log_allowed (&self->store_log, self->log_level))
-        zsys_error ("ingest: %s storing %zu batches (%zu records); answered ACK_RETRY: %s",
-                    rc == STORE_ERR_FULL      ? "store full"
-                    : rc == STORE_ERR_DAMAGED ? "STORE DAMAGED"
-                    : rc == STORE_ERR_NOSPACE ? "disk full"
-                                              : "store failed",
-                    applied, self->records, err);
+        log_debug ("ingest", "committed %zu batches, %zu records in %.1f ms", applied,
+                   self->records, (double)elapsed / 1000.0);
+    else if (rc && log_limit_allow (&self->store_log))
+        log_error ("ingest", "%s storing %zu batches (%zu records); answered ACK_RETRY: %s",
+                   rc == STORE_ERR_FULL      ? "store full"
+                   : rc == STORE_ERR_DAMAGED ? "STORE DAMAGED"
+                   : rc == STORE_ERR_NOSPACE ? "disk full"
+                                             : "store failed",
+                   applied, self->records, err);
     s_group_clear (self);
 }
 
@@ -863,6 +827,23 @@ s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
     s_commit (self);
     s_publish (self);
     return 0;
+}
+
+/* What already reached the socket has been delivered to us: store and ack it rather than make
+ * its agents wait out a timeout. Stops when the socket is empty, or after a while if agents keep
+ * sending (they re-send whatever is left unacked). */
+static void
+s_drain (server_t *self)
+{
+    s_refresh_settings (self);
+    int64_t deadline = zclock_mono () + INGEST_TERM_DRAIN_MS;
+    do {
+        s_gather (self);
+        if (self->count == 0)
+            break;
+        s_commit (self);
+    } while (zclock_mono () < deadline);
+    s_publish (self);
 }
 
 static int
@@ -880,19 +861,12 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     }
     if (streq (command, "$TERM")) {
-        /* What already reached the socket has been delivered to us: store and ack it rather
-         * than make its agents wait out a timeout. Stop when the socket is empty, or after a
-         * while if agents keep sending (they re-send whatever is left unacked). */
-        s_refresh_settings (self);
-        int64_t deadline = zclock_mono () + INGEST_TERM_DRAIN_MS;
-        do {
-            s_gather (self);
-            if (self->count == 0)
-                break;
-            s_commit (self);
-        } while (zclock_mono () < deadline);
-        s_publish (self);
+        s_drain (self);
         rc = -1;
+    }
+    else if (streq (command, "DRAIN")) {
+        s_drain (self);
+        zsock_send (reader, "i", 0);
     }
     else if (streq (command, "AUTH")) {
         auth_t *auth = NULL;
@@ -907,6 +881,7 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
             zsock_send (reader, "is", -1, message);
         else {
             self->auth = auth;
+            self->connections.auth = auth;
             zsock_send (reader, "is", 0, "");
         }
     }
@@ -921,13 +896,13 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
             zsock_send (reader, "is", -1, message);
         }
         else {
-            INGEST_DEBUG (self, "ingest: bound %s", endpoint);
+            log_debug ("ingest", "bound %s", endpoint);
             zsock_send (reader, "is", 0, "");
         }
         zstr_free (&endpoint);
     }
     else
-        zsys_error ("ingest: unknown pipe command \"%s\"", command);
+        log_error ("ingest", "unknown pipe command \"%s\"", command);
     zstr_free (&command);
     zmsg_destroy (&request);
     return rc;
@@ -937,43 +912,9 @@ static int
 s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
+    (void)reader;
     server_t *self = (server_t *)arg;
-    zmsg_t *event = zmsg_recv (reader);
-    if (!event)
-        return 0;
-    zframe_t *head = zmsg_first (event);
-    zframe_t *where = zmsg_next (event);
-    if (head && zframe_size (head) >= 6) {
-        uint16_t kind;
-        uint32_t value;
-        memcpy (&kind, zframe_data (head), sizeof kind);
-        memcpy (&value, zframe_data (head) + 2, sizeof value);
-        char *endpoint = where ? zframe_strdup (where) : NULL;
-        const char *at = endpoint ? endpoint : "?";
-        if (self->auth)
-            auth_peer_event (self->auth, CURVE_ROLE_AGENT, kind);
-        if (kind == ZMQ_EVENT_ACCEPTED) {
-            self->counters.connections++;
-            INGEST_DEBUG (self, "ingest: peer connected on %s", at);
-        }
-        else if (kind == ZMQ_EVENT_DISCONNECTED) {
-            self->counters.disconnects++;
-            if (s_log_allowed (&self->disconnect_log, self->log_level))
-                zsys_info ("ingest: a peer on %s disconnected (libzmq also drops peers that send "
-                           "a frame over %u bytes)",
-                           at, INGEST_SOCKET_MAX_MESSAGE_BYTES);
-        }
-        else if (kind & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
-            self->counters.handshake_failures++;
-            if (s_log_allowed (&self->handshake_log, self->log_level))
-                zsys_warning ("ingest: a peer on %s failed the ZeroMQ handshake (event 0x%x, "
-                              "value 0x%x)",
-                              at, kind, value);
-        }
-        free (endpoint);
-    }
-    zmsg_destroy (&event);
+    server_peers_read (&self->connections);
     s_publish (self);
     return 0;
 }
@@ -985,14 +926,15 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     server_t *self = (server_t *)arg;
     s_refresh_settings (self);
-    s_log_flush (&self->malformed_log);
-    s_log_flush (&self->store_log);
-    s_log_flush (&self->send_log);
-    s_log_flush (&self->unsent_log);
-    s_log_flush (&self->disconnect_log);
-    s_log_flush (&self->handshake_log);
-    s_log_flush (&self->auth_log);
-    s_log_flush (&self->status_log);
+    log_limit_flush (&self->malformed_log);
+    log_limit_flush (&self->store_log);
+    log_limit_flush (&self->send_log);
+    log_limit_flush (&self->unsent_log);
+    log_limit_flush (&self->connections.disconnect_log);
+    log_limit_flush (&self->connections.handshake_log);
+    log_limit_flush (&self->limit_log);
+    log_limit_flush (&self->auth_log);
+    log_limit_flush (&self->status_log);
     return 0;
 }
 
@@ -1046,17 +988,15 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
     self->shared = shared;
     self->allocator = (ProtobufCAllocator){s_arena_alloc, s_arena_free, &self->arena};
     self->pipe = pipe;
-    self->malformed_log.what = "malformed messages";
-    self->store_log.what = "store failures";
-    self->send_log.what = "socket errors";
-    self->unsent_log.what = "unsent acks";
-    self->unsent_log.info = true;
-    self->disconnect_log.what = "disconnects";
-    self->disconnect_log.info = true;
-    self->handshake_log.what = "handshake failures";
-    self->auth_log.what = "authorisation refusals";
-    self->status_log.what = "status requests on new connections";
-    self->status_log.info = true;
+    self->malformed_log = LOG_LIMIT_INIT ("ingest", "malformed messages", LOG_LEVEL_WARNING);
+    self->store_log = LOG_LIMIT_INIT ("ingest", "store failures", LOG_LEVEL_ERROR);
+    self->send_log = LOG_LIMIT_INIT ("ingest", "socket errors", LOG_LEVEL_ERROR);
+    self->unsent_log = LOG_LIMIT_INIT ("ingest", "unsent acks", LOG_LEVEL_INFO);
+    self->auth_log = LOG_LIMIT_INIT ("ingest", "authorisation refusals", LOG_LEVEL_WARNING);
+    self->status_log =
+        LOG_LIMIT_INIT ("ingest", "status requests on new connections", LOG_LEVEL_INFO);
+    self->limit_log =
+        LOG_LIMIT_INIT ("ingest", "refusals over limits/max_agents", LOG_LEVEL_WARNING);
     s_refresh_settings (self);
     store_identity_t identity;
     store_identity (shared->store, &identity);
@@ -1089,6 +1029,7 @@ s_server_new (ingest_t *shared, zsock_t *pipe, char *err, size_t err_len)
 
     if (server_thread_monitor (self->router, "ingest", &self->monitor, err, err_len))
         goto error;
+    server_peers_init (&self->connections, "ingest", "peer", CURVE_ROLE_AGENT, self->monitor);
 
     self->loop = zloop_new ();
     if (!self->loop) {
@@ -1143,7 +1084,6 @@ ingest_new (store_t *store, const collector_config_t *config, char *err, size_t 
     self->max_batch_bytes = (size_t)config->max_batch_kb * 1024;
     self->max_batch_records = (size_t)config->max_batch_records;
     self->handshake_timeout_ms = (int)config->handshake_timeout_ms;
-    self->log_level = config->log_level;
     self->actor = zactor_new (s_ingest_actor, self);
     char *status = self->actor ? zstr_recv (self->actor) : NULL;
     if (!status || !streq (status, "OK")) {
@@ -1201,6 +1141,14 @@ ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len)
 }
 
 void
+ingest_drain (ingest_t *self)
+{
+    int rc = -1;
+    if (zstr_send (self->actor, "DRAIN") == 0)
+        zsock_recv (self->actor, "i", &rc);
+}
+
+void
 ingest_configure (ingest_t *self, const collector_config_t *config)
 {
     pthread_mutex_lock (&self->lock);
@@ -1208,7 +1156,6 @@ ingest_configure (ingest_t *self, const collector_config_t *config)
     self->max_group_records = (size_t)config->max_group_records;
     self->max_batch_bytes = (size_t)config->max_batch_kb * 1024;
     self->max_batch_records = (size_t)config->max_batch_records;
-    self->log_level = config->log_level;
     pthread_mutex_unlock (&self->lock);
 }
 

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "collector_config.h"
+#include "metrics_text.h"
 #include "store.h"
 
 typedef struct _ingest_t ingest_t;
@@ -38,16 +39,19 @@ typedef struct {
     uint64_t largest_group;         /* most batches in one committed transaction */
     uint64_t largest_group_records; /* most records in one committed transaction */
     uint64_t unsent_acks;           /* acks libzmq refused to queue (peer gone or its queue full) */
+    uint64_t over_limit;            /* batches answered ACK_RETRY: limits/max_agents agents were
+                                       connected (counted in retry_acks too) */
     uint64_t connections;           /* peers connected (socket monitor) */
     uint64_t disconnects;           /* peers disconnected, including those libzmq dropped for
                                        sending a frame over INGEST_SOCKET_MAX_MESSAGE_BYTES */
     uint64_t handshake_failures;    /* peers that failed the ZMTP handshake (not ZeroMQ, a bad
-                                       or unknown key, or over limits/max_agents) */
+                                       or unknown key) */
     uint64_t unauthorised_records;  /* records rejected: the sender's certificate does not list
                                        their body */
     uint64_t unauthorised_batches;  /* batches refused whole: the key is no longer authorised
                                        (ACK_RETRY) or the batch names another agent (MALFORMED) */
-    store_counters_t store;         /* from store_counters, read when asked */
+    metrics_histogram_t commit_seconds; /* duration of each committed group's store_apply */
+    store_counters_t store;             /* from store_counters, read when asked */
 } ingest_counters_t;
 
 /* Starts the server thread with a store the caller opened (and closes after ingest_destroy). It
@@ -70,11 +74,16 @@ void ingest_destroy (ingest_t **self_p);
  * message. */
 int ingest_secure (ingest_t *self, auth_t *auth, char *err, size_t err_len);
 
+/* Commits and acknowledges what is already waiting on the socket (for at most a few seconds) and
+ * returns; the server goes on. The collector calls it at SIGTERM, so that it can say what it
+ * drained before ingest_destroy. */
+void ingest_drain (ingest_t *self);
+
 /* Binds the ingest socket to one more endpoint (tcp://, ipc://, inproc://). Returns 0, or -1 with
  * a message naming the endpoint and libzmq's reason. */
 int ingest_bind (ingest_t *self, const char *endpoint, char *err, size_t err_len);
 
-/* Applies what may change while running: group caps, batch limits and log level. Takes effect
+/* Applies what may change while running: group caps and batch limits. Takes effect
  * from the next group. Callable from any thread. */
 void ingest_configure (ingest_t *self, const collector_config_t *config);
 

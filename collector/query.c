@@ -21,6 +21,7 @@
 
 #include <czmq.h>
 
+#include "log.h"
 #include "period.h"
 #include "quoted_text.h"
 #include "wire.h"
@@ -505,13 +506,6 @@ query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters
 
 /* ---------------------------------------------------------------- the server */
 
-typedef struct {
-    int64_t window_start; /* zclock_mono milliseconds */
-    unsigned lines;       /* logged in this window */
-    uint64_t suppressed;  /* not logged in this window */
-    const char *what;     /* plural noun for the summary line */
-} log_limit_t;
-
 /* The actor's own state: touched only by the actor thread. */
 typedef struct {
     query_t *shared;
@@ -520,29 +514,9 @@ typedef struct {
     zloop_t *loop;
     auth_t *auth;              /* NULL: nothing is checked */
     query_counters_t counters; /* published to shared after each question */
-    log_limit_t bad_log, refused_log, disconnect_log, handshake_log;
+    log_limit_t bad_log, refused_log, limit_log;
+    server_peers_t peers; /* connections, fed by the monitor */
 } server_t;
-
-/* True when a line of this kind may be logged now; writes the summary of the last window. */
-static bool
-s_log_allowed (log_limit_t *limit)
-{
-    int64_t now = zclock_mono ();
-    if (now - limit->window_start >= 1000) {
-        if (limit->suppressed)
-            zsys_warning ("query: %" PRIu64 " more %s not logged in the last second",
-                          limit->suppressed, limit->what);
-        limit->window_start = now;
-        limit->lines = 0;
-        limit->suppressed = 0;
-    }
-    if (limit->lines < LOG_LINES_PER_SECOND) {
-        limit->lines++;
-        return true;
-    }
-    limit->suppressed++;
-    return false;
-}
 
 static const char *
 s_peer_address (zmq_msg_t *message)
@@ -555,19 +529,37 @@ s_peer_address (zmq_msg_t *message)
 static void
 s_log_bad (server_t *self, zmq_msg_t *request, const uint8_t *reply, size_t reply_size)
 {
-    if (!s_log_allowed (&self->bad_log))
+    if (!log_limit_allow (&self->bad_log))
         return;
     Totalplace__QueryReply *decoded = (Totalplace__QueryReply *)wire_decode (
         &totalplace__query_reply__descriptor, reply, reply_size, NULL, 0);
-    zsys_warning ("query: bad query from %s: %s", s_peer_address (request),
-                  decoded && decoded->error ? decoded->error : "?");
+    log_warning ("query", "bad query from %s: %s", s_peer_address (request),
+                 decoded && decoded->error ? decoded->error : "?");
     if (decoded)
         protobuf_c_message_free_unpacked (&decoded->base, NULL);
+}
+
+/* The query_id of a request, so that a refusal reaches the question it answers (a client drops
+ * replies to other ids); 0 when the request does not decode. */
+static uint64_t
+s_query_id (zmq_msg_t *request)
+{
+    if (zmq_msg_size (request) > QUERY_MAX_MESSAGE_BYTES)
+        return 0;
+    Totalplace__Query *query = (Totalplace__Query *)wire_decode (
+        &totalplace__query__descriptor, zmq_msg_data (request), zmq_msg_size (request), NULL, 0);
+    uint64_t id = query ? query->query_id : 0;
+    if (query)
+        protobuf_c_message_free_unpacked (&query->base, NULL);
+    return id;
 }
 
 static void
 s_publish (server_t *self)
 {
+    self->counters.connections = self->peers.connections;
+    self->counters.disconnects = self->peers.disconnects;
+    self->counters.handshake_failures = self->peers.handshake_failures;
     pthread_mutex_lock (&self->shared->lock);
     self->shared->counters = self->counters;
     pthread_mutex_unlock (&self->shared->lock);
@@ -644,26 +636,44 @@ s_answer_one (server_t *self)
         Totalplace__QueryStatus status;
         int answered;
         auth_permit_t *permit = NULL;
-        if (self->auth && (frames == 1 || delimiter) &&
-            !(permit =
-                  auth_permit (self->auth, zmq_msg_gets (request, "User-Id"), CURVE_ROLE_QUERY))) {
+        char why[160];
+        if ((frames == 1 || delimiter) &&
+            !server_peers_admit (&self->peers, request, why, sizeof why)) {
+            self->counters.over_limit++;
+            self->counters.refused++;
+            if (log_limit_allow (&self->limit_log))
+                log_info ("query", "refused a question from %s: %s", s_peer_address (request), why);
+            char text[256];
+            snprintf (text, sizeof text,
+                      "refused: query client limit reached (%s); try again shortly", why);
+            status = TOTALPLACE__QUERY_STATUS__QUERY_ERROR;
+            answered = encode_status (s_query_id (request), status, text, &reply, &reply_size);
+        }
+        else if (self->auth && (frames == 1 || delimiter) &&
+                 !(permit = auth_permit (self->auth, zmq_msg_gets (request, "User-Id"),
+                                         CURVE_ROLE_QUERY))) {
             /* Revoked since it connected; from now on the ZAP handler refuses it. */
             self->counters.refused++;
-            if (s_log_allowed (&self->refused_log))
-                zsys_warning ("query: refused a question from %s: key %.40s is no longer "
-                              "authorised",
-                              s_peer_address (request),
-                              zmq_msg_gets (request, "User-Id") ? zmq_msg_gets (request, "User-Id")
-                                                                : "(none)");
+            if (log_limit_allow (&self->refused_log))
+                log_warning ("query",
+                             "refused a question from %s: key %.40s is no longer "
+                             "authorised",
+                             s_peer_address (request),
+                             zmq_msg_gets (request, "User-Id") ? zmq_msg_gets (request, "User-Id")
+                                                               : "(none)");
             status = TOTALPLACE__QUERY_STATUS__QUERY_ERROR;
-            answered =
-                encode_status (0, status, "this key is no longer authorised to ask the collector",
-                               &reply, &reply_size);
+            answered = encode_status (s_query_id (request), status,
+                                      "this key is no longer authorised to ask the collector",
+                                      &reply, &reply_size);
         }
-        else if (frames == 1 || delimiter)
+        else if (frames == 1 || delimiter) {
+            int64_t started = zclock_usecs ();
             answered = query_answer (self->shared->store, self->shared->ingest, &self->counters,
                                      zmq_msg_data (request), zmq_msg_size (request), &reply,
                                      &reply_size, &status);
+            metrics_histogram_observe (&self->counters.answer_seconds,
+                                       (double)(zclock_usecs () - started) / 1e6);
+        }
         else {
             char reason[200];
             snprintf (reason, sizeof reason,
@@ -679,6 +689,8 @@ s_answer_one (server_t *self)
             s_count (self, status);
             if (status == TOTALPLACE__QUERY_STATUS__QUERY_BAD_QUERY)
                 s_log_bad (self, request, reply, reply_size);
+            /* Counted before sent, so that whoever holds a reply sees its question counted. */
+            s_publish (self);
             s_send (self, identity, identity_size, delimiter, reply, reply_size);
         }
         else {
@@ -733,6 +745,7 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
             /* A client that has not finished the handshake by then is dropped. */
             zsock_set_handshake_ivl (self->router, atoi (timeout));
             self->auth = auth;
+            self->peers.auth = auth;
             zsock_send (reader, "is", 0, "");
         }
         zstr_free (&timeout);
@@ -760,56 +773,11 @@ static int
 s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
+    (void)reader;
     server_t *self = arg;
-    zmsg_t *event = zmsg_recv (reader);
-    if (!event)
-        return 0;
-    zframe_t *head = zmsg_first (event);
-    zframe_t *where = zmsg_next (event);
-    if (head && zframe_size (head) >= 6) {
-        uint16_t kind;
-        uint32_t value;
-        memcpy (&kind, zframe_data (head), sizeof kind);
-        memcpy (&value, zframe_data (head) + 2, sizeof value);
-        char *endpoint = where ? zframe_strdup (where) : NULL;
-        const char *at = endpoint ? endpoint : "?";
-        if (self->auth)
-            auth_peer_event (self->auth, CURVE_ROLE_QUERY, kind);
-        if (kind == ZMQ_EVENT_ACCEPTED)
-            self->counters.connections++;
-        else if (kind == ZMQ_EVENT_DISCONNECTED) {
-            self->counters.disconnects++;
-            if (s_log_allowed (&self->disconnect_log))
-                zsys_info ("query: a client on %s disconnected (libzmq also drops clients that "
-                           "send a frame over %u bytes)",
-                           at, QUERY_SOCKET_MAX_MESSAGE_BYTES);
-        }
-        else if (kind & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
-            self->counters.handshake_failures++;
-            if (s_log_allowed (&self->handshake_log))
-                zsys_warning ("query: a client on %s failed the ZeroMQ handshake (event 0x%x, "
-                              "value %u)",
-                              at, kind, value);
-        }
-        free (endpoint);
-    }
-    zmsg_destroy (&event);
+    server_peers_read (&self->peers);
     s_publish (self);
     return 0;
-}
-
-/* Writes the summary of a window that ended while nothing more of its kind arrived. */
-static void
-s_log_flush (log_limit_t *limit)
-{
-    if (limit->suppressed && zclock_mono () - limit->window_start >= 1000) {
-        zsys_warning ("query: %" PRIu64 " more %s not logged in the last second", limit->suppressed,
-                      limit->what);
-        limit->suppressed = 0;
-        limit->lines = 0;
-        limit->window_start = zclock_mono ();
-    }
 }
 
 static int
@@ -818,10 +786,11 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     server_t *self = arg;
-    s_log_flush (&self->bad_log);
-    s_log_flush (&self->refused_log);
-    s_log_flush (&self->disconnect_log);
-    s_log_flush (&self->handshake_log);
+    log_limit_flush (&self->bad_log);
+    log_limit_flush (&self->refused_log);
+    log_limit_flush (&self->limit_log);
+    log_limit_flush (&self->peers.disconnect_log);
+    log_limit_flush (&self->peers.handshake_log);
     return 0;
 }
 
@@ -858,13 +827,15 @@ s_server_new (query_t *shared, zsock_t *pipe, char *err, size_t err_len)
     zsock_set_maxmsgsize (self->router, (int64_t)QUERY_SOCKET_MAX_MESSAGE_BYTES);
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_linger (self->router, QUERY_LINGER_MS);
-    self->bad_log.what = "bad queries";
-    self->refused_log.what = "refused questions";
-    self->disconnect_log.what = "disconnects";
-    self->handshake_log.what = "handshake failures";
+    self->bad_log = LOG_LIMIT_INIT ("query", "bad queries", LOG_LEVEL_WARNING);
+    self->refused_log = LOG_LIMIT_INIT ("query", "refused questions", LOG_LEVEL_WARNING);
+    /* A burst of CLI questions past the limit is the clients' business, not an alarm. */
+    self->limit_log =
+        LOG_LIMIT_INIT ("query", "refusals over limits/max_query_clients", LOG_LEVEL_INFO);
 
     if (server_thread_monitor (self->router, "query", &self->monitor, err, err_len))
         goto error;
+    server_peers_init (&self->peers, "query", "client", CURVE_ROLE_QUERY, self->monitor);
     self->loop = zloop_new ();
     if (!self->loop) {
         fail (err, err_len, "out of memory creating the query loop");

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "ingest.h"
+#include "metrics_text.h"
 #include "spending.pb-c.h"
 #include "store.h"
 
@@ -31,13 +32,15 @@ typedef struct {
     uint64_t not_found;   /* answered QUERY_NOT_FOUND */
     uint64_t errors;      /* answered QUERY_ERROR */
     uint64_t unsent;  /* replies libzmq refused to queue (the client left, or its queue is full) */
-    uint64_t refused; /* answered QUERY_ERROR: the key is no longer authorised (counted in errors
-                         too) */
-    uint64_t connections;        /* clients connected (socket monitor) */
-    uint64_t disconnects;        /* clients gone, including those libzmq dropped for sending a
-                                    frame over QUERY_SOCKET_MAX_MESSAGE_BYTES */
+    uint64_t refused; /* answered QUERY_ERROR: the key is no longer authorised, or over the limit
+                         (counted in errors too) */
+    uint64_t over_limit;  /* of those, refused because limits/max_query_clients were connected */
+    uint64_t connections; /* clients connected (socket monitor) */
+    uint64_t disconnects; /* clients gone, including those libzmq dropped for sending a
+                             frame over QUERY_SOCKET_MAX_MESSAGE_BYTES */
     uint64_t handshake_failures; /* clients that failed the handshake: not ZeroMQ, an unknown key
-                                    or an agent's, or over limits/max_query_clients */
+                                    or an agent's */
+    metrics_histogram_t answer_seconds; /* time to answer each question read from the store */
 } query_counters_t;
 
 /* Starts the server thread over a store the caller opened (and closes after query_destroy). ingest,

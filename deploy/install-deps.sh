@@ -8,6 +8,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler
   liblmdb-dev lmdb-utils
   libcsv-dev libjansson-dev
+  libsystemd-dev libmicrohttpd-dev prometheus curl
   libcmocka-dev gawk jq python3
   clang libclang-rt-14-dev valgrind procps psmisc
   systemd util-linux

@@ -306,12 +306,16 @@ curve_load_secret (const char *path, char *err, size_t err_len)
               path);
         zcert_destroy (&cert);
     }
-    /* Like ssh with its keys: a secret every local user can read is no longer secret. */
-    else if (stat (path, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH))) {
+    /* Like ssh with its keys: a secret every local user can read is no longer secret, and one
+     * a group may write can be swapped for another key by any of its members. */
+    else if (stat (path, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP))) {
         fail (err, err_len,
-              "secret certificate %s can be read or written by every user of this host (mode "
-              "%04o): chmod 600 it (or 640 with the service's group)",
-              path, (unsigned)(st.st_mode & 07777));
+              "secret certificate %s can be %s (mode %04o): chmod 600 it (or 640 with the "
+              "service's group)",
+              path,
+              st.st_mode & (S_IROTH | S_IWOTH) ? "read or written by every user of this host"
+                                               : "written by its group",
+              (unsigned)(st.st_mode & 07777));
         zcert_destroy (&cert);
     }
     return cert;

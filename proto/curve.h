@@ -55,8 +55,9 @@ int curve_check_bodies (const char *bodies, char *err, size_t err_len);
 int curve_cert_check (zcert_t *cert, curve_role_t *role, char *err, size_t err_len);
 
 /* Loads a certificate that must hold a secret key (a party's own: NAME.cert_secret). Refuses a
- * missing or unreadable file, one that is not a certificate, one without a secret key, and one
- * that every user of the host may read. Returns NULL with a message naming path. */
+ * missing or unreadable file, one that is not a certificate, one without a secret key, one that
+ * every user of the host may read or write, and one its group may write. Returns NULL with a
+ * message naming path. */
 zcert_t *curve_load_secret (const char *path, char *err, size_t err_len);
 
 /* Loads a public certificate (NAME.cert). Returns NULL with a message naming path. */

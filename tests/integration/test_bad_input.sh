@@ -26,7 +26,7 @@ note=$WORK/council/inbox/failed/mixed.csv.error
 grep -F "4 of 7 rows (57%) would be rejected, more than input/max_rejected_percent (50%)" "$note" >/dev/null \
   || fail "the held file's note does not say why: $(cat "$note")"
 [[ -f $WORK/council/inbox/failed/mixed.rejects.csv ]] || fail "the held file's rejects are not beside it"
-grep -E "^E: .*mixed.csv: held" "$WORK/council.log" >/dev/null || fail "the held file was not logged as an error"
+grep -E "^[^ ]+Z E .*mixed.csv: held" "$WORK/council.log" >/dev/null || fail "the held file was not logged as an error"
 [[ $(stored_records) == 0 ]] || fail "a held file sent records"
 # Allowed to lose its bad rows, the same file delivers its good ones.
 mv "$WORK/council/inbox/failed/mixed.csv" "$WORK/council/inbox/"

@@ -32,7 +32,7 @@ start_agent nhs GB-NHS-RFF
 start_agent police GB-PF-SYP
 
 wait_for 60 "the collector to say the disk is full" grep -q "disk full: the filesystem of $STORE has" "$WORK/collector.log"
-grep -E '^E: .*ingest: disk full storing [0-9]+ batches .*answered ACK_RETRY: disk full: the filesystem of '"$STORE"' has [0-9]+ bytes free' \
+grep -E '^[^ ]+Z E ingest: disk full storing [0-9]+ batches .*answered ACK_RETRY: disk full: the filesystem of '"$STORE"' has [0-9]+ bytes free' \
   "$WORK/collector.log" >/dev/null || fail "the disk-full line is not the expected error: $(grep -m 3 'disk full' "$WORK/collector.log")"
 grep -q "Input/output error" "$WORK/collector.log" && fail "the collector still says Input/output error: $(grep -m 1 'Input/output' "$WORK/collector.log")"
 sleep 2 # agents retry against the full disk for a while

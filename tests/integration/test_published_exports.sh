@@ -87,7 +87,7 @@ field '.notes[].text' dup | grep -F 'supplier: columns 4 and 7 are both headed "
   || fail "inspect does not say which Supplier Name it reads: $(field '.notes' dup)"
 drop dup "$DATA/two-suppliers.csv"
 drain_agent dup GB-LAE-DUP
-grep -E "^W: .*two-suppliers.csv: supplier: columns 4 and 7" "$WORK/dup.log" >/dev/null || fail "the agent did not warn about the two headers"
+grep -E "^[^ ]+Z W .*two-suppliers.csv: supplier: columns 4 and 7" "$WORK/dup.log" >/dev/null || fail "the agent did not warn about the two headers"
 id=$(sed -n 2p "$DATA/two-suppliers.csv" | cut -d, -f1)
 want=$(sed -n 2p "$DATA/two-suppliers.csv" | python3 -c 'import csv,sys; print(next(csv.reader(sys.stdin))[3])')
 [[ $("$CLI" --db "$WORK/collector" --format json record GB-LAE-DUP "$id" | jq -r .record.supplier) == "$want" ]] \
@@ -107,7 +107,7 @@ for want in "250 of 250 rows (100%) would be rejected" 'period is read from colu
             '3 "Date Of Payment"' "columns/period = #3"; do
   grep -F "$want" "$note_file" >/dev/null || fail "the held file's note lacks: $want ($(cat "$note_file"))"
 done
-grep -E "^E: .*period-and-date.csv: held" "$WORK/per.log" >/dev/null || fail "the held file was not an error line"
+grep -E "^[^ ]+Z E .*period-and-date.csv: held" "$WORK/per.log" >/dev/null || fail "the held file was not an error line"
 PER=(--set "columns/period=Date Of Payment")
 mv "$WORK/per/inbox/failed/period-and-date.csv" "$WORK/per/inbox/"
 drain_agent per GB-LAE-PER "${PER[@]}"

@@ -44,6 +44,24 @@ if "$COLLECTOR" --state-dir "$WORK/check" --ingest tcp://0.0.0.0:17999 --allow-p
   fail "a plain collector on a public endpoint passed --check"
 fi
 grep -q "tcp://0.0.0.0:17999 is not an ipc://, inproc:// or loopback" "$WORK/check.out" || fail "plain on 0.0.0.0: $(cat "$WORK/check.out")"
+# A secret certificate in the authorised folder stops the check and the start, naming it.
+cp "$WORK/keys/council.cert_secret" "$WORK/keys/authorised/"
+if "${CHECK[@]}" >"$WORK/check.out" 2>&1; then fail "a secret certificate in the authorised folder passed --check"; fi
+grep -q "holds a secret certificate, council.cert_secret" "$WORK/check.out" || fail "--check did not name the secret: $(cat "$WORK/check.out")"
+init_store
+status=0
+"$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" --query "$QUERY" "${COLLECTOR_SECURITY[@]}" \
+  >"$WORK/secret-start.log" 2>&1 || status=$?
+((status == 1)) || fail "the collector started (or exited $status) with a secret certificate in its authorised folder"
+grep -q "council.cert_secret: a secret key belongs only on its owner's host" "$WORK/secret-start.log" ||
+  fail "the collector did not say why: $(cat "$WORK/secret-start.log")"
+rm "$WORK/keys/authorised/council.cert_secret"
+# An agent's secret certificate its group may write is refused, as one every user may read.
+chmod 0660 "$WORK/keys/council.cert_secret"
+# shellcheck disable=SC2046
+if "$AGENT" $(agent_args council GB-LAE-BNS) -n >"$WORK/check.out" 2>&1; then fail "the agent took a group-writable secret certificate"; fi
+grep -q "council.cert_secret can be written by its group (mode 0660)" "$WORK/check.out" || fail "the agent did not say why: $(cat "$WORK/check.out")"
+chmod 0600 "$WORK/keys/council.cert_secret"
 KEYS=$WORK/keys
 ASK=("$CLI_BIN" --collector "$QUERY" --cert "$KEYS/analyst.cert_secret" --collector-cert "$KEYS/collector.cert")
 start_collector --set log/stats_interval=1
@@ -168,9 +186,12 @@ counted .ingest.disconnects 3
 counted .ingest.handshake_failures 3
 counted .queries.bad_queries 12
 for line in "ingest: malformed message from" "is over the limit of 8388608 bytes" "query: bad query from" \
-  "query: a client on ipc://$WORK/query.sock disconnected"; do
+  "ingest: a peer on ipc://$WORK/ingest.sock failed the handshake: "; do
   grep -qF "$line" "$WORK/collector.log" || fail "the collector logged no \"$line\""
 done
+# Handshake failures in words, and disconnects (every CLI question is one) only at debug.
+grep -F "event 0x" "$WORK/collector.log" && fail "a handshake failure was logged as an event number"
+grep -E '^[^ ]+Z [IWE] (ingest|query): .*disconnected' "$WORK/collector.log" && fail "an ordinary disconnect was logged above debug"
 # The good agent was delivering all along.
 stop police TERM || fail "the police agent did not stop cleanly"
 drain_agent police GB-PF-SYP
@@ -195,6 +216,11 @@ sleep 1
 if "$CLI" --db "$WORK/collector" record GB-LAE-BNS C-9 >/dev/null 2>&1; then
   fail "a revoked agent's record reached the store"
 fi
+# A reload that finds a secret certificate in the folder keeps the keys loaded, and says why.
+cp "$KEYS/council.cert_secret" "$KEYS/authorised/"
+kill -HUP "${PIDS[collector]}"
+wait_for 30 "the reload to refuse the secret" grep -q "reload of the authorised certificates failed, keeping the ones loaded: .*council.cert_secret" "$WORK/collector.log"
+rm "$KEYS/authorised/council.cert_secret"
 cp "$KEYS/council.cert" "$KEYS/authorised/"
 kill -HUP "${PIDS[collector]}"
 wait_for 30 "the re-authorised agent to deliver" "$CLI" --db "$WORK/collector" record GB-LAE-BNS C-9

@@ -102,7 +102,7 @@ collector_refuses() {
       fail "$name: the collector answered ${QUESTION[*]} from a damaged value: $(cat "$WORK/$name-question.out")"
     grep -qF "is damaged" "$WORK/$name-question.out" || fail "$name: the answer does not say damaged: $(cat "$WORK/$name-question.out")"
     wait_for 10 "the collector to log the damage a question met" \
-      grep -qE "^E: .*the store in $WORK/$name is damaged \(the value of key .* fails its checksum\): no batch is applied" "$WORK/$name.log"
+      grep -qE "^[^ ]+Z E .*the store in $WORK/$name is damaged \(the value of key .* fails its checksum\): no batch is applied" "$WORK/$name.log"
   fi
   "$SEND" "$INGEST" --agent sender --seq 10 --timeout $((10000 * TIME_SCALE)) "$@" >"$WORK/$name-send.out" ||
     fail "tp_send to the collector on $name: $(cat "$WORK/$name-send.out")"
@@ -113,7 +113,7 @@ collector_refuses() {
     --timeout $((10000 * TIME_SCALE)) >"$WORK/$name-send2.out" || fail "tp_send: $(cat "$WORK/$name-send2.out")"
   grep -q 'status=RETRY' "$WORK/$name-send2.out" || fail "$name: a batch after the damage was not refused: $(cat "$WORK/$name-send2.out")"
   kill -0 "${PIDS[$name]}" || fail "the collector on $name died"
-  grep -E '^E: .*STORE DAMAGED storing 1 batches' "$WORK/$name.log" | head -n 1 | grep -qF "in database" ||
+  grep -E '^[^ ]+Z E .*STORE DAMAGED storing 1 batches' "$WORK/$name.log" | head -n 1 | grep -qF "in database" ||
     fail "$name: no error line naming the damage: $(cat "$WORK/$name.log")"
   grep -qF "it takes no batch until it is restored. Run \`totalplace verify --db $WORK/$name\`, then restore the store from a backup (docs/operations.md)" "$WORK/$name.log" ||
     fail "$name: the log does not say what to do: $(cat "$WORK/$name.log")"

@@ -33,6 +33,7 @@ usage (FILE *out)
         "  --req         send from a REQ socket (an empty delimiter frame first)\n"
         "  --truncate    the question without its last byte\n"
         "  --timeout MS  wait at most MS for the reply (default 5000)\n"
+        "  --hold MS     stay connected MS after the reply (a client that holds its place)\n"
         "  --cert FILE   connect with CURVE, as the holder of this secret certificate\n"
         "  --server-cert FILE  the collector's public certificate (with --cert)\n"
         "\n"
@@ -50,6 +51,7 @@ main (int argc, char **argv)
         OPT_FRAMES,
         OPT_REQ,
         OPT_TIMEOUT,
+        OPT_HOLD,
         OPT_TRUNCATE,
         OPT_CERT,
         OPT_SERVER_CERT
@@ -61,6 +63,7 @@ main (int argc, char **argv)
         {"frames", required_argument, NULL, OPT_FRAMES},
         {"req", no_argument, NULL, OPT_REQ},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"hold", required_argument, NULL, OPT_HOLD},
         {"truncate", no_argument, NULL, OPT_TRUNCATE},
         {"cert", required_argument, NULL, OPT_CERT},
         {"server-cert", required_argument, NULL, OPT_SERVER_CERT},
@@ -69,7 +72,7 @@ main (int argc, char **argv)
     };
     bool garbage = false, oversize = false, huge = false, req = false, truncate = false;
     const char *cert = NULL, *server_cert = NULL;
-    long frames = 1, timeout_ms = 5000;
+    long frames = 1, timeout_ms = 5000, hold_ms = 0;
     int c;
     while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
@@ -105,6 +108,13 @@ main (int argc, char **argv)
             timeout_ms = strtol (optarg, NULL, 10);
             if (timeout_ms < 1 || timeout_ms > 3600000) {
                 fprintf (stderr, "tp_query_raw: --timeout must be 1 to 3600000\n");
+                return 1;
+            }
+            break;
+        case OPT_HOLD:
+            hold_ms = strtol (optarg, NULL, 10);
+            if (hold_ms < 0 || hold_ms > 3600000) {
+                fprintf (stderr, "tp_query_raw: --hold must be 0 to 3600000\n");
                 return 1;
             }
             break;
@@ -211,6 +221,8 @@ main (int argc, char **argv)
         }
         zmq_msg_close (&reply);
     }
+    if (hold_ms)
+        zclock_sleep ((int)hold_ms);
     zsock_destroy (&client);
     return status;
 }

@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <czmq.h>
 
@@ -41,6 +46,7 @@ typedef struct {
     int timeout_ms;
     const char *cert;        /* CURVE: our secret certificate */
     const char *server_cert; /* CURVE: the collector's public certificate */
+    uint64_t connections;    /* junk: open this many raw connections instead */
 } args_t;
 
 static void
@@ -78,6 +84,10 @@ usage (FILE *out)
         "  --truncate          send each batch without its last byte\n"
         "  --cert FILE         connect with CURVE, as the holder of this secret certificate\n"
         "  --server-cert FILE  the collector's public certificate (with --cert)\n"
+        "  --connections N     junk instead of batches: open N raw connections (tcp://HOST:PORT\n"
+        "                      or ipc://PATH), every other one sending bytes that are not\n"
+        "                      ZeroMQ, the rest silent; hold them --timeout ms, then close\n"
+        "                      them; prints 'junk opened=N' (exit 1 if one cannot connect)\n"
         "  --timeout MS        wait at most MS for each ack (default 10000)\n"
         "\n"
         "Exit status: 0 when every message got an ack, 2 when some did not in time, 1 on "
@@ -141,6 +151,7 @@ parse_args (int argc, char **argv, args_t *args)
         OPT_TRUNCATE,
         OPT_CERT,
         OPT_SERVER_CERT,
+        OPT_CONNECTIONS,
     };
     static const struct option options[] = {
         {"agent", required_argument, NULL, OPT_AGENT},
@@ -167,6 +178,7 @@ parse_args (int argc, char **argv, args_t *args)
         {"truncate", no_argument, NULL, OPT_TRUNCATE},
         {"cert", required_argument, NULL, OPT_CERT},
         {"server-cert", required_argument, NULL, OPT_SERVER_CERT},
+        {"connections", required_argument, NULL, OPT_CONNECTIONS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -174,6 +186,11 @@ parse_args (int argc, char **argv, args_t *args)
     uint64_t number;
     while ((c = getopt_long (argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
+        case OPT_CONNECTIONS:
+            if (parse_u64 ("--connections", optarg, &args->connections) ||
+                args->connections > 100000)
+                return -1;
+            break;
         case OPT_AGENT:
             args->agent = optarg;
             break;
@@ -384,6 +401,69 @@ send_frame (zsock_t *dealer, const void *data, size_t size, bool more)
     return 0;
 }
 
+/* Opens one raw stream connection to a tcp:// or ipc:// endpoint; -1 when it cannot. */
+static int
+s_raw_connect (const char *endpoint)
+{
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        snprintf (address.sun_path, sizeof address.sun_path, "%s", endpoint + 6);
+        int fd = socket (AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 && connect (fd, (struct sockaddr *)&address, sizeof address)) {
+            close (fd);
+            fd = -1;
+        }
+        return fd;
+    }
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return -1;
+    char host[128];
+    const char *colon = strrchr (endpoint + 6, ':');
+    if (!colon || (size_t)(colon - endpoint - 6) >= sizeof host)
+        return -1;
+    snprintf (host, sizeof host, "%.*s", (int)(colon - endpoint - 6), endpoint + 6);
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons ((uint16_t)atoi (colon + 1))};
+    if (inet_pton (AF_INET, host, &address.sin_addr) != 1)
+        return -1;
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect (fd, (struct sockaddr *)&address, sizeof address)) {
+        close (fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* --connections: junk that never becomes a ZeroMQ peer. */
+static int
+s_junk (const args_t *args)
+{
+    int *fds = calloc (args->connections, sizeof *fds);
+    if (!fds)
+        return 1;
+    int status = 0;
+    size_t opened = 0;
+    static const char garbage[] = "GET / HTTP/1.0\r\n\r\n";
+    for (; opened < args->connections; opened++) {
+        fds[opened] = s_raw_connect (args->endpoint);
+        if (fds[opened] < 0) {
+            fprintf (stderr, "tp_send: cannot connect to %s: %s\n", args->endpoint,
+                     strerror (errno));
+            status = 1;
+            break;
+        }
+        if (opened % 2 == 0 && write (fds[opened], garbage, sizeof garbage - 1) < 0)
+            fprintf (stderr, "tp_send: write: %s\n", strerror (errno));
+    }
+    printf ("junk opened=%zu\n", opened);
+    fflush (stdout);
+    zclock_sleep (args->timeout_ms);
+    for (size_t i = 0; i < opened; i++)
+        close (fds[i]);
+    free (fds);
+    return status;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -404,6 +484,8 @@ main (int argc, char **argv)
     };
     if (parse_args (argc, argv, &args))
         return 1;
+    if (args.connections)
+        return s_junk (&args);
     zsys_set_logstream (stderr);
 
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
