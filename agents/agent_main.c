@@ -528,12 +528,64 @@ reload (agent_t *agent, const config_source_t *source)
     zsys_info ("config reloaded");
 }
 
+/* An error of the delivery loop, said once and then at most every few minutes while it repeats
+ * (a full disk fails every Ack: it must not fill the log twice a second). */
+#define REPEAT_SAY_MS 300000
+typedef struct {
+    char last[1024];
+    int64_t said_at;
+    uint64_t quiet;
+} said_t;
+
+static void
+say_error_limited (said_t *said, const char *message)
+{
+    int64_t now = zclock_mono ();
+    if (strcmp (said->last, message) == 0 && now - said->said_at < REPEAT_SAY_MS) {
+        said->quiet++;
+        return;
+    }
+    if (said->quiet)
+        zsys_error ("%s (and %llu more times in %lld s: said at most every %d minutes)", message,
+                    (unsigned long long)said->quiet, (long long)(now - said->said_at) / 1000,
+                    REPEAT_SAY_MS / 60000);
+    else
+        zsys_error ("%s", message);
+    snprintf (said->last, sizeof said->last, "%s", message);
+    said->said_at = now;
+    said->quiet = 0;
+}
+
+/* --once is over: 0, or 1 when a file went to failed/ or could not leave the inbox. */
+static int
+once_status (agent_t *agent)
+{
+    inbox_counters_t files;
+    inbox_counters (agent->inbox, &files);
+    if (files.files_failed) {
+        /* A held file is money not counted: the run did not do its job. */
+        zsys_error ("inbox empty and every batch acknowledged, but %llu file(s) went to "
+                    "%s/failed (see the .error note beside each): exiting 1 (--once)",
+                    (unsigned long long)files.files_failed, agent->config->inbox);
+        return 1;
+    }
+    if (files.unmoved) {
+        zsys_error ("every batch acknowledged, but %zu file(s) taken could not be moved out of "
+                    "%s (named above): exiting 1 (--once)",
+                    files.unmoved, agent->config->inbox);
+        return 1;
+    }
+    zsys_info ("inbox empty and every batch acknowledged: exiting (--once)");
+    return 0;
+}
+
 static int
 run (agent_t *agent, const config_source_t *source, bool once)
 {
     char err[1024];
     int64_t next_scan = 0;
     bool inbox_empty = false;
+    said_t said = {.said_at = 0};
     while (!s_terminate) {
         if (s_reload) {
             s_reload = 0;
@@ -541,29 +593,17 @@ run (agent_t *agent, const config_source_t *source, bool once)
         }
         int64_t now = zclock_mono ();
         if (now >= next_scan) {
+            /* The inbox says its own troubles, rate-limited. */
             int rc = inbox_process_next (agent->inbox, err, sizeof err);
-            if (rc == INBOX_ERR)
-                zsys_error ("%s", err);
             inbox_empty = rc == 0;
             /* A processed file may have a successor waiting: look again at once. */
             next_scan =
                 rc == INBOX_PROCESSED ? now : now + (int64_t)agent->config->scan_interval_ms;
         }
         if (sender_pump (agent->sender, now, err, sizeof err))
-            zsys_error ("%s", err);
-        if (once && inbox_empty && sender_idle (agent->sender)) {
-            inbox_counters_t files;
-            inbox_counters (agent->inbox, &files);
-            if (files.files_failed) {
-                /* A held file is money not counted: the run did not do its job. */
-                zsys_error ("inbox empty and every batch acknowledged, but %llu file(s) went to "
-                            "%s/failed (see the .error note beside each): exiting 1 (--once)",
-                            (unsigned long long)files.files_failed, agent->config->inbox);
-                return 1;
-            }
-            zsys_info ("inbox empty and every batch acknowledged: exiting (--once)");
-            break;
-        }
+            say_error_limited (&said, err);
+        if (once && inbox_empty && sender_idle (agent->sender))
+            return once_status (agent);
         int64_t wait = next_scan - zclock_mono ();
         int64_t sender_wait = sender_wait_ms (agent->sender, zclock_mono ());
         if (sender_wait >= 0 && sender_wait < wait)
@@ -577,7 +617,7 @@ run (agent_t *agent, const config_source_t *source, bool once)
             zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
             if (zmq_poll (&item, 1, (long)wait) > 0 &&
                 sender_receive (agent->sender, zclock_mono (), err, sizeof err))
-                zsys_error ("%s", err);
+                say_error_limited (&said, err);
         }
         else
             zclock_sleep ((int)wait);
@@ -756,7 +796,9 @@ main (int argc, char *argv[])
     agent.reader = reader_from_config (config, err, sizeof err);
     if (!agent.reader)
         goto out;
-    agent.inbox = inbox_new (config->inbox, agent.outbox, agent.reader, config->agent_id,
+    char side_dir[4096];
+    snprintf (side_dir, sizeof side_dir, "%s/side-files", config->state_dir);
+    agent.inbox = inbox_new (config->inbox, side_dir, agent.outbox, agent.reader, config->agent_id,
                              config->batch_records, log_message, NULL, err, sizeof err);
     if (!agent.inbox)
         goto out;

@@ -1415,7 +1415,7 @@ test_upgrades_format_1 (void **state)
     key = (MDB_val){6, "format"};
     assert_int_equal (mdb_get (txn, meta, &key, &value), 0);
     assert_int_equal (value.mv_size, 8);
-    assert_int_equal (((const uint8_t *)value.mv_data)[7], 2);
+    assert_int_equal (((const uint8_t *)value.mv_data)[7], 3);
     mdb_txn_abort (txn);
     mdb_env_close (env);
 }
