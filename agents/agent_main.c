@@ -83,7 +83,8 @@ usage (FILE *out)
         "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
         "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
         "       totalplace-agent [OPTIONS] status [--format table|json] [--clear-alarm]\n"
-        "                          the outbox's state; exit 0 healthy, 1 batches lost, 2 error\n"
+        "                          the agent's state; exit 0 healthy, 1 unhealthy (batches lost,\n"
+        "                          or none acknowledged for agent/stall_alarm_s), 2 error\n"
         "       totalplace-agent [OPTIONS] [--format table|json] inspect FILE\n"
         "                          read FILE as the agent would and say what it would send;\n"
         "                          sends nothing; exit 0 delivered, 1 held, 2 usage error\n"
@@ -357,8 +358,9 @@ inspect_command (config_source_t *source, const char *path, const char *format_n
     return rc;
 }
 
-/* status: the outbox's state, read beside a running agent, or its alarm cleared. Needs only
- * agent/state_dir. Exit 0 healthy (or cleared), 1 an alarm stands, 2 nothing could be read. */
+/* status: the agent's state, read beside a running agent, or its alarm cleared. Needs only
+ * agent/state_dir (agent/inbox and agent/collector are shown when set). Exit 0 healthy (or
+ * cleared), 1 unhealthy (an alarm stands, or delivery stalled), 2 nothing could be read. */
 static int
 status_command (const config_source_t *source, const char *format, bool clear_alarm)
 {
@@ -375,8 +377,11 @@ status_command (const config_source_t *source, const char *format, bool clear_al
     snprintf (outbox_dir, sizeof outbox_dir, "%s/outbox", config->state_dir);
     agent_status_options_t options = {
         .outbox_dir = outbox_dir,
+        .inbox_dir = config->inbox,
+        .collector = config->collector,
         .format = format && strcmp (format, "json") == 0 ? AGENT_STATUS_JSON : AGENT_STATUS_TABLE,
         .retain_hours = config->retain_hours,
+        .stall_alarm_s = config->stall_alarm_s,
         .now = (int64_t)time (NULL)};
     int rc = clear_alarm ? agent_status_clear_alarm (outbox_dir, stdout, err, sizeof err)
                          : agent_status_print (&options, stdout, err, sizeof err);

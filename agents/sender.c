@@ -184,6 +184,28 @@ connect_socket (sender_t *self)
     return 0;
 }
 
+/* One line when the last batch of a file is acknowledged: the file's records are in the
+ * collector's totals (bar what it rejected, said as warnings and kept in the rejects file). */
+static void
+on_delivered (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at,
+              uint64_t records, uint64_t rejected)
+{
+    sender_t *self = arg;
+    char counts[160] = "";
+    if (records != UINT64_MAX)
+        snprintf (counts, sizeof counts, "%" PRIu64 " records, ", records);
+    char rows[96] = "";
+    if (rejected != UINT64_MAX)
+        snprintf (rows, sizeof rows, ", %" PRIu64 " rows rejected when it was read", rejected);
+    int64_t took = put_at > 0 ? (int64_t)time (NULL) - put_at : -1;
+    char after[64] = "";
+    if (took >= 0)
+        snprintf (after, sizeof after, " %" PRId64 " s after it was taken", took);
+    say (self, AGENT_LOG_INFO,
+         "%s: delivered: %sbatches %" PRIu64 "-%" PRIu64 " all acknowledged by the collector%s%s",
+         source, counts, first, last, after, rows);
+}
+
 sender_t *
 sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t err_len)
 {
@@ -205,6 +227,7 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         fail (err, err_len, "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         goto fail;
     }
+    outbox_on_delivered (outbox, on_delivered, self);
     /* An alarm left by an earlier run is said again at every start until a person clears it. */
     outbox_alarm_t alarm;
     if (outbox_alarm (outbox, &alarm, err, err_len))
@@ -227,6 +250,8 @@ sender_destroy (sender_t **self_p)
     if (!self_p || !*self_p)
         return;
     sender_t *self = *self_p;
+    if (self->outbox)
+        outbox_on_delivered (self->outbox, NULL, NULL);
     close_socket (self);
     free (self->endpoint);
     free (self->rejects_path);
