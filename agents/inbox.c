@@ -130,6 +130,21 @@ make_dir (const char *path, mode_t mode, char *err, size_t err_len)
     return 0;
 }
 
+/* A folder a file is moved into (done/, failed/), created when missing, so that a rename into it
+ * names the real cause (a read-only inbox cannot create it) rather than "No such file or
+ * directory". Returns 0, or -1 with the cause in cause. */
+static int
+folder_ready (const char *folder, char *cause, size_t cause_len)
+{
+    struct stat st;
+    if (stat (folder, &st) == 0 && S_ISDIR (st.st_mode))
+        return 0;
+    if (mkdir (folder, 0750) == 0 || errno == EEXIST)
+        return 0;
+    snprintf (cause, cause_len, "cannot create folder %s: %s", folder, strerror (errno));
+    return -1;
+}
+
 /* Makes a rename durable: the directory entry itself must reach the disk. */
 static void
 sync_dir (const char *path)
@@ -580,6 +595,13 @@ free_name_in (const char *folder, const char *name, const char *suffix)
     return NULL;
 }
 
+static const char *
+base_name (const char *path)
+{
+    const char *slash = strrchr (path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* Copies src to a new file dst, synced (a rename across file systems). errno is the cause when it
  * returns -1; dst is then removed. */
 static int
@@ -673,25 +695,31 @@ side_place (file_job_t *job, side_file_t *side, const char *folder, const char *
     inbox_t *self = job->inbox;
     if (!side->tmp || access (side->tmp, F_OK) != 0)
         return 0; /* never written: no rows of that kind */
+    char why[600];
     char *path = side_path (folder, target, side->suffix);
-    if (path && move_file (side->tmp, path) == 0) {
-        side->placed = path;
-        return 0;
+    if (!path)
+        snprintf (why, sizeof why, "out of memory");
+    else if (folder_ready (folder, why, sizeof why) == 0) {
+        if (move_file (side->tmp, path) == 0) {
+            side->placed = path;
+            return 0;
+        }
+        snprintf (why, sizeof why, "%s", strerror (errno));
     }
-    int saved = errno;
     free (path);
     /* Kept in the side folder, under the file's target name made unique there. */
     char kept_name[600];
     snprintf (kept_name, sizeof kept_name, "%.*s%s", (int)(strlen (target) - 4), target,
               side->suffix);
-    char *kept = free_name_in (self->side_dir, kept_name, side->suffix + 1);
+    char *kept = free_name_in (self->side_dir, kept_name, ".csv");
     if (!kept || rename (side->tmp, kept) != 0) {
         int again = errno;
         free (kept);
         return fail (err, err_len, "cannot keep the %s of %s in %s (%s) nor in %s (%s)",
-                     side->suffix + 1, job->name, folder, strerror (saved), self->side_dir,
-                     strerror (again));
+                     side->suffix + 1, job->name, folder, why, self->side_dir, strerror (again));
     }
+    say (self, AGENT_LOG_WARNING, "%s: cannot keep the %s in %s: %s; kept in %s as %s", job->name,
+         side->suffix + 1, folder, why, self->side_dir, base_name (kept));
     side->placed = kept;
     *where = self->side_dir;
     return 0;
@@ -712,13 +740,6 @@ sides_place (file_job_t *job, const char *folder, const char *target, const char
         if (side_place (job, sides[i], folder, target, where, err, err_len))
             return INBOX_ERR;
     return 0;
-}
-
-static const char *
-base_name (const char *path)
-{
-    const char *slash = strrchr (path, '/');
-    return slash ? slash + 1 : path;
 }
 
 /* Says (at most every REPEAT_SAY_MS for one file) that a file taken or held cannot leave the
@@ -792,14 +813,17 @@ move_to_failed (inbox_t *self, file_job_t *job, const file_identity_t *identity,
     self->counters.files_failed++;
     say (self, AGENT_LOG_ERROR, "%s: %s\n  The file is in %s with this note beside it (.error).",
          name, why, self->failed_dir);
-    if (rename (path, target) == 0) {
-        sync_dir (self->failed_dir);
-        sync_dir (self->dir);
-        free (target);
-        return INBOX_PROCESSED;
+    char cause[600];
+    if (folder_ready (self->failed_dir, cause, sizeof cause) == 0) {
+        if (rename (path, target) == 0) {
+            sync_dir (self->failed_dir);
+            sync_dir (self->dir);
+            free (target);
+            return INBOX_PROCESSED;
+        }
+        snprintf (cause, sizeof cause, "cannot move it to %s: %s", self->failed_dir,
+                  strerror (errno));
     }
-    char cause[256];
-    snprintf (cause, sizeof cause, "cannot move it to %s: %s", self->failed_dir, strerror (errno));
     outbox_file_t file = {.name = name,
                           .target = target_name,
                           .held = true,
@@ -905,15 +929,18 @@ deliver (inbox_t *self, file_job_t *job, const file_identity_t *identity, const 
     self->counters.rows_rejected += job->rejected;
     end_pause (self, name);
     report_taken (self, name, summary, job->batches, job->rejected, sides_where);
-    if (rename (path, target) == 0) {
-        sync_dir (self->done_dir);
-        sync_dir (self->dir);
-        forget_file (self, name);
-        free (target);
-        return INBOX_PROCESSED;
+    char cause[600];
+    if (folder_ready (self->done_dir, cause, sizeof cause) == 0) {
+        if (rename (path, target) == 0) {
+            sync_dir (self->done_dir);
+            sync_dir (self->dir);
+            forget_file (self, name);
+            free (target);
+            return INBOX_PROCESSED;
+        }
+        snprintf (cause, sizeof cause, "cannot move it to %s: %s", self->done_dir,
+                  strerror (errno));
     }
-    char cause[256];
-    snprintf (cause, sizeof cause, "cannot move it to %s: %s", self->done_dir, strerror (errno));
     file.records = stats->records;
     unmoved_t *entry = add_unmoved (self, &file);
     if (entry)
@@ -1085,23 +1112,25 @@ retry_unmoved (inbox_t *self, unmoved_t *entry, const char *path)
     entry->tries++;
     entry->next_try = now_ms () + RETRY_MOVE_MS;
     const char *folder = entry->held ? self->failed_dir : self->done_dir;
-    char *target = join_path (folder, entry->target);
-    if (target && access (target, F_OK) == 0) {
-        free (target);
-        target = free_name_in (folder, entry->name, ".csv");
-    }
-    if (target && rename (path, target) == 0) {
-        sync_dir (folder);
-        sync_dir (self->dir);
-        say (self, AGENT_LOG_INFO, "%s: moved to %s at last", entry->name, target);
-        free (target);
-        forget_file (self, entry->name);
-        return false;
-    }
     char cause[600];
-    snprintf (cause, sizeof cause, "cannot move it to %s: %s", folder,
-              target ? strerror (errno) : "out of memory");
-    free (target);
+    if (folder_ready (folder, cause, sizeof cause) == 0) {
+        char *target = join_path (folder, entry->target);
+        if (target && access (target, F_OK) == 0) {
+            free (target);
+            target = free_name_in (folder, entry->name, ".csv");
+        }
+        if (target && rename (path, target) == 0) {
+            sync_dir (folder);
+            sync_dir (self->dir);
+            say (self, AGENT_LOG_INFO, "%s: moved to %s at last", entry->name, target);
+            free (target);
+            forget_file (self, entry->name);
+            return false;
+        }
+        snprintf (cause, sizeof cause, "cannot move it to %s: %s", folder,
+                  target ? strerror (errno) : "out of memory");
+        free (target);
+    }
     say_unmoved (self, entry, cause, NULL);
     return false;
 }

@@ -295,8 +295,8 @@ commit_failed (outbox_t *self, int rc, char *err, size_t err_len)
         if (rc != EIO || free_bytes < DISK_FULL_BELOW)
             return fail (err, err_len, OUTBOX_ERR,
                          "outbox %s: commit failed: no space left on device (the file system "
-                         "holding it has %" PRIu64 " bytes free; LMDB said: %s)",
-                         self->dir, free_bytes, mdb_strerror (rc));
+                         "holding it has %" PRIu64 " bytes free%s)",
+                         self->dir, free_bytes, rc == EIO ? "; a write was cut short" : "");
     }
     return fail (err, err_len, OUTBOX_ERR, "outbox %s: commit failed: %s", self->dir,
                  mdb_strerror (rc));
