@@ -23,6 +23,7 @@
 #include "inspect_report.h"
 #include "outbox.h"
 #include "report.h"
+#include "retention.h"
 #include "sender.h"
 
 static volatile sig_atomic_t s_terminate = 0;
@@ -561,6 +562,69 @@ say_error_limited (said_t *said, const char *message)
     said->quiet = 0;
 }
 
+/* done/ and collector-rejects.csv are kept within inbox/done_keep_days, inbox/done_max_mb and
+ * agent/rejects_* (docs/agent.md, "Retention"); looked at when the agent starts and then this
+ * often. A done/ file goes only once every batch taken before it is acknowledged. */
+#define RETENTION_INTERVAL_MS 600000
+
+static void
+tend_retention (agent_t *agent, said_t *said)
+{
+    const agent_config_t *config = agent->config;
+    char err[1024], done_dir[4096];
+    int64_t now = (int64_t)time (NULL), oldest = 0;
+    if (outbox_oldest_pending_at (agent->outbox, &oldest, err, sizeof err)) {
+        say_error_limited (said, err);
+        return;
+    }
+    /* Nothing waits: everything in done/ is acknowledged. A batch waits whose file is no longer
+     * remembered: keep everything. */
+    retention_done_t done = {.keep_days = config->done_keep_days,
+                             .max_bytes = config->done_max_mb << 20,
+                             .taken_before = outbox_count (agent->outbox) ? oldest : now,
+                             .now = now};
+    retention_result_t result;
+    snprintf (done_dir, sizeof done_dir, "%s/done", config->inbox);
+    if ((done.keep_days || done.max_bytes) &&
+        retention_prune_done (done_dir, &done, &result, err, sizeof err))
+        say_error_limited (said, err);
+    else if (done.keep_days || done.max_bytes) {
+        if (result.files)
+            zsys_info ("retention: deleted %llu files (%llu bytes) from %s, older than "
+                       "inbox/done_keep_days (%llu) or over inbox/done_max_mb (%llu); %llu bytes "
+                       "kept",
+                       (unsigned long long)result.files, (unsigned long long)result.bytes, done_dir,
+                       (unsigned long long)config->done_keep_days,
+                       (unsigned long long)config->done_max_mb,
+                       (unsigned long long)result.kept_bytes);
+        else if (done.max_bytes && result.kept_bytes > done.max_bytes)
+            zsys_warning ("retention: %s holds %llu bytes, over inbox/done_max_mb (%llu MiB), "
+                          "but its files are not all acknowledged yet: kept",
+                          done_dir, (unsigned long long)result.kept_bytes,
+                          (unsigned long long)config->done_max_mb);
+    }
+    retention_rotate_t rotate = {.max_bytes = config->rejects_max_mb << 20,
+                                 .keep = config->rejects_keep,
+                                 .keep_days = config->rejects_keep_days,
+                                 .now = now};
+    int rotated = 0;
+    uint64_t deleted = 0;
+    if (retention_rotate (agent->rejects_path, &rotate, &rotated, &deleted, err, sizeof err))
+        say_error_limited (said, err);
+    else {
+        if (rotated)
+            zsys_info ("retention: %s rotated to %s.1, over agent/rejects_max_mb (%llu MiB)",
+                       agent->rejects_path, agent->rejects_path,
+                       (unsigned long long)config->rejects_max_mb);
+        if (deleted)
+            zsys_info ("retention: deleted %llu old rotations of %s (agent/rejects_keep %llu, "
+                       "agent/rejects_keep_days %llu)",
+                       (unsigned long long)deleted, agent->rejects_path,
+                       (unsigned long long)config->rejects_keep,
+                       (unsigned long long)config->rejects_keep_days);
+    }
+}
+
 /* --once is over: 0, or 1 when a file went to failed/ or could not leave the inbox. */
 static int
 once_status (agent_t *agent)
@@ -588,7 +652,7 @@ static int
 run (agent_t *agent, const config_source_t *source, bool once)
 {
     char err[1024];
-    int64_t next_scan = 0;
+    int64_t next_scan = 0, next_retention = 0;
     bool inbox_empty = false;
     said_t said = {.said_at = 0};
     while (!s_terminate) {
@@ -597,6 +661,10 @@ run (agent_t *agent, const config_source_t *source, bool once)
             reload (agent, source);
         }
         int64_t now = zclock_mono ();
+        if (now >= next_retention) {
+            tend_retention (agent, &said);
+            next_retention = now + RETENTION_INTERVAL_MS;
+        }
         if (now >= next_scan) {
             /* The inbox says its own troubles, rate-limited. */
             int rc = inbox_process_next (agent->inbox, err, sizeof err);
