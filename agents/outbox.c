@@ -2354,20 +2354,13 @@ source_of (outbox_t *self, MDB_cursor *cursor, uint64_t seq, MDB_val *key, MDB_v
     return 0;
 }
 
-static int
-seq_compare_u64 (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* After an ack: the sources of seqs[0..n) with no batch pending any more are reported. */
 static void
 report_delivered (outbox_t *self, uint64_t *seqs, size_t n)
 {
     if (!self->has_extras)
         return;
-    qsort (seqs, n, sizeof *seqs, seq_compare_u64);
+    qsort (seqs, n, sizeof *seqs, seq_compare);
     MDB_txn *txn;
     if (begin_read (self, &txn, NULL, 0))
         return;

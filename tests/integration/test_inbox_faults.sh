@@ -12,7 +12,8 @@
 #  3. the agent's state folder on a full filesystem: nothing is stored, one error line says "no
 #     space left on device", the CPU stays low; once there is room the file is delivered;
 #  4. a full outbox (outbox/max_batches) with the collector down: the waiting file is not read
-#     again and again (one warning, CPU low), and is delivered once acks make room.
+#     again and again (one warning, CPU low), status exits 1 once nothing was acknowledged for
+#     agent/stall_alarm_s, and the file is delivered once acks make room.
 source "$(dirname "$0")/lib.sh"
 
 if (($(id -u) != 0)); then
@@ -154,6 +155,20 @@ note "outbox full: ${cpu_used} ms of CPU in ${WINDOW} s"
 ((cpu_used < 1000 * TIME_SCALE)) || fail "the agent used ${cpu_used} ms of CPU in ${WINDOW} s with a full outbox: it reads the waiting file again and again"
 (($(grep -c "outbox full" "$WORK/box.log") == 1)) || fail "the outbox-full warning was said more than once"
 test -f "$WORK/box/inbox/b.csv" || fail "b.csv was taken though the outbox was full"
+note "status beside it: healthy within agent/stall_alarm_s, unhealthy (exit 1) past it"
+status=0
+"$AGENT" --state-dir "$WORK/box/state" --inbox "$WORK/box/inbox" --format json status >"$WORK/box-status.json" || status=$?
+((status == 0)) || fail "status exits $status within the stall alarm: $(cat "$WORK/box-status.json")"
+status=0
+"$AGENT" --state-dir "$WORK/box/state" --inbox "$WORK/box/inbox" --set agent/stall_alarm_s=2 --format json status \
+  >"$WORK/box-status.json" || status=$?
+((status == 1)) || fail "status exits $status for batches waiting past agent/stall_alarm_s: $(cat "$WORK/box-status.json")"
+gawk '/"healthy": false/ { h = 1 } /delivery stalled: [0-9]+ batches wait and nothing was acknowledged/ { p = 1 }
+      /"records": [1-9]/ { r = 1 } END { exit !(h && p && r) }' "$WORK/box-status.json" ||
+  fail "status JSON does not say the delivery stalled: $(cat "$WORK/box-status.json")"
+"$AGENT" --state-dir "$WORK/box/state" --inbox "$WORK/box/inbox" --set agent/stall_alarm_s=2 status >"$WORK/box-status.out" || true
+grep -q "^problem  *delivery stalled" "$WORK/box-status.out" && grep -q "^healthy  *no" "$WORK/box-status.out" ||
+  fail "status table does not say the delivery stalled: $(cat "$WORK/box-status.out")"
 start_collector
 wait_for 60 "b.csv to be delivered once acks made room" grep -q "b.csv: delivered:" "$WORK/box.log"
 stop box TERM || fail "the agent did not stop on SIGTERM"
