@@ -61,21 +61,28 @@ typedef struct {
     int failed;
 } files_walk_t;
 
+/* A file name as JSON: one that is not UTF-8 (a file name is bytes) is shown escaped rather than
+ * lost. */
+static json_t *
+name_json (const char *name)
+{
+    json_t *text = json_string (name);
+    if (text)
+        return text;
+    char escaped[4 * OUTBOX_SOURCE_MAX + 1];
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && at + 5 < sizeof escaped; p++)
+        at +=
+            (size_t)snprintf (escaped + at, sizeof escaped - at, *p < 0x80 ? "%c" : "\\x%02x", *p);
+    return json_string (escaped);
+}
+
 static int
 add_file (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at)
 {
     files_walk_t *walk = arg;
     json_t *file = json_object ();
-    /* A label that is not UTF-8 (a file name is bytes) is shown escaped rather than lost. */
-    json_t *name = json_string (source);
-    if (!name) {
-        char escaped[4 * OUTBOX_SOURCE_MAX + 1];
-        size_t at = 0;
-        for (const unsigned char *p = (const unsigned char *)source; *p; p++)
-            at += (size_t)snprintf (escaped + at, sizeof escaped - at, *p < 0x80 ? "%c" : "\\x%02x",
-                                    *p);
-        name = json_string (escaped);
-    }
+    json_t *name = name_json (source);
     walk->failed |= !file || put (file, "file", name) ||
                     put (file, "first_seq", json_integer ((json_int_t)first)) ||
                     put (file, "last_seq", json_integer ((json_int_t)last)) ||
@@ -244,7 +251,7 @@ add_unmoved (void *arg, const outbox_file_t *file)
     json_t *entry = json_object ();
     char hash[2 * FILE_IDENTITY_HASH_BYTES + 1];
     file_identity_hex (&file->identity, hash);
-    walk->failed |= !entry || put (entry, "file", json_string (file->name)) ||
+    walk->failed |= !entry || put (entry, "file", name_json (file->name)) ||
                     put (entry, "held", json_boolean (file->held)) ||
                     put (entry, "taken_at", time_json (file->taken_at)) ||
                     put (entry, "first_seq", json_integer ((json_int_t)file->first_seq)) ||

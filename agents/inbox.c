@@ -914,8 +914,10 @@ deliver (inbox_t *self, file_job_t *job, const file_identity_t *identity, const 
                           .taken_at = (int64_t)time (NULL),
                           .rejected = job->rejected};
     char commit_err[OUTBOX_ERR_LEN];
-    if (rc == 0 && outbox_stage_commit (self->outbox, &file, commit_err, sizeof commit_err)) {
+    if (rc == 0 && outbox_stage_commit (self->outbox, &file, commit_err, sizeof commit_err))
         rc = fail (err, err_len, "%s: %s", name, commit_err);
+    if (rc) {
+        /* Not taken: the side files are made again when the file is read again. */
         side_unplace (&job->rejects);
         side_unplace (&job->warnings);
     }
