@@ -120,15 +120,8 @@ id_repeats_new (void)
 {
     if (sodium_init () < 0)
         return NULL;
-    id_repeats_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    for (size_t s = 0; s < SHARDS; s++)
-        if (shard_grow (&self->shards[s]) != 0) {
-            id_repeats_destroy (&self);
-            return NULL;
-        }
-    return self;
+    /* Shards are allocated at their first id: a small file costs little. */
+    return calloc (1, sizeof (id_repeats_t));
 }
 
 void
@@ -182,7 +175,7 @@ id_repeats_see (id_repeats_t *self, const char *body_id, const char *id, uint32_
     uint32_t bits;
     memcpy (&bits, content, sizeof bits);
 
-    /* At most 90% full: grown before the entry that would pass it. */
+    /* At most 90% full: grown before the entry that would pass it (and made at the first). */
     if ((shard->used + 1) * 10 > shard->capacity * 9 && shard_grow (shard) != 0)
         return -1;
     uint8_t *at = shard->slots + slot_of (shard, key) * ENTRY_BYTES;
