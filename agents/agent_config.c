@@ -52,6 +52,26 @@ static const setting_t SETTINGS[] = {
      "while idle, how often the collector is asked whether its store still holds what it "
      "acknowledged (a restore from a backup)",
      NULL},
+    {"agent/stall_alarm_s", SETTING_UINT, "900", 1, 604800, FIELD (stall_alarm_s),
+     "totalplace-agent status reports unhealthy (exit 1) when batches wait and nothing was "
+     "acknowledged for this long",
+     NULL},
+    {"agent/rejects_max_mb", SETTING_UINT, "64", 0, 1048576, FIELD (rejects_max_mb),
+     "state_dir/collector-rejects.csv is rotated to .1 (then .2 ...) past this size; 0: never",
+     NULL},
+    {"agent/rejects_keep", SETTING_UINT, "4", 1, 1000, FIELD (rejects_keep),
+     "rotated collector-rejects.csv.N files kept (the oldest beyond are deleted)", NULL},
+    {"agent/rejects_keep_days", SETTING_UINT, "365", 0, 36500, FIELD (rejects_keep_days),
+     "rotated collector-rejects.csv.N files older than this are deleted; 0: kept by count only",
+     NULL},
+    {"inbox/done_keep_days", SETTING_UINT, "90", 0, 36500, FIELD (done_keep_days),
+     "files in inbox/done/ (with their rejects and warnings) older than this are deleted once "
+     "every batch taken before them is acknowledged; 0: kept for ever",
+     NULL},
+    {"inbox/done_max_mb", SETTING_UINT, "10240", 0, 104857600, FIELD (done_max_mb),
+     "inbox/done/ is kept under this many MiB by deleting its oldest files (acknowledged ones "
+     "only); 0: no limit",
+     NULL},
     {"outbox/max_batches", SETTING_UINT, "10000", 1, 10000000, FIELD (outbox_max_batches),
      "batches the outbox holds before the agent stops taking files", NULL},
     {"outbox/max_mb", SETTING_UINT, "1024", 1, 1048576, FIELD (outbox_max_mb),

@@ -27,6 +27,12 @@ typedef struct {
     uint64_t retry_max_ms;       /* agent/retry_max_ms: cap of the exponential backoff */
     uint64_t scan_interval_ms;   /* agent/scan_interval_ms */
     uint64_t check_interval_ms;  /* agent/check_interval_ms: status requests while idle */
+    uint64_t stall_alarm_s;  /* agent/stall_alarm_s: status unhealthy past this, batches waiting */
+    uint64_t rejects_max_mb; /* agent/rejects_max_mb: collector-rejects.csv rotated past it */
+    uint64_t rejects_keep;   /* agent/rejects_keep: rotated rejects files kept */
+    uint64_t rejects_keep_days;  /* agent/rejects_keep_days: rotated rejects files kept this long */
+    uint64_t done_keep_days;     /* inbox/done_keep_days: done/ files kept this long */
+    uint64_t done_max_mb;        /* inbox/done_max_mb: done/ kept under this */
     uint64_t outbox_max_batches; /* outbox/max_batches */
     uint64_t outbox_max_mb;      /* outbox/max_mb */
     uint64_t retain_hours;       /* outbox/retain_hours: acknowledged batches kept this long */

@@ -27,6 +27,7 @@
 #include "metrics_server.h"
 #include "outbox.h"
 #include "report.h"
+#include "retention.h"
 #include "sender.h"
 
 static volatile sig_atomic_t s_terminate = 0;
@@ -79,7 +80,8 @@ usage (FILE *out)
         "Usage: totalplace-agent [OPTIONS]                 run the agent (foreground)\n"
         "       totalplace-agent [OPTIONS] submit FILE|-   queue a CSV file (or stdin)\n"
         "       totalplace-agent [OPTIONS] status [--format table|json] [--clear-alarm]\n"
-        "                          the outbox's state; exit 0 healthy, 1 batches lost, 2 error\n"
+        "                          the agent's state; exit 0 healthy, 1 unhealthy (batches lost,\n"
+        "                          or none acknowledged for agent/stall_alarm_s), 2 error\n"
         "       totalplace-agent [OPTIONS] [--format table|json] inspect FILE\n"
         "                          read FILE as the agent would and say what it would send;\n"
         "                          sends nothing; exit 0 delivered, 1 held, 2 usage error\n"
@@ -354,8 +356,9 @@ inspect_command (config_source_t *source, const char *path, const char *format_n
     return rc;
 }
 
-/* status: the outbox's state, read beside a running agent, or its alarm cleared. Needs only
- * agent/state_dir. Exit 0 healthy (or cleared), 1 an alarm stands, 2 nothing could be read. */
+/* status: the agent's state, read beside a running agent, or its alarm cleared. Needs only
+ * agent/state_dir (agent/inbox and agent/collector are shown when set). Exit 0 healthy (or
+ * cleared), 1 unhealthy (an alarm stands, or delivery stalled), 2 nothing could be read. */
 static int
 status_command (const config_source_t *source, const char *format, bool clear_alarm)
 {
@@ -372,8 +375,11 @@ status_command (const config_source_t *source, const char *format, bool clear_al
     snprintf (outbox_dir, sizeof outbox_dir, "%s/outbox", config->state_dir);
     agent_status_options_t options = {
         .outbox_dir = outbox_dir,
+        .inbox_dir = config->inbox,
+        .collector = config->collector,
         .format = format && strcmp (format, "json") == 0 ? AGENT_STATUS_JSON : AGENT_STATUS_TABLE,
         .retain_hours = config->retain_hours,
+        .stall_alarm_s = config->stall_alarm_s,
         .now = (int64_t)time (NULL)};
     int rc = clear_alarm ? agent_status_clear_alarm (outbox_dir, stdout, err, sizeof err)
                          : agent_status_print (&options, stdout, err, sizeof err);
@@ -595,12 +601,127 @@ reload (agent_t *agent, const config_source_t *source)
     log_info ("agent", "config reloaded");
 }
 
+/* An error of the delivery loop, said once and then at most every few minutes while it repeats
+ * (a full disk fails every Ack: it must not fill the log twice a second). */
+#define REPEAT_SAY_MS 300000
+typedef struct {
+    char last[1024];
+    int64_t said_at;
+    uint64_t quiet;
+} said_t;
+
+static void
+say_error_limited (said_t *said, const char *message)
+{
+    int64_t now = zclock_mono ();
+    if (strcmp (said->last, message) == 0 && now - said->said_at < REPEAT_SAY_MS) {
+        said->quiet++;
+        return;
+    }
+    if (said->quiet)
+        log_error ("agent", "%s (and %llu more times in %lld s: said at most every %d minutes)", message,
+                    (unsigned long long)said->quiet, (long long)(now - said->said_at) / 1000,
+                    REPEAT_SAY_MS / 60000);
+    else
+        log_error ("agent", "%s", message);
+    snprintf (said->last, sizeof said->last, "%s", message);
+    said->said_at = now;
+    said->quiet = 0;
+}
+
+/* done/ and collector-rejects.csv are kept within inbox/done_keep_days, inbox/done_max_mb and
+ * agent/rejects_* (docs/agent.md, "Retention"); looked at when the agent starts and then this
+ * often. A done/ file goes only once every batch taken before it is acknowledged. */
+#define RETENTION_INTERVAL_MS 600000
+
+static void
+tend_retention (agent_t *agent, said_t *said)
+{
+    const agent_config_t *config = agent->config;
+    char err[1024], done_dir[4096];
+    int64_t now = (int64_t)time (NULL), oldest = 0;
+    if (outbox_oldest_pending_at (agent->outbox, &oldest, err, sizeof err)) {
+        say_error_limited (said, err);
+        return;
+    }
+    /* Nothing waits: everything in done/ is acknowledged. A batch waits whose file is no longer
+     * remembered: keep everything. */
+    retention_done_t done = {.keep_days = config->done_keep_days,
+                             .max_bytes = config->done_max_mb << 20,
+                             .taken_before = outbox_count (agent->outbox) ? oldest : now,
+                             .now = now};
+    retention_result_t result;
+    snprintf (done_dir, sizeof done_dir, "%s/done", config->inbox);
+    if ((done.keep_days || done.max_bytes) &&
+        retention_prune_done (done_dir, &done, &result, err, sizeof err))
+        say_error_limited (said, err);
+    else if (done.keep_days || done.max_bytes) {
+        if (result.files)
+            log_info ("agent", "retention: deleted %llu files (%llu bytes) from %s, older than "
+                       "inbox/done_keep_days (%llu) or over inbox/done_max_mb (%llu); %llu bytes "
+                       "kept",
+                       (unsigned long long)result.files, (unsigned long long)result.bytes, done_dir,
+                       (unsigned long long)config->done_keep_days,
+                       (unsigned long long)config->done_max_mb,
+                       (unsigned long long)result.kept_bytes);
+        else if (done.max_bytes && result.kept_bytes > done.max_bytes)
+            log_warning ("agent", "retention: %s holds %llu bytes, over inbox/done_max_mb (%llu MiB), "
+                          "but its files are not all acknowledged yet: kept",
+                          done_dir, (unsigned long long)result.kept_bytes,
+                          (unsigned long long)config->done_max_mb);
+    }
+    retention_rotate_t rotate = {.max_bytes = config->rejects_max_mb << 20,
+                                 .keep = config->rejects_keep,
+                                 .keep_days = config->rejects_keep_days,
+                                 .now = now};
+    int rotated = 0;
+    uint64_t deleted = 0;
+    if (retention_rotate (agent->rejects_path, &rotate, &rotated, &deleted, err, sizeof err))
+        say_error_limited (said, err);
+    else {
+        if (rotated)
+            log_info ("agent", "retention: %s rotated to %s.1, over agent/rejects_max_mb (%llu MiB)",
+                       agent->rejects_path, agent->rejects_path,
+                       (unsigned long long)config->rejects_max_mb);
+        if (deleted)
+            log_info ("agent", "retention: deleted %llu old rotations of %s (agent/rejects_keep %llu, "
+                       "agent/rejects_keep_days %llu)",
+                       (unsigned long long)deleted, agent->rejects_path,
+                       (unsigned long long)config->rejects_keep,
+                       (unsigned long long)config->rejects_keep_days);
+    }
+}
+
+/* --once is over: 0, or 1 when a file went to failed/ or could not leave the inbox. */
+static int
+once_status (agent_t *agent)
+{
+    inbox_counters_t files;
+    inbox_counters (agent->inbox, &files);
+    if (files.files_failed) {
+        /* A held file is money not counted: the run did not do its job. */
+        log_error ("agent", "inbox empty and every batch acknowledged, but %llu file(s) went to "
+                    "%s/failed (see the .error note beside each): exiting 1 (--once)",
+                    (unsigned long long)files.files_failed, agent->config->inbox);
+        return 1;
+    }
+    if (files.unmoved) {
+        log_error ("agent", "every batch acknowledged, but %zu file(s) taken could not be moved out of "
+                    "%s (named above): exiting 1 (--once)",
+                    files.unmoved, agent->config->inbox);
+        return 1;
+    }
+    log_info ("agent", "inbox empty and every batch acknowledged: exiting (--once)");
+    return 0;
+}
+
 static int
 run (agent_t *agent, const config_source_t *source, bool once)
 {
     char err[1024];
-    int64_t next_scan = 0;
+    int64_t next_scan = 0, next_retention = 0;
     bool inbox_empty = false;
+    said_t said = {.said_at = 0};
     while (!s_terminate) {
         monitor_tick (agent->outbox, agent->inbox, agent->sender, agent->config->collector);
         if (s_reload) {
@@ -610,31 +731,22 @@ run (agent_t *agent, const config_source_t *source, bool once)
             health_ready ("reloaded");
         }
         int64_t now = zclock_mono ();
+        if (now >= next_retention) {
+            tend_retention (agent, &said);
+            next_retention = now + RETENTION_INTERVAL_MS;
+        }
         if (now >= next_scan) {
+            /* The inbox says its own troubles, rate-limited. */
             int rc = inbox_process_next (agent->inbox, err, sizeof err);
-            if (rc == INBOX_ERR)
-                log_error ("agent", "%s", err);
             inbox_empty = rc == 0;
             /* A processed file may have a successor waiting: look again at once. */
             next_scan =
                 rc == INBOX_PROCESSED ? now : now + (int64_t)agent->config->scan_interval_ms;
         }
         if (sender_pump (agent->sender, now, err, sizeof err))
-            log_error ("agent", "%s", err);
-        if (once && inbox_empty && sender_idle (agent->sender)) {
-            inbox_counters_t files;
-            inbox_counters (agent->inbox, &files);
-            if (files.files_failed) {
-                /* A held file is money not counted: the run did not do its job. */
-                log_error ("agent",
-                           "inbox empty and every batch acknowledged, but %llu file(s) went to "
-                           "%s/failed (see the .error note beside each): exiting 1 (--once)",
-                           (unsigned long long)files.files_failed, agent->config->inbox);
-                return 1;
-            }
-            log_info ("agent", "inbox empty and every batch acknowledged: exiting (--once)");
-            break;
-        }
+            say_error_limited (&said, err);
+        if (once && inbox_empty && sender_idle (agent->sender))
+            return once_status (agent);
         int64_t wait = next_scan - zclock_mono ();
         int64_t sender_wait = sender_wait_ms (agent->sender, zclock_mono ());
         if (sender_wait >= 0 && sender_wait < wait)
@@ -648,7 +760,7 @@ run (agent_t *agent, const config_source_t *source, bool once)
             zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
             if (zmq_poll (&item, 1, (long)wait) > 0 &&
                 sender_receive (agent->sender, zclock_mono (), err, sizeof err))
-                log_error ("agent", "%s", err);
+                say_error_limited (&said, err);
         }
         else
             zclock_sleep ((int)wait);
@@ -821,7 +933,9 @@ main (int argc, char *argv[])
     agent.reader = reader_from_config (config, err, sizeof err);
     if (!agent.reader)
         goto out;
-    agent.inbox = inbox_new (config->inbox, agent.outbox, agent.reader, config->agent_id,
+    char side_dir[4096];
+    snprintf (side_dir, sizeof side_dir, "%s/side-files", config->state_dir);
+    agent.inbox = inbox_new (config->inbox, side_dir, agent.outbox, agent.reader, config->agent_id,
                              config->batch_records, log_message, "inbox", err, sizeof err);
     if (!agent.inbox)
         goto out;

@@ -4,9 +4,14 @@
  * Databases (all integers big-endian, so LMDB's memcmp order is numeric order):
  *   batches   seq (8)                      -> payload                pending batches
  *   retained  acked_at (8) seq (8)         -> payload                acknowledged, oldest first
- *   sources   first seq (8)                -> last seq (8), put_at (8), label   files put
+ *   sources   first seq (8)                -> last seq (8), put_at (8), label [NUL records (8)
+ *                                             rejected (8)]              files put
  *   lost      first seq (8)                -> last seq (8), raised_at (8)       the alarm
- *   meta      "format" -> 2; "next_seq" -> seq; "acked_max" -> seq; "store_id" -> text */
+ *   files     name                         -> FILE_VALUE_LEN bytes (file_put), target name
+ *                                             files taken or held, not yet out of the inbox
+ *   meta      "format" -> 3; "next_seq" -> seq; "acked_max" -> seq; "store_id" -> text;
+ *             "last_ack_at" -> unix seconds; "staging" -> first staged seq (while a stage has
+ *             chunks on disk: batches from it on are not pending, and are deleted at open) */
 #include "outbox.h"
 
 #include <errno.h>
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,10 +45,20 @@
 #define META_NEXT_SEQ  "next_seq"
 #define META_ACKED_MAX "acked_max"
 #define META_STORE_ID  "store_id"
-/* Format 1 had batches and meta only; it is upgraded in place at the first read-write open. */
-#define FORMAT     2
+#define META_LAST_ACK  "last_ack_at"
+#define META_STAGING   "staging"
+/* Format 1 had batches and meta only, format 2 no files database; both are upgraded in place at
+ * the first read-write open. */
+#define FORMAT     3
+#define FORMAT_2   2
 #define FORMAT_OLD 1
-#define DB_COUNT   5
+#define DB_COUNT   6
+/* A files value: flags, size, mtime, ctime, dev, ino (8 each), the hash, then taken_at, first
+ * seq, last seq, records, rejected (8 each); the target name follows. */
+#define FILE_VALUE_LEN (6 * 8 + FILE_IDENTITY_HASH_BYTES + 5 * 8)
+#define FILE_HELD      1u
+/* Sources put with their counts: label, NUL, records, rejected. */
+#define SOURCE_COUNTS_LEN 17
 
 #define MIB           (UINT64_C (1) << 20)
 #define MIN_MAP_SIZE  MIB
@@ -52,6 +68,8 @@
  * max_bytes plus B-tree pages, so growth only answers free-space fragmentation (payloads over a
  * page need runs of free pages); a bound stops a bug from eating the disk. */
 #define MAP_CEILING_FACTOR 4
+/* An EIO from a commit with less than this free is a full disk (a short write). */
+#define DISK_FULL_BELOW (4 * MIB)
 
 /* What a write step asks of run_write besides success or an error. */
 #define STEP_MAP_FULL 1 /* the map filled: abort, grow the map and run the step again */
@@ -62,8 +80,9 @@ struct _outbox_t {
     int lock_fd;
     bool readonly;
     MDB_env *env;
-    MDB_dbi batches, retained, sources, lost, meta;
+    MDB_dbi batches, retained, sources, lost, meta, files;
     bool has_extras; /* retained, sources and lost exist (read-only opens of format 1: not) */
+    bool has_files;  /* files exists (read-only opens of formats 1 and 2: not) */
     size_t max_batches;
     uint64_t max_bytes;
     size_t map_size;
@@ -81,7 +100,20 @@ struct _outbox_t {
     size_t sources_count;
     uint64_t acked_max;
     char store_id[OUTBOX_STORE_ID_MAX + 1];
+    int64_t last_ack_at;
     bool in_foreach;
+    /* Seqs from here on are staged, not pending: on disk but invisible. UINT64_MAX: none. */
+    uint64_t stage_floor;
+    bool stage_left; /* staged batches an abort could not delete: delete before the next stage */
+    struct {
+        bool open;
+        uint64_t first, n, bytes, records;
+        outbox_item_t *items; /* the chunk not yet written (payloads owned) */
+        size_t item_count, item_capacity;
+        uint64_t chunk_bytes;
+    } stage;
+    outbox_delivered_fn *on_delivered;
+    void *delivered_arg;
 };
 
 typedef int (write_step_fn) (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len);
@@ -252,6 +284,24 @@ grow_map (outbox_t *self, char *err, size_t err_len)
     return refresh_map_size (self, err, err_len);
 }
 
+/* A commit that failed: LMDB reports a write cut short by a full file system as EIO, so the free
+ * space is looked at and a full disk is named as such, with what is free. */
+static int
+commit_failed (outbox_t *self, int rc, char *err, size_t err_len)
+{
+    struct statvfs fs;
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) && statvfs (self->dir, &fs) == 0) {
+        uint64_t free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (rc != EIO || free_bytes < DISK_FULL_BELOW)
+            return fail (err, err_len, OUTBOX_ERR,
+                         "outbox %s: commit failed: no space left on device (the file system "
+                         "holding it has %" PRIu64 " bytes free%s)",
+                         self->dir, free_bytes, rc == EIO ? "; a write was cut short" : "");
+    }
+    return fail (err, err_len, OUTBOX_ERR, "outbox %s: commit failed: %s", self->dir,
+                 mdb_strerror (rc));
+}
+
 /* Runs step in a write transaction and commits it durably, growing the map and running the step
  * again when the map fills. The caller updates its in-memory state only after this returns 0. */
 static int
@@ -301,8 +351,7 @@ run_write (outbox_t *self, write_step_fn *step, void *ctx, char *err, size_t err
             continue;
         }
         if (rc)
-            return fail (err, err_len, OUTBOX_ERR, "outbox %s: commit failed: %s", self->dir,
-                         mdb_strerror (rc));
+            return commit_failed (self, rc, err, err_len);
         return 0;
     }
 }
@@ -333,7 +382,10 @@ typedef struct {
     size_t sources_count;
     uint64_t acked_max;
     bool has_extras;
+    bool has_files;
     char store_id[OUTBOX_STORE_ID_MAX + 1];
+    int64_t last_ack_at;
+    uint64_t stage_floor;
 } load_t;
 
 static int
@@ -364,7 +416,8 @@ retained_key_put (uint8_t *out, int64_t acked_at, uint64_t seq)
 static int
 check_main_db (outbox_t *self, MDB_txn *txn, char *err, size_t err_len)
 {
-    static const char *const names[DB_COUNT] = {"batches", "meta", "retained", "sources", "lost"};
+    static const char *const names[DB_COUNT] = {"batches", "meta", "retained",
+                                                "sources", "lost", "files"};
     MDB_dbi main_db;
     int rc = mdb_dbi_open (txn, NULL, 0, &main_db);
     if (rc)
@@ -396,22 +449,23 @@ check_main_db (outbox_t *self, MDB_txn *txn, char *err, size_t err_len)
 /* Opens the databases: created when missing, except read-only, where a format 1 outbox has no
  * retained, sources or lost database (has_extras false) and anything less is not an outbox. */
 static int
-open_dbs (outbox_t *self, MDB_txn *txn, bool *has_extras, char *err, size_t err_len)
+open_dbs (outbox_t *self, MDB_txn *txn, load_t *load, char *err, size_t err_len)
 {
     struct {
         const char *name;
         MDB_dbi *dbi;
-        bool extra;
-    } dbs[DB_COUNT] = {{"batches", &self->batches, false},
-                       {"meta", &self->meta, false},
-                       {"retained", &self->retained, true},
-                       {"sources", &self->sources, true},
-                       {"lost", &self->lost, true}};
-    *has_extras = true;
+        int since; /* the format that added it */
+    } dbs[DB_COUNT] = {{"batches", &self->batches, 1},   {"meta", &self->meta, 1},
+                       {"retained", &self->retained, 2}, {"sources", &self->sources, 2},
+                       {"lost", &self->lost, 2},         {"files", &self->files, 3}};
+    load->has_extras = true;
+    load->has_files = true;
     for (size_t i = 0; i < DB_COUNT; i++) {
         int rc = mdb_dbi_open (txn, dbs[i].name, self->readonly ? 0 : MDB_CREATE, dbs[i].dbi);
-        if (rc == MDB_NOTFOUND && self->readonly && dbs[i].extra) {
-            *has_extras = false;
+        if (rc == MDB_NOTFOUND && self->readonly && dbs[i].since > 1) {
+            if (dbs[i].since == 2)
+                load->has_extras = false;
+            load->has_files = false;
             continue;
         }
         if (rc == MDB_NOTFOUND && self->readonly)
@@ -483,12 +537,14 @@ load_batches (outbox_t *self, MDB_txn *txn, load_t *load, uint64_t *last, char *
             mdb_cursor_close (cursor);
             return damaged (self, "a stored key is not a batch sequence number", err, err_len);
         }
+        if (seq >= load->stage_floor)
+            break; /* staged by a running agent (read-only open): not pending yet */
         *last = seq;
         load->count++;
         load->bytes += value.mv_size;
     }
     mdb_cursor_close (cursor);
-    if (rc != MDB_NOTFOUND)
+    if (rc != 0 && rc != MDB_NOTFOUND)
         return step_fail (self, rc, "reading the stored batches", err, err_len);
     return 0;
 }
@@ -542,7 +598,7 @@ check_format (outbox_t *self, MDB_txn *txn, bool has_data, char *err, size_t err
                      "outbox %s: the LMDB store there has no outbox format marker; it is not an "
                      "outbox",
                      self->dir);
-    if (found && format != FORMAT && format != FORMAT_OLD)
+    if (found && format != FORMAT && format != FORMAT_2 && format != FORMAT_OLD)
         return fail (err, err_len, OUTBOX_ERR,
                      "outbox %s: stored in a format this agent does not know (%" PRIu64
                      ", expected %d); use the agent version that wrote it to drain it",
@@ -552,13 +608,39 @@ check_format (outbox_t *self, MDB_txn *txn, bool has_data, char *err, size_t err
     return 0;
 }
 
+static int delete_from (outbox_t *self, MDB_txn *txn, uint64_t first, char *err, size_t err_len);
+
+/* A stage left on disk (a crash while a file was streamed in): deleted when opened read-write,
+ * hidden when read-only. */
+static int
+load_stage (outbox_t *self, MDB_txn *txn, load_t *load, char *err, size_t err_len)
+{
+    uint64_t first = 0;
+    bool found;
+    int rc = get_meta_u64 (self, txn, META_STAGING, &first, &found, err, err_len);
+    if (rc || !found)
+        return rc;
+    if (self->readonly) {
+        load->stage_floor = first;
+        return 0;
+    }
+    if ((rc = delete_from (self, txn, first, err, err_len)) != 0)
+        return rc;
+    MDB_val key = {strlen (META_STAGING), META_STAGING};
+    if ((rc = mdb_del (txn, self->meta, &key, NULL)) != 0)
+        return step_fail (self, rc, "forgetting an interrupted stage", err, err_len);
+    return 0;
+}
+
 static int
 load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
 {
     load_t *load = ctx;
-    *load = (load_t){.next_seq = 1};
+    *load = (load_t){.next_seq = 1, .stage_floor = UINT64_MAX};
     int rc = check_main_db (self, txn, err, err_len);
-    if (rc || (rc = open_dbs (self, txn, &load->has_extras, err, err_len)) != 0)
+    if (rc || (rc = open_dbs (self, txn, load, err, err_len)) != 0)
+        return rc;
+    if ((rc = load_stage (self, txn, load, err, err_len)) != 0)
         return rc;
     bool has_next_seq;
     if ((rc = get_meta_u64 (self, txn, META_NEXT_SEQ, &load->next_seq, &has_next_seq, err,
@@ -586,6 +668,10 @@ load_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
     if ((rc = get_meta_u64 (self, txn, META_ACKED_MAX, &load->acked_max, &found, err, err_len)) !=
         0)
         return rc;
+    uint64_t last_ack = 0;
+    if ((rc = get_meta_u64 (self, txn, META_LAST_ACK, &last_ack, &found, err, err_len)) != 0)
+        return rc;
+    load->last_ack_at = (int64_t)last_ack;
     MDB_val key = {strlen (META_STORE_ID), META_STORE_ID}, value;
     rc = mdb_get (txn, self->meta, &key, &value);
     if (rc == 0) {
@@ -611,7 +697,10 @@ apply_load (outbox_t *self, const load_t *load)
     self->sources_count = load->sources_count;
     self->acked_max = load->acked_max;
     self->has_extras = load->has_extras;
+    self->has_files = load->has_files;
     memcpy (self->store_id, load->store_id, sizeof self->store_id);
+    self->last_ack_at = load->last_ack_at;
+    self->stage_floor = load->stage_floor;
 }
 
 static int
@@ -695,6 +784,8 @@ outbox_alloc (const char *dir, char *err, size_t err_len)
         fail (err, err_len, OUTBOX_ERR, "out of memory");
         outbox_destroy (&self);
     }
+    if (self)
+        self->stage_floor = UINT64_MAX;
     return self;
 }
 
@@ -778,6 +869,9 @@ outbox_destroy (outbox_t **self_p)
         mdb_env_close (self->env);
     if (self->lock_fd >= 0)
         close (self->lock_fd);
+    for (size_t i = 0; i < self->stage.item_count; i++)
+        free ((void *)self->stage.items[i].payload);
+    free (self->stage.items);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -806,6 +900,20 @@ outbox_has_room (outbox_t *self, size_t bytes_needed)
 {
     return !self->readonly && self->count < self->max_batches && self->bytes <= self->max_bytes &&
            (uint64_t)bytes_needed <= self->max_bytes - self->bytes;
+}
+
+bool
+outbox_has_room_for (outbox_t *self, uint64_t batches, uint64_t bytes)
+{
+    return !self->readonly && self->count <= self->max_batches &&
+           batches <= self->max_batches - self->count && self->bytes <= self->max_bytes &&
+           bytes <= self->max_bytes - self->bytes;
+}
+
+bool
+outbox_could_ever_fit (outbox_t *self, uint64_t batches, uint64_t bytes)
+{
+    return batches <= self->max_batches && bytes <= self->max_bytes;
 }
 
 void
@@ -897,22 +1005,37 @@ apply_prune (outbox_t *self, const prune_t *prune)
         self->oldest_acked_at = prune->oldest;
 }
 
-/* Keeps where a put's batches came from, and only the newest OUTBOX_SOURCES_KEPT of them. */
+/* A label as stored: cut to OUTBOX_SOURCE_MAX bytes, and at a NUL (none can be in a name). */
+static size_t
+label_len (const char *label)
+{
+    size_t len = strlen (label);
+    return len > OUTBOX_SOURCE_MAX ? OUTBOX_SOURCE_MAX : len;
+}
+
+/* Keeps where a put's batches came from (with its counts when counts is not NULL: records,
+ * rejected), and only the newest OUTBOX_SOURCES_KEPT of them. */
 static int
 put_source (outbox_t *self, MDB_txn *txn, uint64_t first, uint64_t last, const char *source,
-            size_t *dropped, char *err, size_t err_len)
+            const uint64_t *counts, size_t *dropped, char *err, size_t err_len)
 {
     *dropped = 0;
-    size_t len = strlen (source);
-    if (len > OUTBOX_SOURCE_MAX)
-        len = OUTBOX_SOURCE_MAX;
-    uint8_t key_bytes[KEY_LEN], value_bytes[RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX];
+    size_t len = label_len (source);
+    uint8_t key_bytes[KEY_LEN],
+        value_bytes[RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX + SOURCE_COUNTS_LEN];
     be64_put (key_bytes, first);
     be64_put (value_bytes, last);
     time_t now = time (NULL);
     be64_put (value_bytes + KEY_LEN, now > 0 ? (uint64_t)now : 0);
     memcpy (value_bytes + RANGE_VALUE_LEN, source, len);
-    MDB_val key = {KEY_LEN, key_bytes}, value = {RANGE_VALUE_LEN + len, value_bytes};
+    size_t value_len = RANGE_VALUE_LEN + len;
+    if (counts) {
+        value_bytes[value_len] = '\0';
+        be64_put (value_bytes + value_len + 1, counts[0]);
+        be64_put (value_bytes + value_len + 1 + KEY_LEN, counts[1]);
+        value_len += SOURCE_COUNTS_LEN;
+    }
+    MDB_val key = {KEY_LEN, key_bytes}, value = {value_len, value_bytes};
     int rc = mdb_put (txn, self->sources, &key, &value, 0);
     if (rc)
         return step_fail (self, rc, "storing the batches' source", err, err_len);
@@ -972,8 +1095,8 @@ put_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
         return rc;
     put->sources_dropped = 0;
     if (put->source)
-        return put_source (self, txn, put->items[0].seq, last, put->source, &put->sources_dropped,
-                           err, err_len);
+        return put_source (self, txn, put->items[0].seq, last, put->source, NULL,
+                           &put->sources_dropped, err, err_len);
     return 0;
 }
 
@@ -984,6 +1107,10 @@ outbox_put_many (outbox_t *self, const outbox_item_t *items, size_t n, const cha
     int rc = refuse_in_foreach (self, "outbox_put", err, err_len);
     if (rc || n == 0)
         return rc;
+    if (self->stage.open)
+        return fail (err, err_len, OUTBOX_ERR_STAGE,
+                     "outbox %s: a file is being staged; commit or abort it before a put",
+                     self->dir);
     if (self->readonly) /* before the limits, which a read-only open does not know */
         return run_write (self, NULL, NULL, err, err_len);
     uint64_t total = 0;
@@ -1071,6 +1198,7 @@ typedef struct {
     size_t moved;
     uint64_t moved_bytes;
     uint64_t acked_max;
+    uint64_t *moved_seqs; /* n of them: the seqs moved, for outbox_on_delivered */
 } ack_t;
 
 static int
@@ -1101,13 +1229,24 @@ ack_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
             return step_fail (self, rc, "retaining an acknowledged batch", err, err_len);
         if ((rc = mdb_del (txn, self->batches, &key, NULL)) != 0)
             return step_fail (self, rc, "removing an acknowledged batch", err, err_len);
+        if (ack->moved_seqs)
+            ack->moved_seqs[ack->moved] = seq;
         ack->moved++;
         ack->moved_bytes += payload.mv_size;
     }
+    if (!ack->moved && ack->acked_max == self->acked_max)
+        return STEP_NOTHING;
+    if (ack->moved) {
+        int rc = put_meta_u64 (self, txn, META_LAST_ACK, (uint64_t)ack->acked_at, err, err_len);
+        if (rc)
+            return rc;
+    }
     if (ack->acked_max != self->acked_max)
         return put_meta_u64 (self, txn, META_ACKED_MAX, ack->acked_max, err, err_len);
-    return ack->moved ? 0 : STEP_NOTHING;
+    return 0;
 }
+
+static void report_delivered (outbox_t *self, uint64_t *seqs, size_t n);
 
 int
 outbox_ack (outbox_t *self, const uint64_t *seqs, size_t n, int64_t acked_at, size_t *moved,
@@ -1119,9 +1258,18 @@ outbox_ack (outbox_t *self, const uint64_t *seqs, size_t n, int64_t acked_at, si
     if (rc || n == 0)
         return rc;
     ack_t ack = {.seqs = seqs, .n = n, .acked_at = acked_at > 0 ? acked_at : 0};
+    if (self->on_delivered)
+        ack.moved_seqs = malloc (n * sizeof *ack.moved_seqs); /* without it: no report */
     rc = run_write (self, ack_step, &ack, err, err_len);
-    if (rc)
+    if (rc) {
+        free (ack.moved_seqs);
         return rc;
+    }
+    if (ack.moved)
+        self->last_ack_at = ack.acked_at;
+    if (ack.moved_seqs && ack.moved)
+        report_delivered (self, ack.moved_seqs, ack.moved);
+    free (ack.moved_seqs);
     if (ack.moved && (self->retained_count == 0 || ack.acked_at < self->oldest_acked_at))
         self->oldest_acked_at = ack.acked_at;
     self->count -= ack.moved;
@@ -1483,7 +1631,7 @@ outbox_get (outbox_t *self, uint64_t seq, void **payload, size_t *size, char *er
     uint8_t key_bytes[KEY_LEN];
     be64_put (key_bytes, seq);
     MDB_val key = {KEY_LEN, key_bytes}, value;
-    rc = mdb_get (txn, self->batches, &key, &value);
+    rc = seq >= self->stage_floor ? MDB_NOTFOUND : mdb_get (txn, self->batches, &key, &value);
     if (rc == MDB_NOTFOUND)
         rc = fail (err, err_len, OUTBOX_ERR_NOTFOUND, "outbox %s: batch %" PRIu64 " is not pending",
                    self->dir, seq);
@@ -1555,6 +1703,7 @@ walk (outbox_t *self, MDB_dbi dbi, const MDB_val *start, walk_fn *fn, void *ctx,
 typedef struct {
     outbox_fn *fn;
     void *arg;
+    uint64_t floor;
 } batch_walk_t;
 
 static int
@@ -1563,6 +1712,8 @@ walk_batch (void *ctx, const MDB_val *key, const MDB_val *value)
     batch_walk_t *walk = ctx;
     if (key->mv_size != KEY_LEN)
         return -1;
+    if (be64_get (key->mv_data) >= walk->floor)
+        return 1; /* staged: not pending yet */
     return walk->fn (walk->arg, be64_get (key->mv_data), value->mv_data, value->mv_size) ? 1 : 0;
 }
 
@@ -1573,7 +1724,7 @@ outbox_foreach_from (outbox_t *self, uint64_t first_seq, outbox_fn *fn, void *ar
     uint8_t first_key[KEY_LEN];
     be64_put (first_key, first_seq);
     MDB_val start = {KEY_LEN, first_key};
-    batch_walk_t ctx = {fn, arg};
+    batch_walk_t ctx = {fn, arg, self->stage_floor};
     return walk (self, self->batches, &start, walk_batch, &ctx, err, err_len);
 }
 
@@ -1622,6 +1773,29 @@ outbox_foreach_lost (outbox_t *self, outbox_lost_fn *fn, void *arg, char *err, s
     return walk (self, self->lost, NULL, walk_lost, &ctx, err, err_len);
 }
 
+/* Reads a source value's label (and its counts, records and rejected, into counts when not NULL:
+ * UINT64_MAX each when the source was put without them). The value's size was checked. */
+static void
+source_label (const MDB_val *value, char label[OUTBOX_SOURCE_MAX + 1], uint64_t counts[2])
+{
+    const uint8_t *text = (const uint8_t *)value->mv_data + RANGE_VALUE_LEN;
+    size_t len = value->mv_size - RANGE_VALUE_LEN;
+    const uint8_t *nul = memchr (text, '\0', len);
+    if (counts)
+        counts[0] = counts[1] = UINT64_MAX;
+    if (nul && (size_t)(text + len - nul) == SOURCE_COUNTS_LEN) {
+        if (counts) {
+            counts[0] = be64_get (nul + 1);
+            counts[1] = be64_get (nul + 1 + KEY_LEN);
+        }
+        len = (size_t)(nul - text);
+    }
+    if (len > OUTBOX_SOURCE_MAX)
+        len = OUTBOX_SOURCE_MAX;
+    memcpy (label, text, len);
+    label[len] = '\0';
+}
+
 typedef struct {
     outbox_source_fn *fn;
     void *arg;
@@ -1633,7 +1807,7 @@ walk_source (void *ctx, const MDB_val *key, const MDB_val *value)
 {
     source_walk_t *walk = ctx;
     if (key->mv_size != KEY_LEN || value->mv_size < RANGE_VALUE_LEN ||
-        value->mv_size > RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX)
+        value->mv_size > RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX + SOURCE_COUNTS_LEN)
         return -1;
     uint64_t first = be64_get (key->mv_data), last = be64_get (value->mv_data);
     if (first > walk->last)
@@ -1641,9 +1815,7 @@ walk_source (void *ctx, const MDB_val *key, const MDB_val *value)
     if (last < walk->first)
         return 0;
     char label[OUTBOX_SOURCE_MAX + 1];
-    size_t len = value->mv_size - RANGE_VALUE_LEN;
-    memcpy (label, (const uint8_t *)value->mv_data + RANGE_VALUE_LEN, len);
-    label[len] = '\0';
+    source_label (value, label, NULL);
     int64_t put_at = (int64_t)be64_get ((const uint8_t *)value->mv_data + KEY_LEN);
     return walk->fn (walk->arg, label, first, last, put_at) ? 1 : 0;
 }
@@ -1740,4 +1912,518 @@ outbox_clear_alarm (const char *dir, uint64_t *cleared, char *err, size_t err_le
         mdb_txn_abort (txn);
     outbox_destroy (&self);
     return rc ? OUTBOX_ERR : 0;
+}
+
+/* ---------------------------------------------------------------- streaming a file in */
+
+/* Deletes every batch from seq first on (a stage's), in txn. */
+static int
+delete_from (outbox_t *self, MDB_txn *txn, uint64_t first, char *err, size_t err_len)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->batches, &cursor);
+    if (rc)
+        return step_fail (self, rc, "opening a cursor on batches", err, err_len);
+    uint8_t key_bytes[KEY_LEN];
+    /* Sought again after each delete, as prune_retained does: simple, and stages are short. */
+    for (;;) {
+        be64_put (key_bytes, first);
+        MDB_val key = {KEY_LEN, key_bytes}, value;
+        if ((rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE)) != 0)
+            break;
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close (cursor);
+    if (rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "deleting staged batches", err, err_len);
+    return 0;
+}
+
+static void
+stage_free_items (outbox_t *self)
+{
+    for (size_t i = 0; i < self->stage.item_count; i++)
+        free ((void *)self->stage.items[i].payload);
+    self->stage.item_count = 0;
+    self->stage.chunk_bytes = 0;
+}
+
+/* Writes the chunk held in memory, marking the stage on disk with its first chunk. */
+static int
+put_chunk (outbox_t *self, MDB_txn *txn, char *err, size_t err_len)
+{
+    uint8_t key_bytes[KEY_LEN];
+    for (size_t i = 0; i < self->stage.item_count; i++) {
+        be64_put (key_bytes, self->stage.items[i].seq);
+        MDB_val key = {KEY_LEN, key_bytes};
+        MDB_val value = {self->stage.items[i].size, (void *)self->stage.items[i].payload};
+        int rc = mdb_put (txn, self->batches, &key, &value, MDB_APPEND);
+        if (rc == MDB_KEYEXIST)
+            return fail (err, err_len, OUTBOX_ERR,
+                         "outbox %s: batch %" PRIu64 " is not above every stored batch; the "
+                         "store and the seq high-water mark disagree",
+                         self->dir, self->stage.items[i].seq);
+        if (rc)
+            return step_fail (self, rc, "storing a staged batch", err, err_len);
+    }
+    return 0;
+}
+
+static int
+chunk_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    (void)ctx;
+    int rc = put_chunk (self, txn, err, err_len);
+    if (rc == 0 && self->stage_floor == UINT64_MAX)
+        rc = put_meta_u64 (self, txn, META_STAGING, self->stage.first, err, err_len);
+    return rc;
+}
+
+static int
+flush_chunk (outbox_t *self, char *err, size_t err_len)
+{
+    if (self->stage.item_count == 0)
+        return 0;
+    int rc = run_write (self, chunk_step, NULL, err, err_len);
+    if (rc)
+        return rc;
+    self->stage_floor = self->stage.first;
+    stage_free_items (self);
+    return 0;
+}
+
+typedef struct {
+    uint64_t first;
+} clean_t;
+
+static int
+clean_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    clean_t *clean = ctx;
+    int rc = delete_from (self, txn, clean->first, err, err_len);
+    if (rc)
+        return rc;
+    MDB_val key = {strlen (META_STAGING), META_STAGING};
+    if ((rc = mdb_del (txn, self->meta, &key, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "forgetting a stage", err, err_len);
+    return 0;
+}
+
+/* Deletes what a stage left on disk, if anything. */
+static int
+clean_stage (outbox_t *self, char *err, size_t err_len)
+{
+    if (self->stage_floor == UINT64_MAX)
+        return 0;
+    clean_t clean = {self->stage_floor};
+    int rc = run_write (self, clean_step, &clean, err, err_len);
+    if (rc)
+        return rc;
+    self->stage_floor = UINT64_MAX;
+    self->stage_left = false;
+    return 0;
+}
+
+int
+outbox_stage_begin (outbox_t *self, char *err, size_t err_len)
+{
+    int rc = refuse_in_foreach (self, "outbox_stage_begin", err, err_len);
+    if (rc)
+        return rc;
+    if (self->readonly)
+        return run_write (self, NULL, NULL, err, err_len);
+    if (self->stage.open)
+        return fail (err, err_len, OUTBOX_ERR_STAGE, "outbox %s: a stage is already open",
+                     self->dir);
+    if (self->stage_left && (rc = clean_stage (self, err, err_len)) != 0)
+        return rc;
+    stage_free_items (self);
+    self->stage.open = true;
+    self->stage.first = self->next_seq;
+    self->stage.n = self->stage.bytes = self->stage.records = 0;
+    return 0;
+}
+
+int
+outbox_stage_add (outbox_t *self, uint64_t seq, const void *payload, size_t size, uint32_t records,
+                  char *err, size_t err_len)
+{
+    if (!self->stage.open)
+        return fail (err, err_len, OUTBOX_ERR_STAGE, "outbox %s: no stage is open", self->dir);
+    uint64_t expected = self->stage.first + self->stage.n;
+    if (expected == UINT64_MAX)
+        return fail (err, err_len, OUTBOX_ERR_SEQ,
+                     "outbox %s: batch sequence numbers are exhausted", self->dir);
+    if (seq != expected)
+        return fail (err, err_len, OUTBOX_ERR_SEQ,
+                     "outbox %s: staged batch has seq %" PRIu64 " but the next seq is %" PRIu64,
+                     self->dir, seq, expected);
+    if (!payload || size == 0)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: batch %" PRIu64 " is empty", self->dir,
+                     seq);
+    if (size > self->max_bytes)
+        return fail (err, err_len, OUTBOX_ERR_TOO_BIG,
+                     "outbox %s: batch %" PRIu64 " is %zu bytes, more than the outbox's "
+                     "max_bytes of %" PRIu64 "; it can never be stored, send smaller batches",
+                     self->dir, seq, size, self->max_bytes);
+    if (self->count >= self->max_batches || self->stage.n >= self->max_batches - self->count)
+        return fail (err, err_len, OUTBOX_ERR_FULL,
+                     "outbox %s is full: %zu batches pending and %" PRIu64
+                     " of this file would pass the limit of %zu (max_batches)",
+                     self->dir, self->count, self->stage.n + 1, self->max_batches);
+    if (self->bytes > self->max_bytes || self->stage.bytes + size > self->max_bytes - self->bytes)
+        return fail (err, err_len, OUTBOX_ERR_FULL,
+                     "outbox %s is full: %" PRIu64 " bytes pending and %" PRIu64
+                     " of this file would pass the limit of %" PRIu64 " (max_bytes)",
+                     self->dir, self->bytes, self->stage.bytes + size, self->max_bytes);
+    if (self->stage.item_count == self->stage.item_capacity) {
+        size_t capacity = self->stage.item_capacity ? self->stage.item_capacity * 2 : 16;
+        outbox_item_t *items = realloc (self->stage.items, capacity * sizeof *items);
+        if (!items)
+            return fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir);
+        self->stage.items = items;
+        self->stage.item_capacity = capacity;
+    }
+    void *copy = malloc (size);
+    if (!copy)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: out of memory", self->dir);
+    memcpy (copy, payload, size);
+    self->stage.items[self->stage.item_count++] = (outbox_item_t){seq, copy, size};
+    self->stage.chunk_bytes += size;
+    self->stage.n++;
+    self->stage.bytes += size;
+    self->stage.records += records;
+    if (self->stage.chunk_bytes >= OUTBOX_STAGE_CHUNK)
+        return flush_chunk (self, err, err_len);
+    return 0;
+}
+
+uint64_t
+outbox_stage_batches (outbox_t *self)
+{
+    return self->stage.open ? self->stage.n : 0;
+}
+
+uint64_t
+outbox_stage_bytes (outbox_t *self)
+{
+    return self->stage.open ? self->stage.bytes : 0;
+}
+
+/* Writes a files record. */
+static int
+put_file (outbox_t *self, MDB_txn *txn, const outbox_file_t *file, char *err, size_t err_len)
+{
+    size_t name_len = label_len (file->name);
+    size_t target_len = label_len (file->target ? file->target : "");
+    if (name_len == 0)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: a file record needs a name", self->dir);
+    uint8_t value_bytes[FILE_VALUE_LEN + OUTBOX_SOURCE_MAX], *at = value_bytes;
+    const file_identity_t *id = &file->identity;
+    uint64_t head[6] = {file->held ? FILE_HELD : 0, id->size, (uint64_t)id->mtime_ns,
+                        (uint64_t)id->ctime_ns,     id->dev,  id->ino};
+    for (size_t i = 0; i < 6; i++, at += 8)
+        be64_put (at, head[i]);
+    memcpy (at, id->hash, FILE_IDENTITY_HASH_BYTES);
+    at += FILE_IDENTITY_HASH_BYTES;
+    uint64_t tail[5] = {(uint64_t)file->taken_at, file->first_seq, file->last_seq, file->records,
+                        file->rejected};
+    for (size_t i = 0; i < 5; i++, at += 8)
+        be64_put (at, tail[i]);
+    memcpy (at, file->target ? file->target : "", target_len);
+    MDB_val key = {name_len, (void *)file->name},
+            value = {FILE_VALUE_LEN + target_len, value_bytes};
+    int rc = mdb_put (txn, self->files, &key, &value, 0);
+    if (rc)
+        return step_fail (self, rc, "remembering a file taken", err, err_len);
+    return 0;
+}
+
+typedef struct {
+    outbox_file_t file;
+    prune_t prune;
+    size_t sources_dropped;
+} commit_t;
+
+static int
+commit_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    commit_t *commit = ctx;
+    int rc = put_chunk (self, txn, err, err_len);
+    if (rc)
+        return rc;
+    uint64_t n = self->stage.n;
+    /* stage_add kept pending plus staged within the limits (an outbox reopened with lower limits
+     * may be over them: then no room is made, as nothing could be added). */
+    size_t used_count = self->count + (size_t)n;
+    uint64_t used_bytes = self->bytes + self->stage.bytes;
+    commit->prune = (prune_t){
+        .acked_before = INT64_MIN,
+        .max_count = used_count <= self->max_batches ? self->max_batches - used_count : SIZE_MAX,
+        .max_bytes = used_bytes <= self->max_bytes ? self->max_bytes - used_bytes : UINT64_MAX};
+    if ((rc = prune_retained (self, txn, &commit->prune, err, err_len)) != 0)
+        return rc;
+    commit->sources_dropped = 0;
+    if (n) {
+        uint64_t last = self->stage.first + n - 1;
+        uint64_t counts[2] = {commit->file.records, commit->file.rejected};
+        if ((rc = put_meta_u64 (self, txn, META_NEXT_SEQ, last + 1, err, err_len)) != 0 ||
+            (rc = put_source (self, txn, self->stage.first, last, commit->file.name, counts,
+                              &commit->sources_dropped, err, err_len)) != 0)
+            return rc;
+    }
+    if ((rc = put_file (self, txn, &commit->file, err, err_len)) != 0)
+        return rc;
+    MDB_val key = {strlen (META_STAGING), META_STAGING};
+    if ((rc = mdb_del (txn, self->meta, &key, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return step_fail (self, rc, "closing the stage", err, err_len);
+    return 0;
+}
+
+int
+outbox_stage_commit (outbox_t *self, const outbox_file_t *file, char *err, size_t err_len)
+{
+    int rc = refuse_in_foreach (self, "outbox_stage_commit", err, err_len);
+    if (rc)
+        return rc;
+    if (!self->stage.open)
+        return fail (err, err_len, OUTBOX_ERR_STAGE, "outbox %s: no stage is open", self->dir);
+    commit_t commit = {.file = *file};
+    commit.file.first_seq = self->stage.n ? self->stage.first : 0;
+    commit.file.last_seq = self->stage.n ? self->stage.first + self->stage.n - 1 : 0;
+    commit.file.records = self->stage.records;
+    if ((rc = run_write (self, commit_step, &commit, err, err_len)) != 0)
+        return rc;
+    self->count += (size_t)self->stage.n;
+    self->bytes += self->stage.bytes;
+    self->next_seq += self->stage.n;
+    apply_prune (self, &commit.prune);
+    self->pruned_for_room += commit.prune.pruned;
+    if (self->stage.n)
+        self->sources_count = self->sources_count + 1 - commit.sources_dropped;
+    stage_free_items (self);
+    self->stage.open = false;
+    self->stage_floor = UINT64_MAX;
+    return 0;
+}
+
+int
+outbox_stage_abort (outbox_t *self, char *err, size_t err_len)
+{
+    int rc = refuse_in_foreach (self, "outbox_stage_abort", err, err_len);
+    if (rc)
+        return rc;
+    stage_free_items (self);
+    self->stage.open = false;
+    if (self->stage_floor == UINT64_MAX)
+        return 0;
+    if ((rc = clean_stage (self, err, err_len)) != 0)
+        self->stage_left = true; /* hidden by stage_floor until the next begin deletes it */
+    return rc;
+}
+
+/* ---------------------------------------------------------------- files taken */
+
+static int
+file_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    return put_file (self, txn, ctx, err, err_len);
+}
+
+static int
+files_ready (outbox_t *self, const char *what, char *err, size_t err_len)
+{
+    int rc = refuse_in_foreach (self, what, err, err_len);
+    if (rc == 0 && !self->has_files)
+        rc = fail (err, err_len, OUTBOX_ERR, "outbox %s: written by an older agent (no files)",
+                   self->dir);
+    return rc;
+}
+
+int
+outbox_file_remember (outbox_t *self, const outbox_file_t *file, char *err, size_t err_len)
+{
+    int rc = files_ready (self, "outbox_file_remember", err, err_len);
+    if (rc)
+        return rc;
+    return run_write (self, file_step, (void *)file, err, err_len);
+}
+
+static int
+forget_step (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len)
+{
+    const char *name = ctx;
+    MDB_val key = {label_len (name), (void *)name};
+    int rc = mdb_del (txn, self->files, &key, NULL);
+    if (rc == MDB_NOTFOUND)
+        return STEP_NOTHING;
+    if (rc)
+        return step_fail (self, rc, "forgetting a file", err, err_len);
+    return 0;
+}
+
+int
+outbox_file_forget (outbox_t *self, const char *name, char *err, size_t err_len)
+{
+    int rc = files_ready (self, "outbox_file_forget", err, err_len);
+    if (rc || !*name)
+        return rc;
+    return run_write (self, forget_step, (void *)name, err, err_len);
+}
+
+typedef struct {
+    outbox_file_fn *fn;
+    void *arg;
+} file_walk_t;
+
+static int
+walk_file (void *ctx, const MDB_val *key, const MDB_val *value)
+{
+    file_walk_t *walk = ctx;
+    if (key->mv_size == 0 || key->mv_size > OUTBOX_SOURCE_MAX || value->mv_size < FILE_VALUE_LEN ||
+        value->mv_size > FILE_VALUE_LEN + OUTBOX_SOURCE_MAX)
+        return -1;
+    char name[OUTBOX_SOURCE_MAX + 1], target[OUTBOX_SOURCE_MAX + 1];
+    memcpy (name, key->mv_data, key->mv_size);
+    name[key->mv_size] = '\0';
+    const uint8_t *at = value->mv_data;
+    size_t target_len = value->mv_size - FILE_VALUE_LEN;
+    memcpy (target, at + FILE_VALUE_LEN, target_len);
+    target[target_len] = '\0';
+    outbox_file_t file = {.name = name, .target = target};
+    file.held = (be64_get (at) & FILE_HELD) != 0;
+    file.identity.size = be64_get (at + 8);
+    file.identity.mtime_ns = (int64_t)be64_get (at + 16);
+    file.identity.ctime_ns = (int64_t)be64_get (at + 24);
+    file.identity.dev = be64_get (at + 32);
+    file.identity.ino = be64_get (at + 40);
+    memcpy (file.identity.hash, at + 48, FILE_IDENTITY_HASH_BYTES);
+    at += 48 + FILE_IDENTITY_HASH_BYTES;
+    file.taken_at = (int64_t)be64_get (at);
+    file.first_seq = be64_get (at + 8);
+    file.last_seq = be64_get (at + 16);
+    file.records = be64_get (at + 24);
+    file.rejected = be64_get (at + 32);
+    return walk->fn (walk->arg, &file) ? 1 : 0;
+}
+
+int
+outbox_foreach_file (outbox_t *self, outbox_file_fn *fn, void *arg, char *err, size_t err_len)
+{
+    if (!self->has_files)
+        return refuse_in_foreach (self, "outbox_foreach_file", err, err_len);
+    file_walk_t ctx = {fn, arg};
+    return walk (self, self->files, NULL, walk_file, &ctx, err, err_len);
+}
+
+/* ---------------------------------------------------------------- delivery facts */
+
+void
+outbox_on_delivered (outbox_t *self, outbox_delivered_fn *fn, void *arg)
+{
+    self->on_delivered = fn;
+    self->delivered_arg = arg;
+}
+
+int64_t
+outbox_last_ack_at (outbox_t *self)
+{
+    return self->last_ack_at;
+}
+
+/* The source holding seq (its key and value in *key, *value), in txn: MDB_NOTFOUND when none. */
+static int
+source_of (outbox_t *self, MDB_cursor *cursor, uint64_t seq, MDB_val *key, MDB_val *value)
+{
+    uint8_t key_bytes[KEY_LEN];
+    be64_put (key_bytes, seq);
+    *key = (MDB_val){KEY_LEN, key_bytes};
+    int rc = mdb_cursor_get (cursor, key, value, MDB_SET_RANGE);
+    if (rc == 0 && (key->mv_size != KEY_LEN || be64_get (key->mv_data) > seq))
+        rc = mdb_cursor_get (cursor, key, value, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get (cursor, key, value, MDB_LAST);
+    if (rc)
+        return rc;
+    (void)self;
+    if (key->mv_size != KEY_LEN || value->mv_size < RANGE_VALUE_LEN ||
+        value->mv_size > RANGE_VALUE_LEN + OUTBOX_SOURCE_MAX + SOURCE_COUNTS_LEN ||
+        be64_get (key->mv_data) > seq || be64_get (value->mv_data) < seq)
+        return MDB_NOTFOUND;
+    return 0;
+}
+
+/* After an ack: the sources of seqs[0..n) with no batch pending any more are reported. */
+static void
+report_delivered (outbox_t *self, uint64_t *seqs, size_t n)
+{
+    if (!self->has_extras)
+        return;
+    qsort (seqs, n, sizeof *seqs, seq_compare);
+    MDB_txn *txn;
+    if (begin_read (self, &txn, NULL, 0))
+        return;
+    MDB_cursor *sources = NULL, *batches = NULL;
+    if (mdb_cursor_open (txn, self->sources, &sources) ||
+        mdb_cursor_open (txn, self->batches, &batches))
+        goto out;
+    uint64_t done_to = 0; /* seqs up to here belong to a source already looked at */
+    for (size_t i = 0; i < n; i++) {
+        if (seqs[i] <= done_to && done_to)
+            continue;
+        MDB_val key, value;
+        if (source_of (self, sources, seqs[i], &key, &value))
+            continue;
+        uint64_t first = be64_get (key.mv_data), last = be64_get (value.mv_data);
+        done_to = last;
+        char label[OUTBOX_SOURCE_MAX + 1];
+        uint64_t counts[2];
+        source_label (&value, label, counts);
+        int64_t put_at = (int64_t)be64_get ((const uint8_t *)value.mv_data + KEY_LEN);
+        uint8_t first_bytes[KEY_LEN];
+        be64_put (first_bytes, first);
+        MDB_val at = {KEY_LEN, first_bytes}, payload;
+        int rc = mdb_cursor_get (batches, &at, &payload, MDB_SET_RANGE);
+        if (rc == 0 && at.mv_size == KEY_LEN && be64_get (at.mv_data) <= last)
+            continue; /* some of it is still pending */
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            continue;
+        self->on_delivered (self->delivered_arg, label, first, last, put_at, counts[0], counts[1]);
+    }
+out:
+    if (batches)
+        mdb_cursor_close (batches);
+    if (sources)
+        mdb_cursor_close (sources);
+    mdb_txn_abort (txn);
+}
+
+int
+outbox_oldest_pending_at (outbox_t *self, int64_t *put_at, char *err, size_t err_len)
+{
+    *put_at = 0;
+    int rc = refuse_in_foreach (self, "outbox_oldest_pending_at", err, err_len);
+    if (rc || self->count == 0 || !self->has_extras)
+        return rc;
+    MDB_txn *txn;
+    if ((rc = begin_read (self, &txn, err, err_len)) != 0)
+        return rc;
+    MDB_cursor *cursor;
+    MDB_val key, value;
+    if ((rc = mdb_cursor_open (txn, self->batches, &cursor)) == 0) {
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+        uint64_t seq = rc == 0 && key.mv_size == KEY_LEN ? be64_get (key.mv_data) : 0;
+        mdb_cursor_close (cursor);
+        if (rc == 0 && seq && (rc = mdb_cursor_open (txn, self->sources, &cursor)) == 0) {
+            if (source_of (self, cursor, seq, &key, &value) == 0)
+                *put_at = (int64_t)be64_get ((const uint8_t *)value.mv_data + KEY_LEN);
+            mdb_cursor_close (cursor);
+        }
+    }
+    mdb_txn_abort (txn);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return fail (err, err_len, OUTBOX_ERR, "outbox %s: reading the oldest batch failed: %s",
+                     self->dir, mdb_strerror (rc));
+    return 0;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "file_identity.h"
+
 /* An outbox lives in one folder (an LMDB environment: data.mdb, lock.mdb, plus outbox.lock which
  * keeps a second agent process out). Every change is committed durably (fsync) before the call
  * returns. An outbox_t is not thread-safe: use it from one thread.
@@ -26,6 +28,7 @@ typedef struct _outbox_t outbox_t;
 #define OUTBOX_ERR_SEQ      -4 /* the sequence number is not outbox_next_seq() (or next ones) */
 #define OUTBOX_ERR_NOTFOUND -5 /* no batch with that sequence number is pending */
 #define OUTBOX_ERR_READONLY -6 /* a change asked of an outbox opened with outbox_open_readonly */
+#define OUTBOX_ERR_STAGE    -7 /* a stage is open (or none is, for outbox_stage_add/commit) */
 
 #define OUTBOX_ERR_LEN 256
 
@@ -91,6 +94,86 @@ int outbox_put (outbox_t *self, uint64_t seq, const void *payload, size_t size, 
 int outbox_put_many (outbox_t *self, const outbox_item_t *items, size_t n, const char *source,
                      char *err, size_t err_len);
 
+/* ---------------------------------------------------------------- one file, streamed
+ *
+ * A file's batches are added one at a time to a STAGE and become pending all together at
+ * outbox_stage_commit, or not at all (outbox_stage_abort, a crash, or an error): a file is
+ * all-or-nothing whatever its size, while memory stays bounded (staged batches reach the disk in
+ * chunks of about OUTBOX_STAGE_CHUNK bytes, invisible to outbox_foreach, outbox_get and every
+ * count until the commit; a stage left by a crash is deleted when the outbox is next opened). One
+ * stage at a time; outbox_put and outbox_put_many are refused while one is open. */
+#define OUTBOX_STAGE_CHUNK (UINT64_C (4) << 20)
+
+/* A file the agent finished with: its batches committed (first_seq..last_seq; 0..0 when it had
+ * none, or when it was held and nothing was stored), remembered until it has left the inbox so
+ * that it is never taken twice. */
+typedef struct {
+    const char *name;   /* its name in the inbox (cut to OUTBOX_SOURCE_MAX bytes) */
+    const char *target; /* the name it is to have in done/ or failed/ ("" when none yet) */
+    bool held;          /* held or failed: to failed/, nothing stored */
+    file_identity_t identity;
+    int64_t taken_at; /* unix seconds */
+    uint64_t first_seq, last_seq;
+    uint64_t records;  /* records in its batches */
+    uint64_t rejected; /* rows rejected when it was read */
+} outbox_file_t;
+
+/* Opens a stage at outbox_next_seq(). Returns 0, OUTBOX_ERR_STAGE when one is open, or
+ * OUTBOX_ERR (e.g. the remains of an earlier stage could not be deleted). */
+int outbox_stage_begin (outbox_t *self, char *err, size_t err_len);
+
+/* Adds one batch (seq must be outbox_next_seq() + the batches added so far; the payload is
+ * copied) holding `records` records. Returns 0; OUTBOX_ERR_FULL when the pending batches, the
+ * staged ones and this one would pass max_batches or max_bytes (nothing is added; the stage
+ * stays open: retained batches are not counted, they make room at the commit);
+ * OUTBOX_ERR_TOO_BIG when this payload alone is over max_bytes; OUTBOX_ERR_SEQ; OUTBOX_ERR_STAGE
+ * when no stage is open; OUTBOX_ERR when a chunk could not be written (the stage stays open:
+ * abort it). */
+int outbox_stage_add (outbox_t *self, uint64_t seq, const void *payload, size_t size,
+                      uint32_t records, char *err, size_t err_len);
+
+/* Batches and payload bytes added to the open stage (0 when none). */
+uint64_t outbox_stage_batches (outbox_t *self);
+uint64_t outbox_stage_bytes (outbox_t *self);
+
+/* Makes the staged batches pending in ONE durable transaction, together with their source (the
+ * file's name, seqs, records and rejected rows, as outbox_put_many's source) and the file's
+ * record (outbox_file_remember; file->first_seq and last_seq are set here). Retained batches are
+ * pruned in it when the new ones need their room. On an error the stage stays open (abort it). */
+int outbox_stage_commit (outbox_t *self, const outbox_file_t *file, char *err, size_t err_len);
+
+/* Deletes everything staged and closes the stage; nothing of it was ever visible. When the
+ * deletion cannot be written the staged batches stay invisible and are deleted at the next
+ * outbox_stage_begin or open. Returns 0 or OUTBOX_ERR. */
+int outbox_stage_abort (outbox_t *self, char *err, size_t err_len);
+
+/* Remembers file (keyed by its name; replaces a record of the same name) durably, e.g. a held
+ * file that could not be moved to failed/. */
+int outbox_file_remember (outbox_t *self, const outbox_file_t *file, char *err, size_t err_len);
+
+/* Forgets the record of the file named name (once it has left the inbox). Not found is not an
+ * error. */
+int outbox_file_forget (outbox_t *self, const char *name, char *err, size_t err_len);
+
+/* Called for each remembered file, in name order; the strings are valid during the call only.
+ * Return non-zero to stop. */
+typedef int (outbox_file_fn) (void *arg, const outbox_file_t *file);
+int outbox_foreach_file (outbox_t *self, outbox_file_fn *fn, void *arg, char *err, size_t err_len);
+
+/* Called after outbox_ack has committed, for each source (a file put with a label) whose batches
+ * are now all acknowledged: its label, seqs, when it was put, and the records and rejected rows
+ * recorded with it (0 for sources put before they were recorded). */
+typedef void (outbox_delivered_fn) (void *arg, const char *source, uint64_t first, uint64_t last,
+                                    int64_t put_at, uint64_t records, uint64_t rejected);
+void outbox_on_delivered (outbox_t *self, outbox_delivered_fn *fn, void *arg);
+
+/* When the collector last acknowledged a batch (unix seconds, kept durably; 0: never). */
+int64_t outbox_last_ack_at (outbox_t *self);
+
+/* When the oldest pending batch was put (the time its source was recorded; 0 when nothing is
+ * pending or its source is no longer remembered). */
+int outbox_oldest_pending_at (outbox_t *self, int64_t *put_at, char *err, size_t err_len);
+
 /* The collector acknowledged batches seqs[0..n): moves each pending one to the retained batches
  * with ack time acked_at (unix seconds) and raises the highest acknowledged seq, in ONE durable
  * transaction. A seq that is not pending (acks can repeat) is skipped without error. *moved (may
@@ -148,6 +231,13 @@ uint64_t outbox_bytes (outbox_t *self);
  * retained batches if need be), so the agent can stop taking new files while the outbox is full,
  * and say so. */
 bool outbox_has_room (outbox_t *self, size_t bytes_needed);
+
+/* True when the pending batches plus `batches` more of `bytes` bytes in all would be within both
+ * limits (retained batches make room), e.g. a file that waited for acks. */
+bool outbox_has_room_for (outbox_t *self, uint64_t batches, uint64_t bytes);
+
+/* True when `batches` batches of `bytes` bytes could fit even in an empty outbox. */
+bool outbox_could_ever_fit (outbox_t *self, uint64_t batches, uint64_t bytes);
 
 /* The retained batches. */
 typedef struct {

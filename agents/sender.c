@@ -58,6 +58,7 @@ struct _sender_t {
     int64_t next_prune;
     uint64_t said_pruned_for_room;
     int64_t said_room_at; /* -1: never */
+    bool dropped;         /* the connection dropped (a collector crash): resend when it is back */
 };
 
 static int fail (char *err, size_t err_len, const char *format, ...)
@@ -157,7 +158,8 @@ connect_socket (sender_t *self)
     zsock_t *monitor = NULL;
     if (zmq_socket_monitor (zsock_resolve (socket), endpoint,
                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED |
+                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0 &&
         (monitor = zsock_new (ZMQ_PAIR)) != NULL && zsock_connect (monitor, "%s", endpoint) == 0)
         zsock_set_rcvtimeo (monitor, 0);
     else {
@@ -178,7 +180,30 @@ connect_socket (sender_t *self)
     self->status_sent_at = -1;
     self->checked = false;
     self->old_collector = false;
+    self->dropped = false;
     return 0;
+}
+
+/* One line when the last batch of a file is acknowledged: the file's records are in the
+ * collector's totals (bar what it rejected, said as warnings and kept in the rejects file). */
+static void
+on_delivered (void *arg, const char *source, uint64_t first, uint64_t last, int64_t put_at,
+              uint64_t records, uint64_t rejected)
+{
+    sender_t *self = arg;
+    char counts[160] = "";
+    if (records != UINT64_MAX)
+        snprintf (counts, sizeof counts, "%" PRIu64 " records, ", records);
+    char rows[96] = "";
+    if (rejected != UINT64_MAX)
+        snprintf (rows, sizeof rows, ", %" PRIu64 " rows rejected when it was read", rejected);
+    int64_t took = put_at > 0 ? (int64_t)time (NULL) - put_at : -1;
+    char after[64] = "";
+    if (took >= 0)
+        snprintf (after, sizeof after, " %" PRId64 " s after it was taken", took);
+    say (self, AGENT_LOG_INFO,
+         "%s: delivered: %sbatches %" PRIu64 "-%" PRIu64 " all acknowledged by the collector%s%s",
+         source, counts, first, last, after, rows);
 }
 
 sender_t *
@@ -202,6 +227,7 @@ sender_new (outbox_t *outbox, const sender_options_t *options, char *err, size_t
         fail (err, err_len, "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         goto fail;
     }
+    outbox_on_delivered (outbox, on_delivered, self);
     /* An alarm left by an earlier run is said again at every start until a person clears it. */
     outbox_alarm_t alarm;
     if (outbox_alarm (outbox, &alarm, err, err_len))
@@ -224,6 +250,8 @@ sender_destroy (sender_t **self_p)
     if (!self_p || !*self_p)
         return;
     sender_t *self = *self_p;
+    if (self->outbox)
+        outbox_on_delivered (self->outbox, NULL, NULL);
     close_socket (self);
     free (self->endpoint);
     free (self->rejects_path);
@@ -334,6 +362,32 @@ send_one (void *arg, uint64_t seq, const void *payload, size_t size)
     return 0;
 }
 
+/* The connection dropped, or is up: what was in flight when it dropped (a collector killed, or
+ * restarted) is sent again as soon as the collector is back, instead of after the ack timeout.
+ * Sending it twice is harmless: the collector deduplicates. */
+static void
+notice_connection (sender_t *self, bool up)
+{
+    if (!up) {
+        self->dropped = true;
+        say (self, AGENT_LOG_DEBUG, "the connection to %s dropped", self->endpoint);
+        return;
+    }
+    if (!self->dropped)
+        return;
+    self->dropped = false;
+    if (self->in_flight_count || self->status_sent_at >= 0) {
+        self->counters.resent_on_reconnect += self->in_flight_count;
+        say (self, AGENT_LOG_INFO,
+             "the collector at %s is back: sending the %zu batches that were in flight again",
+             self->endpoint, self->in_flight_count);
+    }
+    self->in_flight_count = 0;
+    self->next_to_send = 0;
+    self->status_sent_at = -1;
+    self->checked = false;
+}
+
 /* Reads the monitor's events; a refused handshake backs off at once, saying why, instead of
  * letting libzmq retry every 100 ms and the batches wait out their ack timeout. Returns true
  * when it backed off. */
@@ -350,6 +404,10 @@ check_refusal (sender_t *self, int64_t now_ms)
             memcpy (&value, zframe_data (head) + 2, sizeof value);
         }
         zmsg_destroy (&event);
+        if (kind == ZMQ_EVENT_DISCONNECTED || kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            notice_connection (self, kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+            continue;
+        }
         char why[256];
         if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             snprintf (why, sizeof why,

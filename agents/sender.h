@@ -2,7 +2,9 @@
  * one (to the outbox's retained batches) only when its Ack arrives. A window of batches is in
  * flight at once; when one is not acknowledged in time the socket is thrown away and a new one
  * connects after an exponential backoff with jitter (ZeroMQ's Lazy Pirate pattern), and
- * everything pending is sent again. The collector deduplicates, so re-sending is always safe.
+ * everything pending is sent again. A connection that drops (the socket monitor says so, e.g. a
+ * collector killed) has what was in flight sent again as soon as it is back, without waiting for
+ * the timeout. The collector deduplicates, so re-sending is always safe.
  *
  * Restore checks: every Ack from a collector that reports its store id says where this agent's
  * mark stood before and after the batch; a status request (sent on connecting with nothing to
@@ -44,20 +46,22 @@ typedef struct {
 } sender_options_t;
 
 typedef struct {
-    uint64_t sent;             /* batch sends, re-sends included */
-    uint64_t acked;            /* batches acknowledged and removed from the outbox */
-    uint64_t reconnects;       /* sockets replaced after a timeout */
-    uint64_t retry_acks;       /* ACK_RETRY answers (collector could not apply yet) */
-    uint64_t malformed_acks;   /* ACK_MALFORMED answers: batch set aside, not re-sent */
-    uint64_t records_rejected; /* records the collector refused, written to rejects_path */
-    uint64_t bad_replies;      /* replies that were not a valid Ack */
-    uint64_t refused;          /* connections the collector refused at the handshake (unknown or
-                                  revoked key, plain against CURVE, too many agents) */
-    uint64_t status_requests;  /* status requests sent */
-    uint64_t store_changes;    /* times the collector's store id differed from the one known */
-    uint64_t regressions;      /* times the store was found lacking acknowledged batches */
-    uint64_t requeued;         /* retained batches put back to be sent again */
-    uint64_t lost;             /* batches found lost (acknowledged, pruned, not in the store) */
+    uint64_t sent;                /* batch sends, re-sends included */
+    uint64_t acked;               /* batches acknowledged and removed from the outbox */
+    uint64_t reconnects;          /* sockets replaced after a timeout */
+    uint64_t retry_acks;          /* ACK_RETRY answers (collector could not apply yet) */
+    uint64_t malformed_acks;      /* ACK_MALFORMED answers: batch set aside, not re-sent */
+    uint64_t records_rejected;    /* records the collector refused, written to rejects_path */
+    uint64_t bad_replies;         /* replies that were not a valid Ack */
+    uint64_t refused;             /* connections the collector refused at the handshake (unknown or
+                                     revoked key, plain against CURVE, too many agents) */
+    uint64_t status_requests;     /* status requests sent */
+    uint64_t store_changes;       /* times the collector's store id differed from the one known */
+    uint64_t regressions;         /* times the store was found lacking acknowledged batches */
+    uint64_t requeued;            /* retained batches put back to be sent again */
+    uint64_t lost;                /* batches found lost (acknowledged, pruned, not in the store) */
+    uint64_t resent_on_reconnect; /* batches sent again at once when a dropped connection came
+                                     back (a collector crash), not after the ack timeout */
 } sender_counters_t;
 
 /* Creates the sender and connects. The outbox stays the caller's. NULL with err on failure. */

@@ -4,7 +4,8 @@
 # latency (read-only, whole command, query endpoint), idle and while ingest runs; `totalplace verify`
 # and `totalplace backup` of the store beside the running collector; the collector again with a
 # store that keeps no checksums (their cost); four agents to a collector end to end with durable
-# acks; PostgreSQL loading the same files. Prints a summary and writes every figure to
+# acks; one agent taking one file of 2,000,000 rows (its memory); PostgreSQL loading the same
+# files. Prints a summary and writes every figure to
 # WORK/results (KEY=VALUE) and WORK/summary.md.
 #
 #   bash tests/bench/run.sh                 10M records (about 15 minutes on 2 cores)
@@ -381,6 +382,33 @@ put check.e2e_equals_alone yes
 put e2e.store_bytes "$(du -sb "$work/e2e" | cut -f1)"
 rm -rf "$work/e2e" "$work"/agent*/state
 
+# ---------------------------------------------------------------- 5b. one large file
+# The agent streams a file into its outbox: its memory must not grow with the file. One export of
+# 2,000,000 rows (20,000 for --smoke) taken by one agent into its outbox and delivered, its peak
+# RssAnon watched (target: under 64 MiB whatever the file's size).
+big_rows=$((smoke ? 20000 : 2000000))
+echo "== one agent, one file of $big_rows rows: the agent's memory"
+"$GEN" --records "$big_rows" --seed "$seed" --agents 1 --months 1 --no-frames --out "$work/bigdata" \
+  >>"$work/gen.log" 2>&1 || fail "tp_gen (one large file)"
+start_collector big
+mkdir -p "$work/bigagent/inbox"
+mv "$work"/bigdata/csv/agent0/*.csv "$work/bigagent/inbox/big.csv"
+t0=$(now)
+"$AGENT" --id bench-big --body GB-BENCH --inbox "$work/bigagent/inbox" --state-dir "$work/bigagent/state" \
+  --collector "$INGEST_EP" "${agent_plain[@]}" "${agent_set[@]}" --once >>"$work/bigagent.log" 2>&1 &
+big_pid=$!
+started+=($big_pid)
+"$MEMWATCH" --interval-ms 20 agent="$big_pid" >"$work/big-mem.out" &
+memwatch_pid=$!
+wait "$big_pid" || fail "the agent failed on one large file (see bigagent.log)"
+put big.seconds "$(gawk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
+stop_pid "$COLLECTOR_PID"
+wait "$memwatch_pid" || true
+record big_mem "$work/big-mem.out"
+put big.rows "$big_rows"
+grep -q "big.csv: delivered:" "$work/bigagent.log" || fail "the large file was not delivered (see bigagent.log)"
+rm -rf "$work/big" "$work/bigdata" "$work/bigagent"
+
 # ---------------------------------------------------------------- 6. PostgreSQL
 run_postgres() {
   local pgbin
@@ -553,6 +581,7 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
   echo "| same, collector alone with groups capped at 32,000 records: records/s, RssAnon | $(get small.records_per_s), $(kib_to_mib "$(get small_mem.collector.peak_anon_kb)") MiB | | |"
   echo "| collector peak RSS with the mapped file (VmHWM), end to end | $(kib_to_mib "$(get e2e_mem.collector.hwm_kb)") MiB | | |"
   echo "| agents' peak RSS, largest of four: RssAnon / VmHWM | $(kib_to_mib "$(agent_peak peak_anon_kb)") / $(kib_to_mib "$(agent_peak hwm_kb)") MiB | | |"
+  echo "| one agent, one file of $(get big.rows) rows taken and delivered ($(get big.seconds) s): peak RssAnon / VmHWM | $(kib_to_mib "$(get big_mem.agent.peak_anon_kb)") / $(kib_to_mib "$(get big_mem.agent.hwm_kb)") MiB | RssAnon < 64 MiB | $(verdict "$(kib_to_mib "$(get big_mem.agent.peak_anon_kb)")" "<" 64) |"
   echo "| store size on disk at $records records | $(gawk -v b="$(get e2e.store_bytes)" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | | |"
   echo "| checksums: collector alone with / without them, same frames, two turns each ($(get checksums1.records_per_s), $(get checksums2.records_per_s) / $(get nochecksums1.records_per_s), $(get nochecksums2.records_per_s)) | $(get checksums.records_per_s) / $(get nochecksums.records_per_s) records/s = $(get ratio.checksums_over_none); store $(gawk -v a="$(get checksums1.store_bytes)" -v b="$(get nochecksums1.store_bytes)" 'BEGIN { printf "%.0f / %.0f MiB", a / 1048576, b / 1048576 }') | >= 0.90 | $(verdict "$(get ratio.checksums_over_none)" ">=" 0.9) |"
   echo "| \`totalplace verify\` of $stored records beside the collector: time, peak RSS (RssAnon) | $(get verify.seconds) s ($(get verify.records_per_s) records/s), $(kib_to_mib "$(get verify_mem.verify.peak_anon_kb)") MiB | < 300 s at 10M | $(verdict "$(gawk -v s="$(get verify.seconds)" -v n="$stored" 'BEGIN { printf "%.1f", s * 10000000 / n }')" "<" 300) |"
@@ -566,7 +595,7 @@ if ((smoke)); then
   # The smoke test's own checks: each tool produced its figures and the totals agreed.
   for key in lmdb.records_per_s zmq.records_per_s alone.records_per_s e2e.records_per_s \
     query_store.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone \
-    nochecksums.records_per_s verify.seconds backup.seconds backup.copy_ms; do
+    nochecksums.records_per_s verify.seconds backup.seconds backup.copy_ms big_mem.agent.peak_anon_kb; do
     [[ -n $(get "$key") ]] || fail "no $key in the results"
   done
   echo "bench smoke test: every tool ran and the totals agree"

@@ -4,8 +4,10 @@
 source "$(dirname "$0")/lib.sh"
 bash "$SRC/tests/integration/make_exports.sh" "$WORK/csv" 6000 11
 BODIES="GB-LAE-BNS GB-NHS-RFF GB-PF-SYP"
-# Small batches so that delivery takes many round trips and a kill lands in the middle of it.
-SMALL=(--set agent/batch_records=20 --set agent/window=2)
+# Small batches so that delivery takes many round trips and a kill lands in the middle of it. The
+# default ack timeout (10 s): a collector killed and restarted at once must not cost the agents
+# that long (they resend what was in flight when the connection is back: the gap is measured).
+SMALL=(--set agent/batch_records=20 --set agent/window=2 --set agent/ack_timeout_ms=10000)
 
 note "collector down while agents take their files"
 drop council "$WORK/csv/council.csv"
@@ -24,6 +26,13 @@ got=$(stored_records)
 note "collector killed with $got records stored"
 ((got < 12000)) || fail "delivery was already complete when the collector was killed ($got records); the test proves nothing"
 start_collector
+back=$(date +%s%N)
+wait_for 30 "delivery to resume after the restart" more_than "$got"
+gap_ms=$((($(date +%s%N) - back) / 1000000))
+note "delivery resumed ${gap_ms} ms after the collector was back (ack timeout 10000 ms)"
+((gap_ms < 1000 * TIME_SCALE)) || fail "delivery resumed only ${gap_ms} ms after the collector was back: the agents waited for their ack timeout instead of resending when the connection came back"
+grep -q "is back: sending the [0-9]* batches that were in flight again" "$WORK/council.log" "$WORK/nhs.log" ||
+  fail "no agent said it resent its batches in flight when the collector was back"
 
 note "kill -9 of an agent in the middle of delivery"
 drop police "$WORK/csv/police.csv"
