@@ -502,6 +502,11 @@ monitor_tick (outbox_t *outbox, inbox_t *inbox, sender_t *sender, const char *co
     snapshot.alarm = outbox_alarm (outbox, &alarm, err, sizeof err) == 0 && alarm.lost > 0;
     sender_counters (sender, &snapshot.sent);
     inbox_counters (inbox, &snapshot.files);
+    snapshot.taken_at = (int64_t)time (NULL);
+    snapshot.last_ack_at = outbox_last_ack_at (outbox);
+    if (snapshot.pending_batches &&
+        outbox_oldest_pending_at (outbox, &snapshot.oldest_pending_at, err, sizeof err))
+        snapshot.oldest_pending_at = 0;
     agent_metrics_publish (s_monitor.metrics, &snapshot);
     if (snapshot.alarm)
         health_status ("ALARM: %llu batches lost (totalplace-agent status); %zu batches pending",

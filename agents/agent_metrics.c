@@ -76,6 +76,17 @@ agent_metrics_render (void *arg, metrics_text_t *text)
            s.retained.count);
     s_one (text, P "outbox_retained_bytes", "gauge", "Bytes of the retained batches",
            s.retained.bytes);
+    /* The age an operator alerts on (docs/operations.md): a batch waiting long means delivery has
+     * stalled, whatever the counters say. */
+    s_one (text, P "oldest_pending_age_seconds", "gauge",
+           "How long the oldest batch waiting for its Ack has waited since its file was taken "
+           "(0 when none waits)",
+           s.pending_batches && s.oldest_pending_at && s.taken_at > s.oldest_pending_at
+               ? (uint64_t)(s.taken_at - s.oldest_pending_at)
+               : 0);
+    s_one (text, P "last_ack_timestamp_seconds", "gauge",
+           "When the collector last acknowledged a batch (unix seconds; 0: never)",
+           s.last_ack_at > 0 ? (uint64_t)s.last_ack_at : 0);
     s_one (text, P "lost_batches_alarm", "gauge",
            "1 while batches found lost wait for a person (totalplace-agent status)",
            s.alarm ? 1 : 0);

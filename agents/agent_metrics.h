@@ -24,6 +24,9 @@ typedef struct {
     bool alarm;                 /* batches were found lost (totalplace-agent status) */
     sender_counters_t sent;
     inbox_counters_t files;
+    int64_t oldest_pending_at; /* unix seconds the oldest waiting batch was taken; 0: none */
+    int64_t last_ack_at;       /* unix seconds of the last Ack; 0: none yet */
+    int64_t taken_at;          /* unix seconds of the snapshot, for the ages */
 } agent_metrics_snapshot_t;
 
 /* NULL when out of memory. started_at: unix seconds. */

@@ -107,6 +107,12 @@ acked=$(sample "$WORK/a.prom" totalplace_agent_batches_acknowledged_total)
 mark=$(jq -r '.agents[] | select(.agent_id == "council") | .last_batch_seq' "$WORK/stats.json")
 ((acked == mark)) || fail "the agent counts $acked batches acknowledged, its mark in the store is $mark"
 ((acked <= batches)) || fail "the agent counts $acked batches acknowledged, the store applied $batches"
+# Everything delivered: nothing waits, and the last Ack is recent.
+[[ $(sample "$WORK/a.prom" totalplace_agent_oldest_pending_age_seconds) == 0 ]] \
+  || fail "the agent reports a waiting batch's age with nothing pending"
+last_ack=$(sample "$WORK/a.prom" totalplace_agent_last_ack_timestamp_seconds)
+((last_ack > 0 && last_ack <= $(date +%s) && last_ack > $(date +%s) - 600)) \
+  || fail "the agent's last Ack time $last_ack is not a recent unix time"
 applied=$(sample "$WORK/c.prom" totalplace_collector_batches_total 'status="applied"')
 ((applied == batches)) || fail "batches_total{applied} is $applied, the store holds $batches"
 commits=$(sample "$WORK/c.prom" totalplace_collector_group_commit_duration_seconds_count)
