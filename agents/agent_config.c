@@ -1,5 +1,6 @@
 /* agent_config: the agent's settings table; parsing lives in proto/settings.c. */
 #include "agent_config.h"
+#include "err_text.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -162,20 +163,8 @@ static const setting_t SETTINGS[] = {
 
 static const settings_table_t TABLE = {SETTINGS, sizeof SETTINGS / sizeof SETTINGS[0]};
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 agent_config_t *
 agent_config_new (void)

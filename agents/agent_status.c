@@ -1,6 +1,7 @@
 /* agent_status: the outbox's state gathered once into JSON, printed as JSON or as a table, so that
  * both show the same facts. */
 #include "agent_status.h"
+#include "err_text.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -21,20 +22,8 @@
     "collector's totals are whole again, then clear the alarm with: totalplace-agent "             \
     "[the same -c CONFIG or --state-dir] status --clear-alarm"
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static json_t *
 time_json (int64_t unix_seconds)

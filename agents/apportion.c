@@ -2,6 +2,7 @@
  * m = q * W + r (W the total weight, r < W), a part's exact share is q * w + r * w / W; q * w <= m
  * and r * w < W * W <= 10^18, so nothing can overflow and no floating point is involved. */
 #include "apportion.h"
+#include "err_text.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,20 +14,8 @@ typedef struct {
     size_t index;
 } share_t;
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 /* Largest remainder first; on a tie, the lower index: the same input always splits the same way. */
 static int

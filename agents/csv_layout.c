@@ -1,6 +1,7 @@
 /* csv_layout: header names per field as data, the config's column specifications parsed once, and
  * one file's header resolved against them. */
 #include "csv_layout.h"
+#include "err_text.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -98,20 +99,8 @@ struct _csv_layout_t {
     size_t note_count;
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 const char *
 csv_field_name (csv_field_t field)

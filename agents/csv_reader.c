@@ -5,6 +5,7 @@
  * points at the right line, reports what it finds to an export_summary, and keeps memory bounded
  * whatever the file holds. */
 #include "csv_reader.h"
+#include "err_text.h"
 #include "line_breaks.h"
 #include "quoted_text.h"
 
@@ -144,20 +145,8 @@ typedef struct {
     size_t err_len;
 } read_state_t;
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static bool
 is_space (char c)

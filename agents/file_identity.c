@@ -1,5 +1,6 @@
 /* file_identity: stat and a BLAKE2b-256 of the content (libsodium, already linked for CURVE). */
 #include "file_identity.h"
+#include "err_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,20 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static void
 from_stat (const struct stat *st, file_identity_t *identity)

@@ -2,6 +2,7 @@
  * (the file's batches go to the outbox's stage as they are made, so memory does not grow with the
  * file), and taken once whatever happens to the move out of the inbox. */
 #include "inbox.h"
+#include "err_text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -66,20 +67,8 @@ struct _inbox_t {
     char pause_why[512];
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return INBOX_ERR;
-}
+/* A failure: the message into the caller's err, INBOX_ERR returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, INBOX_ERR, __VA_ARGS__)
 
 static void say (inbox_t *self, agent_level_t level, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));

@@ -13,6 +13,7 @@
  *             "last_ack_at" -> unix seconds; "staging" -> first staged seq (while a stage has
  *             chunks on disk: batches from it on are not pending, and are deleted at open) */
 #include "outbox.h"
+#include "err_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,20 +119,8 @@ struct _outbox_t {
 
 typedef int (write_step_fn) (outbox_t *self, MDB_txn *txn, void *ctx, char *err, size_t err_len);
 
-static int fail (char *err, size_t err_len, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail (char *err, size_t err_len, int code, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return code;
-}
+/* A failure: the message into the caller's err, the code returned (proto/err_text.h). */
+#define fail(err, err_len, code, ...) err_text (err, err_len, code, __VA_ARGS__)
 
 /* Turns a failed mdb_* call inside a write step into the step's answer. */
 static int

@@ -3,6 +3,7 @@
  * open-addressed table of digests, kept at most half full: 48 to 96 bytes per distinct row of a
  * file. */
 #include "record_ids.h"
+#include "err_text.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -30,20 +31,8 @@ struct _record_ids_t {
     size_t scratch_len;
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 record_ids_t *
 record_ids_new (void)

@@ -1,5 +1,6 @@
 /* retention: done/ pruned oldest first, collector-rejects.csv rotated. */
 #include "retention.h"
+#include "err_text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,20 +15,8 @@
 
 #define DAY 86400
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static const char *const SIDE_SUFFIXES[] = {".rejects.csv", ".warnings.csv"};
 

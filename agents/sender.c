@@ -1,5 +1,6 @@
 /* sender: at-least-once delivery of outbox batches, with Lazy Pirate reconnects. */
 #include "sender.h"
+#include "err_text.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -61,20 +62,8 @@ struct _sender_t {
     bool dropped;         /* the connection dropped (a collector crash): resend when it is back */
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static void say (sender_t *self, agent_level_t level, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));

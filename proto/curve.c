@@ -1,5 +1,6 @@
 /* curve: loading, checking and writing CURVE certificates, and where plain sockets may go. */
 #include "curve.h"
+#include "err_text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,20 +20,8 @@ struct _curve_client_t {
     zcert_t *server;
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static const char *const ROLE_NAMES[] = {"none", "agent", "query", "collector"};
 

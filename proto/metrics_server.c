@@ -1,5 +1,6 @@
 /* metrics_server: GET /metrics through libmicrohttpd's internal polling thread. */
 #include "metrics_server.h"
+#include "err_text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,20 +25,8 @@ struct _metrics_server_t {
     char url[96];
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 /* Parses "HOST:PORT" into address (IPv4 or IPv6). Returns 0 or -1 with a message. */
 static int

@@ -1,5 +1,6 @@
 /* settings: the one place where a configuration value's text becomes a field. */
 #include "settings.h"
+#include "err_text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,20 +14,8 @@
 /* Room in sockaddr_un.sun_path for an ipc:// endpoint's path, without its NUL. */
 #define IPC_PATH_MAX 107
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static const setting_t *
 find_setting (const settings_table_t *table, const char *key)

@@ -1,5 +1,6 @@
 /* wire: the one place that knows the message limits and what makes a record acceptable. */
 #include "wire.h"
+#include "err_text.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,26 +11,14 @@
 #include "period.h"
 #include "quoted_text.h"
 
-static int fail (char *reason, size_t reason_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *reason, size_t reason_len, const char *format, ...)
-{
-    if (reason && reason_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, reason_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+/* A failure: the message into the caller's err, -1 returned (proto/err_text.h). */
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static bool
 is_identifier_char (unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
-           || c == '_' || c == '.';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 wire_utf8_t
@@ -133,16 +122,14 @@ wire_validate_record (const Totalplace__SpendingRecord *r, char *reason, size_t 
 {
     if (!r)
         return fail (reason, reason_len, "record is missing");
-    if (wire_check_identifier ("body_id", r->body_id, WIRE_MAX_BODY_ID, reason, reason_len)
-        || wire_check_text ("record_id", r->record_id, WIRE_MAX_RECORD_ID, true, reason,
-                            reason_len)
-        || wire_check_identifier ("neighbourhood", r->neighbourhood, WIRE_MAX_NEIGHBOURHOOD,
-                                  reason, reason_len)
-        || wire_check_text ("service", r->service, WIRE_MAX_SERVICE, true, reason, reason_len)
-        || wire_check_text ("supplier", r->supplier, WIRE_MAX_SUPPLIER, false, reason,
-                            reason_len)
-        || wire_check_text ("description", r->description, WIRE_MAX_DESCRIPTION, false, reason,
-                            reason_len))
+    if (wire_check_identifier ("body_id", r->body_id, WIRE_MAX_BODY_ID, reason, reason_len) ||
+        wire_check_text ("record_id", r->record_id, WIRE_MAX_RECORD_ID, true, reason, reason_len) ||
+        wire_check_identifier ("neighbourhood", r->neighbourhood, WIRE_MAX_NEIGHBOURHOOD, reason,
+                               reason_len) ||
+        wire_check_text ("service", r->service, WIRE_MAX_SERVICE, true, reason, reason_len) ||
+        wire_check_text ("supplier", r->supplier, WIRE_MAX_SUPPLIER, false, reason, reason_len) ||
+        wire_check_text ("description", r->description, WIRE_MAX_DESCRIPTION, false, reason,
+                         reason_len))
         return -1;
     if (r->revision < 1)
         return fail (reason, reason_len, "revision is 0; revisions start at 1");
@@ -153,9 +140,8 @@ wire_validate_record (const Totalplace__SpendingRecord *r, char *reason, size_t 
                      PERIOD_MAX_YEAR);
     }
     if (r->amount_pence > WIRE_MAX_ABS_AMOUNT_PENCE || r->amount_pence < -WIRE_MAX_ABS_AMOUNT_PENCE)
-        return fail (reason, reason_len,
-                     "amount_pence %lld is beyond the limit of +/-%lld pence",
-                     (long long) r->amount_pence, (long long) WIRE_MAX_ABS_AMOUNT_PENCE);
+        return fail (reason, reason_len, "amount_pence %lld is beyond the limit of +/-%lld pence",
+                     (long long)r->amount_pence, (long long)WIRE_MAX_ABS_AMOUNT_PENCE);
     return 0;
 }
 
@@ -169,20 +155,21 @@ has_field_zero (const ProtobufCMessage *message)
         if (message->unknown_fields[i].tag == 0)
             return true;
     const ProtobufCMessageDescriptor *descriptor = message->descriptor;
-    const char *base = (const char *) message;
+    const char *base = (const char *)message;
     for (unsigned f = 0; f < descriptor->n_fields; f++) {
         const ProtobufCFieldDescriptor *field = &descriptor->fields[f];
         if (field->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
         if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t count = *(const size_t *) (base + field->quantifier_offset);
-            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *) (base + field->offset);
+            size_t count = *(const size_t *)(base + field->quantifier_offset);
+            ProtobufCMessage *const *items =
+                *(ProtobufCMessage *const *const *)(base + field->offset);
             for (size_t k = 0; k < count; k++)
                 if (items[k] && has_field_zero (items[k]))
                     return true;
         }
         else {
-            const ProtobufCMessage *inner = *(ProtobufCMessage *const *) (base + field->offset);
+            const ProtobufCMessage *inner = *(ProtobufCMessage *const *)(base + field->offset);
             if (inner && has_field_zero (inner))
                 return true;
         }
@@ -233,8 +220,8 @@ wire_encode (const ProtobufCMessage *message, uint8_t **data, size_t *size, char
 }
 
 ProtobufCMessage *
-wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data, size_t size,
-             char *err, size_t err_len)
+wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data, size_t size, char *err,
+             size_t err_len)
 {
     if (size > WIRE_MAX_MESSAGE_BYTES) {
         fail (err, err_len, "message of %zu bytes is over the limit of %u", size,
@@ -242,7 +229,7 @@ wire_decode (const ProtobufCMessageDescriptor *descriptor, const void *data, siz
         return NULL;
     }
     ProtobufCMessage *message =
-      protobuf_c_message_unpack (descriptor, NULL, size, (const uint8_t *) data);
+        protobuf_c_message_unpack (descriptor, NULL, size, (const uint8_t *)data);
     if (!message)
         fail (err, err_len, "%zu bytes are not a valid %s message", size, descriptor->short_name);
     else if (has_field_zero (message)) {
@@ -263,10 +250,10 @@ text_equal (const char *a, const char *b)
 int
 wire_records_equal (const Totalplace__SpendingRecord *a, const Totalplace__SpendingRecord *b)
 {
-    return text_equal (a->body_id, b->body_id) && text_equal (a->record_id, b->record_id)
-           && a->revision == b->revision && text_equal (a->neighbourhood, b->neighbourhood)
-           && text_equal (a->service, b->service) && text_equal (a->period, b->period)
-           && a->amount_pence == b->amount_pence && a->poolable == b->poolable
-           && text_equal (a->supplier, b->supplier) && text_equal (a->description, b->description)
-           && a->withdrawn == b->withdrawn;
+    return text_equal (a->body_id, b->body_id) && text_equal (a->record_id, b->record_id) &&
+           a->revision == b->revision && text_equal (a->neighbourhood, b->neighbourhood) &&
+           text_equal (a->service, b->service) && text_equal (a->period, b->period) &&
+           a->amount_pence == b->amount_pence && a->poolable == b->poolable &&
+           text_equal (a->supplier, b->supplier) && text_equal (a->description, b->description) &&
+           a->withdrawn == b->withdrawn;
 }
