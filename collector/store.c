@@ -956,8 +956,8 @@ claim_folder (const char *path, bool *created, char *err, size_t err_len)
     return 0;
 }
 
-static int
-sync_folder (const char *path)
+int
+store_sync_folder (const char *path)
 {
     int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -1020,7 +1020,7 @@ store_init_as (const char *path, const store_identity_t *identity, char *err, si
     rmdir (building);
     if (rc)
         goto err_folder;
-    if (sync_folder (path) != 0) {
+    if (store_sync_folder (path) != 0) {
         rc =
             fail (err, err_len, STORE_ERR, "cannot sync the folder %s: %s", path, strerror (errno));
         unlink (final);

@@ -297,6 +297,10 @@ int store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *
  * it (store_backup does). */
 int store_copy (store_t *self, const char *folder, char *err, size_t err_len);
 
+/* fsync of a folder, so that the names made, moved or removed in it are durable. Returns 0, or -1
+ * with errno. */
+int store_sync_folder (const char *path);
+
 /* Name of an outcome, e.g. "duplicate". */
 const char *store_outcome_name (store_outcome_t outcome);
 

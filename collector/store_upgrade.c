@@ -482,16 +482,6 @@ verify_new (store_t *store, const char *path, char *err, size_t err_len)
 
 /* ---------------------------------------------------------------- the swap */
 
-static int
-sync_folder (const char *path)
-{
-    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync (fd);
-    close (fd);
-    return rc;
-}
 
 /* Whether the filesystem of folder exchanges two names atomically, tried on two empty files. */
 static int
@@ -528,7 +518,7 @@ swap_in (const char *path, const char *building, char *kept, size_t kept_len, ch
         !path_in (lock, building, "lock.mdb"))
         return fail (err, err_len, STORE_ERR, "store path %.64s... is too long", path);
     unlink (lock); /* the new store's, made while it was built */
-    if (sync_folder (building) != 0 ||
+    if (store_sync_folder (building) != 0 ||
         renameat2 (AT_FDCWD, new_file, AT_FDCWD, old_file, RENAME_EXCHANGE) != 0)
         return fail (err, err_len, STORE_ERR, "cannot swap the new store into %s: %s", path,
                      strerror (errno));
@@ -543,7 +533,7 @@ swap_in (const char *path, const char *building, char *kept, size_t kept_len, ch
     if (kept_len < PATH_MAX || !path_in (kept, path, name) ||
         renameat2 (AT_FDCWD, building, AT_FDCWD, kept, RENAME_NOREPLACE) != 0)
         memcpy (kept, building, strlen (building) + 1);
-    sync_folder (path);
+    store_sync_folder (path);
     return 0;
 }
 
