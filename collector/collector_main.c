@@ -330,6 +330,10 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
         fresh->max_map_size_mb != running->max_map_size_mb)
         zsys_warning ("collector/map_size_mb or collector/max_map_size_mb changed; restart to "
                       "apply");
+    if (fresh->journal_records != running->journal_records ||
+        fresh->journal_ms != running->journal_ms)
+        zsys_warning ("collector/journal_records or collector/journal_ms changed; restart to "
+                      "apply");
     if (fresh->log_syslog != running->log_syslog)
         zsys_warning ("log/syslog changed; restart to apply");
     if (fresh->allow_plain != running->allow_plain ||
@@ -601,8 +605,11 @@ main (int argc, char **argv)
                     "machine");
         goto done;
     }
-    store_options_t store_options = {
-        .path = config->state_dir, .map_size = map_size, .max_map_size = max_map_size};
+    store_options_t store_options = {.path = config->state_dir,
+                                     .map_size = map_size,
+                                     .max_map_size = max_map_size,
+                                     .journal_records = (size_t)config->journal_records,
+                                     .journal_ms = (unsigned)config->journal_ms};
     char store_err[STORE_ERR_LEN];
     int store_code;
     store = store_new (&store_options, &store_code, store_err, sizeof store_err);

@@ -22,6 +22,7 @@
 #include "period.h"
 #include "store_codec.h"
 #include "store_dict.h"
+#include "store_journal.h"
 #include "quoted_text.h"
 #include "report.h"
 
@@ -39,6 +40,7 @@
  *                   "format"                          -> format version, decimal text ("2")
  *                   "store_id"                        -> 32 lowercase hex digits
  *                   "created"                         -> unix seconds, decimal text
+ *                   "journal"                         -> the last group committed (uint64)
  * Every value above is followed by its checksum (store_checksum.h, STORE_CHECKSUM_BYTES), checked
  * on every read. The identity is text so that mdb_dump shows it and any future version can read
  * its format: that layout (decimal text, then the checksum) is the same in every format. Messages
@@ -68,6 +70,7 @@ static const char COUNTERS_KEY[] = "counters";
 static const char FORMAT_KEY[] = "format";
 static const char STORE_ID_KEY[] = "store_id";
 static const char CREATED_KEY[] = "created";
+static const char JOURNAL_KEY[] = "journal";
 
 typedef struct _apply_memory_t apply_memory_t;
 static void apply_memory_free (apply_memory_t **memory_p);
@@ -95,6 +98,19 @@ struct _store_t {
     pthread_rwlock_t resize_lock;
     apply_memory_t *memory; /* the writer's working memory, see store_apply */
     store_identity_t identity;
+    /* The open transaction (see "the open transaction" below): groups applied and not committed
+     * yet, each of them in the journal. */
+    store_journal_t *journal; /* NULL: read-only, or journal_records 0 (every group committed) */
+    MDB_txn *open_txn;
+    uint64_t seq;              /* the last group applied (committed or in the open transaction) */
+    uint64_t committed_seq;    /* the last group committed: meta "journal" */
+    uint64_t open_records;     /* records of the groups in the open transaction */
+    uint64_t open_journaled;   /* of its groups, those in the journal (acknowledged on that) */
+    double open_since;         /* monotonic seconds: when it began */
+    bool replay_needed;        /* it was given up with groups in the journal: apply them again */
+    uint64_t replay_exact_seq; /* a group of the journal that needs exact mode (0: none) */
+    size_t journal_records;
+    double journal_seconds;
 };
 
 static int fail (char *err, size_t err_len, int code, const char *format, ...)
@@ -765,6 +781,45 @@ env_open_code (int rc)
                : STORE_ERR;
 }
 
+static int replay_journal (store_t *self, char *err, size_t err_len);
+static void open_abort (store_t *self);
+static int open_commit (store_t *self, char *err, size_t err_len);
+
+/* The writer's journal: the last group committed, from meta; the journal's later groups (a crash)
+ * applied and committed; the journal kept open when journal_records allows one, else removed. */
+static int
+open_journal (store_t *self, const store_options_t *options, char *err, size_t err_len)
+{
+    self->journal_records = options->journal_records;
+    self->journal_seconds = (options->journal_ms ? options->journal_ms : 1000) / 1000.0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot begin transaction in %s: %s", self->path,
+                     mdb_strerror (rc));
+    MDB_val key = {sizeof JOURNAL_KEY - 1, (void *)JOURNAL_KEY};
+    uint64_t seq = 0;
+    rc = get_fixed (self, txn, STORE_DB_META, &key, &seq, sizeof seq, err, err_len);
+    mdb_txn_abort (txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    self->seq = self->committed_seq = seq;
+    char path[PATH_MAX];
+    if ((size_t)snprintf (path, sizeof path, "%s/journal", self->path) >= sizeof path)
+        return fail (err, err_len, STORE_ERR, "store path %.64s... is too long", self->path);
+    if (access (path, F_OK) != 0 && !options->journal_records)
+        return 0;
+    self->journal = store_journal_open (self->path, self->hash_key, err, err_len);
+    if (!self->journal)
+        return STORE_ERR_DAMAGED;
+    rc = replay_journal (self, err, err_len);
+    if (rc == 0 && !options->journal_records) {
+        store_journal_close (&self->journal);
+        unlink (path);
+    }
+    return rc;
+}
+
 store_t *
 store_new (const store_options_t *options, int *code, char *err, size_t err_len)
 {
@@ -851,6 +906,13 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
     if (rc) {
         *code = fail (err, err_len, STORE_ERR, "cannot open the databases in %s: %s", options->path,
                       mdb_strerror (rc));
+        goto err_env;
+    }
+    if (!self->read_only && (*code = open_journal (self, options, err, err_len)) != 0) {
+        open_abort (self);
+        store_journal_close (&self->journal);
+        apply_memory_free (&self->memory);
+        store_dict_cache_destroy (&self->dict);
         goto err_env;
     }
     return self;
@@ -1047,6 +1109,12 @@ store_destroy (store_t **self_p)
     if (!self_p || !*self_p)
         return;
     store_t *self = *self_p;
+    /* Groups of the open transaction are in the journal: committing them is not needed, but
+     * spares the next start applying them again. */
+    char ignored[STORE_ERR_LEN];
+    if (self->open_txn && open_commit (self, ignored, sizeof ignored))
+        open_abort (self);
+    store_journal_close (&self->journal);
     apply_memory_free (&self->memory);
     store_dict_cache_destroy (&self->dict);
     mdb_env_close (self->env);
@@ -1075,23 +1143,21 @@ store_destroy (store_t **self_p)
 
 /* A total the transaction changes. */
 typedef struct {
+    /* Its key as two numbers that order as its bytes do (cells first, then neighbourhoods): keys
+     * are fixed-width, so sorting compares two words instead of calling memcmp. */
+    uint64_t order[2];
     uint64_t hash;
     /* Fast path: the sum of this group's contributions, and the sums of its additions (>= 0)
      * and of its subtractions (<= 0) apart. Exact mode: value is the total itself. */
     store_amount_t value, plus, minus;
-    const char *key; /* in the working memory's key arena, NUL-terminated */
-    uint32_t key_len;
+    unsigned char key[STORE_CODEC_CELL_KEY_LEN];
+    uint8_t key_len;
     bool cell; /* in the cells database, else in neighbourhoods */
 } total_t;
-
-/* Keys are copied into chunks that never move, so pointers into them stay valid. */
-#define KEY_CHUNK_BYTES ((size_t)256 * 1024)
 
 /* Working memory of store_apply, kept between groups so the single writer does not allocate and
  * fault in fresh pages for every group. */
 struct _apply_memory_t {
-    char **chunks;
-    size_t chunk_count, chunk_capacity, chunk_current, chunk_used;
     total_t *totals;
     size_t total_count, total_capacity;
     uint32_t *slots;   /* open addressing: index + 1 into totals, 0 when free */
@@ -1127,9 +1193,6 @@ apply_memory_free (apply_memory_t **memory_p)
     apply_memory_t *memory = *memory_p;
     if (!memory)
         return;
-    for (size_t i = 0; i < memory->chunk_count; i++)
-        free (memory->chunks[i]);
-    free (memory->chunks);
     free (memory->totals);
     free (memory->slots);
     free (memory);
@@ -1139,50 +1202,33 @@ apply_memory_free (apply_memory_t **memory_p)
 static void
 apply_memory_reset (apply_memory_t *memory)
 {
-    memory->chunk_current = 0;
-    memory->chunk_used = 0;
     memory->total_count = 0;
     if (memory->slots)
         memset (memory->slots, 0, memory->slot_count * sizeof *memory->slots);
 }
 
-/* Copies len bytes and a NUL into the key arena. Returns NULL when out of memory. */
-static const char *
-copy_key (apply_memory_t *memory, const char *bytes, size_t len)
+/* A total's key (a cell's 15 bytes, or a neighbourhood's 4) as two big-endian words, a
+ * neighbourhood's with the top bit set: they order as cells first, then by the key's bytes. */
+static void
+key_order (bool cell, const unsigned char *key, size_t len, uint64_t order[2])
 {
-    if (memory->chunk_count == 0 || memory->chunk_used + len + 1 > KEY_CHUNK_BYTES) {
-        if (memory->chunk_count > 0)
-            memory->chunk_current++;
-        memory->chunk_used = 0;
-        if (memory->chunk_current >= memory->chunk_count) {
-            if (memory->chunk_count == memory->chunk_capacity) {
-                size_t capacity = memory->chunk_capacity ? memory->chunk_capacity * 2 : 16;
-                char **chunks = realloc (memory->chunks, capacity * sizeof *chunks);
-                if (!chunks)
-                    return NULL;
-                memory->chunks = chunks;
-                memory->chunk_capacity = capacity;
-            }
-            char *chunk = malloc (KEY_CHUNK_BYTES);
-            if (!chunk)
-                return NULL;
-            memory->chunks[memory->chunk_count++] = chunk;
-        }
+    unsigned char bytes[16] = {0};
+    memcpy (bytes, key, len);
+    order[0] = order[1] = 0;
+    for (int i = 0; i < 8; i++) {
+        order[0] = order[0] << 8 | bytes[i];
+        order[1] = order[1] << 8 | bytes[8 + i];
     }
-    char *copy = memory->chunks[memory->chunk_current] + memory->chunk_used;
-    memcpy (copy, bytes, len);
-    copy[len] = '\0';
-    memory->chunk_used += len + 1;
-    return copy;
+    if (!cell)
+        order[0] |= UINT64_C (1) << 63; /* a cell's first byte, a month's high byte, is < 0x80 */
 }
 
 static uint64_t
-hash_key (const char *key, size_t len, bool cell)
+hash_order (const uint64_t order[2])
 {
-    uint64_t hash = cell ? UINT64_C (0xcbf29ce484222325) : UINT64_C (0x84222325cbf29ce4);
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (uint8_t)key[i]) * UINT64_C (0x100000001b3);
-    return hash ^ (hash >> 29);
+    uint64_t hash =
+        (order[0] ^ (order[1] * UINT64_C (0x9e3779b97f4a7c15))) * UINT64_C (0xbf58476d1ce4e5b9);
+    return hash ^ (hash >> 31);
 }
 
 /* Doubles the slot table and re-inserts every total. */
@@ -1208,18 +1254,19 @@ grow_slots (apply_memory_t *memory)
 /* Finds the total in this transaction's working set, adding it on first touch (in exact mode
  * with its stored value). Sets *index. */
 static int
-touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, size_t *index,
-             char *err, size_t err_len)
+touch_total (apply_state_t *state, bool cell, const unsigned char *key, size_t key_len,
+             size_t *index, char *err, size_t err_len)
 {
     apply_memory_t *memory = state->memory;
-    uint64_t hash = hash_key (key, key_len, cell);
+    uint64_t order[2];
+    key_order (cell, key, key_len, order);
+    uint64_t hash = hash_order (order);
     if (memory->slot_count < 2 * (memory->total_count + 1) && grow_slots (memory))
         return fail (err, err_len, STORE_ERR, "out of memory");
     size_t mask = memory->slot_count - 1, slot = hash & mask;
     for (; memory->slots[slot]; slot = (slot + 1) & mask) {
         total_t *total = &memory->totals[memory->slots[slot] - 1];
-        if (total->hash == hash && total->cell == cell && total->key_len == key_len &&
-            memcmp (total->key, key, key_len) == 0) {
+        if (total->order[0] == order[0] && total->order[1] == order[1]) {
             *index = memory->slots[slot] - 1;
             return 0;
         }
@@ -1233,10 +1280,9 @@ touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, s
         memory->total_capacity = capacity;
     }
     total_t *total = &memory->totals[memory->total_count];
-    *total = (total_t){.hash = hash, .key_len = (uint32_t)key_len, .cell = cell};
-    total->key = copy_key (memory, key, key_len);
-    if (!total->key)
-        return fail (err, err_len, STORE_ERR, "out of memory");
+    *total = (total_t){
+        .order = {order[0], order[1]}, .hash = hash, .key_len = (uint8_t)key_len, .cell = cell};
+    memcpy (total->key, key, key_len);
     if (state->exact) {
         MDB_val k = {key_len, (void *)total->key};
         int rc =
@@ -1276,11 +1322,10 @@ add_contribution (apply_state_t *state, uint32_t body, const store_codec_record_
     store_codec_cell_key (&cell, cell_key);
     store_codec_id (record->neighbourhood, neighbourhood_key);
     size_t targets[2];
-    int rc = touch_total (state, true, (const char *)cell_key, sizeof cell_key, &targets[0], err,
-                          err_len);
+    int rc = touch_total (state, true, cell_key, sizeof cell_key, &targets[0], err, err_len);
     if (rc == 0)
-        rc = touch_total (state, false, (const char *)neighbourhood_key, sizeof neighbourhood_key,
-                          &targets[1], err, err_len);
+        rc = touch_total (state, false, neighbourhood_key, sizeof neighbourhood_key, &targets[1],
+                          err, err_len);
     if (rc)
         return rc;
     /* |amount| <= WIRE_MAX_ABS_AMOUNT_PENCE, so negating it cannot overflow. */
@@ -1648,13 +1693,9 @@ static int
 compare_totals (const void *a, const void *b)
 {
     const total_t *x = a, *y = b;
-    if (x->cell != y->cell)
-        return x->cell ? -1 : 1;
-    size_t len = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int order = memcmp (x->key, y->key, len);
-    if (order)
-        return order;
-    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+    if (x->order[0] != y->order[0])
+        return x->order[0] < y->order[0] ? -1 : 1;
+    return x->order[1] < y->order[1] ? -1 : x->order[1] > y->order[1];
 }
 
 /* Writes every touched total back in key order, one cursor per database. */
@@ -1824,10 +1865,11 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
                         "counters", err, err_len);
 }
 
-/* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL or APPLY_NEEDS_EXACT
- * (aborted), or an error. */
+/* One attempt at the whole group, in txn (the open transaction). Returns 0 (the group is in
+ * txn), APPLY_MAP_FULL, APPLY_NEEDS_EXACT or an error: then txn holds part of the group and must
+ * be given up. */
 static int
-apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+apply_once (store_t *self, MDB_txn *txn, Totalplace__Batch *const *batches, size_t batch_count,
             store_result_t *const *results, uint64_t *marks_before, bool exact, bool import,
             char *err, size_t err_len)
 {
@@ -1836,23 +1878,11 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
     if (!self->dict && !(self->dict = store_dict_cache_new (DICT_CACHE_BYTES)))
         return fail (err, err_len, STORE_ERR, "out of memory");
     apply_memory_reset (self->memory);
-    apply_state_t state = {.store = self, .memory = self->memory, .exact = exact};
-    int rc = mdb_txn_begin (self->env, NULL, 0, &state.txn);
-    if (rc == MDB_PANIC)
-        return fail (err, err_len, STORE_ERR,
-                     "LMDB stopped taking writes to the store in %s after a write of its meta "
-                     "page failed (%s): restart the collector (the store keeps its last commit)",
-                     self->path, mdb_strerror (rc));
-    if (rc)
-        return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
-                     mdb_strerror (rc));
+    apply_state_t state = {.store = self, .memory = self->memory, .exact = exact, .txn = txn};
     state.dict = dict_of (self, state.txn);
-    rc = mdb_cursor_open (state.txn, self->records, &state.records);
-    if (rc) {
-        mdb_txn_abort (state.txn);
+    int rc = mdb_cursor_open (state.txn, self->records, &state.records);
+    if (rc)
         return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
-    }
-    rc = 0;
     for (size_t b = 0; b < batch_count && rc == 0; b++)
         for (size_t i = 0; i < batches[b]->n_records && rc == 0; i++) {
             store_result_t *result = &results[b][i];
@@ -1873,27 +1903,6 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
         rc = write_totals (&state, err, err_len);
     if (rc == 0 && !import)
         rc = write_agents_and_counters (&state, batches, batch_count, marks_before, err, err_len);
-    if (rc == 0) {
-        rc = mdb_txn_commit (state.txn);
-        store_dict_cache_end (self->dict, rc == 0);
-        if (rc == MDB_MAP_FULL)
-            rc = APPLY_MAP_FULL;
-        else if (rc && disk_full (rc, self->path))
-            rc = fail (err, err_len, STORE_ERR_NOSPACE,
-                       "disk full: the filesystem of %s has %lld bytes free; nothing of the "
-                       "group was applied, and it will be once there is room (agents send "
-                       "again)",
-                       self->path, free_bytes (self->path));
-        else if (rc)
-            rc = fail (err, err_len, STORE_ERR,
-                       "cannot commit to the store in %s: %s (the "
-                       "filesystem has %lld bytes free)",
-                       self->path, mdb_strerror (rc), free_bytes (self->path));
-    }
-    else {
-        mdb_txn_abort (state.txn);
-        store_dict_cache_end (self->dict, false);
-    }
     return rc;
 }
 
@@ -1932,10 +1941,150 @@ grow_map (store_t *self, char *err, size_t err_len)
     return 0;
 }
 
-/* store_apply, and store_import (import: no agent marks, no counters). */
+/* ---------------------------------------------------------------- the open transaction */
+
+/* Groups are applied in transactions nested in one open write transaction. Each group is then
+ * either committed with it at once (store_apply; and store_apply_journaled when the open
+ * transaction is full or old), or appended to the journal and synced (store_apply_journaled), so
+ * that it is durable and may be acknowledged while the open transaction goes on taking groups:
+ * LMDB then writes and syncs the pages the groups share once for many groups. Readers see the
+ * store as of the last commit, whole groups only. Should the open transaction be given up (its
+ * commit fails, or the map must grow and it cannot be committed first), the groups of it in the
+ * journal are applied again from there before anything else, in order: store_apply is
+ * deterministic, so they make the same outcomes. The last group committed is in meta "journal";
+ * at opening, the writer applies the journal's later groups (a crash), commits and empties it. */
+
+static double
+now_seconds (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+open_begin (store_t *self, char *err, size_t err_len)
+{
+    if (self->open_txn)
+        return 0;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &self->open_txn);
+    if (rc == MDB_PANIC)
+        return fail (err, err_len, STORE_ERR,
+                     "LMDB stopped taking writes to the store in %s after a write of its meta "
+                     "page failed (%s): restart the collector (the store keeps its last commit)",
+                     self->path, mdb_strerror (rc));
+    if (rc) {
+        self->open_txn = NULL;
+        return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
+                     mdb_strerror (rc));
+    }
+    self->open_records = 0;
+    self->open_journaled = 0;
+    self->open_since = now_seconds ();
+    return 0;
+}
+
+/* Gives the open transaction up: what it held is as it was at the last commit, and the groups of
+ * it in the journal must be applied again. */
+static void
+open_abort (store_t *self)
+{
+    if (!self->open_txn)
+        return;
+    mdb_txn_abort (self->open_txn);
+    self->open_txn = NULL;
+    store_dict_cache_end (self->dict, false);
+    if (self->open_journaled)
+        self->replay_needed = true;
+    self->seq = self->committed_seq;
+    self->open_records = self->open_journaled = 0;
+}
+
+/* Commits the open transaction, synced, with its last group's number; then empties the journal.
+ * On failure the transaction is given up (open_abort). Returns 0, APPLY_MAP_FULL, or an error. */
+static int
+open_commit (store_t *self, char *err, size_t err_len)
+{
+    if (!self->open_txn)
+        return 0;
+    MDB_val key = {sizeof JOURNAL_KEY - 1, (void *)JOURNAL_KEY};
+    uint64_t seq = self->seq;
+    int rc = self->seq == self->committed_seq
+                 ? 0
+                 : put_value (self->open_txn, NULL, self->meta, STORE_DB_META, &key, &seq,
+                              sizeof seq, NULL, 0);
+    if (rc) {
+        open_abort (self);
+        return rc == MDB_MAP_FULL ? APPLY_MAP_FULL
+                                  : fail (err, err_len, STORE_ERR,
+                                          "cannot write the journal mark: %s", mdb_strerror (rc));
+    }
+    rc = mdb_txn_commit (self->open_txn);
+    self->open_txn = NULL;
+    store_dict_cache_end (self->dict, rc == 0);
+    if (rc) {
+        self->open_txn = NULL;
+        if (self->open_journaled)
+            self->replay_needed = true;
+        self->seq = self->committed_seq;
+        self->open_records = self->open_journaled = 0;
+        if (rc == MDB_MAP_FULL)
+            return APPLY_MAP_FULL;
+        if (disk_full (rc, self->path))
+            return fail (err, err_len, STORE_ERR_NOSPACE,
+                         "disk full: the filesystem of %s has %lld bytes free; nothing of the "
+                         "group was applied, and it will be once there is room (agents send "
+                         "again)",
+                         self->path, free_bytes (self->path));
+        return fail (err, err_len, STORE_ERR,
+                     "cannot commit to the store in %s: %s (the filesystem has %lld bytes free)",
+                     self->path, mdb_strerror (rc), free_bytes (self->path));
+    }
+    self->committed_seq = seq;
+    self->open_records = self->open_journaled = 0;
+    /* Not fatal: entries of groups the commit holds are skipped when read. */
+    char ignored[STORE_ERR_LEN];
+    if (self->journal)
+        store_journal_reset (self->journal, ignored, sizeof ignored);
+    return 0;
+}
+
+typedef enum {
+    MODE_COMMIT,  /* store_apply: committed before it returns */
+    MODE_JOURNAL, /* store_apply_journaled: committed, or in the journal */
+    MODE_IMPORT,  /* store_import: committed, no marks, no counters */
+    MODE_REPLAY,  /* a group read from the journal: left in the open transaction */
+} apply_mode_t;
+
+#define REPLAY_AGAIN 6 /* the open transaction was given up while applying the journal */
+
+static int replay_journal (store_t *self, char *err, size_t err_len);
+
+/* The group is in the open transaction: makes it durable, in the journal (MODE_JOURNAL, while the
+ * open transaction is young and small) or by committing. */
+static int
+settle (store_t *self, apply_mode_t mode, Totalplace__Batch *const *batches, size_t batch_count,
+        const bool *refused, char *err, size_t err_len)
+{
+    if (mode == MODE_REPLAY) {
+        self->open_journaled++;
+        return 0;
+    }
+    if (mode == MODE_JOURNAL && self->journal && self->open_records < self->journal_records &&
+        now_seconds () - self->open_since < self->journal_seconds &&
+        store_journal_append (self->journal, self->seq, batches, batch_count, refused, err,
+                              err_len) == 0) {
+        self->open_journaled++;
+        return 0;
+    }
+    /* (A journal that cannot be written: the group is made durable by the commit instead.) */
+    return open_commit (self, err, err_len);
+}
+
+/* store_apply, store_apply_journaled, store_import, and the groups of the journal. */
 static int
 apply_group (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-             store_result_t *const *results, uint64_t *marks_before, bool import, char *err,
+             store_result_t *const *results, uint64_t *marks_before, apply_mode_t mode, char *err,
              size_t err_len)
 {
     if (self->read_only)
@@ -1943,7 +2092,7 @@ apply_group (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
     if (store_damage (self, NULL, 0))
         return refuse_damaged (self, err, err_len);
     /* Remember which records were refused upstream, so that a retry (after growing the map, or
-     * in exact mode) starts from exactly the caller's state. */
+     * in exact mode) starts from exactly the caller's state, and the journal says which. */
     size_t total_records = 0;
     for (size_t b = 0; b < batch_count; b++)
         total_records += batches[b]->n_records;
@@ -1954,14 +2103,44 @@ apply_group (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
         for (size_t i = 0; i < batches[b]->n_records; i++, n++)
             refused_upstream[n] = results[b][i].outcome == STORE_REJECTED;
 
-    bool exact = false;
+    bool exact = mode == MODE_REPLAY && self->replay_exact_seq == self->seq + 1;
     int rc;
-    while ((rc = apply_once (self, batches, batch_count, results, marks_before, exact, import, err,
-                             err_len)) == APPLY_MAP_FULL ||
-           rc == APPLY_NEEDS_EXACT) {
+    for (;;) {
+        rc = 0;
+        if (self->replay_needed && mode != MODE_REPLAY)
+            rc = replay_journal (self, err, err_len);
+        if (rc == 0)
+            rc = open_begin (self, err, err_len);
+        if (rc == 0) {
+            rc = apply_once (self, self->open_txn, batches, batch_count, results, marks_before,
+                             exact, mode == MODE_IMPORT, err, err_len);
+            /* Part of the group is in the open transaction: give it all up; the journal holds
+             * the groups before this one, applied again first on the next attempt. */
+            if (rc)
+                open_abort (self);
+        }
+        if (rc == 0) {
+            self->seq++;
+            self->open_records += total_records;
+            rc = settle (self, mode, batches, batch_count, refused_upstream, err, err_len);
+            if (rc == 0)
+                break;
+        }
+        if (mode == MODE_REPLAY && self->replay_needed &&
+            (rc == APPLY_NEEDS_EXACT || rc == APPLY_MAP_FULL)) {
+            /* Replaying, with the groups before this one given up: start the replay again. */
+            if (rc == APPLY_NEEDS_EXACT)
+                self->replay_exact_seq = self->seq + 1; /* this group, the next time */
+            rc = REPLAY_AGAIN;
+            break;
+        }
         if (rc == APPLY_NEEDS_EXACT)
             exact = true;
-        else if ((rc = grow_map (self, err, err_len)) != 0)
+        else if (rc == APPLY_MAP_FULL) {
+            if ((rc = grow_map (self, err, err_len)) != 0)
+                break;
+        }
+        else
             break;
         for (size_t b = 0, n = 0; b < batch_count; b++)
             for (size_t i = 0; i < batches[b]->n_records; i++, n++)
@@ -1974,18 +2153,128 @@ apply_group (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
     return rc;
 }
 
+/* How a replay goes: the store, its caller's message buffer, and the first failure. */
+typedef struct {
+    store_t *store;
+    char *err;
+    size_t err_len;
+    int rc;
+} replay_t;
+
+/* One group read from the journal: applied again when the last commit does not hold it. */
+static int
+replay_group (void *arg, uint64_t seq, Totalplace__Batch *const *batches, size_t batch_count,
+              const bool *refused)
+{
+    replay_t *replay = arg;
+    store_t *self = replay->store;
+    if (seq <= self->seq)
+        return 0;
+    if (seq != self->seq + 1) {
+        replay->rc =
+            fail (replay->err, replay->err_len, STORE_ERR_FORMAT,
+                  "the journal of the store in %s does not follow it: it holds group "
+                  "%llu next, the store ends at group %llu. If data.mdb was restored "
+                  "from a backup, move %s/journal away (the agents send again what it "
+                  "held; docs/operations.md)",
+                  self->path, (unsigned long long)seq, (unsigned long long)self->seq, self->path);
+        return 1;
+    }
+    size_t records = 0;
+    for (size_t b = 0; b < batch_count; b++)
+        records += batches[b]->n_records;
+    store_result_t *pool = calloc (records + 1, sizeof *pool);
+    store_result_t **results = calloc (batch_count + 1, sizeof *results);
+    int rc = pool && results ? 0 : fail (replay->err, replay->err_len, STORE_ERR, "out of memory");
+    for (size_t b = 0, n = 0; rc == 0 && b < batch_count; b++) {
+        results[b] = pool + n;
+        for (size_t i = 0; i < batches[b]->n_records; i++, n++)
+            if (refused && refused[n])
+                pool[n].outcome = STORE_REJECTED; /* refused before the store, as at first */
+    }
+    if (rc == 0)
+        rc = apply_group (self, batches, batch_count, results, NULL, MODE_REPLAY, replay->err,
+                          replay->err_len);
+    free (pool);
+    free (results);
+    replay->rc = rc;
+    return rc ? 1 : 0;
+}
+
+/* Applies the journal's groups the last commit does not hold, then commits them. */
+static int
+replay_journal (store_t *self, char *err, size_t err_len)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        self->replay_needed = false;
+        replay_t replay = {self, err, err_len, 0};
+        int rc = store_journal_read (self->journal, replay_group, &replay, err, err_len);
+        if (rc == 1)
+            rc = replay.rc;
+        else if (rc == -2)
+            rc = STORE_ERR_DAMAGED; /* the message says where */
+        else if (rc)
+            rc = STORE_ERR;
+        if (rc == 0)
+            rc = open_commit (self, err, err_len);
+        if (rc == 0)
+            return 0;
+        open_abort (self);
+        self->replay_needed = true;
+        if (rc != REPLAY_AGAIN && rc != APPLY_MAP_FULL)
+            return rc;
+        if ((rc = grow_map (self, err, err_len)) != 0)
+            return rc;
+    }
+    return fail (err, err_len, STORE_ERR, "cannot apply the journal of the store in %s",
+                 self->path);
+}
+
 int
 store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
              store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len)
 {
-    return apply_group (self, batches, batch_count, results, marks_before, false, err, err_len);
+    return apply_group (self, batches, batch_count, results, marks_before, MODE_COMMIT, err,
+                        err_len);
+}
+
+int
+store_apply_journaled (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                       store_result_t *const *results, uint64_t *marks_before, char *err,
+                       size_t err_len)
+{
+    return apply_group (self, batches, batch_count, results, marks_before, MODE_JOURNAL, err,
+                        err_len);
 }
 
 int
 store_import (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
               store_result_t *const *results, char *err, size_t err_len)
 {
-    return apply_group (self, batches, batch_count, results, NULL, true, err, err_len);
+    return apply_group (self, batches, batch_count, results, NULL, MODE_IMPORT, err, err_len);
+}
+
+int
+store_flush (store_t *self, char *err, size_t err_len)
+{
+    if (!self->open_txn && !self->replay_needed)
+        return 0;
+    int rc = self->replay_needed ? replay_journal (self, err, err_len) : 0;
+    if (rc == 0)
+        rc = open_commit (self, err, err_len);
+    if (rc == APPLY_MAP_FULL) {
+        /* Given up: the journal holds its groups; the next group or flush applies them again. */
+        rc = grow_map (self, err, err_len);
+        if (rc == 0)
+            rc = replay_journal (self, err, err_len);
+    }
+    return rc;
+}
+
+size_t
+store_pending (const store_t *self)
+{
+    return self->open_txn ? (size_t)self->open_records : 0;
 }
 
 int

@@ -41,6 +41,10 @@ typedef struct {
     size_t max_map_size; /* the map doubles when full up to this; 0 means 1 TiB */
     bool read_only;      /* open for reading only (the CLI on the collector host) */
     bool no_sync; /* skip fsync at commit: benchmarks of the ceiling only, never production */
+    /* store_apply_journaled: at most this many records of groups in the journal (DIR/journal)
+     * before their transaction is committed; 0: no journal, every group is committed */
+    size_t journal_records;
+    unsigned journal_ms; /* and for at most this long; 0 means 1000 */
 } store_options_t;
 
 /* What one record did. Callers set every result to STORE_PENDING before store_apply; a result set
@@ -102,7 +106,11 @@ int store_init (const char *path, store_identity_t *identity, char *err, size_t 
 int store_init_as (const char *path, const store_identity_t *identity, char *err, size_t err_len);
 
 /* Opens an existing store; never creates one. Before LMDB maps data.mdb the file is checked
- * against its own meta pages (lmdb_file.h), then the store's identity is read. On failure returns
+ * against its own meta pages (lmdb_file.h), then the store's identity is read. Opened for writing,
+ * it applies and commits the groups of its journal (DIR/journal) that its last commit does not
+ * hold (see store_apply_journaled): a journal of another store, one that does not follow this
+ * store (a data.mdb restored beside a later journal) or one damaged before its end is refused
+ * (STORE_ERR_DAMAGED, STORE_ERR_FORMAT) with what to do. On failure returns
  * NULL with a message in err saying what to do, and sets *code (code may be NULL):
  * STORE_ERR_NOSTORE (no folder, or no data.mdb: create one with `totalplace-collector init`),
  * STORE_ERR_DAMAGED (empty, truncated or not an LMDB file: restore a backup), STORE_ERR_FORMAT
@@ -112,8 +120,9 @@ store_t *store_new (const store_options_t *options, int *code, char *err, size_t
 /* Closes the store and sets *self_p to NULL; safe on NULL. */
 void store_destroy (store_t **self_p);
 
-/* Applies batches in ONE write transaction, committed durably before it returns 0, together with
- * each agent's batch high-water mark and the counters. results[b] has batches[b]->n_records
+/* Applies batches in ONE write transaction, committed durably before it returns 0 (together with
+ * any groups store_apply_journaled left in the journal), with each agent's batch high-water mark
+ * and the counters. results[b] has batches[b]->n_records
  * entries, filled with each record's outcome. marks_before (NULL when not wanted) has batch_count
  * entries: marks_before[b] is the last_batch_seq of batches[b]'s agent as stored just before
  * batches[b] was applied (0 for an agent never seen), taken in order within the group, so a
@@ -136,6 +145,26 @@ int store_import (store_t *self, Totalplace__Batch *const *batches, size_t batch
 /* Writes agents (new ones only) and the counters (when not NULL) as given, in one transaction. */
 int store_import_books (store_t *self, const store_agent_t *agents, size_t agent_count,
                         const store_counters_t *counters, char *err, size_t err_len);
+
+/* As store_apply, with the same outcomes, marks and errors, but the group may be made durable in
+ * the store's journal (appended and synced) instead of by committing its transaction: the
+ * transaction then stays open for the next groups, and is committed (synced) once it holds
+ * journal_records records, is journal_ms old, at store_apply, store_flush or store_destroy. For a
+ * caller with more groups waiting: it may acknowledge the group when this returns 0, as after
+ * store_apply. Until the commit, readers (every read function, in any thread or process) see the
+ * store without the groups still in the journal, whole groups only. After a crash, the next
+ * store_new that may write applies the journal's groups again, in order, before anything else.
+ * Without a journal (journal_records 0, or read-only) it is store_apply. */
+int store_apply_journaled (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                           store_result_t *const *results, uint64_t *marks_before, char *err,
+                           size_t err_len);
+
+/* Commits the groups kept in the journal, if any (synced), and empties the journal: then every
+ * reader sees them. Returns 0 or an error as store_apply's. */
+int store_flush (store_t *self, char *err, size_t err_len);
+
+/* Records of the groups applied and not committed yet (0 when none). */
+size_t store_pending (const store_t *self);
 
 /* Breakdowns of a neighbourhood's total. */
 typedef enum {

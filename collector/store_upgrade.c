@@ -108,6 +108,7 @@ old_payload (const old_t *old, store_db_t db, const MDB_val *key, const MDB_val 
 {
     store_checksum_key_t hash_key;
     size_t len;
+    *payload = (MDB_val){0, NULL};
     store_checksum_key (db, key->mv_data, key->mv_size, &hash_key);
     if (store_checksum_open (&hash_key, value->mv_data, value->mv_size, &len) == 0 &&
         (size == 0 || len == size)) {

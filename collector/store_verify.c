@@ -550,9 +550,9 @@ on_meta (void *arg, const store_entry_t *entry)
         v->counters = entry->counters;
     }
     else {
-        static const char *const identity[] = {"format", "store_id", "created"};
+        static const char *const identity[] = {"format", "store_id", "created", "journal"};
         bool known = false;
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < 4; i++)
             known |= entry->key_len == strlen (identity[i]) &&
                      memcmp (entry->key, identity[i], entry->key_len) == 0;
         if (!known)
