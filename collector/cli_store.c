@@ -100,9 +100,10 @@ add_summary_section (report_t *report, const store_verify_summary_t *s)
         {"cells", "cells", REPORT_UNSIGNED},
         {"neighbourhoods", "neighbourhoods", REPORT_UNSIGNED},
         {"agents", "agents", REPORT_UNSIGNED},
+        {"texts", "texts", REPORT_UNSIGNED},
         {"damaged values", "damaged", REPORT_UNSIGNED},
         {"unreadable databases", "unreadable", REPORT_UNSIGNED},
-        {"invalid records", "invalid", REPORT_UNSIGNED},
+        {"invalid entries", "invalid", REPORT_UNSIGNED},
         {"totals missing", "missing", REPORT_UNSIGNED},
         {"totals extra", "extra", REPORT_UNSIGNED},
         {"totals different", "different", REPORT_UNSIGNED},
@@ -120,6 +121,7 @@ add_summary_section (report_t *report, const store_verify_summary_t *s)
     report_unsigned (report, s->cells);
     report_unsigned (report, s->neighbourhoods);
     report_unsigned (report, s->agents);
+    report_unsigned (report, s->texts);
     report_unsigned (report, s->damaged);
     report_unsigned (report, s->unreadable);
     report_unsigned (report, s->invalid);
@@ -137,7 +139,7 @@ say_differences (const char *what, const store_verify_summary_t *s)
 {
     fprintf (stderr,
              "totalplace: %s differs: %" PRIu64 " findings (%" PRIu64 " damaged values, %" PRIu64
-             " unreadable databases, %" PRIu64 " invalid records, %" PRIu64 " totals missing, "
+             " unreadable databases, %" PRIu64 " invalid entries, %" PRIu64 " totals missing, "
              "%" PRIu64 " extra, %" PRIu64 " different, %" PRIu64 " invariants broken); see "
              "docs/operations.md, \"When the store is damaged\"\n",
              what, s->findings, s->damaged, s->unreadable, s->invalid, s->missing, s->extra,

@@ -30,8 +30,14 @@ static const setting_t s_settings[] = {
      FIELD (max_map_size_mb), "the map doubles when full, up to this many MiB", NULL},
     {"collector/max_group_batches", SETTING_UINT, "256", 1, 65536, FIELD (max_group_batches),
      "most batches applied in one store transaction (group commit)", NULL},
-    {"collector/max_group_records", SETTING_UINT, "32000", 1, 5000000, FIELD (max_group_records),
+    {"collector/max_group_records", SETTING_UINT, "16000", 1, 5000000, FIELD (max_group_records),
      "most records applied in one store transaction (group commit)", NULL},
+    {"collector/journal_records", SETTING_UINT, "100000", 0, 50000000, FIELD (journal_records),
+     "under load, records of groups acknowledged from the store's journal before their "
+     "transaction is committed; 0: commit every group",
+     NULL},
+    {"collector/journal_ms", SETTING_UINT, "1000", 1, 600000, FIELD (journal_ms),
+     "and for at most this long: how far behind acknowledged batches readers may be", NULL},
     {"collector/curve_secret_cert", SETTING_STRING, NULL, 0, 0, FIELD (curve_secret_cert),
      "the collector's secret certificate (NAME.cert_secret from totalplace keygen --role "
      "collector); CURVE on every endpoint",

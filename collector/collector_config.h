@@ -27,6 +27,8 @@ typedef struct {
     uint64_t max_map_size_mb;   /* collector/max_map_size_mb: the map may grow up to this */
     uint64_t max_group_batches; /* collector/max_group_batches: batches per store transaction */
     uint64_t max_group_records; /* collector/max_group_records: records per store transaction */
+    uint64_t journal_records;   /* collector/journal_records: records kept in the journal */
+    uint64_t journal_ms;        /* collector/journal_ms: and for at most this long */
     char *curve_secret_cert;    /* collector/curve_secret_cert: the collector's secret cert */
     char *authorised_certs;     /* collector/authorised_certs: folder of authorised *.cert */
     bool allow_plain;           /* collector/allow_plain: no CURVE, local endpoints only */

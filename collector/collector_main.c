@@ -23,6 +23,7 @@
 #include "metrics_server.h"
 #include "query.h"
 #include "store.h"
+#include "store_upgrade.h"
 
 #define PROGRAM       "totalplace-collector"
 #define MAX_OVERRIDES 64
@@ -40,7 +41,8 @@ typedef struct {
     char *query_endpoints; /* every --query, joined with commas */
     bool query_given;      /* --query was given (possibly as "", for none) */
     bool check_only;
-    bool init; /* the init command: create the store, then exit */
+    bool init;    /* the init command: create the store, then exit */
+    bool upgrade; /* the upgrade command: move an older store to this format, then exit */
 } options_t;
 
 static void
@@ -64,10 +66,14 @@ s_usage (FILE *out)
         out,
         "Usage: " PROGRAM " [OPTION]...\n"
         "       " PROGRAM " init [-c FILE] [--state-dir DIR] [--set KEY=VALUE]...\n"
+        "       " PROGRAM " upgrade [-c FILE] [--state-dir DIR] [--set KEY=VALUE]...\n"
         "Receives spending batches from totalplace agents over ZeroMQ and stores them.\n"
         "The store must exist: `init` creates it, once, in a new or empty folder\n"
         "(collector/state_dir) and prints its store id; it refuses a folder that is not\n"
-        "empty. The daemon never creates a store.\n"
+        "empty. The daemon never creates a store. `upgrade` turns a store of an older\n"
+        "format (1) into this version's, the collector stopped: it writes the new store\n"
+        "beside the old one, verifies it, swaps it in and keeps the old one in\n"
+        "DIR/format-1-TIME.\n"
         "\n"
         "  -c, --config FILE        read settings from a ZPL file\n"
         "  -s, --state-dir DIR      folder of the LMDB store (collector/state_dir)\n"
@@ -91,7 +97,8 @@ s_usage (FILE *out)
         "Exit status: 0 after a clean stop; 1 on other errors; 2 for a wrong command line;\n"
         "78 when there is no store in the state folder or it is of a format this version does\n"
         "not use; 65 when its data.mdb is damaged (empty, truncated, not LMDB); init: 73 when\n"
-        "the folder is not empty.\n"
+        "the folder is not empty; upgrade: 65 when the old store is damaged or its totals\n"
+        "disagree with its records (nothing is changed), 1 when it is in use.\n"
         "\n"
         "Config keys (default, meaning):\n");
     collector_config_describe (out);
@@ -214,17 +221,24 @@ s_parse_options (int argc, char **argv, options_t *options)
             return 3;
         }
     }
-    /* getopt_long moves the words that are not options to the end: "init" may stand anywhere. */
+    /* getopt_long moves the words that are not options to the end: a command may stand
+     * anywhere. */
     if (optind < argc && strcmp (argv[optind], "init") == 0) {
         options->init = true;
+        optind++;
+    }
+    else if (optind < argc && strcmp (argv[optind], "upgrade") == 0) {
+        options->upgrade = true;
         optind++;
     }
     if (optind < argc) {
         fprintf (stderr, PROGRAM ": unexpected argument \"%s\"\n", argv[optind]);
         return 3;
     }
-    if (options->init && (options->check_only || options->endpoints || options->query_given)) {
-        fprintf (stderr, PROGRAM ": init takes only -c, --state-dir and --set\n");
+    if ((options->init || options->upgrade) &&
+        (options->check_only || options->endpoints || options->query_given)) {
+        fprintf (stderr, PROGRAM ": %s takes only -c, --state-dir and --set\n",
+                 options->init ? "init" : "upgrade");
         return 3;
     }
     return 0;
@@ -252,8 +266,9 @@ s_build_config (const options_t *options, char *err, size_t err_len)
         rc = collector_config_set (config, "collector/query_endpoints", options->query_endpoints,
                                    err, err_len);
     if (rc == 0)
-        rc = options->init ? collector_config_validate_store (config, err, err_len)
-                           : collector_config_validate (config, err, err_len);
+        rc = options->init || options->upgrade
+                 ? collector_config_validate_store (config, err, err_len)
+                 : collector_config_validate (config, err, err_len);
     if (rc)
         collector_config_destroy (&config);
     return config;
@@ -309,6 +324,10 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
         log_warning ("collector",
                      "collector/map_size_mb or collector/max_map_size_mb changed; restart to "
                      "apply");
+    if (fresh->journal_records != running->journal_records ||
+        fresh->journal_ms != running->journal_ms)
+        log_warning ("collector",
+                     "collector/journal_records or collector/journal_ms changed; restart to apply");
     if (fresh->log_syslog != running->log_syslog)
         log_warning ("collector", "log/syslog changed; restart to apply");
     if (fresh->allow_plain != running->allow_plain ||
@@ -543,6 +562,44 @@ s_init_store (const collector_config_t *config)
     return 0;
 }
 
+static void
+s_upgrade_progress (void *arg, uint64_t done, uint64_t total)
+{
+    (void)arg;
+    fprintf (stderr, PROGRAM ": upgrade: %" PRIu64 " of %" PRIu64 " records moved\n", done, total);
+}
+
+/* The upgrade command: the store in collector/state_dir in this version's format. */
+static int
+s_upgrade_store (const collector_config_t *config)
+{
+    store_upgrade_report_t report;
+    char err[STORE_ERR_LEN];
+    int rc = store_upgrade (config->state_dir, s_upgrade_progress, NULL, &report, err, sizeof err);
+    if (rc) {
+        fprintf (stderr, PROGRAM ": upgrade of %s failed: %s\n", config->state_dir, err);
+        return store_exit_status (rc);
+    }
+    if (report.already) {
+        fprintf (stderr,
+                 PROGRAM ": the store in %s (store id %s) is of format %u already: nothing "
+                         "to do\n",
+                 config->state_dir, report.identity.store_id, (unsigned)report.identity.format);
+        return 0;
+    }
+    fprintf (stderr,
+             PROGRAM ": upgraded the store in %s (store id %s) to format %u in %.1f s: %" PRIu64
+                     " records, %" PRIu64 " agents, %" PRIu64
+                     " neighbourhood totals checked against the old store's, verified; data.mdb "
+                     "%.1f MiB, was %.1f MiB. The format 1 store is kept in %s: delete it once "
+                     "the collector runs on the new one\n",
+             config->state_dir, report.identity.store_id, (unsigned)report.identity.format,
+             report.seconds, report.records, report.agents, report.neighbourhoods,
+             (double)report.new_bytes / 1048576.0, (double)report.old_bytes / 1048576.0,
+             report.kept);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -581,8 +638,8 @@ main (int argc, char **argv)
         s_options_free (&options);
         return rc ? 1 : 0;
     }
-    if (options.init) {
-        int status = s_init_store (config);
+    if (options.init || options.upgrade) {
+        int status = options.init ? s_init_store (config) : s_upgrade_store (config);
         collector_config_destroy (&config);
         s_options_free (&options);
         return status;
@@ -612,8 +669,11 @@ main (int argc, char **argv)
                    "machine");
         goto done;
     }
-    store_options_t store_options = {
-        .path = config->state_dir, .map_size = map_size, .max_map_size = max_map_size};
+    store_options_t store_options = {.path = config->state_dir,
+                                     .map_size = map_size,
+                                     .max_map_size = max_map_size,
+                                     .journal_records = (size_t)config->journal_records,
+                                     .journal_ms = (unsigned)config->journal_ms};
     char store_err[STORE_ERR_LEN];
     int store_code;
     store = store_new (&store_options, &store_code, store_err, sizeof store_err);

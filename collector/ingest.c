@@ -178,6 +178,7 @@ typedef struct {
     uint64_t *applied_marks;
     size_t applied_count;
     size_t status_count;             /* status requests in the group */
+    bool capped;                     /* the group reached a cap: more frames may be waiting */
     char store_id[STORE_ID_HEX_LEN]; /* in every Ack */
     zhashx_t *status_logged;         /* agent id -> peer_t * of the connection last logged */
 
@@ -460,7 +461,9 @@ s_gather (server_t *self)
         s_arena_reset (&self->arena); /* no batch of an earlier group is held any more */
     size_t max_batches =
         self->max_group_batches < self->capacity ? self->max_group_batches : self->capacity;
-    while (self->count < max_batches && self->records < self->max_group_records) {
+    self->capped = true;
+    while ((self->capped =
+                self->count >= max_batches || self->records >= self->max_group_records) == false) {
         peer_t *peer = &self->peers[self->count];
         zmq_msg_t body;
         zmq_msg_init (&body);
@@ -760,10 +763,19 @@ s_commit (server_t *self)
             self->mark_read[b] = false;
     }
     else {
+        /* A status request reads its agent's mark from the store: every group acknowledged
+         * before it must be committed, not only in the journal. */
+        if (self->status_count)
+            rc = store_flush (self->shared->store, err, sizeof err);
         s_split_group (self);
-        if (self->applied_count)
-            rc = store_apply (self->shared->store, self->applied, self->applied_count,
-                              self->applied_results, self->applied_marks, err, sizeof err);
+        /* More batches waiting: this group may go to the store's journal, acknowledged once
+         * synced there, and its transaction take the next groups too (store.h). Else it is
+         * committed with whatever the journal holds, before it is acknowledged. */
+        bool more = self->capped || (zsock_events (self->router) & ZMQ_POLLIN);
+        if (rc == 0 && self->applied_count)
+            rc = (more ? store_apply_journaled
+                       : store_apply) (self->shared->store, self->applied, self->applied_count,
+                                       self->applied_results, self->applied_marks, err, sizeof err);
     }
     int64_t elapsed = zclock_usecs () - started;
     size_t applied = self->applied_count;
@@ -816,6 +828,22 @@ s_commit (server_t *self)
     s_group_clear (self);
 }
 
+/* Commits the groups the store keeps in its journal. A failure is logged; the groups stay in the
+ * journal (durable, acknowledged), and the next group or flush commits them. */
+static void
+s_flush (server_t *self)
+{
+    if (!store_pending (self->shared->store))
+        return;
+    char err[STORE_ERR_LEN];
+    int rc = store_flush (self->shared->store, err, sizeof err);
+    if (rc && log_limit_allow (&self->store_log))
+        log_error ("ingest",
+                   "cannot commit the groups the store's journal holds (they are safe there and "
+                   "will be committed later): %s",
+                   err);
+}
+
 static int
 s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -825,6 +853,9 @@ s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
     s_refresh_settings (self);
     s_gather (self);
     s_commit (self);
+    /* Nothing waiting now: commit what the journal holds, so that readers see it. */
+    if (!(zsock_events (self->router) & ZMQ_POLLIN))
+        s_flush (self);
     s_publish (self);
     return 0;
 }
@@ -843,6 +874,7 @@ s_drain (server_t *self)
             break;
         s_commit (self);
     } while (zclock_mono () < deadline);
+    s_flush (self);
     s_publish (self);
 }
 
@@ -926,6 +958,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     server_t *self = (server_t *)arg;
     s_refresh_settings (self);
+    s_flush (self); /* groups left in the journal by a burst that stopped */
     log_limit_flush (&self->malformed_log);
     log_limit_flush (&self->store_log);
     log_limit_flush (&self->send_log);

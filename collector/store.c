@@ -20,28 +20,38 @@
 
 #include "lmdb_file.h"
 #include "period.h"
+#include "store_codec.h"
+#include "store_dict.h"
+#include "store_journal.h"
 #include "quoted_text.h"
 #include "report.h"
 
-/* Key layout (see docs/architecture.md). Fields are joined by the ASCII unit separator, which
- * wire_validate_record forbids inside any field, so keys split back unambiguously. Cells are
- * month-first: exports arrive a month at a time, so a group's new cells land together in the
- * region of their month instead of on pages spread over the whole store; a prefix
- * "2013-04<US>E01000001<US>" selects one neighbourhood's cells of one month.
- *   records:        body_id US record_id              -> packed SpendingRecord
- *   cells:          period US neighbourhood US body_id US service US Y|N -> store_amount_t
- *   neighbourhoods: neighbourhood                     -> store_amount_t
+/* Key layout of store format 2 (docs/architecture.md, "LMDB layout"; the bytes in store_codec.h).
+ * Texts are interned: records and cells hold ids, and two dictionaries say what each id stands
+ * for, both ways. Ids are 4 big-endian bytes in keys, so cells sort month-first and one
+ * neighbourhood's cells of a month are one run; values are varints.
+ *   records:        body id, record_id               -> flags, revision, month, ids, amount
+ *   cells:          month, neighbourhood, body, service ids, Y|N -> amount, records
+ *   neighbourhoods: neighbourhood id                  -> amount, records
+ *   texts:          kind, id                          -> the text and a NUL
+ *   text_ids:       kind, hash of the text, probe     -> id
  *   agents:         agent_id                          -> agent_value_t
  *   meta:           "counters"                        -> counters_value_t
- *                   "format"                          -> format version, decimal text ("1")
+ *                   "format"                          -> format version, decimal text ("2")
  *                   "store_id"                        -> 32 lowercase hex digits
  *                   "created"                         -> unix seconds, decimal text
+ *                   "journal"                         -> the last group committed (uint64)
  * Every value above is followed by its checksum (store_checksum.h, STORE_CHECKSUM_BYTES), checked
  * on every read. The identity is text so that mdb_dump shows it and any future version can read
- * its format: that layout (decimal text, then the checksum) is the same in every format. */
+ * its format: that layout (decimal text, then the checksum) is the same in every format. Messages
+ * name keys as text, fields joined by the unit separator (shown as '|'):
+ * "2023-04|E01000002|GB-TEST|adult-social-care|N". */
 #define KEY_SEPARATOR '\x1f'
-enum { CELL_PERIOD, CELL_NEIGHBOURHOOD, CELL_BODY, CELL_SERVICE, CELL_POOLABLE, CELL_FIELDS };
 #define MAX_KEY_BYTES 511 /* LMDB's default maximum key size */
+
+/* The writer's cache of texts and their ids (store_dict.h): bounded, so that a store with millions
+ * of suppliers keeps the collector's memory in bounds. */
+#define DICT_CACHE_BYTES ((size_t)16 << 20)
 
 #define DEFAULT_MAP_SIZE     ((size_t)1 << 30)
 #define DEFAULT_MAX_MAP_SIZE ((size_t)1 << 40)
@@ -60,19 +70,21 @@ static const char COUNTERS_KEY[] = "counters";
 static const char FORMAT_KEY[] = "format";
 static const char STORE_ID_KEY[] = "store_id";
 static const char CREATED_KEY[] = "created";
+static const char JOURNAL_KEY[] = "journal";
 
 typedef struct _apply_memory_t apply_memory_t;
 static void apply_memory_free (apply_memory_t **memory_p);
 
 /* Bytes of a value: its payload, then its checksum. */
-#define AMOUNT_VALUE_BYTES   (sizeof (store_amount_t) + STORE_CHECKSUM_BYTES)
 #define AGENT_VALUE_BYTES    (sizeof (agent_value_t) + STORE_CHECKSUM_BYTES)
 #define COUNTERS_VALUE_BYTES (sizeof (counters_value_t) + STORE_CHECKSUM_BYTES)
 #define META_TEXT_MAX        64 /* the longest identity value */
 
 struct _store_t {
     MDB_env *env;
-    MDB_dbi records, cells, neighbourhoods, agents, meta;
+    MDB_dbi records, cells, neighbourhoods, agents, meta, texts, text_ids;
+    unsigned char hash_key[16]; /* the key of text hashes in text_ids: the store id's bits */
+    store_dict_cache_t *dict;   /* the writer's texts and ids */
     char *path;
     bool read_only;
     /* Set once any thread meets damage; store_apply then refuses. finding says what was met
@@ -86,6 +98,19 @@ struct _store_t {
     pthread_rwlock_t resize_lock;
     apply_memory_t *memory; /* the writer's working memory, see store_apply */
     store_identity_t identity;
+    /* The open transaction (see "the open transaction" below): groups applied and not committed
+     * yet, each of them in the journal. */
+    store_journal_t *journal; /* NULL: read-only, or journal_records 0 (every group committed) */
+    MDB_txn *open_txn;
+    uint64_t seq;              /* the last group applied (committed or in the open transaction) */
+    uint64_t committed_seq;    /* the last group committed: meta "journal" */
+    uint64_t open_records;     /* records of the groups in the open transaction */
+    uint64_t open_journaled;   /* of its groups, those in the journal (acknowledged on that) */
+    double open_since;         /* monotonic seconds: when it began */
+    bool replay_needed;        /* it was given up with groups in the journal: apply them again */
+    uint64_t replay_exact_seq; /* a group of the journal that needs exact mode (0: none) */
+    size_t journal_records;
+    double journal_seconds;
 };
 
 static int fail (char *err, size_t err_len, int code, const char *format, ...)
@@ -137,6 +162,10 @@ dbi_of (const store_t *self, store_db_t db)
         return self->neighbourhoods;
     case STORE_DB_AGENTS:
         return self->agents;
+    case STORE_DB_TEXTS:
+        return self->texts;
+    case STORE_DB_TEXT_IDS:
+        return self->text_ids;
     case STORE_DB_META:
     case STORE_DB_COUNT:
         break;
@@ -230,15 +259,134 @@ store_damage (store_t *self, char *finding, size_t finding_len)
     return true;
 }
 
+/* The dictionaries as txn sees them. */
+static store_dict_txn_t
+dict_of (const store_t *self, MDB_txn *txn)
+{
+    return (store_dict_txn_t){txn, self->texts, self->text_ids, self->hash_key};
+}
+
+/* Appends the text of id of kind to words (its used bytes *n, room for len): the dictionary's
+ * text, or "kind#id" when there is no transaction or the dictionary cannot say (damage). */
+static void
+append_name (store_t *self, MDB_txn *txn, unsigned kind, uint32_t id, char *words, size_t *n,
+             size_t len)
+{
+    const char *text = NULL;
+    size_t text_len = 0;
+    store_dict_fault_t fault;
+    store_dict_txn_t dict = dict_of (self, txn);
+    char number[48];
+    if (!txn || store_dict_text (&dict, kind, id, &text, &text_len, &fault) != STORE_DICT_OK) {
+        text_len = (size_t)snprintf (number, sizeof number, "%s#%u", store_text_kind_name (kind),
+                                     (unsigned)id);
+        text = number;
+    }
+    if (*n + text_len + 1 >= len)
+        text_len = len - 1 - *n;
+    memcpy (words + *n, text, text_len);
+    *n += text_len;
+}
+
+static void
+append_bytes (const char *bytes, size_t bytes_len, char *words, size_t *n, size_t len)
+{
+    if (*n + bytes_len + 1 >= len)
+        bytes_len = len - 1 - *n;
+    memcpy (words + *n, bytes, bytes_len);
+    *n += bytes_len;
+}
+
+/* The words of a key of db, fields joined by the unit separator; 0 when the key is not one of
+ * db's (then it is shown byte by byte). */
+static size_t
+key_words (store_t *self, MDB_txn *txn, store_db_t db, const void *key, size_t key_len, char *words,
+           size_t len)
+{
+    size_t n = 0;
+    const char separator[1] = {KEY_SEPARATOR};
+    switch (db) {
+    case STORE_DB_RECORDS: {
+        uint32_t body;
+        const char *record_id;
+        size_t id_len;
+        if (store_codec_record_key_split (key, key_len, &body, &record_id, &id_len))
+            return 0;
+        append_name (self, txn, STORE_TEXT_BODY, body, words, &n, len);
+        append_bytes (separator, 1, words, &n, len);
+        append_bytes (record_id, id_len, words, &n, len);
+        return n;
+    }
+    case STORE_DB_CELLS: {
+        store_codec_cell_t cell;
+        char period[PERIOD_LEN];
+        if (store_codec_cell_key_split (key, key_len, &cell))
+            return 0;
+        store_codec_period (cell.month, period);
+        append_bytes (period, strlen (period), words, &n, len);
+        const unsigned kinds[3] = {STORE_TEXT_NEIGHBOURHOOD, STORE_TEXT_BODY, STORE_TEXT_SERVICE};
+        const uint32_t ids[3] = {cell.neighbourhood, cell.body, cell.service};
+        for (int i = 0; i < 3; i++) {
+            append_bytes (separator, 1, words, &n, len);
+            append_name (self, txn, kinds[i], ids[i], words, &n, len);
+        }
+        append_bytes (separator, 1, words, &n, len);
+        append_bytes (cell.poolable ? "Y" : "N", 1, words, &n, len);
+        return n;
+    }
+    case STORE_DB_NEIGHBOURHOODS: {
+        uint32_t id;
+        if (store_codec_id_decode (key, key_len, &id))
+            return 0;
+        append_name (self, txn, STORE_TEXT_NEIGHBOURHOOD, id, words, &n, len);
+        return n;
+    }
+    case STORE_DB_TEXTS: {
+        unsigned kind;
+        uint32_t id;
+        if (store_codec_text_key_split (key, key_len, &kind, &id))
+            return 0;
+        return (size_t)snprintf (words, len, "%s#%u", store_text_kind_name (kind), (unsigned)id);
+    }
+    case STORE_DB_TEXT_IDS: {
+        unsigned kind, probe;
+        uint64_t hash;
+        if (store_codec_text_id_key_split (key, key_len, &kind, &hash, &probe))
+            return 0;
+        return (size_t)snprintf (words, len, "%s#%016llx.%u", store_text_kind_name (kind),
+                                 (unsigned long long)hash, probe);
+    }
+    case STORE_DB_AGENTS:
+    case STORE_DB_META:
+    case STORE_DB_COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* A key of db as people read it (store_key_text of its words), ids named through txn (NULL: by
+ * number). */
+static const char *
+describe_key (store_t *self, MDB_txn *txn, store_db_t db, const void *key, size_t key_len,
+              char *out, size_t out_len)
+{
+    char words[2 * MAX_KEY_BYTES + 64];
+    size_t n = key_words (self, txn, db, key, key_len, words, sizeof words);
+    if (n == 0)
+        return store_key_text (key, key_len, out, out_len);
+    return store_key_text (words, n, out, out_len);
+}
+
 /* Remembers damage of db at key (NULL: the database as a whole) and fills err with what was found,
- * where, and what to do. Returns STORE_ERR_DAMAGED. */
-static int damaged (store_t *self, store_db_t db, const void *key, size_t key_len, char *err,
-                    size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 7, 8)));
+ * where (ids in the key named through txn, which may be NULL), and what to do. Returns
+ * STORE_ERR_DAMAGED. */
+static int damaged (store_t *self, MDB_txn *txn, store_db_t db, const void *key, size_t key_len,
+                    char *err, size_t err_len, const char *format, ...)
+    __attribute__ ((format (printf, 8, 9)));
 
 static int
-damaged (store_t *self, store_db_t db, const void *key, size_t key_len, char *err, size_t err_len,
-         const char *format, ...)
+damaged (store_t *self, MDB_txn *txn, store_db_t db, const void *key, size_t key_len, char *err,
+         size_t err_len, const char *format, ...)
 {
     char what[192], key_text[160], finding[sizeof self->finding];
     va_list args;
@@ -249,8 +397,8 @@ damaged (store_t *self, store_db_t db, const void *key, size_t key_len, char *er
         snprintf (finding, sizeof finding, "the store %s", what);
     else if (key)
         snprintf (finding, sizeof finding, "the value of key \"%s\" in database \"%s\" %s",
-                  store_key_text (key, key_len, key_text, sizeof key_text), store_db_name (db),
-                  what);
+                  describe_key (self, txn, db, key, key_len, key_text, sizeof key_text),
+                  store_db_name (db), what);
     else
         snprintf (finding, sizeof finding, "database \"%s\" %s", store_db_name (db), what);
     note_damage (self, finding);
@@ -294,11 +442,11 @@ tree_damage (int rc)
 
 /* An LMDB failure while reading db at key (NULL when walking it from its start). */
 static int
-read_failed (store_t *self, int rc, store_db_t db, const void *key, size_t key_len, char *err,
-             size_t err_len)
+read_failed (store_t *self, MDB_txn *txn, int rc, store_db_t db, const void *key, size_t key_len,
+             char *err, size_t err_len)
 {
     if (tree_damage (rc))
-        return damaged (self, db, key, key_len, err, err_len,
+        return damaged (self, txn, db, key, key_len, err, err_len,
                         "cannot be read: LMDB reports its tree corrupt (%s)", mdb_strerror (rc));
     return fail (err, err_len, STORE_ERR, "cannot read database \"%s\" of the store in %s: %s",
                  store_db_name (db), self->path, mdb_strerror (rc));
@@ -335,13 +483,29 @@ check_value (store_db_t db, const MDB_val *key, const MDB_val *value, size_t siz
 
 /* check_value, remembering damage and filling err. */
 static int
-open_value (store_t *self, store_db_t db, const MDB_val *key, const MDB_val *value, size_t size,
-            const store_checksum_key_t *hash_key, MDB_val *payload, char *err, size_t err_len)
+open_value (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key, const MDB_val *value,
+            size_t size, const store_checksum_key_t *hash_key, MDB_val *payload, char *err,
+            size_t err_len)
 {
     char what[96];
     if (check_value (db, key, value, size, hash_key, payload, what, sizeof what) == 0)
         return 0;
-    return damaged (self, db, key->mv_data, key->mv_size, err, err_len, "%s", what);
+    return damaged (self, txn, db, key->mv_data, key->mv_size, err, err_len, "%s", what);
+}
+
+/* Reads the value of db at key and checks it (size as check_value's). Returns 0 with its payload,
+ * MDB_NOTFOUND, or an error code with a message. */
+static int
+get_checked (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key, size_t size,
+             MDB_val *payload, char *err, size_t err_len)
+{
+    MDB_val value;
+    int rc = mdb_get (txn, dbi_of (self, db), (MDB_val *)key, &value);
+    if (rc == MDB_NOTFOUND)
+        return rc;
+    if (rc)
+        return read_failed (self, txn, rc, db, key->mv_data, key->mv_size, err, err_len);
+    return open_value (self, txn, db, key, &value, size, NULL, payload, err, err_len);
 }
 
 /* Reads a fixed-size value of db at key into out (size bytes). Returns 0, MDB_NOTFOUND (out
@@ -350,16 +514,49 @@ static int
 get_fixed (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key, void *out, size_t size,
            char *err, size_t err_len)
 {
-    MDB_val value, payload;
-    int rc = mdb_get (txn, dbi_of (self, db), (MDB_val *)key, &value);
-    if (rc == MDB_NOTFOUND)
-        return rc;
-    if (rc)
-        return read_failed (self, rc, db, key->mv_data, key->mv_size, err, err_len);
-    rc = open_value (self, db, key, &value, size, NULL, &payload, err, err_len);
+    MDB_val payload;
+    int rc = get_checked (self, txn, db, key, size, &payload, err, err_len);
     if (rc == 0)
         memcpy (out, payload.mv_data, size);
     return rc;
+}
+
+/* Decodes a total (cells, neighbourhoods) whose checksum was checked; damage when it is not one. */
+static int
+decode_amount (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key,
+               const MDB_val *payload, store_amount_t *amount, char *err, size_t err_len)
+{
+    if (store_codec_amount_decode (payload->mv_data, payload->mv_size, &amount->amount_pence,
+                                   &amount->records))
+        return damaged (self, txn, db, key->mv_data, key->mv_size, err, err_len,
+                        "does not decode as a total");
+    return 0;
+}
+
+/* Reads the total of db at key. Returns 0, MDB_NOTFOUND (amount untouched), or an error. */
+static int
+get_amount (store_t *self, MDB_txn *txn, store_db_t db, const MDB_val *key, store_amount_t *amount,
+            char *err, size_t err_len)
+{
+    MDB_val payload;
+    int rc = get_checked (self, txn, db, key, 0, &payload, err, err_len);
+    return rc ? rc : decode_amount (self, txn, db, key, &payload, amount, err, err_len);
+}
+
+/* What a dictionary function's fault means for the store: damage named by database and key, a
+ * full map (APPLY_MAP_FULL, for the writer to grow it), or an LMDB failure. */
+#define APPLY_MAP_FULL 1
+static int
+dict_failed (store_t *self, MDB_txn *txn, const store_dict_fault_t *fault, char *err,
+             size_t err_len)
+{
+    if (fault->damaged)
+        return damaged (self, txn, fault->db, fault->key_len ? fault->key : NULL, fault->key_len,
+                        err, err_len, "%s", fault->what);
+    if (fault->lmdb_rc == MDB_MAP_FULL)
+        return APPLY_MAP_FULL;
+    return fail (err, err_len, STORE_ERR, "cannot use database \"%s\" of the store in %s: %s",
+                 store_db_name (fault->db), self->path, mdb_strerror (fault->lmdb_rc));
 }
 
 /* Puts len bytes of payload and their checksum at key (flags as mdb_put's, or mdb_cursor_put's
@@ -404,20 +601,21 @@ store_exit_status (int code)
     }
 }
 
-/* Opens every database in txn, creating them when create is set. */
+/* Opens the databases in txn, creating them when create is set: meta alone (meta_only), whose
+ * identity says the format before anything else is opened, or all of them. */
 static int
-open_databases (store_t *self, MDB_txn *txn, bool create, const char *path, char *err,
-                size_t err_len)
+open_databases (store_t *self, MDB_txn *txn, bool create, bool meta_only, const char *path,
+                char *err, size_t err_len)
 {
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } databases[] = {{"records", &self->records},
-                     {"cells", &self->cells},
-                     {"neighbourhoods", &self->neighbourhoods},
-                     {"agents", &self->agents},
-                     {"meta", &self->meta}};
-    for (size_t i = 0; i < sizeof databases / sizeof databases[0]; i++) {
+    } databases[] = {{"meta", &self->meta},        {"records", &self->records},
+                     {"cells", &self->cells},      {"neighbourhoods", &self->neighbourhoods},
+                     {"agents", &self->agents},    {"texts", &self->texts},
+                     {"text_ids", &self->text_ids}};
+    size_t count = meta_only ? 1 : sizeof databases / sizeof databases[0];
+    for (size_t i = 0; i < count; i++) {
         int rc = mdb_dbi_open (txn, databases[i].name, create ? MDB_CREATE : 0, databases[i].dbi);
         if (rc == MDB_NOTFOUND)
             return fail (err, err_len, STORE_ERR_FORMAT,
@@ -462,8 +660,8 @@ get_meta (store_t *self, MDB_txn *txn, const char *name, MDB_val *value, char *e
     if (rc == MDB_NOTFOUND)
         return rc;
     if (rc)
-        return read_failed (self, rc, STORE_DB_META, key.mv_data, key.mv_size, err, err_len);
-    return open_value (self, STORE_DB_META, &key, &stored, 0, NULL, value, err, err_len);
+        return read_failed (self, txn, rc, STORE_DB_META, key.mv_data, key.mv_size, err, err_len);
+    return open_value (self, txn, STORE_DB_META, &key, &stored, 0, NULL, value, err, err_len);
 }
 
 /* Reads the identity and checks that this binary uses its format (docs/architecture.md). */
@@ -496,9 +694,12 @@ read_identity (store_t *self, MDB_txn *txn, store_identity_t *identity, char *er
                      path, (unsigned long long)format, STORE_FORMAT_VERSION);
     if (format < STORE_FORMAT_VERSION)
         return fail (err, err_len, STORE_ERR_FORMAT,
-                     "the store in %s is of format %llu, which this totalplace cannot read "
-                     "(format %d): docs/architecture.md says how to move its records",
-                     path, (unsigned long long)format, STORE_FORMAT_VERSION);
+                     "the store in %s is of format %llu, and this totalplace uses format %d: "
+                     "stop the collector and run `totalplace-collector upgrade --state-dir %s`, "
+                     "which writes a format %d store beside it from its records, verifies it and "
+                     "swaps it in, keeping the old one (docs/operations.md)",
+                     path, (unsigned long long)format, STORE_FORMAT_VERSION, path,
+                     STORE_FORMAT_VERSION);
     identity->format = (uint32_t)format;
 
     rc = get_meta (self, txn, STORE_ID_KEY, &value, err, err_len);
@@ -524,6 +725,9 @@ read_identity (store_t *self, MDB_txn *txn, store_identity_t *identity, char *er
                      "unreadable; restore it from a backup (docs/operations.md)",
                      path);
     identity->created = (int64_t)created;
+    /* Text hashes are keyed by the store's own random bits. */
+    sodium_hex2bin (self->hash_key, sizeof self->hash_key, identity->store_id, STORE_ID_HEX_LEN - 1,
+                    NULL, NULL, NULL);
     return 0;
 }
 
@@ -577,6 +781,45 @@ env_open_code (int rc)
                : STORE_ERR;
 }
 
+static int replay_journal (store_t *self, char *err, size_t err_len);
+static void open_abort (store_t *self);
+static int open_commit (store_t *self, char *err, size_t err_len);
+
+/* The writer's journal: the last group committed, from meta; the journal's later groups (a crash)
+ * applied and committed; the journal kept open when journal_records allows one, else removed. */
+static int
+open_journal (store_t *self, const store_options_t *options, char *err, size_t err_len)
+{
+    self->journal_records = options->journal_records;
+    self->journal_seconds = (options->journal_ms ? options->journal_ms : 1000) / 1000.0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot begin transaction in %s: %s", self->path,
+                     mdb_strerror (rc));
+    MDB_val key = {sizeof JOURNAL_KEY - 1, (void *)JOURNAL_KEY};
+    uint64_t seq = 0;
+    rc = get_fixed (self, txn, STORE_DB_META, &key, &seq, sizeof seq, err, err_len);
+    mdb_txn_abort (txn);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    self->seq = self->committed_seq = seq;
+    char path[PATH_MAX];
+    if ((size_t)snprintf (path, sizeof path, "%s/journal", self->path) >= sizeof path)
+        return fail (err, err_len, STORE_ERR, "store path %.64s... is too long", self->path);
+    if (access (path, F_OK) != 0 && !options->journal_records)
+        return 0;
+    self->journal = store_journal_open (self->path, self->hash_key, err, err_len);
+    if (!self->journal)
+        return STORE_ERR_DAMAGED;
+    rc = replay_journal (self, err, err_len);
+    if (rc == 0 && !options->journal_records) {
+        store_journal_close (&self->journal);
+        unlink (path);
+    }
+    return rc;
+}
+
 store_t *
 store_new (const store_options_t *options, int *code, char *err, size_t err_len)
 {
@@ -589,6 +832,10 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
     *code = check_store_files (options->path, err, err_len);
     if (*code)
         return NULL;
+    if (sodium_init () < 0) {
+        *code = fail (err, err_len, STORE_ERR, "cannot start libsodium for the checksums");
+        return NULL;
+    }
     store_t *self = calloc (1, sizeof *self);
     if (!self) {
         *code = fail (err, err_len, STORE_ERR, "out of memory");
@@ -646,9 +893,11 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
                       mdb_strerror (rc));
         goto err_env;
     }
-    *code = open_databases (self, txn, false, options->path, err, err_len);
+    *code = open_databases (self, txn, false, true, options->path, err, err_len);
     if (*code == 0)
         *code = read_identity (self, txn, &self->identity, err, err_len);
+    if (*code == 0)
+        *code = open_databases (self, txn, false, false, options->path, err, err_len);
     if (*code) {
         mdb_txn_abort (txn);
         goto err_env;
@@ -657,6 +906,13 @@ store_new (const store_options_t *options, int *code, char *err, size_t err_len)
     if (rc) {
         *code = fail (err, err_len, STORE_ERR, "cannot open the databases in %s: %s", options->path,
                       mdb_strerror (rc));
+        goto err_env;
+    }
+    if (!self->read_only && (*code = open_journal (self, options, err, err_len)) != 0) {
+        open_abort (self);
+        store_journal_close (&self->journal);
+        apply_memory_free (&self->memory);
+        store_dict_cache_destroy (&self->dict);
         goto err_env;
     }
     return self;
@@ -693,7 +949,7 @@ create_in (const char *dir, const store_identity_t *identity, char *err, size_t 
                    mdb_strerror (rc));
         goto out;
     }
-    rc = open_databases (&scratch, txn, true, dir, err, err_len);
+    rc = open_databases (&scratch, txn, true, false, dir, err, err_len);
     char format[16], created[24];
     snprintf (format, sizeof format, "%u", (unsigned)identity->format);
     snprintf (created, sizeof created, "%lld", (long long)identity->created);
@@ -762,8 +1018,8 @@ claim_folder (const char *path, bool *created, char *err, size_t err_len)
     return 0;
 }
 
-static int
-sync_folder (const char *path)
+int
+store_sync_folder (const char *path)
 {
     int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -776,14 +1032,25 @@ sync_folder (const char *path)
 int
 store_init (const char *path, store_identity_t *identity, char *err, size_t err_len)
 {
-    if (!path || !*path)
-        return fail (err, err_len, STORE_ERR, "store path is missing");
     if (sodium_init () < 0)
         return fail (err, err_len, STORE_ERR, "cannot start libsodium for the store id");
     store_identity_t made = {.format = STORE_FORMAT_VERSION, .created = (int64_t)time (NULL)};
     unsigned char id[(STORE_ID_HEX_LEN - 1) / 2];
     randombytes_buf (id, sizeof id);
     sodium_bin2hex (made.store_id, sizeof made.store_id, id, sizeof id);
+    int rc = store_init_as (path, &made, err, err_len);
+    if (rc == 0 && identity)
+        *identity = made;
+    return rc;
+}
+
+int
+store_init_as (const char *path, const store_identity_t *identity, char *err, size_t err_len)
+{
+    if (!path || !*path)
+        return fail (err, err_len, STORE_ERR, "store path is missing");
+    store_identity_t made = *identity;
+    made.format = STORE_FORMAT_VERSION;
 
     char building[PATH_MAX], built[PATH_MAX], lock[PATH_MAX], final[PATH_MAX];
     if ((size_t)snprintf (building, sizeof building, "%s/.init.XXXXXX", path) >= sizeof building ||
@@ -815,14 +1082,12 @@ store_init (const char *path, store_identity_t *identity, char *err, size_t err_
     rmdir (building);
     if (rc)
         goto err_folder;
-    if (sync_folder (path) != 0) {
+    if (store_sync_folder (path) != 0) {
         rc =
             fail (err, err_len, STORE_ERR, "cannot sync the folder %s: %s", path, strerror (errno));
         unlink (final);
         goto err_folder;
     }
-    if (identity)
-        *identity = made;
     return 0;
 
 err_folder:
@@ -844,66 +1109,20 @@ store_destroy (store_t **self_p)
     if (!self_p || !*self_p)
         return;
     store_t *self = *self_p;
+    /* Groups of the open transaction are in the journal: committing them is not needed, but
+     * spares the next start applying them again. */
+    char ignored[STORE_ERR_LEN];
+    if (self->open_txn && open_commit (self, ignored, sizeof ignored))
+        open_abort (self);
+    store_journal_close (&self->journal);
     apply_memory_free (&self->memory);
+    store_dict_cache_destroy (&self->dict);
     mdb_env_close (self->env);
     pthread_mutex_destroy (&self->damage_lock);
     pthread_rwlock_destroy (&self->resize_lock);
     free (self->path);
     free (self);
     *self_p = NULL;
-}
-
-/* ---------------------------------------------------------------- keys */
-
-static size_t
-join_key (char *out, size_t out_len, const char *const *parts, size_t count)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < count; i++) {
-        size_t len = strlen (parts[i]);
-        if (used + len + 1 > out_len)
-            return 0;
-        memcpy (out + used, parts[i], len);
-        used += len;
-        if (i + 1 < count)
-            out[used++] = KEY_SEPARATOR;
-    }
-    out[used] = '\0';
-    return used;
-}
-
-static size_t
-record_key (char *out, size_t out_len, const char *body_id, const char *record_id)
-{
-    const char *parts[] = {body_id, record_id};
-    return join_key (out, out_len, parts, 2);
-}
-
-static size_t
-cell_key (char *out, size_t out_len, const Totalplace__SpendingRecord *record)
-{
-    const char *parts[CELL_FIELDS] = {[CELL_PERIOD] = record->period,
-                                      [CELL_NEIGHBOURHOOD] = record->neighbourhood,
-                                      [CELL_BODY] = record->body_id,
-                                      [CELL_SERVICE] = record->service,
-                                      [CELL_POOLABLE] = record->poolable ? "Y" : "N"};
-    return join_key (out, out_len, parts, CELL_FIELDS);
-}
-
-/* Splits a cell key copied into buffer into its fields, in place. */
-static int
-split_cell_key (char *buffer, char *fields[CELL_FIELDS])
-{
-    size_t n = 0;
-    fields[n++] = buffer;
-    for (char *p = buffer; *p; p++)
-        if (*p == KEY_SEPARATOR) {
-            if (n == CELL_FIELDS)
-                return -1;
-            *p = '\0';
-            fields[n++] = p + 1;
-        }
-    return n == CELL_FIELDS ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- applying batches */
@@ -924,23 +1143,21 @@ split_cell_key (char *buffer, char *fields[CELL_FIELDS])
 
 /* A total the transaction changes. */
 typedef struct {
+    /* Its key as two numbers that order as its bytes do (cells first, then neighbourhoods): keys
+     * are fixed-width, so sorting compares two words instead of calling memcmp. */
+    uint64_t order[2];
     uint64_t hash;
     /* Fast path: the sum of this group's contributions, and the sums of its additions (>= 0)
      * and of its subtractions (<= 0) apart. Exact mode: value is the total itself. */
     store_amount_t value, plus, minus;
-    const char *key; /* in the working memory's key arena, NUL-terminated */
-    uint32_t key_len;
+    unsigned char key[STORE_CODEC_CELL_KEY_LEN];
+    uint8_t key_len;
     bool cell; /* in the cells database, else in neighbourhoods */
 } total_t;
-
-/* Keys are copied into chunks that never move, so pointers into them stay valid. */
-#define KEY_CHUNK_BYTES ((size_t)256 * 1024)
 
 /* Working memory of store_apply, kept between groups so the single writer does not allocate and
  * fault in fresh pages for every group. */
 struct _apply_memory_t {
-    char **chunks;
-    size_t chunk_count, chunk_capacity, chunk_current, chunk_used;
     total_t *totals;
     size_t total_count, total_capacity;
     uint32_t *slots;   /* open addressing: index + 1 into totals, 0 when free */
@@ -957,6 +1174,7 @@ typedef struct {
     store_t *store;
     apply_memory_t *memory;
     MDB_txn *txn;
+    store_dict_txn_t dict;
     MDB_cursor *records;
     bool exact;
     counters_value_t counts;
@@ -964,9 +1182,10 @@ typedef struct {
     size_t undo_count;
 } apply_state_t;
 
-#define APPLY_MAP_FULL         1
 #define APPLY_NEEDS_EXACT      2 /* the fast path cannot rule out an overflow: apply in exact mode */
 #define CONTRIBUTION_OVERFLOWS 3 /* exact mode: this record would overflow a total */
+#define TEXT_UNKNOWN           4 /* a text looked up without making it is not in the dictionary */
+#define TEXTS_EXHAUSTED        5 /* a dictionary has no id (or hash probe) left for a new text */
 
 static void
 apply_memory_free (apply_memory_t **memory_p)
@@ -974,9 +1193,6 @@ apply_memory_free (apply_memory_t **memory_p)
     apply_memory_t *memory = *memory_p;
     if (!memory)
         return;
-    for (size_t i = 0; i < memory->chunk_count; i++)
-        free (memory->chunks[i]);
-    free (memory->chunks);
     free (memory->totals);
     free (memory->slots);
     free (memory);
@@ -986,50 +1202,33 @@ apply_memory_free (apply_memory_t **memory_p)
 static void
 apply_memory_reset (apply_memory_t *memory)
 {
-    memory->chunk_current = 0;
-    memory->chunk_used = 0;
     memory->total_count = 0;
     if (memory->slots)
         memset (memory->slots, 0, memory->slot_count * sizeof *memory->slots);
 }
 
-/* Copies len bytes and a NUL into the key arena. Returns NULL when out of memory. */
-static const char *
-copy_key (apply_memory_t *memory, const char *bytes, size_t len)
+/* A total's key (a cell's 15 bytes, or a neighbourhood's 4) as two big-endian words, a
+ * neighbourhood's with the top bit set: they order as cells first, then by the key's bytes. */
+static void
+key_order (bool cell, const unsigned char *key, size_t len, uint64_t order[2])
 {
-    if (memory->chunk_count == 0 || memory->chunk_used + len + 1 > KEY_CHUNK_BYTES) {
-        if (memory->chunk_count > 0)
-            memory->chunk_current++;
-        memory->chunk_used = 0;
-        if (memory->chunk_current >= memory->chunk_count) {
-            if (memory->chunk_count == memory->chunk_capacity) {
-                size_t capacity = memory->chunk_capacity ? memory->chunk_capacity * 2 : 16;
-                char **chunks = realloc (memory->chunks, capacity * sizeof *chunks);
-                if (!chunks)
-                    return NULL;
-                memory->chunks = chunks;
-                memory->chunk_capacity = capacity;
-            }
-            char *chunk = malloc (KEY_CHUNK_BYTES);
-            if (!chunk)
-                return NULL;
-            memory->chunks[memory->chunk_count++] = chunk;
-        }
+    unsigned char bytes[16] = {0};
+    memcpy (bytes, key, len);
+    order[0] = order[1] = 0;
+    for (int i = 0; i < 8; i++) {
+        order[0] = order[0] << 8 | bytes[i];
+        order[1] = order[1] << 8 | bytes[8 + i];
     }
-    char *copy = memory->chunks[memory->chunk_current] + memory->chunk_used;
-    memcpy (copy, bytes, len);
-    copy[len] = '\0';
-    memory->chunk_used += len + 1;
-    return copy;
+    if (!cell)
+        order[0] |= UINT64_C (1) << 63; /* a cell's first byte, a month's high byte, is < 0x80 */
 }
 
 static uint64_t
-hash_key (const char *key, size_t len, bool cell)
+hash_order (const uint64_t order[2])
 {
-    uint64_t hash = cell ? UINT64_C (0xcbf29ce484222325) : UINT64_C (0x84222325cbf29ce4);
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ (uint8_t)key[i]) * UINT64_C (0x100000001b3);
-    return hash ^ (hash >> 29);
+    uint64_t hash =
+        (order[0] ^ (order[1] * UINT64_C (0x9e3779b97f4a7c15))) * UINT64_C (0xbf58476d1ce4e5b9);
+    return hash ^ (hash >> 31);
 }
 
 /* Doubles the slot table and re-inserts every total. */
@@ -1055,18 +1254,19 @@ grow_slots (apply_memory_t *memory)
 /* Finds the total in this transaction's working set, adding it on first touch (in exact mode
  * with its stored value). Sets *index. */
 static int
-touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, size_t *index,
-             char *err, size_t err_len)
+touch_total (apply_state_t *state, bool cell, const unsigned char *key, size_t key_len,
+             size_t *index, char *err, size_t err_len)
 {
     apply_memory_t *memory = state->memory;
-    uint64_t hash = hash_key (key, key_len, cell);
+    uint64_t order[2];
+    key_order (cell, key, key_len, order);
+    uint64_t hash = hash_order (order);
     if (memory->slot_count < 2 * (memory->total_count + 1) && grow_slots (memory))
         return fail (err, err_len, STORE_ERR, "out of memory");
     size_t mask = memory->slot_count - 1, slot = hash & mask;
     for (; memory->slots[slot]; slot = (slot + 1) & mask) {
         total_t *total = &memory->totals[memory->slots[slot] - 1];
-        if (total->hash == hash && total->cell == cell && total->key_len == key_len &&
-            memcmp (total->key, key, key_len) == 0) {
+        if (total->order[0] == order[0] && total->order[1] == order[1]) {
             *index = memory->slots[slot] - 1;
             return 0;
         }
@@ -1080,15 +1280,14 @@ touch_total (apply_state_t *state, bool cell, const char *key, size_t key_len, s
         memory->total_capacity = capacity;
     }
     total_t *total = &memory->totals[memory->total_count];
-    *total = (total_t){.hash = hash, .key_len = (uint32_t)key_len, .cell = cell};
-    total->key = copy_key (memory, key, key_len);
-    if (!total->key)
-        return fail (err, err_len, STORE_ERR, "out of memory");
+    *total = (total_t){
+        .order = {order[0], order[1]}, .hash = hash, .key_len = (uint8_t)key_len, .cell = cell};
+    memcpy (total->key, key, key_len);
     if (state->exact) {
         MDB_val k = {key_len, (void *)total->key};
         int rc =
-            get_fixed (state->store, state->txn, cell ? STORE_DB_CELLS : STORE_DB_NEIGHBOURHOODS,
-                       &k, &total->value, sizeof total->value, err, err_len);
+            get_amount (state->store, state->txn, cell ? STORE_DB_CELLS : STORE_DB_NEIGHBOURHOODS,
+                        &k, &total->value, err, err_len);
         if (rc && rc != MDB_NOTFOUND)
             return rc;
     }
@@ -1109,22 +1308,24 @@ undo_record (apply_state_t *state)
     }
 }
 
-/* Adds (sign +1) or removes (sign -1) one record's contribution to its cell and neighbourhood.
- * Returns 0; CONTRIBUTION_OVERFLOWS in exact mode when a total would overflow (the caller undoes
- * the record); APPLY_NEEDS_EXACT on the fast path when a delta itself overflows; or an error. */
+/* Adds (sign +1) or removes (sign -1) the contribution of a record of body to its cell and its
+ * neighbourhood. Returns 0; CONTRIBUTION_OVERFLOWS in exact mode when a total would overflow (the
+ * caller undoes the record); APPLY_NEEDS_EXACT on the fast path when a delta itself overflows; or
+ * an error. */
 static int
-add_contribution (apply_state_t *state, const Totalplace__SpendingRecord *record, int sign,
+add_contribution (apply_state_t *state, uint32_t body, const store_codec_record_t *record, int sign,
                   char *err, size_t err_len)
 {
-    char key[MAX_KEY_BYTES + 1];
-    size_t cell_len = cell_key (key, sizeof key, record);
-    if (cell_len == 0)
-        return fail (err, err_len, STORE_ERR, "cell key too long");
+    store_codec_cell_t cell = {record->month, record->neighbourhood, body, record->service,
+                               record->poolable};
+    unsigned char cell_key[STORE_CODEC_CELL_KEY_LEN], neighbourhood_key[STORE_CODEC_ID_LEN];
+    store_codec_cell_key (&cell, cell_key);
+    store_codec_id (record->neighbourhood, neighbourhood_key);
     size_t targets[2];
-    int rc = touch_total (state, true, key, cell_len, &targets[0], err, err_len);
+    int rc = touch_total (state, true, cell_key, sizeof cell_key, &targets[0], err, err_len);
     if (rc == 0)
-        rc = touch_total (state, false, record->neighbourhood, strlen (record->neighbourhood),
-                          &targets[1], err, err_len);
+        rc = touch_total (state, false, neighbourhood_key, sizeof neighbourhood_key, &targets[1],
+                          err, err_len);
     if (rc)
         return rc;
     /* |amount| <= WIRE_MAX_ABS_AMOUNT_PENCE, so negating it cannot overflow. */
@@ -1249,91 +1450,252 @@ describe_conflict (const Totalplace__SpendingRecord *stored, const Totalplace__S
         used = append_text (reason, reason_len, used, parts[i]);
 }
 
-/* Decides and applies one (valid) record whose records key is key. Returns 0, APPLY_MAP_FULL,
- * APPLY_NEEDS_EXACT, or a negative error. */
+/* A stored record as the API gives it: texts for ids, "YYYY-MM" for its month; every string
+ * malloc'd, so that protobuf_c_message_free_unpacked frees it. */
 static int
-apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record, const char *key,
-              size_t key_len, store_result_t *result, char *err, size_t err_len)
+decode_record (store_t *self, MDB_txn *txn, const void *key, size_t key_len,
+               const store_codec_record_t *stored, Totalplace__SpendingRecord **out, char *err,
+               size_t err_len)
 {
-    MDB_val k = {key_len, (void *)key}, value, payload;
-    store_checksum_key_t hash_key;
-    store_checksum_key (STORE_DB_RECORDS, key, key_len, &hash_key);
-    int rc = mdb_cursor_get (state->records, &k, &value, MDB_SET_KEY);
-    Totalplace__SpendingRecord *stored = NULL;
-    if (rc == 0) {
-        k = (MDB_val){key_len, (void *)key};
-        rc = open_value (state->store, STORE_DB_RECORDS, &k, &value, 0, &hash_key, &payload, err,
-                         err_len);
+    uint32_t body;
+    const char *record_id;
+    size_t id_len;
+    if (store_codec_record_key_split (key, key_len, &body, &record_id, &id_len))
+        return damaged (self, txn, STORE_DB_RECORDS, key, key_len, err, err_len,
+                        "has a key that is not a record's");
+    Totalplace__SpendingRecord *record = malloc (sizeof *record);
+    if (!record)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    totalplace__spending_record__init (record);
+    char period[PERIOD_LEN];
+    record->revision = stored->revision;
+    record->amount_pence = stored->amount_pence;
+    record->poolable = stored->poolable;
+    record->withdrawn = stored->withdrawn;
+    record->record_id = strndup (record_id, id_len);
+    record->period = strdup (store_codec_period (stored->month, period));
+    struct {
+        unsigned kind;
+        uint32_t id;
+        char **field;
+    } texts[] = {{STORE_TEXT_BODY, body, &record->body_id},
+                 {STORE_TEXT_NEIGHBOURHOOD, stored->neighbourhood, &record->neighbourhood},
+                 {STORE_TEXT_SERVICE, stored->service, &record->service},
+                 {STORE_TEXT_SUPPLIER, stored->supplier, &record->supplier},
+                 {STORE_TEXT_DESCRIPTION, stored->description, &record->description}};
+    store_dict_txn_t dict = dict_of (self, txn);
+    int rc = 0;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        *texts[i].field = NULL;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0] && rc == 0; i++) {
+        const char *text = "";
+        size_t len;
+        store_dict_fault_t fault;
+        if (texts[i].id) {
+            int found = store_dict_text (&dict, texts[i].kind, texts[i].id, &text, &len, &fault);
+            if (found == STORE_DICT_NOTFOUND)
+                rc = damaged (self, txn, STORE_DB_RECORDS, key, key_len, err, err_len,
+                              "names %s id %u, which texts does not hold",
+                              store_text_kind_name (texts[i].kind), (unsigned)texts[i].id);
+            else if (found)
+                rc = dict_failed (self, txn, &fault, err, err_len);
+        }
+        if (rc == 0 && !(*texts[i].field = strdup (text)))
+            rc = fail (err, err_len, STORE_ERR, "out of memory");
+    }
+    if (rc == 0 && (!record->record_id || !record->period))
+        rc = fail (err, err_len, STORE_ERR, "out of memory");
+    if (rc) {
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+            if (!*texts[i].field)
+                *texts[i].field = strdup ("");
+        protobuf_c_message_free_unpacked (&record->base, NULL);
+        return rc;
+    }
+    *out = record;
+    return 0;
+}
+
+/* The id of a record's text of kind (0 for an empty optional text). create: make it when it is
+ * new. Returns 0, TEXT_UNKNOWN (create not set), TEXTS_EXHAUSTED, APPLY_MAP_FULL or an error. */
+static int
+text_id (apply_state_t *state, unsigned kind, const char *text, bool create, uint32_t *id,
+         char *err, size_t err_len)
+{
+    *id = 0;
+    if (!text || !*text)
+        return 0;
+    store_dict_fault_t fault;
+    int rc = store_dict_intern (state->store->dict, &state->dict, kind, text, strlen (text), create,
+                                id, &fault);
+    if (rc == STORE_DICT_OK)
+        return 0;
+    if (rc == STORE_DICT_NOTFOUND)
+        return TEXT_UNKNOWN;
+    if (rc == STORE_DICT_EXHAUSTED)
+        return TEXTS_EXHAUSTED;
+    return dict_failed (state->store, state->txn, &fault, err, err_len);
+}
+
+/* A (valid) record as the store keeps it: its texts as ids, made when create is set. Returns as
+ * text_id does. */
+static int
+compact_record (apply_state_t *state, const Totalplace__SpendingRecord *record, bool create,
+                store_codec_record_t *out, char *err, size_t err_len)
+{
+    *out = (store_codec_record_t){.revision = record->revision,
+                                  .month = (uint32_t)store_codec_month (record->period),
+                                  .amount_pence = record->amount_pence,
+                                  .poolable = record->poolable,
+                                  .withdrawn = record->withdrawn};
+    struct {
+        unsigned kind;
+        const char *text;
+        uint32_t *id;
+    } texts[] = {{STORE_TEXT_NEIGHBOURHOOD, record->neighbourhood, &out->neighbourhood},
+                 {STORE_TEXT_SERVICE, record->service, &out->service},
+                 {STORE_TEXT_SUPPLIER, record->supplier, &out->supplier},
+                 {STORE_TEXT_DESCRIPTION, record->description, &out->description}};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        int rc = text_id (state, texts[i].kind, texts[i].text, create, texts[i].id, err, err_len);
         if (rc)
             return rc;
-        stored = totalplace__spending_record__unpack (NULL, payload.mv_size, payload.mv_data);
-        if (!stored)
-            return damaged (state->store, STORE_DB_RECORDS, key, key_len, err, err_len,
+    }
+    return 0;
+}
+
+static bool
+compact_equal (const store_codec_record_t *a, const store_codec_record_t *b)
+{
+    return a->revision == b->revision && a->month == b->month &&
+           a->neighbourhood == b->neighbourhood && a->service == b->service &&
+           a->supplier == b->supplier && a->description == b->description &&
+           a->amount_pence == b->amount_pence && a->poolable == b->poolable &&
+           a->withdrawn == b->withdrawn;
+}
+
+/* A record the dictionaries have no room for is refused, loudly, rather than stored wrong. */
+static void
+refuse_exhausted (store_result_t *result)
+{
+    result->outcome = STORE_REJECTED;
+    snprintf (result->reason, sizeof result->reason,
+              "the store's dictionary of texts has no id left for a text of this record; it "
+              "cannot be stored");
+}
+
+/* Same key, same revision: a duplicate when every field is the same, else a conflict whose reason
+ * names the first field that differs (the stored record is decoded to text for it). */
+static int
+compare_same_revision (apply_state_t *state, const Totalplace__SpendingRecord *record,
+                       const unsigned char *key, size_t key_len, const store_codec_record_t *stored,
+                       store_result_t *result, char *err, size_t err_len)
+{
+    store_codec_record_t sent;
+    int rc = compact_record (state, record, false, &sent, err, err_len);
+    if (rc && rc != TEXT_UNKNOWN)
+        return rc;
+    if (rc == 0 && compact_equal (&sent, stored)) {
+        result->outcome = STORE_DUPLICATE;
+        return 0;
+    }
+    Totalplace__SpendingRecord *full;
+    rc = decode_record (state->store, state->txn, key, key_len, stored, &full, err, err_len);
+    if (rc)
+        return rc;
+    result->outcome = STORE_REJECTED;
+    describe_conflict (full, record, result->reason, sizeof result->reason);
+    protobuf_c_message_free_unpacked (&full->base, NULL);
+    return 0;
+}
+
+/* Decides and applies one (valid) record. Returns 0, APPLY_MAP_FULL, APPLY_NEEDS_EXACT, or a
+ * negative error. */
+static int
+apply_record (apply_state_t *state, const Totalplace__SpendingRecord *record,
+              store_result_t *result, char *err, size_t err_len)
+{
+    uint32_t body;
+    int rc = text_id (state, STORE_TEXT_BODY, record->body_id, true, &body, err, err_len);
+    if (rc == TEXTS_EXHAUSTED) {
+        refuse_exhausted (result);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    unsigned char key[STORE_CODEC_RECORD_KEY_MAX];
+    size_t key_len = store_codec_record_key (body, record->record_id, strlen (record->record_id),
+                                             key, sizeof key);
+    if (key_len == 0)
+        return fail (err, err_len, STORE_ERR, "record key too long");
+    MDB_val k = {key_len, key}, value, payload;
+    store_checksum_key_t hash_key;
+    store_checksum_key (STORE_DB_RECORDS, key, key_len, &hash_key);
+    rc = mdb_cursor_get (state->records, &k, &value, MDB_SET_KEY);
+    store_codec_record_t stored, sent;
+    bool found = rc == 0;
+    if (found) {
+        k = (MDB_val){key_len, key};
+        rc = open_value (state->store, state->txn, STORE_DB_RECORDS, &k, &value, 0, &hash_key,
+                         &payload, err, err_len);
+        if (rc)
+            return rc;
+        if (store_codec_record_decode (payload.mv_data, payload.mv_size, &stored))
+            return damaged (state->store, state->txn, STORE_DB_RECORDS, key, key_len, err, err_len,
                             "does not decode as a record");
-        if (record->revision < stored->revision) {
+        if (record->revision < stored.revision) {
             result->outcome = STORE_STALE;
-            goto done;
+            return 0;
         }
-        if (record->revision == stored->revision) {
-            if (wire_records_equal (record, stored))
-                result->outcome = STORE_DUPLICATE;
-            else {
-                result->outcome = STORE_REJECTED;
-                describe_conflict (stored, record, result->reason, sizeof result->reason);
-            }
-            goto done;
-        }
+        if (record->revision == stored.revision)
+            return compare_same_revision (state, record, key, key_len, &stored, result, err,
+                                          err_len);
     }
     else if (rc != MDB_NOTFOUND)
-        return read_failed (state->store, rc, STORE_DB_RECORDS, key, key_len, err, err_len);
+        return read_failed (state->store, state->txn, rc, STORE_DB_RECORDS, key, key_len, err,
+                            err_len);
 
+    rc = compact_record (state, record, true, &sent, err, err_len);
+    if (rc == TEXTS_EXHAUSTED) {
+        refuse_exhausted (result);
+        return 0;
+    }
+    if (rc)
+        return rc;
     state->undo_count = 0;
-    rc = 0;
-    if (stored && !stored->withdrawn)
-        rc = add_contribution (state, stored, -1, err, err_len);
-    if (rc == 0 && !record->withdrawn)
-        rc = add_contribution (state, record, +1, err, err_len);
+    if (found && !stored.withdrawn)
+        rc = add_contribution (state, body, &stored, -1, err, err_len);
+    if (rc == 0 && !sent.withdrawn)
+        rc = add_contribution (state, body, &sent, +1, err, err_len);
     if (rc == CONTRIBUTION_OVERFLOWS) {
         undo_record (state);
         result->outcome = STORE_REJECTED;
         snprintf (result->reason, sizeof result->reason,
                   "a total of neighbourhood %s would overflow int64 pence", record->neighbourhood);
-        rc = 0;
-        goto done;
+        return 0;
     }
     if (rc)
-        goto done;
-    /* MDB_RESERVE lets us pack straight into the page, saving a copy on the hot path. */
-    MDB_val put_key = {key_len, (void *)key};
-    size_t packed_size = protobuf_c_message_get_packed_size (&record->base);
-    MDB_val put_value = {packed_size + STORE_CHECKSUM_BYTES, NULL};
-    rc = mdb_cursor_put (state->records, &put_key, &put_value, MDB_RESERVE);
+        return rc;
+    unsigned char bytes[STORE_CODEC_RECORD_MAX + STORE_CHECKSUM_BYTES];
+    size_t len = store_codec_record_encode (&sent, bytes);
+    store_checksum_seal (&hash_key, bytes, len);
+    MDB_val put_key = {key_len, key}, put_value = {len + STORE_CHECKSUM_BYTES, bytes};
+    rc = mdb_cursor_put (state->records, &put_key, &put_value, 0);
     if (rc == MDB_MAP_FULL)
-        rc = APPLY_MAP_FULL;
-    else if (rc)
-        rc = fail (err, err_len, STORE_ERR, "cannot store record: %s", mdb_strerror (rc));
-    else {
-        protobuf_c_message_pack (&record->base, put_value.mv_data);
-        store_checksum_seal (&hash_key, put_value.mv_data, packed_size);
-        result->outcome = stored ? STORE_SUPERSEDED : STORE_ACCEPTED;
-    }
-done:
-    if (stored)
-        totalplace__spending_record__free_unpacked (stored, NULL);
-    return rc;
+        return APPLY_MAP_FULL;
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot store record: %s", mdb_strerror (rc));
+    result->outcome = found ? STORE_SUPERSEDED : STORE_ACCEPTED;
+    return 0;
 }
 
 static int
 compare_totals (const void *a, const void *b)
 {
     const total_t *x = a, *y = b;
-    if (x->cell != y->cell)
-        return x->cell ? -1 : 1;
-    size_t len = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int order = memcmp (x->key, y->key, len);
-    if (order)
-        return order;
-    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+    if (x->order[0] != y->order[0])
+        return x->order[0] < y->order[0] ? -1 : 1;
+    return x->order[1] < y->order[1] ? -1 : x->order[1] > y->order[1];
 }
 
 /* Writes every touched total back in key order, one cursor per database. */
@@ -1364,14 +1726,17 @@ write_totals (apply_state_t *state, char *err, size_t err_len)
         bool found = rc == 0;
         if (found) {
             key = (MDB_val){total->key_len, (void *)total->key};
-            rc = open_value (state->store, db, &key, &value, sizeof stored, &hash_key, &payload,
+            rc = open_value (state->store, state->txn, db, &key, &value, 0, &hash_key, &payload,
                              err, err_len);
+            if (rc == 0)
+                rc = decode_amount (state->store, state->txn, db, &key, &payload, &stored, err,
+                                    err_len);
             if (rc)
                 goto out;
-            memcpy (&stored, payload.mv_data, sizeof stored);
         }
         else if (rc != MDB_NOTFOUND) {
-            rc = read_failed (state->store, rc, db, total->key, total->key_len, err, err_len);
+            rc = read_failed (state->store, state->txn, rc, db, total->key, total->key_len, err,
+                              err_len);
             goto out;
         }
         if (!state->exact) {
@@ -1389,13 +1754,21 @@ write_totals (apply_state_t *state, char *err, size_t err_len)
             final.records = stored.records + total->value.records;
         }
         key = (MDB_val){total->key_len, (void *)total->key};
+        unsigned char bytes[STORE_CODEC_AMOUNT_MAX];
+        if (final.records < 0) {
+            rc = fail (err, err_len, STORE_ERR,
+                       "a total would count %lld records: the store refuses the group",
+                       (long long) final.records);
+            goto out;
+        }
         if (final.records == 0) {
             /* Nothing left in this total: remove it so empty neighbourhoods disappear. */
             rc = found ? mdb_cursor_del (cursor, 0) : 0;
         }
         else
-            rc = put_value (state->txn, cursor, 0, db, &key, &final, sizeof final, &hash_key,
-                            found ? MDB_CURRENT : 0);
+            rc = put_value (state->txn, cursor, 0, db, &key, bytes,
+                            store_codec_amount_encode (final.amount_pence, final.records, bytes),
+                            &hash_key, found ? MDB_CURRENT : 0);
         if (rc == MDB_MAP_FULL) {
             rc = APPLY_MAP_FULL;
             goto out;
@@ -1492,32 +1865,24 @@ write_agents_and_counters (apply_state_t *state, Totalplace__Batch *const *batch
                         "counters", err, err_len);
 }
 
-/* One attempt at the whole group. Returns 0 (committed), APPLY_MAP_FULL or APPLY_NEEDS_EXACT
- * (aborted), or an error. */
+/* One attempt at the whole group, in txn (the open transaction). Returns 0 (the group is in
+ * txn), APPLY_MAP_FULL, APPLY_NEEDS_EXACT or an error: then txn holds part of the group and must
+ * be given up. */
 static int
-apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-            store_result_t *const *results, uint64_t *marks_before, bool exact, char *err,
-            size_t err_len)
+apply_once (store_t *self, MDB_txn *txn, Totalplace__Batch *const *batches, size_t batch_count,
+            store_result_t *const *results, uint64_t *marks_before, bool exact, bool import,
+            char *err, size_t err_len)
 {
     if (!self->memory && !(self->memory = calloc (1, sizeof *self->memory)))
         return fail (err, err_len, STORE_ERR, "out of memory");
+    if (!self->dict && !(self->dict = store_dict_cache_new (DICT_CACHE_BYTES)))
+        return fail (err, err_len, STORE_ERR, "out of memory");
     apply_memory_reset (self->memory);
-    apply_state_t state = {.store = self, .memory = self->memory, .exact = exact};
-    int rc = mdb_txn_begin (self->env, NULL, 0, &state.txn);
-    if (rc == MDB_PANIC)
-        return fail (err, err_len, STORE_ERR,
-                     "LMDB stopped taking writes to the store in %s after a write of its meta "
-                     "page failed (%s): restart the collector (the store keeps its last commit)",
-                     self->path, mdb_strerror (rc));
+    apply_state_t state = {.store = self, .memory = self->memory, .exact = exact, .txn = txn};
+    state.dict = dict_of (self, state.txn);
+    int rc = mdb_cursor_open (state.txn, self->records, &state.records);
     if (rc)
-        return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
-                     mdb_strerror (rc));
-    rc = mdb_cursor_open (state.txn, self->records, &state.records);
-    if (rc) {
-        mdb_txn_abort (state.txn);
         return fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
-    }
-    rc = 0;
     for (size_t b = 0; b < batch_count && rc == 0; b++)
         for (size_t i = 0; i < batches[b]->n_records && rc == 0; i++) {
             store_result_t *result = &results[b][i];
@@ -1528,12 +1893,7 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
                 result->outcome = STORE_REJECTED;
                 continue;
             }
-            char key[MAX_KEY_BYTES + 1];
-            size_t key_len = record_key (key, sizeof key, record->body_id, record->record_id);
-            if (key_len == 0)
-                rc = fail (err, err_len, STORE_ERR, "record key too long");
-            else
-                rc = apply_record (&state, record, key, key_len, result, err, err_len);
+            rc = apply_record (&state, record, result, err, err_len);
         }
     mdb_cursor_close (state.records);
     for (size_t b = 0; b < batch_count && rc == 0; b++)
@@ -1541,26 +1901,8 @@ apply_once (store_t *self, Totalplace__Batch *const *batches, size_t batch_count
             count_outcome (&state.counts, results[b][i].outcome);
     if (rc == 0)
         rc = write_totals (&state, err, err_len);
-    if (rc == 0)
+    if (rc == 0 && !import)
         rc = write_agents_and_counters (&state, batches, batch_count, marks_before, err, err_len);
-    if (rc == 0) {
-        rc = mdb_txn_commit (state.txn);
-        if (rc == MDB_MAP_FULL)
-            rc = APPLY_MAP_FULL;
-        else if (rc && disk_full (rc, self->path))
-            rc = fail (err, err_len, STORE_ERR_NOSPACE,
-                       "disk full: the filesystem of %s has %lld bytes free; nothing of the "
-                       "group was applied, and it will be once there is room (agents send "
-                       "again)",
-                       self->path, free_bytes (self->path));
-        else if (rc)
-            rc = fail (err, err_len, STORE_ERR,
-                       "cannot commit to the store in %s: %s (the "
-                       "filesystem has %lld bytes free)",
-                       self->path, mdb_strerror (rc), free_bytes (self->path));
-    }
-    else
-        mdb_txn_abort (state.txn);
     return rc;
 }
 
@@ -1599,16 +1941,158 @@ grow_map (store_t *self, char *err, size_t err_len)
     return 0;
 }
 
-int
-store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
-             store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len)
+/* ---------------------------------------------------------------- the open transaction */
+
+/* Groups are applied in transactions nested in one open write transaction. Each group is then
+ * either committed with it at once (store_apply; and store_apply_journaled when the open
+ * transaction is full or old), or appended to the journal and synced (store_apply_journaled), so
+ * that it is durable and may be acknowledged while the open transaction goes on taking groups:
+ * LMDB then writes and syncs the pages the groups share once for many groups. Readers see the
+ * store as of the last commit, whole groups only. Should the open transaction be given up (its
+ * commit fails, or the map must grow and it cannot be committed first), the groups of it in the
+ * journal are applied again from there before anything else, in order: store_apply is
+ * deterministic, so they make the same outcomes. The last group committed is in meta "journal";
+ * at opening, the writer applies the journal's later groups (a crash), commits and empties it. */
+
+static double
+now_seconds (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+open_begin (store_t *self, char *err, size_t err_len)
+{
+    if (self->open_txn)
+        return 0;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &self->open_txn);
+    if (rc == MDB_PANIC)
+        return fail (err, err_len, STORE_ERR,
+                     "LMDB stopped taking writes to the store in %s after a write of its meta "
+                     "page failed (%s): restart the collector (the store keeps its last commit)",
+                     self->path, mdb_strerror (rc));
+    if (rc) {
+        self->open_txn = NULL;
+        return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
+                     mdb_strerror (rc));
+    }
+    self->open_records = 0;
+    self->open_journaled = 0;
+    self->open_since = now_seconds ();
+    return 0;
+}
+
+/* Gives the open transaction up: what it held is as it was at the last commit, and the groups of
+ * it in the journal must be applied again. */
+static void
+open_abort (store_t *self)
+{
+    if (!self->open_txn)
+        return;
+    mdb_txn_abort (self->open_txn);
+    self->open_txn = NULL;
+    store_dict_cache_end (self->dict, false);
+    if (self->open_journaled)
+        self->replay_needed = true;
+    self->seq = self->committed_seq;
+    self->open_records = self->open_journaled = 0;
+}
+
+/* Commits the open transaction, synced, with its last group's number; then empties the journal.
+ * On failure the transaction is given up (open_abort). Returns 0, APPLY_MAP_FULL, or an error. */
+static int
+open_commit (store_t *self, char *err, size_t err_len)
+{
+    if (!self->open_txn)
+        return 0;
+    MDB_val key = {sizeof JOURNAL_KEY - 1, (void *)JOURNAL_KEY};
+    uint64_t seq = self->seq;
+    int rc = self->seq == self->committed_seq
+                 ? 0
+                 : put_value (self->open_txn, NULL, self->meta, STORE_DB_META, &key, &seq,
+                              sizeof seq, NULL, 0);
+    if (rc) {
+        open_abort (self);
+        return rc == MDB_MAP_FULL ? APPLY_MAP_FULL
+                                  : fail (err, err_len, STORE_ERR,
+                                          "cannot write the journal mark: %s", mdb_strerror (rc));
+    }
+    rc = mdb_txn_commit (self->open_txn);
+    self->open_txn = NULL;
+    store_dict_cache_end (self->dict, rc == 0);
+    if (rc) {
+        self->open_txn = NULL;
+        if (self->open_journaled)
+            self->replay_needed = true;
+        self->seq = self->committed_seq;
+        self->open_records = self->open_journaled = 0;
+        if (rc == MDB_MAP_FULL)
+            return APPLY_MAP_FULL;
+        if (disk_full (rc, self->path))
+            return fail (err, err_len, STORE_ERR_NOSPACE,
+                         "disk full: the filesystem of %s has %lld bytes free; nothing of the "
+                         "group was applied, and it will be once there is room (agents send "
+                         "again)",
+                         self->path, free_bytes (self->path));
+        return fail (err, err_len, STORE_ERR,
+                     "cannot commit to the store in %s: %s (the filesystem has %lld bytes free)",
+                     self->path, mdb_strerror (rc), free_bytes (self->path));
+    }
+    self->committed_seq = seq;
+    self->open_records = self->open_journaled = 0;
+    /* Not fatal: entries of groups the commit holds are skipped when read. */
+    char ignored[STORE_ERR_LEN];
+    if (self->journal)
+        store_journal_reset (self->journal, ignored, sizeof ignored);
+    return 0;
+}
+
+typedef enum {
+    MODE_COMMIT,  /* store_apply: committed before it returns */
+    MODE_JOURNAL, /* store_apply_journaled: committed, or in the journal */
+    MODE_IMPORT,  /* store_import: committed, no marks, no counters */
+    MODE_REPLAY,  /* a group read from the journal: left in the open transaction */
+} apply_mode_t;
+
+#define REPLAY_AGAIN 6 /* the open transaction was given up while applying the journal */
+
+static int replay_journal (store_t *self, char *err, size_t err_len);
+
+/* The group is in the open transaction: makes it durable, in the journal (MODE_JOURNAL, while the
+ * open transaction is young and small) or by committing. */
+static int
+settle (store_t *self, apply_mode_t mode, Totalplace__Batch *const *batches, size_t batch_count,
+        const bool *refused, char *err, size_t err_len)
+{
+    if (mode == MODE_REPLAY) {
+        self->open_journaled++;
+        return 0;
+    }
+    if (mode == MODE_JOURNAL && self->journal && self->open_records < self->journal_records &&
+        now_seconds () - self->open_since < self->journal_seconds &&
+        store_journal_append (self->journal, self->seq, batches, batch_count, refused, err,
+                              err_len) == 0) {
+        self->open_journaled++;
+        return 0;
+    }
+    /* (A journal that cannot be written: the group is made durable by the commit instead.) */
+    return open_commit (self, err, err_len);
+}
+
+/* store_apply, store_apply_journaled, store_import, and the groups of the journal. */
+static int
+apply_group (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+             store_result_t *const *results, uint64_t *marks_before, apply_mode_t mode, char *err,
+             size_t err_len)
 {
     if (self->read_only)
         return fail (err, err_len, STORE_ERR, "store is open read-only");
     if (store_damage (self, NULL, 0))
         return refuse_damaged (self, err, err_len);
     /* Remember which records were refused upstream, so that a retry (after growing the map, or
-     * in exact mode) starts from exactly the caller's state. */
+     * in exact mode) starts from exactly the caller's state, and the journal says which. */
     size_t total_records = 0;
     for (size_t b = 0; b < batch_count; b++)
         total_records += batches[b]->n_records;
@@ -1619,14 +2103,44 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
         for (size_t i = 0; i < batches[b]->n_records; i++, n++)
             refused_upstream[n] = results[b][i].outcome == STORE_REJECTED;
 
-    bool exact = false;
+    bool exact = mode == MODE_REPLAY && self->replay_exact_seq == self->seq + 1;
     int rc;
-    while ((rc = apply_once (self, batches, batch_count, results, marks_before, exact, err,
-                             err_len)) == APPLY_MAP_FULL ||
-           rc == APPLY_NEEDS_EXACT) {
+    for (;;) {
+        rc = 0;
+        if (self->replay_needed && mode != MODE_REPLAY)
+            rc = replay_journal (self, err, err_len);
+        if (rc == 0)
+            rc = open_begin (self, err, err_len);
+        if (rc == 0) {
+            rc = apply_once (self, self->open_txn, batches, batch_count, results, marks_before,
+                             exact, mode == MODE_IMPORT, err, err_len);
+            /* Part of the group is in the open transaction: give it all up; the journal holds
+             * the groups before this one, applied again first on the next attempt. */
+            if (rc)
+                open_abort (self);
+        }
+        if (rc == 0) {
+            self->seq++;
+            self->open_records += total_records;
+            rc = settle (self, mode, batches, batch_count, refused_upstream, err, err_len);
+            if (rc == 0)
+                break;
+        }
+        if (mode == MODE_REPLAY && self->replay_needed &&
+            (rc == APPLY_NEEDS_EXACT || rc == APPLY_MAP_FULL)) {
+            /* Replaying, with the groups before this one given up: start the replay again. */
+            if (rc == APPLY_NEEDS_EXACT)
+                self->replay_exact_seq = self->seq + 1; /* this group, the next time */
+            rc = REPLAY_AGAIN;
+            break;
+        }
         if (rc == APPLY_NEEDS_EXACT)
             exact = true;
-        else if ((rc = grow_map (self, err, err_len)) != 0)
+        else if (rc == APPLY_MAP_FULL) {
+            if ((rc = grow_map (self, err, err_len)) != 0)
+                break;
+        }
+        else
             break;
         for (size_t b = 0, n = 0; b < batch_count; b++)
             for (size_t i = 0; i < batches[b]->n_records; i++, n++)
@@ -1637,6 +2151,166 @@ store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_coun
     if (rc == STORE_ERR_DAMAGED)
         return refuse_damaged (self, err, err_len);
     return rc;
+}
+
+/* How a replay goes: the store, its caller's message buffer, and the first failure. */
+typedef struct {
+    store_t *store;
+    char *err;
+    size_t err_len;
+    int rc;
+} replay_t;
+
+/* One group read from the journal: applied again when the last commit does not hold it. */
+static int
+replay_group (void *arg, uint64_t seq, Totalplace__Batch *const *batches, size_t batch_count,
+              const bool *refused)
+{
+    replay_t *replay = arg;
+    store_t *self = replay->store;
+    if (seq <= self->seq)
+        return 0;
+    if (seq != self->seq + 1) {
+        replay->rc =
+            fail (replay->err, replay->err_len, STORE_ERR_FORMAT,
+                  "the journal of the store in %s does not follow it: it holds group "
+                  "%llu next, the store ends at group %llu. If data.mdb was restored "
+                  "from a backup, move %s/journal away (the agents send again what it "
+                  "held; docs/operations.md)",
+                  self->path, (unsigned long long)seq, (unsigned long long)self->seq, self->path);
+        return 1;
+    }
+    size_t records = 0;
+    for (size_t b = 0; b < batch_count; b++)
+        records += batches[b]->n_records;
+    store_result_t *pool = calloc (records + 1, sizeof *pool);
+    store_result_t **results = calloc (batch_count + 1, sizeof *results);
+    int rc = pool && results ? 0 : fail (replay->err, replay->err_len, STORE_ERR, "out of memory");
+    for (size_t b = 0, n = 0; rc == 0 && b < batch_count; b++) {
+        results[b] = pool + n;
+        for (size_t i = 0; i < batches[b]->n_records; i++, n++)
+            if (refused && refused[n])
+                pool[n].outcome = STORE_REJECTED; /* refused before the store, as at first */
+    }
+    if (rc == 0)
+        rc = apply_group (self, batches, batch_count, results, NULL, MODE_REPLAY, replay->err,
+                          replay->err_len);
+    free (pool);
+    free (results);
+    replay->rc = rc;
+    return rc ? 1 : 0;
+}
+
+/* Applies the journal's groups the last commit does not hold, then commits them. */
+static int
+replay_journal (store_t *self, char *err, size_t err_len)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        self->replay_needed = false;
+        replay_t replay = {self, err, err_len, 0};
+        int rc = store_journal_read (self->journal, replay_group, &replay, err, err_len);
+        if (rc == 1)
+            rc = replay.rc;
+        else if (rc == -2)
+            rc = STORE_ERR_DAMAGED; /* the message says where */
+        else if (rc)
+            rc = STORE_ERR;
+        if (rc == 0)
+            rc = open_commit (self, err, err_len);
+        if (rc == 0)
+            return 0;
+        open_abort (self);
+        self->replay_needed = true;
+        if (rc != REPLAY_AGAIN && rc != APPLY_MAP_FULL)
+            return rc;
+        if ((rc = grow_map (self, err, err_len)) != 0)
+            return rc;
+    }
+    return fail (err, err_len, STORE_ERR, "cannot apply the journal of the store in %s",
+                 self->path);
+}
+
+int
+store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+             store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len)
+{
+    return apply_group (self, batches, batch_count, results, marks_before, MODE_COMMIT, err,
+                        err_len);
+}
+
+int
+store_apply_journaled (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                       store_result_t *const *results, uint64_t *marks_before, char *err,
+                       size_t err_len)
+{
+    return apply_group (self, batches, batch_count, results, marks_before, MODE_JOURNAL, err,
+                        err_len);
+}
+
+int
+store_import (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+              store_result_t *const *results, char *err, size_t err_len)
+{
+    return apply_group (self, batches, batch_count, results, NULL, MODE_IMPORT, err, err_len);
+}
+
+int
+store_flush (store_t *self, char *err, size_t err_len)
+{
+    if (!self->open_txn && !self->replay_needed)
+        return 0;
+    int rc = self->replay_needed ? replay_journal (self, err, err_len) : 0;
+    if (rc == 0)
+        rc = open_commit (self, err, err_len);
+    if (rc == APPLY_MAP_FULL) {
+        /* Given up: the journal holds its groups; the next group or flush applies them again. */
+        rc = grow_map (self, err, err_len);
+        if (rc == 0)
+            rc = replay_journal (self, err, err_len);
+    }
+    return rc;
+}
+
+size_t
+store_pending (const store_t *self)
+{
+    return self->open_txn ? (size_t)self->open_records : 0;
+}
+
+int
+store_import_books (store_t *self, const store_agent_t *agents, size_t agent_count,
+                    const store_counters_t *counters, char *err, size_t err_len)
+{
+    if (self->read_only)
+        return fail (err, err_len, STORE_ERR, "store is open read-only");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot begin write transaction: %s",
+                     mdb_strerror (rc));
+    for (size_t i = 0; i < agent_count && rc == 0; i++) {
+        agent_value_t agent = {agents[i].last_batch_seq, agents[i].batches, agents[i].last_seen};
+        MDB_val key = {strlen (agents[i].agent_id), (void *)agents[i].agent_id};
+        rc = put_value (txn, NULL, self->agents, STORE_DB_AGENTS, &key, &agent, sizeof agent, NULL,
+                        MDB_NOOVERWRITE);
+    }
+    if (rc == 0 && counters) {
+        counters_value_t value = {counters->batches,    counters->accepted, counters->duplicate,
+                                  counters->superseded, counters->stale,    counters->rejected};
+        MDB_val key = {sizeof COUNTERS_KEY - 1, (void *)COUNTERS_KEY};
+        rc = put_value (txn, NULL, self->meta, STORE_DB_META, &key, &value, sizeof value, NULL, 0);
+    }
+    if (rc) {
+        mdb_txn_abort (txn);
+        return fail (err, err_len, STORE_ERR, "cannot write the agents and counters: %s%s",
+                     mdb_strerror (rc),
+                     rc == MDB_MAP_FULL ? " (the map is full: raise its size)" : "");
+    }
+    rc = mdb_txn_commit (txn);
+    if (rc)
+        return fail (err, err_len, STORE_ERR, "cannot commit to the store in %s: %s", self->path,
+                     mdb_strerror (rc));
+    return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -1729,50 +2403,133 @@ row_set_add (row_set_t *set, const char *key, store_amount_t amount, char *err, 
     return 0;
 }
 
-static bool
-cell_matches (char *const fields[CELL_FIELDS], const store_filter_t *filter)
+/* A filter resolved to ids and months in one read transaction. */
+typedef struct {
+    bool none;              /* a text the filter names is not in the store: nothing matches */
+    uint32_t body, service; /* 0: any */
+    uint32_t first_month, last_month;
+    int poolable; /* 1, 0, or -1 for either */
+} cell_filter_t;
+
+static int
+resolve_filter (store_t *self, MDB_txn *txn, const store_filter_t *filter, cell_filter_t *out,
+                char *err, size_t err_len)
 {
+    *out = (cell_filter_t){.last_month = STORE_MONTHS - 1, .poolable = -1};
     if (!filter)
-        return true;
-    if (filter->body_id && strcmp (filter->body_id, fields[CELL_BODY]) != 0)
-        return false;
-    if (filter->service && strcmp (filter->service, fields[CELL_SERVICE]) != 0)
-        return false;
-    if (filter->month && strcmp (filter->month, fields[CELL_PERIOD]) != 0)
-        return false;
-    if (filter->fiscal_year) {
-        char fiscal_year[FISCAL_YEAR_LEN];
-        if (period_fiscal_year (fields[CELL_PERIOD], fiscal_year, sizeof fiscal_year) ||
-            strcmp (filter->fiscal_year, fiscal_year) != 0)
-            return false;
+        return 0;
+    out->poolable = filter->poolable;
+    store_dict_txn_t dict = dict_of (self, txn);
+    struct {
+        unsigned kind;
+        const char *text;
+        uint32_t *id;
+    } texts[] = {{STORE_TEXT_BODY, filter->body_id, &out->body},
+                 {STORE_TEXT_SERVICE, filter->service, &out->service}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!texts[i].text)
+            continue;
+        store_dict_fault_t fault;
+        int rc = store_dict_find (&dict, texts[i].kind, texts[i].text, strlen (texts[i].text),
+                                  texts[i].id, &fault);
+        if (rc == STORE_DICT_NOTFOUND)
+            out->none = true;
+        else if (rc)
+            return dict_failed (self, txn, &fault, err, err_len);
     }
-    if (filter->poolable >= 0 && (filter->poolable ? 'Y' : 'N') != fields[CELL_POOLABLE][0])
-        return false;
-    return true;
+    if (filter->month) {
+        int month = store_codec_month (filter->month);
+        if (month < 0)
+            out->none = true;
+        else
+            out->first_month = out->last_month = (uint32_t)month;
+    }
+    int start;
+    if (filter->fiscal_year) {
+        if (period_fiscal_year_parse (filter->fiscal_year, &start))
+            out->none = true;
+        else {
+            /* April of the first year to March of the next. */
+            int first = (start - PERIOD_MIN_YEAR) * 12 + 3, last = first + 11;
+            if (last < 0 || first > (int)STORE_MONTHS - 1)
+                out->none = true;
+            else {
+                if (first > (int)out->first_month)
+                    out->first_month = (uint32_t)first;
+                if (last < (int)out->last_month)
+                    out->last_month = (uint32_t)last;
+            }
+        }
+    }
+    if (out->first_month > out->last_month)
+        out->none = true;
+    return 0;
 }
 
-static const char *
-breakdown_key (char *const fields[CELL_FIELDS], store_breakdown_t by, char *scratch,
-               size_t scratch_len)
+static bool
+cell_matches (const store_codec_cell_t *cell, const cell_filter_t *filter)
 {
-    switch (by) {
+    return cell->month >= filter->first_month && cell->month <= filter->last_month &&
+           (!filter->body || filter->body == cell->body) &&
+           (!filter->service || filter->service == cell->service) &&
+           (filter->poolable < 0 || (filter->poolable != 0) == cell->poolable);
+}
+
+/* One read of cells: its transaction, the names met so far, the rows, what to keep. */
+typedef struct {
+    store_t *store;
+    MDB_txn *txn;
+    store_dict_txn_t dict;
+    store_dict_names_t names;
+    row_set_t set;
+    cell_filter_t filter;
+    store_breakdown_t by;
+} cell_read_t;
+
+/* The text of an id a cell's key holds; damage of the cell when the dictionary has none. */
+static int
+cell_name (cell_read_t *read, const MDB_val *key, unsigned kind, uint32_t id, const char **text,
+           char *err, size_t err_len)
+{
+    store_dict_fault_t fault;
+    int rc = store_dict_name (&read->names, &read->dict, kind, id, text, &fault);
+    if (rc == STORE_DICT_NOTFOUND)
+        return damaged (read->store, read->txn, STORE_DB_CELLS, key->mv_data, key->mv_size, err,
+                        err_len, "names %s id %u, which texts does not hold",
+                        store_text_kind_name (kind), (unsigned)id);
+    if (rc)
+        return dict_failed (read->store, read->txn, &fault, err, err_len);
+    return 0;
+}
+
+static int
+breakdown_key (cell_read_t *read, const MDB_val *key, const store_codec_cell_t *cell,
+               char scratch[PERIOD_LEN], const char **text, char *err, size_t err_len)
+{
+    char period[PERIOD_LEN];
+    switch (read->by) {
     case STORE_BY_BODY:
-        return fields[CELL_BODY];
+        return cell_name (read, key, STORE_TEXT_BODY, cell->body, text, err, err_len);
     case STORE_BY_SERVICE:
-        return fields[CELL_SERVICE];
-    case STORE_BY_MONTH:
-        return fields[CELL_PERIOD];
-    case STORE_BY_FISCAL_YEAR:
-        return period_fiscal_year (fields[CELL_PERIOD], scratch, scratch_len) == 0 ? scratch
-                                                                                   : "invalid";
-    case STORE_BY_POOLABLE:
-        return fields[CELL_POOLABLE][0] == 'Y' ? "yes" : "no";
+        return cell_name (read, key, STORE_TEXT_SERVICE, cell->service, text, err, err_len);
     case STORE_BY_NEIGHBOURHOOD:
-        return fields[CELL_NEIGHBOURHOOD];
+        return cell_name (read, key, STORE_TEXT_NEIGHBOURHOOD, cell->neighbourhood, text, err,
+                          err_len);
+    case STORE_BY_MONTH:
+        *text = store_codec_period (cell->month, scratch);
+        return 0;
+    case STORE_BY_FISCAL_YEAR:
+        store_codec_period (cell->month, period);
+        *text = period_fiscal_year (period, scratch, FISCAL_YEAR_LEN) == 0 ? scratch : "invalid";
+        return 0;
+    case STORE_BY_POOLABLE:
+        *text = cell->poolable ? "yes" : "no";
+        return 0;
     case STORE_BY_NONE:
         break;
     }
-    return "";
+    *text = "";
+    return 0;
 }
 
 static int
@@ -1786,97 +2543,106 @@ emit_rows (const row_set_t *set, store_row_fn *row, void *arg)
 
 /* Adds one cell to the rows when it passes the filter. */
 static int
-add_cell (store_t *self, row_set_t *set, const MDB_val *key, const MDB_val *value,
-          const store_filter_t *filter, store_breakdown_t by, char *err, size_t err_len)
+add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err, size_t err_len)
 {
-    char buffer[MAX_KEY_BYTES + 1], *fields[CELL_FIELDS], scratch[FISCAL_YEAR_LEN];
     MDB_val payload;
-    int rc = open_value (self, STORE_DB_CELLS, key, value, sizeof (store_amount_t), NULL, &payload,
-                         err, err_len);
+    store_amount_t amount;
+    int rc = open_value (read->store, read->txn, STORE_DB_CELLS, key, value, 0, NULL, &payload, err,
+                         err_len);
+    if (rc == 0)
+        rc = decode_amount (read->store, read->txn, STORE_DB_CELLS, key, &payload, &amount, err,
+                            err_len);
     if (rc)
         return rc;
-    store_amount_t amount;
-    memcpy (&amount, payload.mv_data, sizeof amount);
     /* The checksum covers the key, so a key that passed it and does not split is no key of ours:
      * still damage (of a kind only a program writing the store could cause). */
-    if (key->mv_size >= sizeof buffer)
-        return damaged (self, STORE_DB_CELLS, key->mv_data, key->mv_size, err, err_len,
-                        "has a key too long for a cell");
-    memcpy (buffer, key->mv_data, key->mv_size);
-    buffer[key->mv_size] = '\0';
-    if (split_cell_key (buffer, fields))
-        return damaged (self, STORE_DB_CELLS, key->mv_data, key->mv_size, err, err_len,
-                        "has a key that is not a cell's");
-    if (!cell_matches (fields, filter))
+    store_codec_cell_t cell;
+    if (store_codec_cell_key_split (key->mv_data, key->mv_size, &cell))
+        return damaged (read->store, read->txn, STORE_DB_CELLS, key->mv_data, key->mv_size, err,
+                        err_len, "has a key that is not a cell's");
+    if (!cell_matches (&cell, &read->filter))
         return 0;
-    return row_set_add (set, breakdown_key (fields, by, scratch, sizeof scratch), amount, err,
-                        err_len);
+    char scratch[PERIOD_LEN];
+    const char *text;
+    rc = breakdown_key (read, key, &cell, scratch, &text, err, err_len);
+    return rc ? rc : row_set_add (&read->set, text, amount, err, err_len);
 }
 
-/* False when no cell of this month can pass the filter's month or fiscal year. */
-static bool
-month_may_match (const char *period, const store_filter_t *filter)
-{
-    if (!filter)
-        return true;
-    if (filter->month && strcmp (filter->month, period) != 0)
-        return false;
-    char fiscal_year[FISCAL_YEAR_LEN];
-    if (filter->fiscal_year && (period_fiscal_year (period, fiscal_year, sizeof fiscal_year) ||
-                                strcmp (filter->fiscal_year, fiscal_year) != 0))
-        return false;
-    return true;
-}
-
-/* One neighbourhood's cells: cells are month-first, so they lie in one run per month. Visits
- * each month present by seeking past the previous one, and reads only this neighbourhood's run
- * in it: two seeks per month, a few microseconds each. */
+/* The month of the cell key at key; damage when it is too short to hold one. */
 static int
-add_neighbourhood_cells (store_t *self, MDB_cursor *cursor, const char *neighbourhood,
-                         row_set_t *set, const store_filter_t *filter, store_breakdown_t by,
-                         char *err, size_t err_len)
+key_month (cell_read_t *read, const MDB_val *key, uint32_t *month, char *err, size_t err_len)
 {
-    size_t code_len = strlen (neighbourhood);
-    MDB_val key, value;
-    char seek[MAX_KEY_BYTES + 1];
-    size_t seek_len = 0;
-    int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
-    while (rc == 0) {
-        const char *separator = memchr (key.mv_data, KEY_SEPARATOR, key.mv_size);
-        size_t period_len = separator ? (size_t)(separator - (const char *)key.mv_data) : 0;
-        char period[MAX_KEY_BYTES + 1];
-        if (!separator || period_len + code_len + 2 > sizeof seek)
-            return damaged (self, STORE_DB_CELLS, key.mv_data, key.mv_size, err, err_len,
-                            "has a key that is not a cell's");
-        memcpy (period, key.mv_data, period_len);
-        period[period_len] = '\0';
-        memcpy (seek, period, period_len);
-        seek[period_len] = KEY_SEPARATOR;
-        memcpy (seek + period_len + 1, neighbourhood, code_len);
-        seek[period_len + 1 + code_len] = KEY_SEPARATOR;
-        seek_len = period_len + code_len + 2;
-        if (month_may_match (period, filter)) {
-            key = (MDB_val){seek_len, seek};
-            for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-                 rc == 0 && key.mv_size >= seek_len && memcmp (key.mv_data, seek, seek_len) == 0;
-                 rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-                int added = add_cell (self, set, &key, &value, filter, by, err, err_len);
-                if (added)
-                    return added;
-            }
-            if (rc != 0 && rc != MDB_NOTFOUND)
-                break;
-        }
-        /* The first key above every key of this month. */
-        seek[period_len] = KEY_SEPARATOR + 1;
-        seek_len = period_len + 1;
-        key = (MDB_val){seek_len, seek};
-        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-    }
-    if (rc != MDB_NOTFOUND)
-        return read_failed (self, rc, STORE_DB_CELLS, seek_len ? seek : NULL, seek_len, err,
-                            err_len);
+    const unsigned char *bytes = key->mv_data;
+    if (key->mv_size != STORE_CODEC_CELL_KEY_LEN)
+        return damaged (read->store, read->txn, STORE_DB_CELLS, key->mv_data, key->mv_size, err,
+                        err_len, "has a key that is not a cell's");
+    *month = (uint32_t)bytes[0] << 8 | bytes[1];
     return 0;
+}
+
+/* One neighbourhood's cells: cells are month-first, so they lie in one run per month. Seeks to
+ * (month, neighbourhood) from the filter's first month on: the key found is either the start of the
+ * run, or tells the next month present, where the seek is made again. About one seek per month. */
+static int
+add_neighbourhood_cells (cell_read_t *read, MDB_cursor *cursor, uint32_t neighbourhood, char *err,
+                         size_t err_len)
+{
+    unsigned char seek[STORE_CODEC_CELL_KEY_LEN] = {0};
+    store_codec_cell_t first = {.neighbourhood = neighbourhood};
+    MDB_val key, value;
+    int rc = 0;
+    for (uint32_t month = read->filter.first_month; month <= read->filter.last_month;) {
+        first.month = month;
+        store_codec_cell_key (&first, seek);
+        key = (MDB_val){STORE_CODEC_CELL_PREFIX, seek};
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+        uint32_t found = month;
+        while (rc == 0) {
+            int bad = key_month (read, &key, &found, err, err_len);
+            if (bad)
+                return bad;
+            if (found != month || memcmp (key.mv_data, seek, STORE_CODEC_CELL_PREFIX) != 0)
+                break; /* past the run, or no cell of this month at or past the neighbourhood */
+            int added = add_cell (read, &key, &value, err, err_len);
+            if (added)
+                return added;
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        if (rc)
+            break;
+        /* The next month present, at the least the one after this. */
+        month = found > month ? found : month + 1;
+    }
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        return 0;
+    return read_failed (read->store, read->txn, rc, STORE_DB_CELLS, seek, STORE_CODEC_CELL_PREFIX,
+                        err, err_len);
+}
+
+/* Every cell of the filter's months. */
+static int
+add_all_cells (cell_read_t *read, MDB_cursor *cursor, char *err, size_t err_len)
+{
+    unsigned char seek[2] = {(unsigned char)(read->filter.first_month >> 8),
+                             (unsigned char)read->filter.first_month};
+    MDB_val key = {sizeof seek, seek}, value;
+    int rc;
+    for (rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
+        uint32_t month = 0;
+        int bad = key_month (read, &key, &month, err, err_len);
+        if (bad)
+            return bad;
+        if (month > read->filter.last_month)
+            return 0;
+        int added = add_cell (read, &key, &value, err, err_len);
+        if (added)
+            return added;
+    }
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return read_failed (read->store, read->txn, rc, STORE_DB_CELLS, key.mv_data, key.mv_size, err,
+                        err_len);
 }
 
 int
@@ -1885,17 +2651,28 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
 {
     if (neighbourhood && strlen (neighbourhood) > MAX_KEY_BYTES / 2)
         return fail (err, err_len, STORE_ERR_NOTFOUND, "no neighbourhood %.64s", neighbourhood);
-    MDB_txn *txn;
-    int rc = begin_read (self, &txn, err, err_len);
+    cell_read_t read = {.store = self, .by = by};
+    int rc = begin_read (self, &read.txn, err, err_len);
     if (rc)
         return rc;
+    read.dict = dict_of (self, read.txn);
     MDB_cursor *cursor = NULL;
-    row_set_t set = {0};
+    uint32_t neighbourhood_id = 0;
     if (neighbourhood) {
-        MDB_val key = {strlen (neighbourhood), (void *)neighbourhood};
+        store_dict_fault_t fault;
+        rc = store_dict_find (&read.dict, STORE_TEXT_NEIGHBOURHOOD, neighbourhood,
+                              strlen (neighbourhood), &neighbourhood_id, &fault);
         store_amount_t total;
-        rc = get_fixed (self, txn, STORE_DB_NEIGHBOURHOODS, &key, &total, sizeof total, err,
-                        err_len);
+        unsigned char key_bytes[STORE_CODEC_ID_LEN];
+        MDB_val key = {sizeof key_bytes, key_bytes};
+        if (rc == STORE_DICT_OK) {
+            store_codec_id (neighbourhood_id, key_bytes);
+            rc = get_amount (self, read.txn, STORE_DB_NEIGHBOURHOODS, &key, &total, err, err_len);
+        }
+        else if (rc == STORE_DICT_NOTFOUND)
+            rc = MDB_NOTFOUND;
+        else
+            rc = dict_failed (self, read.txn, &fault, err, err_len);
         if (rc == MDB_NOTFOUND) {
             rc = fail (err, err_len, STORE_ERR_NOTFOUND,
                        "neighbourhood %s has no records in this store", neighbourhood);
@@ -1904,41 +2681,33 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
         if (rc)
             goto out;
     }
-    rc = mdb_cursor_open (txn, self->cells, &cursor);
+    rc = resolve_filter (self, read.txn, filter, &read.filter, err, err_len);
+    if (rc)
+        goto out;
+    rc = mdb_cursor_open (read.txn, self->cells, &cursor);
     if (rc) {
         rc = fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
         goto out;
     }
-    if (neighbourhood)
-        rc = add_neighbourhood_cells (self, cursor, neighbourhood, &set, filter, by, err, err_len);
-    else {
-        MDB_val key = {0, NULL}, value;
-        for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-            int added = add_cell (self, &set, &key, &value, filter, by, err, err_len);
-            if (added) {
-                rc = added;
-                goto out;
-            }
-        }
-        if (rc != MDB_NOTFOUND) {
-            rc = read_failed (self, rc, STORE_DB_CELLS, key.mv_data, key.mv_size, err, err_len);
-            goto out;
-        }
+    if (read.filter.none)
         rc = 0;
-    }
+    else if (neighbourhood)
+        rc = add_neighbourhood_cells (&read, cursor, neighbourhood_id, err, err_len);
+    else
+        rc = add_all_cells (&read, cursor, err, err_len);
     if (rc)
         goto out;
     /* A breakdown with no matching cells still has a total: zero. */
-    if (by == STORE_BY_NONE && set.count == 0)
-        rc = row_set_add (&set, "", (store_amount_t){0, 0}, err, err_len);
+    if (by == STORE_BY_NONE && read.set.count == 0)
+        rc = row_set_add (&read.set, "", (store_amount_t){0, 0}, err, err_len);
     if (rc == 0)
-        rc = emit_rows (&set, row, arg);
+        rc = emit_rows (&read.set, row, arg);
 out:
     if (cursor)
         mdb_cursor_close (cursor);
-    end_read (self, txn);
-    row_set_clear (&set);
+    end_read (self, read.txn);
+    row_set_clear (&read.set);
+    store_dict_names_clear (&read.names);
     return rc;
 }
 
@@ -1960,6 +2729,7 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
         return rc;
     MDB_cursor *cursor = NULL;
     row_set_t set = {0};
+    store_dict_txn_t dict = dict_of (self, txn);
     rc = mdb_cursor_open (txn, self->neighbourhoods, &cursor);
     if (rc) {
         rc = fail (err, err_len, STORE_ERR, "cannot open cursor: %s", mdb_strerror (rc));
@@ -1968,27 +2738,38 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
     MDB_val key = {0, NULL}, value, payload;
     for (rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
-        char code[MAX_KEY_BYTES + 1];
         store_amount_t amount;
-        rc = open_value (self, STORE_DB_NEIGHBOURHOODS, &key, &value, sizeof amount, NULL, &payload,
-                         err, err_len);
+        uint32_t id;
+        rc = open_value (self, txn, STORE_DB_NEIGHBOURHOODS, &key, &value, 0, NULL, &payload, err,
+                         err_len);
+        if (rc == 0)
+            rc = decode_amount (self, txn, STORE_DB_NEIGHBOURHOODS, &key, &payload, &amount, err,
+                                err_len);
         if (rc)
             goto out;
-        if (key.mv_size >= sizeof code) {
-            rc = damaged (self, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err, err_len,
-                          "has a key too long for a neighbourhood");
+        if (store_codec_id_decode (key.mv_data, key.mv_size, &id)) {
+            rc = damaged (self, txn, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err,
+                          err_len, "has a key that is not a neighbourhood's");
             goto out;
         }
-        memcpy (&amount, payload.mv_data, sizeof amount);
-        memcpy (code, key.mv_data, key.mv_size);
-        code[key.mv_size] = '\0';
-        rc = row_set_add (&set, code, amount, err, err_len);
+        const char *code;
+        size_t code_len;
+        store_dict_fault_t fault;
+        rc = store_dict_text (&dict, STORE_TEXT_NEIGHBOURHOOD, id, &code, &code_len, &fault);
+        if (rc == STORE_DICT_NOTFOUND)
+            rc =
+                damaged (self, txn, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err, err_len,
+                         "names neighbourhood id %u, which texts does not hold", (unsigned)id);
+        else if (rc)
+            rc = dict_failed (self, txn, &fault, err, err_len);
+        else
+            rc = row_set_add (&set, code, amount, err, err_len);
         if (rc)
             goto out;
     }
     if (rc != MDB_NOTFOUND) {
-        rc =
-            read_failed (self, rc, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err, err_len);
+        rc = read_failed (self, txn, rc, STORE_DB_NEIGHBOURHOODS, key.mv_data, key.mv_size, err,
+                          err_len);
         goto out;
     }
     if (set.count) /* qsort's pointer must not be NULL, even for no rows */
@@ -2006,28 +2787,38 @@ int
 store_get_record (store_t *self, const char *body_id, const char *record_id,
                   Totalplace__SpendingRecord **record, char *err, size_t err_len)
 {
-    char key_bytes[MAX_KEY_BYTES + 1];
-    size_t key_len = record_key (key_bytes, sizeof key_bytes, body_id, record_id);
-    if (key_len == 0)
-        return fail (err, err_len, STORE_ERR_NOTFOUND, "no record %.64s/%.128s", body_id,
-                     record_id);
     MDB_txn *txn;
     int rc = begin_read (self, &txn, err, err_len);
     if (rc)
         return rc;
+    store_dict_txn_t dict = dict_of (self, txn);
+    store_dict_fault_t fault;
+    uint32_t body = 0;
+    unsigned char key_bytes[STORE_CODEC_RECORD_KEY_MAX];
+    size_t key_len = 0;
+    rc = body_id
+             ? store_dict_find (&dict, STORE_TEXT_BODY, body_id, strlen (body_id), &body, &fault)
+             : STORE_DICT_NOTFOUND;
+    if (rc == STORE_DICT_OK && record_id)
+        key_len = store_codec_record_key (body, record_id, strlen (record_id), key_bytes,
+                                          sizeof key_bytes);
     MDB_val key = {key_len, key_bytes}, value, payload;
-    rc = mdb_get (txn, self->records, &key, &value);
-    if (rc == MDB_NOTFOUND)
-        rc = fail (err, err_len, STORE_ERR_NOTFOUND, "no record %s/%s in this store", body_id,
-                   record_id);
+    if (rc == STORE_DICT_FAULT)
+        rc = dict_failed (self, txn, &fault, err, err_len);
+    else if (rc == STORE_DICT_NOTFOUND || key_len == 0 ||
+             (rc = mdb_get (txn, self->records, &key, &value)) == MDB_NOTFOUND)
+        rc = fail (err, err_len, STORE_ERR_NOTFOUND, "no record %.64s/%.128s in this store",
+                   body_id ? body_id : "", record_id ? record_id : "");
     else if (rc)
-        rc = read_failed (self, rc, STORE_DB_RECORDS, key_bytes, key_len, err, err_len);
-    else if ((rc = open_value (self, STORE_DB_RECORDS, &key, &value, 0, NULL, &payload, err,
+        rc = read_failed (self, txn, rc, STORE_DB_RECORDS, key_bytes, key_len, err, err_len);
+    else if ((rc = open_value (self, txn, STORE_DB_RECORDS, &key, &value, 0, NULL, &payload, err,
                                err_len)) == 0) {
-        *record = totalplace__spending_record__unpack (NULL, payload.mv_size, payload.mv_data);
-        if (!*record)
-            rc = damaged (self, STORE_DB_RECORDS, key_bytes, key_len, err, err_len,
+        store_codec_record_t stored;
+        if (store_codec_record_decode (payload.mv_data, payload.mv_size, &stored))
+            rc = damaged (self, txn, STORE_DB_RECORDS, key_bytes, key_len, err, err_len,
                           "does not decode as a record");
+        else
+            rc = decode_record (self, txn, key_bytes, key_len, &stored, record, err, err_len);
     }
     end_read (self, txn);
     return rc;
@@ -2072,16 +2863,16 @@ store_counters (store_t *self, store_counters_t *counters, char *err, size_t err
 
 /* Reads an agents entry the cursor is on. */
 static int
-read_agent (store_t *self, const MDB_val *key, const MDB_val *value, char *agent_id,
+read_agent (store_t *self, MDB_txn *txn, const MDB_val *key, const MDB_val *value, char *agent_id,
             size_t agent_id_len, agent_value_t *stored, char *err, size_t err_len)
 {
     MDB_val payload;
-    int rc = open_value (self, STORE_DB_AGENTS, key, value, sizeof *stored, NULL, &payload, err,
-                         err_len);
+    int rc = open_value (self, txn, STORE_DB_AGENTS, key, value, sizeof *stored, NULL, &payload,
+                         err, err_len);
     if (rc)
         return rc;
     if (key->mv_size >= agent_id_len)
-        return damaged (self, STORE_DB_AGENTS, key->mv_data, key->mv_size, err, err_len,
+        return damaged (self, txn, STORE_DB_AGENTS, key->mv_data, key->mv_size, err, err_len,
                         "has a key too long for an agent id");
     memcpy (agent_id, key->mv_data, key->mv_size);
     agent_id[key->mv_size] = '\0';
@@ -2108,7 +2899,8 @@ store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t er
          rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT)) {
         char agent_id[MAX_KEY_BYTES + 1];
         agent_value_t stored;
-        failed = read_agent (self, &key, &value, agent_id, sizeof agent_id, &stored, err, err_len);
+        failed =
+            read_agent (self, txn, &key, &value, agent_id, sizeof agent_id, &stored, err, err_len);
         if (failed)
             break;
         store_agent_t agent = {agent_id, stored.last_batch_seq, stored.batches, stored.last_seen};
@@ -2116,7 +2908,8 @@ store_agents (store_t *self, store_agent_fn *fn, void *arg, char *err, size_t er
             break;
     }
     if (!failed && rc != 0 && rc != MDB_NOTFOUND)
-        failed = read_failed (self, rc, STORE_DB_AGENTS, key.mv_data, key.mv_size, err, err_len);
+        failed =
+            read_failed (self, txn, rc, STORE_DB_AGENTS, key.mv_data, key.mv_size, err, err_len);
     mdb_cursor_close (cursor);
     end_read (self, txn);
     return failed;
@@ -2143,10 +2936,137 @@ store_agent_mark (store_t *self, const char *agent_id, uint64_t *mark, char *err
     return rc;
 }
 
-size_t
-store_cell_key (const Totalplace__SpendingRecord *record, char *out, size_t out_len)
+/* ---------------------------------------------------------------- keys from words */
+
+/* The id of text (len bytes) of kind in txn; STORE_ERR_NOTFOUND when it is not stored. */
+static int
+find_id (store_t *self, MDB_txn *txn, unsigned kind, const char *text, size_t len, uint32_t *id,
+         char *err, size_t err_len)
 {
-    return cell_key (out, out_len, record);
+    store_dict_txn_t dict = dict_of (self, txn);
+    store_dict_fault_t fault;
+    int rc = store_dict_find (&dict, kind, text, len, id, &fault);
+    if (rc == STORE_DICT_NOTFOUND)
+        return fail (err, err_len, STORE_ERR_NOTFOUND, "no %s \"%.*s\" in this store",
+                     store_text_kind_name (kind), (int)(len > 128 ? 128 : len), text);
+    return rc ? dict_failed (self, txn, &fault, err, err_len) : 0;
+}
+
+static unsigned
+kind_named (const char *name, size_t len)
+{
+    for (unsigned kind = STORE_TEXT_BODY; kind < STORE_TEXT_KINDS; kind++)
+        if (strlen (store_text_kind_name (kind)) == len &&
+            memcmp (store_text_kind_name (kind), name, len) == 0)
+            return kind;
+    return 0;
+}
+
+static int
+key_from_words (store_t *self, MDB_txn *txn, store_db_t db, const char *text, unsigned char *out,
+                size_t out_len, size_t *len, char *err, size_t err_len)
+{
+    size_t text_len = strlen (text);
+    const char *bar = memchr (text, '|', text_len), *hash = memchr (text, '#', text_len);
+    uint32_t id;
+    int rc;
+    switch (db) {
+    case STORE_DB_RECORDS:
+        /* Body ids have no '|'; a record id may. */
+        if (!bar)
+            break;
+        if ((rc = find_id (self, txn, STORE_TEXT_BODY, text, (size_t)(bar - text), &id, err,
+                           err_len)) != 0)
+            return rc;
+        *len = store_codec_record_key (id, bar + 1, strlen (bar + 1), out, out_len);
+        return *len ? 0 : fail (err, err_len, STORE_ERR_NOTFOUND, "no record id in \"%s\"", text);
+    case STORE_DB_CELLS: {
+        /* Period, neighbourhood and body have no '|'; the service may: it runs to the last. */
+        const char *fields[4], *last = strrchr (text, '|');
+        fields[0] = text;
+        for (int i = 1; i < 4 && fields[i - 1]; i++) {
+            const char *next = strchr (fields[i - 1], '|');
+            fields[i] = next ? next + 1 : NULL;
+        }
+        if (!fields[3] || !last || last < fields[3] || strlen (last + 1) != 1 ||
+            (last[1] != 'Y' && last[1] != 'N') || out_len < STORE_CODEC_CELL_KEY_LEN)
+            break;
+        char period[PERIOD_LEN] = "";
+        size_t period_len = (size_t)(fields[1] - 1 - fields[0]);
+        if (period_len < sizeof period)
+            memcpy (period, text, period_len), period[period_len] = '\0';
+        int month = store_codec_month (period);
+        if (month < 0)
+            break;
+        store_codec_cell_t cell = {.month = (uint32_t)month, .poolable = last[1] == 'Y'};
+        const unsigned kinds[3] = {STORE_TEXT_NEIGHBOURHOOD, STORE_TEXT_BODY, STORE_TEXT_SERVICE};
+        uint32_t *ids[3] = {&cell.neighbourhood, &cell.body, &cell.service};
+        const char *ends[3] = {fields[2] - 1, fields[3] - 1, last};
+        for (int i = 0; i < 3; i++)
+            if ((rc = find_id (self, txn, kinds[i], fields[i + 1],
+                               (size_t)(ends[i] - fields[i + 1]), ids[i], err, err_len)) != 0)
+                return rc;
+        store_codec_cell_key (&cell, out);
+        *len = STORE_CODEC_CELL_KEY_LEN;
+        return 0;
+    }
+    case STORE_DB_NEIGHBOURHOODS:
+        if (out_len < STORE_CODEC_ID_LEN)
+            break;
+        if ((rc = find_id (self, txn, STORE_TEXT_NEIGHBOURHOOD, text, text_len, &id, err,
+                           err_len)) != 0)
+            return rc;
+        store_codec_id (id, out);
+        *len = STORE_CODEC_ID_LEN;
+        return 0;
+    case STORE_DB_TEXTS:
+    case STORE_DB_TEXT_IDS: {
+        unsigned kind = hash ? kind_named (text, (size_t)(hash - text)) : 0;
+        char *end;
+        if (!kind || out_len < STORE_CODEC_TEXT_ID_KEY_LEN)
+            break;
+        if (db == STORE_DB_TEXTS) {
+            unsigned long number = strtoul (hash + 1, &end, 10);
+            if (*end || number == 0 || number > STORE_TEXT_MAX_ID)
+                break;
+            store_codec_text_key (kind, (uint32_t)number, out);
+            *len = STORE_CODEC_TEXT_KEY_LEN;
+            return 0;
+        }
+        unsigned long long hash_value = strtoull (hash + 1, &end, 16);
+        if (*end != '.')
+            break;
+        unsigned long probe = strtoul (end + 1, &end, 10);
+        if (*end || probe >= STORE_CODEC_MAX_PROBES)
+            break;
+        store_codec_text_id_key (kind, hash_value, (unsigned)probe, out);
+        *len = STORE_CODEC_TEXT_ID_KEY_LEN;
+        return 0;
+    }
+    case STORE_DB_AGENTS:
+    case STORE_DB_META:
+    case STORE_DB_COUNT:
+        if (text_len == 0 || text_len > out_len)
+            break;
+        memcpy (out, text, text_len);
+        *len = text_len;
+        return 0;
+    }
+    return fail (err, err_len, STORE_ERR_NOTFOUND, "\"%s\" is not a key of database \"%s\"", text,
+                 store_db_name (db));
+}
+
+int
+store_key_from_text (store_t *self, store_db_t db, const char *text, unsigned char *out,
+                     size_t out_len, size_t *len, char *err, size_t err_len)
+{
+    MDB_txn *txn;
+    int rc = begin_read (self, &txn, err, err_len);
+    if (rc)
+        return rc;
+    rc = key_from_words (self, txn, db, text, out, out_len, len, err, err_len);
+    end_read (self, txn);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -2191,24 +3111,85 @@ store_snapshot_entries (store_snapshot_t *self, store_db_t db)
     return stat.ms_entries;
 }
 
-/* Decodes one sound value into entry, or says in what why it is damaged. */
+int
+store_snapshot_text (store_snapshot_t *self, unsigned kind, uint32_t id, const char **text,
+                     size_t *len, char *err, size_t err_len)
+{
+    store_dict_txn_t dict = dict_of (self->store, self->txn);
+    store_dict_fault_t fault;
+    int rc = store_dict_text (&dict, kind, id, text, len, &fault);
+    if (rc == STORE_DICT_NOTFOUND)
+        return fail (err, err_len, STORE_ERR_NOTFOUND, "no %s id %u", store_text_kind_name (kind),
+                     (unsigned)id);
+    if (rc)
+        return dict_failed (self->store, self->txn, &fault, err, err_len);
+    return 0;
+}
+
+int
+store_snapshot_record (store_snapshot_t *self, const store_entry_t *entry,
+                       Totalplace__SpendingRecord **record, char *err, size_t err_len)
+{
+    if (entry->db != STORE_DB_RECORDS || entry->damage)
+        return fail (err, err_len, STORE_ERR, "not a sound record");
+    return decode_record (self->store, self->txn, entry->key, entry->key_len, &entry->record,
+                          record, err, err_len);
+}
+
+const char *
+store_snapshot_key_text (store_snapshot_t *self, store_db_t db, const void *key, size_t key_len,
+                         char *out, size_t out_len)
+{
+    return describe_key (self->store, self->txn, db, key, key_len, out, out_len);
+}
+
+uint64_t
+store_snapshot_text_hash (store_snapshot_t *self, const char *text, size_t len)
+{
+    return store_codec_text_hash (self->store->hash_key, text, len);
+}
+
+/* Decodes one value whose checksum is sound into entry, or says in what why it is damaged. */
 static void
 decode_entry (store_entry_t *entry, const MDB_val *payload, char *what, size_t what_len)
 {
+    const char *bytes = payload->mv_data;
     switch (entry->db) {
     case STORE_DB_RECORDS:
-        entry->record =
-            totalplace__spending_record__unpack (NULL, payload->mv_size, payload->mv_data);
-        if (!entry->record)
+        if (store_codec_record_key_split (entry->key, entry->key_len, &entry->body,
+                                          &entry->record_id, &entry->record_id_len))
+            snprintf (what, what_len, "has a key that is not a record's");
+        else if (store_codec_record_decode (bytes, payload->mv_size, &entry->record))
             snprintf (what, what_len, "does not decode as a record");
         return;
     case STORE_DB_CELLS:
     case STORE_DB_NEIGHBOURHOODS:
-        if (payload->mv_size != sizeof entry->amount)
-            snprintf (what, what_len, "has %zu bytes, not %zu",
-                      payload->mv_size + STORE_CHECKSUM_BYTES, AMOUNT_VALUE_BYTES);
-        else
-            memcpy (&entry->amount, payload->mv_data, sizeof entry->amount);
+        if (entry->db == STORE_DB_CELLS
+                ? store_codec_cell_key_split (entry->key, entry->key_len, &entry->cell) != 0
+                : store_codec_id_decode (entry->key, entry->key_len, &entry->neighbourhood) != 0)
+            snprintf (what, what_len, "has a key that is not a %s's",
+                      entry->db == STORE_DB_CELLS ? "cell" : "neighbourhood");
+        else if (store_codec_amount_decode (bytes, payload->mv_size, &entry->amount.amount_pence,
+                                            &entry->amount.records))
+            snprintf (what, what_len, "does not decode as a total");
+        return;
+    case STORE_DB_TEXTS:
+        if (store_codec_text_key_split (entry->key, entry->key_len, &entry->kind, &entry->id))
+            snprintf (what, what_len, "has a key that is not a text's");
+        else if (payload->mv_size < 2 || bytes[payload->mv_size - 1] != '\0' ||
+                 memchr (bytes, '\0', payload->mv_size - 1))
+            snprintf (what, what_len, "is not one text");
+        else {
+            entry->text = bytes;
+            entry->text_len = payload->mv_size - 1;
+        }
+        return;
+    case STORE_DB_TEXT_IDS:
+        if (store_codec_text_id_key_split (entry->key, entry->key_len, &entry->kind, &entry->hash,
+                                           &entry->probe))
+            snprintf (what, what_len, "has a key that is not a text id's");
+        else if (store_codec_id_decode (bytes, payload->mv_size, &entry->id))
+            snprintf (what, what_len, "is not an id");
         return;
     case STORE_DB_AGENTS: {
         agent_value_t agent;
@@ -2272,12 +3253,10 @@ store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *fn, 
         if (*what) {
             char key_text[160], finding[sizeof store->finding];
             snprintf (finding, sizeof finding, "the value of key \"%s\" in database \"%s\" %s",
-                      store_key_text (key.mv_data, key.mv_size, key_text, sizeof key_text),
+                      describe_key (store, self->txn, db, key.mv_data, key.mv_size, key_text,
+                                    sizeof key_text),
                       store_db_name (db), what);
             note_damage (store, finding);
-            if (entry.record)
-                totalplace__spending_record__free_unpacked (
-                    (Totalplace__SpendingRecord *)entry.record, NULL);
             entry = (store_entry_t){.db = db, .key = key.mv_data, .key_len = key.mv_size};
             entry.damage = what;
         }
@@ -2288,12 +3267,9 @@ store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *fn, 
             entry.agent.agent_id = agent_id;
         }
         stopped = fn (arg, &entry);
-        if (entry.record)
-            totalplace__spending_record__free_unpacked ((Totalplace__SpendingRecord *)entry.record,
-                                                        NULL);
     }
     if (!stopped && rc != MDB_NOTFOUND)
-        stopped = read_failed (store, rc, db, key.mv_data, key.mv_size, err, err_len);
+        stopped = read_failed (store, self->txn, rc, db, key.mv_data, key.mv_size, err, err_len);
     mdb_cursor_close (cursor);
     return stopped;
 }
@@ -2321,7 +3297,7 @@ store_copy (store_t *self, const char *folder, char *err, size_t err_len)
                      "was not finished",
                      folder, free_bytes (folder));
     if (tree_damage (rc))
-        return damaged (self, STORE_DB_COUNT, NULL, 0, err, err_len,
+        return damaged (self, NULL, STORE_DB_COUNT, NULL, 0, err, err_len,
                         "cannot be copied: LMDB reports a tree corrupt (%s)", mdb_strerror (rc));
     return fail (err, err_len, STORE_ERR, "cannot copy the store in %s to %s: %s", self->path,
                  folder, mdb_strerror (rc));

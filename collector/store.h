@@ -10,6 +10,7 @@
 
 #include "spending.pb-c.h"
 #include "store_checksum.h"
+#include "store_codec.h"
 #include "wire.h"
 
 typedef struct _store_t store_t;
@@ -29,7 +30,7 @@ typedef struct _store_t store_t;
 
 /* The store format this binary reads and writes. A store records its own at creation; docs/
  * architecture.md ("Store identity and format") says what a change of format requires. */
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2
 
 /* A bigger buffer than any message needs: messages name the folder and what to do. */
 #define STORE_ERR_LEN 1024
@@ -40,6 +41,10 @@ typedef struct {
     size_t max_map_size; /* the map doubles when full up to this; 0 means 1 TiB */
     bool read_only;      /* open for reading only (the CLI on the collector host) */
     bool no_sync; /* skip fsync at commit: benchmarks of the ceiling only, never production */
+    /* store_apply_journaled: at most this many records of groups in the journal (DIR/journal)
+     * before their transaction is committed; 0: no journal, every group is committed */
+    size_t journal_records;
+    unsigned journal_ms; /* and for at most this long; 0 means 1000 */
 } store_options_t;
 
 /* What one record did. Callers set every result to STORE_PENDING before store_apply; a result set
@@ -95,8 +100,17 @@ typedef struct {
  * or an error code with a message in err. */
 int store_init (const char *path, store_identity_t *identity, char *err, size_t err_len);
 
+/* store_init with a given store id and creation time (its format is STORE_FORMAT_VERSION
+ * whatever identity says): for `totalplace-collector upgrade`, whose new store is the same store
+ * as the old one in a new format. */
+int store_init_as (const char *path, const store_identity_t *identity, char *err, size_t err_len);
+
 /* Opens an existing store; never creates one. Before LMDB maps data.mdb the file is checked
- * against its own meta pages (lmdb_file.h), then the store's identity is read. On failure returns
+ * against its own meta pages (lmdb_file.h), then the store's identity is read. Opened for writing,
+ * it applies and commits the groups of its journal (DIR/journal) that its last commit does not
+ * hold (see store_apply_journaled): a journal of another store, one that does not follow this
+ * store (a data.mdb restored beside a later journal) or one damaged before its end is refused
+ * (STORE_ERR_DAMAGED, STORE_ERR_FORMAT) with what to do. On failure returns
  * NULL with a message in err saying what to do, and sets *code (code may be NULL):
  * STORE_ERR_NOSTORE (no folder, or no data.mdb: create one with `totalplace-collector init`),
  * STORE_ERR_DAMAGED (empty, truncated or not an LMDB file: restore a backup), STORE_ERR_FORMAT
@@ -106,8 +120,9 @@ store_t *store_new (const store_options_t *options, int *code, char *err, size_t
 /* Closes the store and sets *self_p to NULL; safe on NULL. */
 void store_destroy (store_t **self_p);
 
-/* Applies batches in ONE write transaction, committed durably before it returns 0, together with
- * each agent's batch high-water mark and the counters. results[b] has batches[b]->n_records
+/* Applies batches in ONE write transaction, committed durably before it returns 0 (together with
+ * any groups store_apply_journaled left in the journal), with each agent's batch high-water mark
+ * and the counters. results[b] has batches[b]->n_records
  * entries, filled with each record's outcome. marks_before (NULL when not wanted) has batch_count
  * entries: marks_before[b] is the last_batch_seq of batches[b]'s agent as stored just before
  * batches[b] was applied (0 for an agent never seen), taken in order within the group, so a
@@ -120,6 +135,36 @@ void store_destroy (store_t **self_p);
  * group is retried. */
 int store_apply (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
                  store_result_t *const *results, uint64_t *marks_before, char *err, size_t err_len);
+
+/* For `totalplace-collector upgrade` (store_upgrade.h): applies records as store_apply does, in one
+ * transaction, but moves no agent's mark and no counter (the upgrade copies them from the old
+ * store with store_import_books). Results as store_apply's. */
+int store_import (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                  store_result_t *const *results, char *err, size_t err_len);
+
+/* Writes agents (new ones only) and the counters (when not NULL) as given, in one transaction. */
+int store_import_books (store_t *self, const store_agent_t *agents, size_t agent_count,
+                        const store_counters_t *counters, char *err, size_t err_len);
+
+/* As store_apply, with the same outcomes, marks and errors, but the group may be made durable in
+ * the store's journal (appended and synced) instead of by committing its transaction: the
+ * transaction then stays open for the next groups, and is committed (synced) once it holds
+ * journal_records records, is journal_ms old, at store_apply, store_flush or store_destroy. For a
+ * caller with more groups waiting: it may acknowledge the group when this returns 0, as after
+ * store_apply. Until the commit, readers (every read function, in any thread or process) see the
+ * store without the groups still in the journal, whole groups only. After a crash, the next
+ * store_new that may write applies the journal's groups again, in order, before anything else.
+ * Without a journal (journal_records 0, or read-only) it is store_apply. */
+int store_apply_journaled (store_t *self, Totalplace__Batch *const *batches, size_t batch_count,
+                           store_result_t *const *results, uint64_t *marks_before, char *err,
+                           size_t err_len);
+
+/* Commits the groups kept in the journal, if any (synced), and empties the journal: then every
+ * reader sees them. Returns 0 or an error as store_apply's. */
+int store_flush (store_t *self, char *err, size_t err_len);
+
+/* Records of the groups applied and not committed yet (0 when none). */
+size_t store_pending (const store_t *self);
 
 /* Breakdowns of a neighbourhood's total. */
 typedef enum {
@@ -186,12 +231,18 @@ bool store_damage (store_t *self, char *finding, size_t finding_len);
 
 /* A key as text for messages: printable ASCII and valid UTF-8 as they are, the unit separator
  * between fields as '|', any other byte as \xNN; cut with "..." to fit out_len (at least 8).
- * Returns out. */
+ * Returns out. (Messages of the store name keys by their words: ids as the texts they stand for,
+ * e.g. "2023-04|E01000002|GB-TEST|adult-social-care|N" for a cell.) */
 const char *store_key_text (const void *key, size_t key_len, char *out, size_t out_len);
 
-/* The key in the cells database of a record's contribution; returns its length, 0 when it does
- * not fit out (out_len > the longest key, 511 bytes, always fits). */
-size_t store_cell_key (const Totalplace__SpendingRecord *record, char *out, size_t out_len);
+/* The key in db of the words of text (the form messages show, '|' between fields: records
+ * "BODY|RECORD_ID", cells "YYYY-MM|NEIGHBOURHOOD|BODY|SERVICE|Y", neighbourhoods "CODE", texts
+ * "KIND#ID", agents and meta the key itself), ids looked up in the store's dictionaries: for test
+ * tools that alter one stored value. Returns 0 with the key's bytes in out and *len,
+ * STORE_ERR_NOTFOUND when a text is not in the store or the words are not a key of db, or another
+ * error with a message. */
+int store_key_from_text (store_t *self, store_db_t db, const char *text, unsigned char *out,
+                         size_t out_len, size_t *len, char *err, size_t err_len);
 
 /* ---------------------------------------------------------------- whole-store reads */
 
@@ -209,25 +260,55 @@ void store_snapshot_destroy (store_snapshot_t **self_p);
 /* Entries LMDB counts in db. */
 uint64_t store_snapshot_entries (store_snapshot_t *self, store_db_t db);
 
-/* One entry of a database as the snapshot read it. */
+/* One entry of a database as the snapshot read it, its key split and its value decoded
+ * (store_codec.h). */
 typedef struct {
     store_db_t db;
     const char *key; /* the key's bytes (not NUL-terminated), valid during the call */
     size_t key_len;
-    /* NULL when the value is sound; else what is wrong with it ("fails its checksum", "has 12
-     * bytes, not 16", "does not decode as a record"), and nothing below is set. */
+    /* NULL when the value is sound and the key one of db's; else what is wrong ("fails its
+     * checksum", "does not decode as a record", "has a key that is not a cell's"), and nothing
+     * below is set. */
     const char *damage;
-    const Totalplace__SpendingRecord *record; /* records: the decoded record */
-    store_amount_t amount;                    /* cells, neighbourhoods */
-    store_agent_t agent;                      /* agents (agent_id is the key as text) */
-    store_counters_t counters;                /* meta "counters": the outcome counters only */
-    bool is_counters;                         /* meta: this is the "counters" entry */
-    const char *text;                         /* meta, any other key: the value's bytes */
-    size_t text_len;
+    /* records: the body's id and the record id from the key, the rest from the value */
+    uint32_t body;
+    const char *record_id;
+    size_t record_id_len;
+    store_codec_record_t record;
+    store_codec_cell_t cell;   /* cells: the key */
+    uint32_t neighbourhood;    /* neighbourhoods: the key */
+    store_amount_t amount;     /* cells, neighbourhoods */
+    store_agent_t agent;       /* agents (agent_id is the key as text) */
+    store_counters_t counters; /* meta "counters": the outcome counters only */
+    bool is_counters;          /* meta: this is the "counters" entry */
+    const char *text;          /* meta, any other key: the value's bytes; texts: the text */
+    size_t text_len;           /* (NUL-terminated for texts) */
+    unsigned kind;             /* texts, text_ids */
+    uint32_t id;               /* texts: the key's id; text_ids: the id the value names */
+    uint64_t hash;             /* text_ids: the key's hash */
+    unsigned probe;            /* text_ids */
 } store_entry_t;
 
 /* Return non-zero to stop the scan; scan then returns that value. */
 typedef int (store_entry_fn) (void *arg, const store_entry_t *entry);
+
+/* The text of id of kind as the snapshot sees it: 0 with *text (NUL-terminated, valid while the
+ * snapshot lives) and *len, STORE_ERR_NOTFOUND, or STORE_ERR_DAMAGED (remembered) with a message.
+ */
+int store_snapshot_text (store_snapshot_t *self, unsigned kind, uint32_t id, const char **text,
+                         size_t *len, char *err, size_t err_len);
+
+/* A sound entry of records as the API gives records (store_get_record): free it with
+ * protobuf_c_message_free_unpacked. Returns 0, or an error (damage of a text it names). */
+int store_snapshot_record (store_snapshot_t *self, const store_entry_t *entry,
+                           Totalplace__SpendingRecord **record, char *err, size_t err_len);
+
+/* A key of db as messages show it, ids named by their texts in the snapshot. Returns out. */
+const char *store_snapshot_key_text (store_snapshot_t *self, store_db_t db, const void *key,
+                                     size_t key_len, char *out, size_t out_len);
+
+/* The hash text_ids keys text by in this store (store_codec_text_hash under its own key). */
+uint64_t store_snapshot_text_hash (store_snapshot_t *self, const char *text, size_t len);
 
 /* Calls fn for every entry of db in key order; damaged values are passed on (entry->damage) and
  * the scan goes on. Returns 0, fn's non-zero value, STORE_ERR_DAMAGED when LMDB reports the tree
@@ -244,6 +325,10 @@ int store_snapshot_scan (store_snapshot_t *self, store_db_t db, store_entry_fn *
  * full, or STORE_ERR, with a message. On error folder may hold part of a copy: the caller removes
  * it (store_backup does). */
 int store_copy (store_t *self, const char *folder, char *err, size_t err_len);
+
+/* fsync of a folder, so that the names made, moved or removed in it are durable. Returns 0, or -1
+ * with errno. */
+int store_sync_folder (const char *path);
 
 /* Name of an outcome, e.g. "duplicate". */
 const char *store_outcome_name (store_outcome_t outcome);

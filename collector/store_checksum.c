@@ -9,7 +9,8 @@
 static const unsigned char DATABASE_KEYS[STORE_DB_COUNT][16] = {
     [STORE_DB_RECORDS] = "totalplace:recds",        [STORE_DB_CELLS] = "totalplace:cells",
     [STORE_DB_NEIGHBOURHOODS] = "totalplace:nbhds", [STORE_DB_AGENTS] = "totalplace:agnts",
-    [STORE_DB_META] = "totalplace:meta.",
+    [STORE_DB_META] = "totalplace:meta.",           [STORE_DB_TEXTS] = "totalplace:texts",
+    [STORE_DB_TEXT_IDS] = "totalplace:txids",
 };
 
 static const char *const DATABASE_NAMES[STORE_DB_COUNT] = {
@@ -18,6 +19,8 @@ static const char *const DATABASE_NAMES[STORE_DB_COUNT] = {
     [STORE_DB_NEIGHBOURHOODS] = "neighbourhoods",
     [STORE_DB_AGENTS] = "agents",
     [STORE_DB_META] = "meta",
+    [STORE_DB_TEXTS] = "texts",
+    [STORE_DB_TEXT_IDS] = "text_ids",
 };
 
 const char *

@@ -15,6 +15,8 @@ typedef enum {
     STORE_DB_NEIGHBOURHOODS,
     STORE_DB_AGENTS,
     STORE_DB_META,
+    STORE_DB_TEXTS,    /* format 2: interned texts by kind and id */
+    STORE_DB_TEXT_IDS, /* format 2: ids by kind and hash of their text */
     STORE_DB_COUNT
 } store_db_t;
 

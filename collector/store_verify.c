@@ -1,5 +1,5 @@
-/* store_verify: one snapshot, four passes (records, cells, neighbourhoods, agents and meta), totals
- * recomputed in memory by the hash of their key. */
+/* store_verify: one snapshot; the dictionaries, then records, cells, neighbourhoods, agents and
+ * meta; totals recomputed in memory by the hash of their key. */
 #include "store_verify.h"
 
 #include <sodium.h>
@@ -10,9 +10,6 @@
 #include <time.h>
 
 #include "wire.h"
-
-#define KEY_SEPARATOR '\x1f'
-#define CELL_KEY_MAX  512
 
 static const char *const KIND_NAMES[] = {
     [STORE_VERIFY_DAMAGED] = "damaged",     [STORE_VERIFY_UNREADABLE] = "unreadable",
@@ -128,12 +125,26 @@ table_add (table_t *table, uint64_t hash, int64_t amount)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the dictionaries */
+
+/* What verify knows of each text, by kind and id: its hash (to check text_ids against) and flags.
+ * Ids of a kind run 1, 2, 3, ...: the arrays hold at most as many as texts has entries. */
+enum { TEXT_STORED = 1, TEXT_INDEXED = 2, TEXT_DAMAGED = 4 };
+typedef struct {
+    uint64_t *hashes;
+    uint8_t *flags;
+    size_t count; /* ids 0 .. count - 1 */
+} text_table_t;
+
 /* ---------------------------------------------------------------- the run */
 
 typedef struct {
     store_snapshot_t *snapshot;
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     table_t cells, neighbourhoods;
+    text_table_t texts[STORE_TEXT_KINDS];
+    uint64_t text_entries; /* entries of texts: no kind has more ids */
+    bool texts_complete;   /* the whole of texts was read: an id it lacks is missing */
     store_verify_summary_t *summary;
     size_t max_findings, reported;
     store_verify_fn *fn;
@@ -144,6 +155,11 @@ typedef struct {
     bool have_counters;
     store_counters_t counters;
     uint64_t agent_batches;
+    /* text_ids: the previous entry, and the ids of the current hash's probes */
+    unsigned last_kind, last_probe;
+    uint64_t last_hash;
+    bool have_last;
+    uint32_t probe_ids[STORE_CODEC_MAX_PROBES];
     /* Second pass: the hashes of missing totals to name, sorted, and whether each was named. */
     uint64_t *to_name[2];
     bool *named[2];
@@ -181,7 +197,7 @@ report (verify_t *v, store_verify_kind_t kind, store_db_t db, const void *key, s
         return;
     store_verify_finding_t finding = {.kind = kind, .db = db};
     if (key)
-        store_key_text (key, key_len, finding.key, sizeof finding.key);
+        store_snapshot_key_text (v->snapshot, db, key, key_len, finding.key, sizeof finding.key);
     va_list args;
     va_start (args, format);
     vsnprintf (finding.what, sizeof finding.what, format, args);
@@ -205,38 +221,232 @@ scan_result (const verify_t *v)
     return v->stop || v->out_of_memory;
 }
 
-/* A live record's cell and neighbourhood keys and their hashes. */
-static size_t
-record_hashes (const verify_t *v, const Totalplace__SpendingRecord *record, char *cell,
-               uint64_t hashes[2])
+/* The flags of id of kind; 0 when it is beyond the table (never stored). */
+static uint8_t
+text_flags (const verify_t *v, unsigned kind, uint32_t id)
 {
-    size_t len = store_cell_key (record, cell, CELL_KEY_MAX);
-    hashes[0] = hash_of (v, cell, len);
-    hashes[1] = hash_of (v, record->neighbourhood, strlen (record->neighbourhood));
-    return len;
+    const text_table_t *t = &v->texts[kind];
+    return kind < STORE_TEXT_KINDS && id < t->count ? t->flags[id] : 0;
 }
 
-/* True when the record is what its key says, and valid: only such records count in totals. */
-static bool
-record_sound (verify_t *v, const store_entry_t *entry)
+/* Makes room for id in kind's table (ids never exceed the entries of texts). */
+static int
+text_room (verify_t *v, unsigned kind, uint32_t id)
 {
-    const Totalplace__SpendingRecord *record = entry->record;
+    text_table_t *t = &v->texts[kind];
+    if (id < t->count)
+        return 0;
+    size_t count = t->count ? t->count : 64;
+    while (count <= id)
+        count *= 2;
+    if (count > v->text_entries + 1)
+        count = (size_t)v->text_entries + 1;
+    uint64_t *hashes = realloc (t->hashes, count * sizeof *hashes);
+    if (hashes)
+        t->hashes = hashes;
+    uint8_t *flags = hashes ? realloc (t->flags, count) : NULL;
+    if (!hashes || !flags)
+        return -1;
+    memset (flags + t->count, 0, count - t->count);
+    t->flags = flags;
+    t->count = count;
+    return 0;
+}
+
+/* Whether a text meets its kind's rule, as records' fields are checked (wire.h). */
+static int
+text_valid (unsigned kind, const char *text, char *reason, size_t reason_len)
+{
+    switch (kind) {
+    case STORE_TEXT_BODY:
+        return wire_check_identifier ("body_id", text, WIRE_MAX_BODY_ID, reason, reason_len);
+    case STORE_TEXT_NEIGHBOURHOOD:
+        return wire_check_identifier ("neighbourhood", text, WIRE_MAX_NEIGHBOURHOOD, reason,
+                                      reason_len);
+    case STORE_TEXT_SERVICE:
+        return wire_check_text ("service", text, WIRE_MAX_SERVICE, true, reason, reason_len);
+    case STORE_TEXT_SUPPLIER:
+        return wire_check_text ("supplier", text, WIRE_MAX_SUPPLIER, true, reason, reason_len);
+    case STORE_TEXT_DESCRIPTION:
+        return wire_check_text ("description", text, WIRE_MAX_DESCRIPTION, true, reason,
+                                reason_len);
+    }
+    return -1;
+}
+
+static int
+on_text (void *arg, const store_entry_t *entry)
+{
+    verify_t *v = arg;
+    v->summary->texts++;
+    unsigned kind;
+    uint32_t id;
+    if (entry->damage) {
+        report (v, STORE_VERIFY_DAMAGED, STORE_DB_TEXTS, entry->key, entry->key_len, NULL, NULL,
+                "%s", entry->damage);
+        /* A damaged text of a known id: records naming it are not told again. */
+        if (store_codec_text_key_split (entry->key, entry->key_len, &kind, &id) == 0 &&
+            id <= v->text_entries && text_room (v, kind, id) == 0)
+            v->texts[kind].flags[id] |= TEXT_STORED | TEXT_DAMAGED;
+        return scan_result (v);
+    }
+    kind = entry->kind;
+    id = entry->id;
     char reason[WIRE_REASON_LEN];
-    if (wire_validate_record (record, reason, sizeof reason)) {
-        report (v, STORE_VERIFY_INVALID, STORE_DB_RECORDS, entry->key, entry->key_len, NULL, NULL,
-                "the record fails validation: %s", reason);
+    if (id > v->text_entries) {
+        report (v, STORE_VERIFY_INVALID, STORE_DB_TEXTS, entry->key, entry->key_len, NULL, NULL,
+                "an id past the %llu texts stored: ids are given in turn",
+                (unsigned long long)v->text_entries);
+        return scan_result (v);
+    }
+    if (text_room (v, kind, id)) {
+        v->out_of_memory = true;
+        return scan_result (v);
+    }
+    v->texts[kind].flags[id] |= TEXT_STORED;
+    v->texts[kind].hashes[id] =
+        store_snapshot_text_hash (v->snapshot, entry->text, entry->text_len);
+    if (text_valid (kind, entry->text, reason, sizeof reason))
+        report (v, STORE_VERIFY_INVALID, STORE_DB_TEXTS, entry->key, entry->key_len, NULL, NULL,
+                "the text fails validation: %s", reason);
+    return scan_result (v);
+}
+
+static int
+on_text_id (void *arg, const store_entry_t *entry)
+{
+    verify_t *v = arg;
+    v->summary->text_ids++;
+    if (entry->damage) {
+        report (v, STORE_VERIFY_DAMAGED, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL, NULL,
+                "%s", entry->damage);
+        v->have_last = false;
+        return scan_result (v);
+    }
+    unsigned kind = entry->kind;
+    bool same_hash = v->have_last && v->last_kind == kind && v->last_hash == entry->hash;
+    /* A lookup stops at the first probe not stored: every probe needs the one before it. */
+    unsigned expected = same_hash ? v->last_probe + 1 : 0;
+    v->have_last = true;
+    v->last_kind = kind;
+    v->last_hash = entry->hash;
+    v->last_probe = entry->probe;
+    if (entry->probe != expected)
+        report (v, STORE_VERIFY_INVALID, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL, NULL,
+                "probe %u of its hash without probe %u before it: lookups never reach it",
+                entry->probe, expected);
+    v->probe_ids[entry->probe] = entry->id;
+    uint8_t flags = text_flags (v, kind, entry->id);
+    if (!(flags & TEXT_STORED)) {
+        if (v->texts_complete)
+            report (v, STORE_VERIFY_INVALID, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL,
+                    NULL, "names %s id %u, which texts does not hold", store_text_kind_name (kind),
+                    (unsigned)entry->id);
+        return scan_result (v);
+    }
+    if (flags & TEXT_INDEXED)
+        report (v, STORE_VERIFY_INVALID, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL, NULL,
+                "a second entry for %s id %u", store_text_kind_name (kind), (unsigned)entry->id);
+    v->texts[kind].flags[entry->id] |= TEXT_INDEXED;
+    if (flags & TEXT_DAMAGED)
+        return scan_result (v);
+    if (v->texts[kind].hashes[entry->id] != entry->hash) {
+        report (v, STORE_VERIFY_INVALID, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL, NULL,
+                "names %s id %u, whose text has another hash", store_text_kind_name (kind),
+                (unsigned)entry->id);
+        return scan_result (v);
+    }
+    /* Texts of one hash (rare): one text must never have two ids, or its totals would split. */
+    for (unsigned p = 0; same_hash && p < entry->probe && p < STORE_CODEC_MAX_PROBES; p++) {
+        const char *a, *b;
+        size_t a_len, b_len;
+        char why[STORE_ERR_LEN];
+        if (store_snapshot_text (v->snapshot, kind, v->probe_ids[p], &a, &a_len, why, sizeof why) ||
+            store_snapshot_text (v->snapshot, kind, entry->id, &b, &b_len, why, sizeof why))
+            continue;
+        if (a_len == b_len && memcmp (a, b, a_len) == 0)
+            report (v, STORE_VERIFY_INVALID, STORE_DB_TEXT_IDS, entry->key, entry->key_len, NULL,
+                    NULL, "%s id %u has the text of id %u: one text, two ids",
+                    store_text_kind_name (kind), (unsigned)entry->id, (unsigned)v->probe_ids[p]);
+    }
+    return scan_result (v);
+}
+
+/* Texts no text_ids entry leads to: the writer would store them again under a new id. */
+static void
+report_unindexed (verify_t *v)
+{
+    for (unsigned kind = STORE_TEXT_BODY; kind < STORE_TEXT_KINDS; kind++)
+        for (size_t id = 1; id < v->texts[kind].count; id++) {
+            uint8_t flags = v->texts[kind].flags[id];
+            if ((flags & TEXT_STORED) && !(flags & (TEXT_INDEXED | TEXT_DAMAGED))) {
+                unsigned char key[STORE_CODEC_TEXT_KEY_LEN];
+                store_codec_text_key (kind, (uint32_t)id, key);
+                report (v, STORE_VERIFY_MISSING, STORE_DB_TEXTS, key, sizeof key, NULL, NULL,
+                        "no text_ids entry leads to this text");
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- records and totals */
+
+/* A live record's cell and neighbourhood keys and their hashes. */
+static void
+record_hashes (const verify_t *v, const store_entry_t *entry,
+               unsigned char cell[STORE_CODEC_CELL_KEY_LEN],
+               unsigned char neighbourhood[STORE_CODEC_ID_LEN], uint64_t hashes[2])
+{
+    const store_codec_record_t *r = &entry->record;
+    store_codec_cell_t key = {r->month, r->neighbourhood, entry->body, r->service, r->poolable};
+    store_codec_cell_key (&key, cell);
+    store_codec_id (r->neighbourhood, neighbourhood);
+    hashes[0] = hash_of (v, cell, STORE_CODEC_CELL_KEY_LEN);
+    hashes[1] = hash_of (v, neighbourhood, STORE_CODEC_ID_LEN);
+}
+
+/* True when the record's id is valid and every id it holds names a stored text: only such records
+ * count in totals. */
+static bool
+record_sound (verify_t *v, const store_entry_t *entry, bool quiet)
+{
+    char reason[WIRE_REASON_LEN], record_id[WIRE_MAX_RECORD_ID + 2];
+    size_t len =
+        entry->record_id_len < sizeof record_id - 1 ? entry->record_id_len : sizeof record_id - 1;
+    memcpy (record_id, entry->record_id, len);
+    record_id[len] = '\0';
+    if (entry->record_id_len != len || memchr (entry->record_id, '\0', len) ||
+        wire_check_text ("record_id", record_id, WIRE_MAX_RECORD_ID, true, reason, sizeof reason)) {
+        if (!quiet)
+            report (v, STORE_VERIFY_INVALID, STORE_DB_RECORDS, entry->key, entry->key_len, NULL,
+                    NULL, "the record id fails validation: %s",
+                    entry->record_id_len != len ? "it is too long" : reason);
         return false;
     }
-    size_t body_len = strlen (record->body_id), id_len = strlen (record->record_id);
-    if (entry->key_len != body_len + 1 + id_len || memcmp (entry->key, record->body_id, body_len) ||
-        entry->key[body_len] != KEY_SEPARATOR ||
-        memcmp (entry->key + body_len + 1, record->record_id, id_len)) {
-        report (v, STORE_VERIFY_INVALID, STORE_DB_RECORDS, entry->key, entry->key_len, NULL, NULL,
-                "holds the record of body %.64s, id %.64s, not its key's", record->body_id,
-                record->record_id);
-        return false;
+    const store_codec_record_t *r = &entry->record;
+    const struct {
+        unsigned kind;
+        uint32_t id;
+    } ids[] = {{STORE_TEXT_BODY, entry->body},
+               {STORE_TEXT_NEIGHBOURHOOD, r->neighbourhood},
+               {STORE_TEXT_SERVICE, r->service},
+               {STORE_TEXT_SUPPLIER, r->supplier},
+               {STORE_TEXT_DESCRIPTION, r->description}};
+    bool sound = true;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        if (ids[i].id == 0)
+            continue; /* an optional text the record has not (the decoder checked the others) */
+        uint8_t flags = text_flags (v, ids[i].kind, ids[i].id);
+        if (flags & TEXT_DAMAGED)
+            sound = false; /* told once, as the damaged text */
+        else if (!(flags & TEXT_STORED)) {
+            sound = false;
+            if (!quiet && v->texts_complete)
+                report (v, STORE_VERIFY_INVALID, STORE_DB_RECORDS, entry->key, entry->key_len, NULL,
+                        NULL, "names %s id %u, which texts does not hold",
+                        store_text_kind_name (ids[i].kind), (unsigned)ids[i].id);
+        }
     }
-    return true;
+    return sound;
 }
 
 static int
@@ -249,26 +459,25 @@ on_record (void *arg, const store_entry_t *entry)
                 "%s", entry->damage);
         return scan_result (v);
     }
-    if (!record_sound (v, entry))
+    if (!record_sound (v, entry, false))
         return scan_result (v);
-    const Totalplace__SpendingRecord *record = entry->record;
-    if (record->withdrawn) {
+    if (entry->record.withdrawn) {
         v->summary->withdrawn_records++;
         return scan_result (v);
     }
     v->summary->live_records++;
-    char cell[CELL_KEY_MAX];
+    unsigned char cell[STORE_CODEC_CELL_KEY_LEN], neighbourhood[STORE_CODEC_ID_LEN];
     uint64_t hashes[2];
-    size_t cell_len = record_hashes (v, record, cell, hashes);
+    record_hashes (v, entry, cell, neighbourhood, hashes);
     table_t *tables[2] = {&v->cells, &v->neighbourhoods};
     for (int t = 0; t < 2; t++) {
-        int rc = table_add (tables[t], hashes[t], record->amount_pence);
+        int rc = table_add (tables[t], hashes[t], entry->record.amount_pence);
         if (rc < 0)
             v->out_of_memory = true;
         else if (rc > 0)
             report (v, STORE_VERIFY_INVARIANT, t ? STORE_DB_NEIGHBOURHOODS : STORE_DB_CELLS,
-                    t ? record->neighbourhood : cell, t ? strlen (record->neighbourhood) : cell_len,
-                    NULL, NULL, "the live records of this total overflow int64 pence");
+                    t ? neighbourhood : cell, t ? sizeof neighbourhood : sizeof cell, NULL, NULL,
+                    "the live records of this total overflow int64 pence");
     }
     return scan_result (v);
 }
@@ -341,9 +550,9 @@ on_meta (void *arg, const store_entry_t *entry)
         v->counters = entry->counters;
     }
     else {
-        static const char *const identity[] = {"format", "store_id", "created"};
+        static const char *const identity[] = {"format", "store_id", "created", "journal"};
         bool known = false;
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < 4; i++)
             known |= entry->key_len == strlen (identity[i]) &&
                      memcmp (entry->key, identity[i], entry->key_len) == 0;
         if (!known)
@@ -415,12 +624,11 @@ static int
 on_record_naming (void *arg, const store_entry_t *entry)
 {
     verify_t *v = arg;
-    const Totalplace__SpendingRecord *record = entry->record;
-    if (entry->damage || record->withdrawn || wire_validate_record (record, NULL, 0))
+    if (entry->damage || entry->record.withdrawn || !record_sound (v, entry, true))
         return scan_result (v);
-    char cell[CELL_KEY_MAX];
+    unsigned char cell[STORE_CODEC_CELL_KEY_LEN], neighbourhood[STORE_CODEC_ID_LEN];
     uint64_t hashes[2];
-    size_t cell_len = record_hashes (v, record, cell, hashes);
+    record_hashes (v, entry, cell, neighbourhood, hashes);
     for (int t = 0; t < 2; t++) {
         uint64_t *hit = v->to_name_count[t]
                             ? bsearch (&hashes[t], v->to_name[t], v->to_name_count[t], sizeof *hit,
@@ -431,8 +639,8 @@ on_record_naming (void *arg, const store_entry_t *entry)
         v->named[t][hit - v->to_name[t]] = true;
         table_t *table = t ? &v->neighbourhoods : &v->cells;
         report (v, STORE_VERIFY_MISSING, t ? STORE_DB_NEIGHBOURHOODS : STORE_DB_CELLS,
-                t ? record->neighbourhood : cell, t ? strlen (record->neighbourhood) : cell_len,
-                NULL, &table->slots[table_slot (table, hashes[t])].amount,
+                t ? neighbourhood : cell, t ? sizeof neighbourhood : sizeof cell, NULL,
+                &table->slots[table_slot (table, hashes[t])].amount,
                 "the live records make this total, but it is not stored");
     }
     return scan_result (v);
@@ -469,6 +677,14 @@ store_verify (store_t *store, size_t max_findings, store_verify_fn *fn, void *ar
         goto out;
     }
     bool records_complete, cells_complete, neighbourhoods_complete, agents_complete, meta_complete;
+    bool text_ids_complete;
+    /* The dictionaries first: records and totals name their texts by id. */
+    v.text_entries = store_snapshot_entries (v.snapshot, STORE_DB_TEXTS);
+    if (scan (&v, STORE_DB_TEXTS, on_text, &v.texts_complete, err, err_len) ||
+        scan (&v, STORE_DB_TEXT_IDS, on_text_id, &text_ids_complete, err, err_len))
+        goto out;
+    if (v.texts_complete && text_ids_complete)
+        report_unindexed (&v);
     if (scan (&v, STORE_DB_RECORDS, on_record, &records_complete, err, err_len))
         goto out;
     summary->recomputed_cells = v.cells.count;
@@ -529,6 +745,10 @@ out:
             table_bytes (v.cells.capacity) + table_bytes (v.neighbourhoods.capacity);
     table_free (&v.cells);
     table_free (&v.neighbourhoods);
+    for (unsigned kind = 0; kind < STORE_TEXT_KINDS; kind++) {
+        free (v.texts[kind].hashes);
+        free (v.texts[kind].flags);
+    }
     store_snapshot_destroy (&v.snapshot);
     summary->seconds = now_seconds () - started;
     return rc;

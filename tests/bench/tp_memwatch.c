@@ -1,7 +1,9 @@
 /* tp_memwatch: samples the memory of running processes from /proc/PID/status until they all end
  * (or it is told to stop with SIGTERM/SIGINT) and prints each one's peaks: resident set, its
  * anonymous part (the process's own heap and stacks) and its file-backed part (for the collector
- * and the agents, mostly LMDB's memory-mapped file, which the kernel may drop at any time). */
+ * and the agents, mostly LMDB's memory-mapped file, which the kernel may drop at any time); and,
+ * as last seen, its CPU time (/proc/PID/stat) and what it wrote (/proc/PID/io: write_bytes, the
+ * bytes it sent to the disks, and wchar, the bytes it passed to write calls). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -19,6 +21,7 @@ typedef struct {
     bool gone;
     uint64_t samples;
     uint64_t peak_rss_kb, peak_anon_kb, peak_file_kb, hwm_kb;
+    uint64_t cpu_ms, write_bytes, wchar; /* last seen */
 } watched_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -60,6 +63,31 @@ sample (watched_t *watched)
             watched->peak_file_kb = max_u64 (watched->peak_file_kb, value);
     }
     fclose (file);
+    /* CPU: utime and stime, fields 14 and 15, after the command in parentheses. */
+    char stat[1024];
+    snprintf (path, sizeof path, "/proc/%ld/stat", watched->pid);
+    file = fopen (path, "r");
+    if (file) {
+        size_t got = fread (stat, 1, sizeof stat - 1, file);
+        stat[got] = '\0';
+        fclose (file);
+        const char *after = strrchr (stat, ')');
+        unsigned long long utime, stime;
+        if (after && sscanf (after + 2, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu",
+                             &utime, &stime) == 2)
+            watched->cpu_ms = (utime + stime) * 1000 / (uint64_t)sysconf (_SC_CLK_TCK);
+    }
+    snprintf (path, sizeof path, "/proc/%ld/io", watched->pid);
+    file = fopen (path, "r");
+    if (file) {
+        while (fgets (line, sizeof line, file)) {
+            if (sscanf (line, "write_bytes: %" SCNu64, &value) == 1)
+                watched->write_bytes = value;
+            else if (sscanf (line, "wchar: %" SCNu64, &value) == 1)
+                watched->wchar = value;
+        }
+        fclose (file);
+    }
     watched->samples++;
     return !zombie;
 }
@@ -75,8 +103,9 @@ main (int argc, char *argv[])
     }
     if (argc - first < 1 || argc - first > MAX_WATCHED || interval_ms <= 0) {
         fprintf (stderr, "Usage: tp_memwatch [--interval-ms MS] NAME=PID...\n"
-                         "Prints NAME.peak_rss_kb, NAME.peak_anon_kb, NAME.peak_file_kb and "
-                         "NAME.hwm_kb once every PID has ended or on SIGTERM.\n");
+                         "Prints NAME.peak_rss_kb, NAME.peak_anon_kb, NAME.peak_file_kb, "
+                         "NAME.hwm_kb, NAME.cpu_ms, NAME.write_bytes and NAME.wchar once every "
+                         "PID has ended or on SIGTERM.\n");
         return 2;
     }
     watched_t watched[MAX_WATCHED];
@@ -112,9 +141,11 @@ main (int argc, char *argv[])
     for (size_t i = 0; i < count; i++) {
         const watched_t *w = &watched[i];
         printf ("%s.peak_rss_kb=%" PRIu64 "\n%s.peak_anon_kb=%" PRIu64 "\n%s.peak_file_kb=%" PRIu64
-                "\n%s.hwm_kb=%" PRIu64 "\n%s.samples=%" PRIu64 "\n",
+                "\n%s.hwm_kb=%" PRIu64 "\n%s.samples=%" PRIu64 "\n%s.cpu_ms=%" PRIu64
+                "\n%s.write_bytes=%" PRIu64 "\n%s.wchar=%" PRIu64 "\n",
                 w->name, w->peak_rss_kb, w->name, w->peak_anon_kb, w->name, w->peak_file_kb,
-                w->name, w->hwm_kb, w->name, w->samples);
+                w->name, w->hwm_kb, w->name, w->samples, w->name, w->cpu_ms, w->name,
+                w->write_bytes, w->name, w->wchar);
     }
     return 0;
 }

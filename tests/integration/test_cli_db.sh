@@ -121,7 +121,7 @@ stale|$n_stale
 rejected|$n_rejected
 records stored|$n_stored"
 same "stats table identity" "store id|$store_id
-format|1" "$(sed -n '3,4p' <<<"$out" | sed -E 's/ {2,}/|/g')"
+format|2" "$(sed -n '3,4p' <<<"$out" | sed -E 's/ {2,}/|/g')"
 same "stats table counters" "$expected" "$(sed -n '8,14p' <<<"$out" | sed -E 's/ {2,}/|/g')"
 same "stats table agents header" "agent|last batch|batches|last seen (UTC)" \
   "$(sed -n '19p' <<<"$out" | sed -E 's/ {2,}/|/g')"
@@ -130,7 +130,7 @@ same "stats table agents" "agent-bns|7|1
 agent-pol|3|1" "$(cut -d'|' -f1-3 <<<"$agents_table")"
 
 json=$(run --db "$store" stats --format json)
-same "stats json identity" "$store_id|1" "$(jq -r '.store | "\(.store_id)|\(.format)"' <<<"$json")"
+same "stats json identity" "$store_id|2" "$(jq -r '.store | "\(.store_id)|\(.format)"' <<<"$json")"
 created=$(date -u -d "$(jq -r '.store.created' <<<"$json")" +%s) || fail "stats: created is not a time"
 ((created >= started - 1 && created <= $(date -u +%s) + 1)) || fail "stats: the store was not created at init"
 same "stats table created" "created (UTC)|$(jq -r '.store.created' <<<"$json")" \
@@ -151,7 +151,7 @@ same "stats table last seen" "$(jq -r '.agents[].last_seen' <<<"$json")" "$(cut 
 
 csv=$(csv_of stats)
 same "stats csv identity" "store id,format,created (UTC)
-$store_id,1,$(jq -r '.store.created' <<<"$json")" "$(sed -n 1,2p <<<"$csv")"
+$store_id,2,$(jq -r '.store.created' <<<"$json")" "$(sed -n 1,2p <<<"$csv")"
 same "stats csv counters header" \
   "batches,accepted,duplicate,superseded,stale,rejected,records stored,map size (bytes),used (bytes)" \
   "$(sed -n 4p <<<"$csv")"

@@ -2,7 +2,8 @@
 # test_store_refusal: a store is made only by `totalplace-collector init`. The real collector and
 # `totalplace --db` refuse, with a message saying what to do and the documented exit status (78:
 # no store or a format this version does not use; 65: damaged), a missing folder, an empty one, a
-# zero-length data.mdb, a truncated one, a store of a newer format and one without identity;
+# zero-length data.mdb, a truncated one, a store of a newer format, of an older one (the message
+# names the upgrade command) and one without identity;
 # nothing is created or changed, and nothing dies of SIGBUS. init refuses a folder that is not
 # empty and an existing store, honours -c, and a restarted collector keeps its store and id.
 source "$(dirname "$0")/lib.sh"
@@ -60,8 +61,8 @@ initial_id=$(cat "$WORK/store-id")
 collector_json=$("$CLI" --collector "$QUERY" --format json stats)
 [[ $(jq -r '.store.store_id' <<<"$collector_json") == "$initial_id" ]] ||
   fail "stats --collector does not show the store id: $collector_json"
-[[ $(jq -r '.store.format' <<<"$collector_json") == 1 ]] || fail "stats --collector: format is not 1"
-grep -q "started: store $initial_id (format 1, created " "$WORK/collector.log" ||
+[[ $(jq -r '.store.format' <<<"$collector_json") == 2 ]] || fail "stats --collector: format is not 2"
+grep -q "started: store $initial_id (format 2, created " "$WORK/collector.log" ||
   fail "the collector's start line does not name its store"
 
 # A restart reuses the store: same id, same records.
@@ -91,8 +92,11 @@ expect_refused 65 "is not an LMDB file" "$WORK/junk"
 
 # ---------------------------------------------------------------- formats
 cp -r "$WORK/collector" "$WORK/newer" && rm -f "$WORK/newer/lock.mdb"
-"$STORE_META" "$WORK/newer" format 2 || fail "tp_store_meta failed"
-expect_refused 78 "is of format 2, newer than this totalplace knows (format 1): upgrade totalplace" "$WORK/newer" lock
+"$STORE_META" "$WORK/newer" format 3 || fail "tp_store_meta failed"
+expect_refused 78 "is of format 3, newer than this totalplace knows (format 2): upgrade totalplace" "$WORK/newer" lock
+cp -r "$WORK/collector" "$WORK/older" && rm -f "$WORK/older/lock.mdb"
+"$STORE_META" "$WORK/older" format 1 || fail "tp_store_meta failed"
+expect_refused 78 "is of format 1, and this totalplace uses format 2: stop the collector and run \`totalplace-collector upgrade --state-dir $WORK/older\`" "$WORK/older" lock
 cp -r "$WORK/collector" "$WORK/format0" && rm -f "$WORK/format0/lock.mdb"
 for key in format store_id created; do
   "$STORE_META" "$WORK/format0" "$key" --delete || fail "tp_store_meta failed"

@@ -233,6 +233,24 @@ test_raw_get (const char *dir, const char *database, const void *key, size_t key
     return rc == 0 ? v.mv_size : 0;
 }
 
+size_t
+test_store_key (const char *dir, const char *database, const char *words, unsigned char *out,
+                size_t out_len)
+{
+    store_options_t options = {.path = dir, .read_only = true};
+    char err[STORE_ERR_LEN];
+    store_t *store = store_new (&options, NULL, err, sizeof err);
+    size_t len = 0;
+    if (!store || store_key_from_text (store, raw_database (database), words, out, out_len, &len,
+                                       err, sizeof err)) {
+        fprintf (stderr, "test_support: no key \"%s\" of %s in %s: %s\n", words, database, dir,
+                 err);
+        abort ();
+    }
+    store_destroy (&store);
+    return len;
+}
+
 void
 test_raw_del (const char *dir, const char *database, const void *key, size_t key_len)
 {

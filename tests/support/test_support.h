@@ -30,6 +30,12 @@ size_t test_raw_get (const char *dir, const char *database, const void *key, siz
                      void *out, size_t out_len);
 void test_raw_del (const char *dir, const char *database, const void *key, size_t key_len);
 
+/* The stored bytes of a key given by its words, as messages show keys ("BODY|RECORD_ID",
+ * "YYYY-MM|NEIGHBOURHOOD|BODY|SERVICE|Y", "E01000001", "agent-a": store_key_from_text), looked up
+ * in the store in dir opened read-only. Returns its length; aborts when there is no such key. */
+size_t test_store_key (const char *dir, const char *database, const char *words, unsigned char *out,
+                       size_t out_len);
+
 /* Closes *store_p (may be NULL), removes the folder *dir_p and frees its path; both pointers end
  * NULL. The teardown of a test's store. */
 void test_store_remove (store_t **store_p, char **dir_p);

@@ -5,9 +5,10 @@
  * has the store open for writing (the collector stopped).
  *
  * Usage: tp_flip DIR DATABASE KEY [BYTE [BIT]]
- *   DATABASE  records, cells, neighbourhoods, agents or meta
- *   KEY       the key, with '|' for the unit separator between fields
- *             (records: BODY|RECORD_ID; cells: YYYY-MM|NEIGHBOURHOOD|BODY|SERVICE|Y or N)
+ *   DATABASE  records, cells, neighbourhoods, agents, meta, texts or text_ids
+ *   KEY       the key as messages show it, '|' between fields (records: BODY|RECORD_ID; cells:
+ *             YYYY-MM|NEIGHBOURHOOD|BODY|SERVICE|Y or N; texts: KIND#ID); the store (opened
+ *             read-only first) turns the texts in it into the ids its keys hold
  *   BYTE      which byte of the value (default 0); BIT which bit of it, 0-7 (default 2)
  * Prints the file offset it changed. Exit status 0 when done, 1 when the key is not stored or
  * anything fails (the message says why), 2 for a wrong command line. */
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "store.h"
 
 /* The offset in data.mdb of the byte at address: LMDB maps the file read-only, and mdb_env_info's
  * me_mapaddr is set only for a fixed map, so the mapping is found in /proc/self/maps. */
@@ -61,14 +64,26 @@ main (int argc, char **argv)
         fprintf (stderr, "tp_flip: BYTE must be >= 0 and BIT 0 to 7\n");
         return 2;
     }
-    char key[512];
-    size_t key_len = strlen (argv[3]);
-    if (key_len == 0 || key_len >= sizeof key) {
-        fprintf (stderr, "tp_flip: the key must be 1 to 511 bytes\n");
+    unsigned char key[512];
+    size_t key_len = 0;
+    store_db_t db = STORE_DB_COUNT;
+    for (store_db_t d = 0; d < STORE_DB_COUNT; d++)
+        if (strcmp (store_db_name (d), database) == 0)
+            db = d;
+    if (db == STORE_DB_COUNT) {
+        fprintf (stderr, "tp_flip: no database %s in a store\n", database);
         return 2;
     }
-    for (size_t i = 0; i < key_len; i++)
-        key[i] = argv[3][i] == '|' ? '\x1f' : argv[3][i];
+    store_options_t options = {.path = dir, .read_only = true};
+    char err[STORE_ERR_LEN];
+    store_t *store = store_new (&options, NULL, err, sizeof err);
+    if (!store ||
+        store_key_from_text (store, db, argv[3], key, sizeof key, &key_len, err, sizeof err)) {
+        fprintf (stderr, "tp_flip: %s\n", err);
+        store_destroy (&store);
+        return 1;
+    }
+    store_destroy (&store);
 
     MDB_env *env;
     MDB_txn *txn = NULL;

@@ -102,7 +102,7 @@ test_defaults_need_a_state_dir_and_security (void **state)
     /* The documented defaults (docs/collector.md): loopback ingest, group caps for group commit. */
     assert_string_equal (fx->config->ingest_endpoints, "tcp://127.0.0.1:7700");
     assert_int_equal (fx->config->max_group_batches, 256);
-    assert_int_equal (fx->config->max_group_records, 32000);
+    assert_int_equal (fx->config->max_group_records, 16000);
     assert_int_equal (fx->config->log_level, COLLECTOR_LOG_INFO);
     assert_false (fx->config->log_syslog);
     assert_true (fx->config->map_size_mb <= fx->config->max_map_size_mb);

@@ -567,12 +567,15 @@ static void
 test_full_store_answers_retry (void **state)
 {
     fixture_t *fx = *state;
-    /* Thousands of records with long descriptions cannot fit a 1 MiB map that may not grow. */
+    /* Thousands of records with long descriptions, each its own (the store keeps one copy of a
+     * text), cannot fit a 1 MiB map that may not grow. */
     Totalplace__Batch *big = make_batch ("agent-a", 1, 1, 3000, 1, 1);
     char description[1001];
     memset (description, 'd', 1000);
     description[1000] = '\0';
     for (size_t i = 0; i < big->n_records; i++) {
+        snprintf (description, sizeof description, "%zu", i);
+        description[strlen (description)] = 'd';
         free (big->records[i]->description);
         big->records[i]->description = strdup (description);
     }

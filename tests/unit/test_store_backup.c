@@ -158,12 +158,12 @@ test_copy_that_does_not_verify_leaves_nothing (void **state)
 {
     fixture_t *f = *state;
     store_destroy (&f->store);
-    const char *key = "GB-LAE-BNS\x1fS1-7";
-    unsigned char value[512];
-    size_t size = test_raw_get (f->dir, "records", key, strlen (key), value, sizeof value);
+    unsigned char value[512], key[64];
+    size_t key_len = test_store_key (f->dir, "records", "GB-LAE-BNS|S1-7", key, sizeof key);
+    size_t size = test_raw_get (f->dir, "records", key, key_len, value, sizeof value);
     assert_true (size > 0);
     value[size / 2] ^= 0x01;
-    test_raw_put (f->dir, "records", key, strlen (key), value, size, false);
+    test_raw_put (f->dir, "records", key, key_len, value, size, false);
     store_options_t options = {.path = f->dir, .read_only = true};
     char err[STORE_ERR_LEN];
     f->store = store_new (&options, NULL, err, sizeof err);

@@ -385,18 +385,24 @@ test_formats_this_binary_does_not_use_are_refused (void **state)
     free (dir);
 
     /* A newer format. */
-    dir = test_tmpdir ("test_store_format2");
+    dir = test_tmpdir ("test_store_format3");
     make_store (dir);
-    set_meta (dir, "format", "2");
+    set_meta (dir, "format", "3");
     assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_FORMAT);
-    assert_non_null (strstr (err, "is of format 2, newer than this totalplace knows (format 1)"));
+    assert_non_null (strstr (err, "is of format 3, newer than this totalplace knows (format 2)"));
     assert_non_null (strstr (err, "upgrade totalplace"));
+
+    /* An older format: the way out is the upgrade command (test_upgrade.sh runs it). */
+    set_meta (dir, "format", "1");
+    assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_FORMAT);
+    assert_non_null (strstr (err, "is of format 1, and this totalplace uses format 2"));
+    assert_non_null (strstr (err, "totalplace-collector upgrade --state-dir"));
 
     /* An unreadable identity is damage, not a format. */
     set_meta (dir, "format", "1x");
     assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_DAMAGED);
     assert_non_null (strstr (err, "format version is unreadable"));
-    set_meta (dir, "format", "1");
+    set_meta (dir, "format", "2");
     set_meta (dir, "store_id", "not-hex");
     assert_int_equal (refusal (dir, err, sizeof err), STORE_ERR_DAMAGED);
     assert_non_null (strstr (err, "identity (store id, creation time) is unreadable"));
