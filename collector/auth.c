@@ -7,6 +7,7 @@
  * answered in words. Everything shared (the keyring, the limits, the connected peers,
  * the counters) sits behind one mutex, held for microseconds by the handler, by the servers'
  * threads asking for permits and reporting monitor events, and by a reload swapping keyrings. */
+#include "err_text.h"
 #include "auth.h"
 
 #include <dirent.h>
@@ -14,7 +15,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -89,20 +89,7 @@ struct _auth_t {
     auth_counters_t counters;
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static bool
 ends_with (const char *text, const char *suffix)

@@ -14,6 +14,7 @@
  * from a backup (docs/protocol.md). A status request (Batch.status_request) joins the group like a
  * batch but is not applied: it is answered, in its turn, with the agent's mark as it stands after
  * the batches ahead of it in the group. */
+#include "err_text.h"
 #include "ingest.h"
 #include "server_thread.h"
 
@@ -23,7 +24,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,17 +192,7 @@ typedef struct {
     server_peers_t connections; /* fed by the monitor */
 } server_t;
 
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static void
 s_publish (server_t *self)

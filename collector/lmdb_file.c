@@ -1,5 +1,6 @@
 /* lmdb_file: LMDB 0.9's meta pages and free list read with pread, to vouch for data.mdb before
  * mdb_env_open maps it. */
+#include "err_text.h"
 #include "lmdb_file.h"
 
 #include <errno.h>
@@ -75,20 +76,7 @@ typedef struct { /* MDB_node's header; the key, then the data, follow it */
 
 #define HEADER_BYTES sizeof (page_header_t)
 
-static int fail (char *err, size_t err_len, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail (char *err, size_t err_len, int code, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return code;
-}
+#define fail(err, err_len, code, ...) err_text (err, err_len, code, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- meta pages */
 

@@ -1,12 +1,12 @@
 /* store_backup: copy into a hidden folder, sync, verify, then rename into place; rotation by name.
  */
 #define _GNU_SOURCE /* renameat2 */
+#include "err_text.h"
 #include "store_backup.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,20 +20,7 @@
 /* A hidden partial folder older than this was left by a backup that died. */
 #define STALE_PARTIAL_SECONDS (24 * 3600)
 
-static int fail (char *err, size_t err_len, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail (char *err, size_t err_len, int code, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return code;
-}
+#define fail(err, err_len, code, ...) err_text (err, err_len, code, __VA_ARGS__)
 
 static double
 now_seconds (void)

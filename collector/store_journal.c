@@ -1,11 +1,11 @@
 /* store_journal: groups appended and synced, read back in order after a crash. */
+#include "err_text.h"
 #include "store_journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +34,7 @@ struct _store_journal_t {
     size_t buffer_size;
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err, err_len, format, args);
-    va_end (args);
-    return -1;
-}
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static void
 put_le (unsigned char *out, uint64_t value, int bytes)

@@ -1,11 +1,11 @@
 /* store_upgrade: format 1 to the current format, beside the old store, verified, then swapped. */
 #define _GNU_SOURCE /* renameat2 */
+#include "err_text.h"
 #include "store_upgrade.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,18 +34,7 @@ typedef struct {
 /* Records moved per transaction of the new store. */
 #define CHUNK_RECORDS 50000
 
-static int fail (char *err, size_t err_len, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail (char *err, size_t err_len, int code, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err, err_len, format, args);
-    va_end (args);
-    return code;
-}
+#define fail(err, err_len, code, ...) err_text (err, err_len, code, __VA_ARGS__)
 
 /* folder/name into out (PATH_MAX bytes); false when it does not fit (the store's path is checked
  * to leave room for every name used here). */
@@ -482,7 +471,6 @@ verify_new (store_t *store, const char *path, char *err, size_t err_len)
 }
 
 /* ---------------------------------------------------------------- the swap */
-
 
 /* Whether the filesystem of folder exchanges two names atomically, tried on two empty files. */
 static int
