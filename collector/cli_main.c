@@ -12,6 +12,7 @@
 
 #include <czmq.h>
 
+#include "cli_export.h"
 #include "cli_store.h"
 #include "curve.h"
 #include "ingest.h"
@@ -1079,6 +1080,8 @@ run (const source_t *source, const query_args_t *args, report_t *report, char *e
     case QUERY_KEYGEN:
     case QUERY_VERIFY: /* cli_store_run answers these */
     case QUERY_BACKUP:
+    case QUERY_EXPORT: /* cli_export_run */
+    case QUERY_REPORT:
         break;
     }
     snprintf (err, err_len, "nothing to do");
@@ -1119,6 +1122,8 @@ main (int argc, char **argv)
         return run_keygen (&args);
     if (args.command == QUERY_VERIFY || args.command == QUERY_BACKUP)
         return cli_store_run (&args);
+    if (args.command == QUERY_EXPORT)
+        return cli_export_run (&args);
     if (!args.db && !args.collector)
         return usage_error (args.command,
                             "no store given: use --db DIR, or --collector ENDPOINT to ask a "
