@@ -17,6 +17,7 @@
 #include "err_text.h"
 #include "period.h"
 #include "report.h"
+#include "staged_file.h"
 
 #define fail(...) err_text (__VA_ARGS__)
 #define ERR_LEN   1024
@@ -282,51 +283,6 @@ cli_export_write (store_t *store, query_export_t what, query_export_format_t for
 
 /* ---------------------------------------------------------------- the command */
 
-/* A file written whole under a temporary name beside its final one, then renamed. */
-typedef struct {
-    char path[PATH_MAX];
-    FILE *file;
-} staged_t;
-
-static int
-staged_open (staged_t *staged, const char *final, char *err, size_t err_len)
-{
-    if ((size_t)snprintf (staged->path, sizeof staged->path, "%s.tmp-XXXXXX", final) >=
-        sizeof staged->path)
-        return fail (err, err_len, STORE_ERR, "%.64s...: the path is too long", final);
-    int fd = mkstemp (staged->path);
-    if (fd == -1)
-        return fail (err, err_len, STORE_ERR, "cannot create %s: %s", staged->path,
-                     strerror (errno));
-    staged->file = fdopen (fd, "w");
-    if (!staged->file) {
-        fail (err, err_len, STORE_ERR, "cannot write %s: %s", staged->path, strerror (errno));
-        close (fd);
-        unlink (staged->path);
-        return STORE_ERR;
-    }
-    return 0;
-}
-
-/* Closes the staged file; when keep, makes it final (0644, as a plain file would be). */
-static int
-staged_close (staged_t *staged, const char *final, bool keep, char *err, size_t err_len)
-{
-    int rc = 0;
-    if (keep && (fflush (staged->file) || fsync (fileno (staged->file)) ||
-                 fchmod (fileno (staged->file), 0644)))
-        rc = fail (err, err_len, STORE_ERR, "cannot write %s: %s", staged->path, strerror (errno));
-    if (fclose (staged->file) && keep && rc == 0)
-        rc = fail (err, err_len, STORE_ERR, "cannot write %s: %s", staged->path, strerror (errno));
-    staged->file = NULL;
-    if (keep && rc == 0 && rename (staged->path, final))
-        rc = fail (err, err_len, STORE_ERR, "cannot rename %s to %s: %s", staged->path, final,
-                   strerror (errno));
-    if (!keep || rc)
-        unlink (staged->path);
-    return rc;
-}
-
 static int
 write_meta (const query_args_t *args, const cli_export_summary_t *summary, char *err,
             size_t err_len)
@@ -344,19 +300,16 @@ write_meta (const query_args_t *args, const cli_export_summary_t *summary, char 
                    "amount_pence", (json_int_t)summary->amount_pence, "written", written);
     if (!meta)
         return fail (err, err_len, STORE_ERR, "out of memory");
-    staged_t staged;
-    int rc = staged_open (&staged, args->meta, err, err_len);
+    staged_file_t staged;
+    int rc = staged_file_open (&staged, args->meta, err, err_len);
     if (rc == 0) {
-        bool ok = json_dumpf (meta, staged.file, JSON_INDENT (2)) == 0 &&
-                  fputc ('\n', staged.file) != EOF;
-        if (!ok)
-            fail (err, err_len, STORE_ERR, "cannot write %s: %s", staged.path, strerror (errno));
-        rc = staged_close (&staged, args->meta, ok, err, err_len);
-        if (!ok)
-            rc = STORE_ERR;
+        /* A write error shows at the commit, which checks the stream. */
+        json_dumpf (meta, staged.file, JSON_INDENT (2));
+        fputc ('\n', staged.file);
+        rc = staged_file_commit (&staged, err, err_len);
     }
     json_decref (meta);
-    return rc;
+    return rc ? STORE_ERR : 0;
 }
 
 int
@@ -369,20 +322,16 @@ cli_export_run (const query_args_t *args)
         fprintf (stderr, "totalplace: %s\n", err);
         return store_exit_status (code);
     }
-    staged_t staged = {.file = NULL};
+    staged_file_t staged = {.file = NULL};
     cli_export_summary_t summary;
-    int rc = args->out ? staged_open (&staged, args->out, err, sizeof err) : 0;
+    int rc = args->out && staged_file_open (&staged, args->out, err, sizeof err) ? STORE_ERR : 0;
     if (rc == 0) {
         rc = cli_export_write (store, args->export_what, args->export_format,
                                args->out ? staged.file : stdout, &summary, err, sizeof err);
-        if (args->out) {
-            char close_err[ERR_LEN];
-            int closed = staged_close (&staged, args->out, rc == 0, close_err, sizeof close_err);
-            if (rc == 0 && closed) {
-                rc = closed;
-                memcpy (err, close_err, sizeof err);
-            }
-        }
+        if (args->out && rc)
+            staged_file_abandon (&staged);
+        else if (args->out && staged_file_commit (&staged, err, sizeof err))
+            rc = STORE_ERR;
     }
     if (rc == 0 && args->meta)
         rc = write_meta (args, &summary, err, sizeof err);

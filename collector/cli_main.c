@@ -13,6 +13,7 @@
 #include <czmq.h>
 
 #include "cli_export.h"
+#include "cli_report.h"
 #include "cli_store.h"
 #include "curve.h"
 #include "ingest.h"
@@ -1081,7 +1082,7 @@ run (const source_t *source, const query_args_t *args, report_t *report, char *e
     case QUERY_VERIFY: /* cli_store_run answers these */
     case QUERY_BACKUP:
     case QUERY_EXPORT: /* cli_export_run */
-    case QUERY_REPORT:
+    case QUERY_REPORT: /* cli_report_run */
         break;
     }
     snprintf (err, err_len, "nothing to do");
@@ -1135,6 +1136,12 @@ main (int argc, char **argv)
                        : db_open (&source, args.db, &code, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
         return store_exit_status (code); /* QUERY_EXIT_FAILED, or 65 / 78 for a refused store */
+    }
+    if (args.command == QUERY_REPORT) {
+        cli_report_source_t from = {source.handle, source.totals, source.identity};
+        int status = cli_report_run (&args, &from);
+        source.close (&source.handle);
+        return status;
     }
     int status = QUERY_EXIT_OK;
     report_t *report = report_new (query_command_name (args.command));
