@@ -150,6 +150,21 @@ print("records %d, cells %d, grand total %d pence, commit %d" % (len(model), len
 sys.exit(1 if problems else 0)
 PY
 
+# A FIFO or /dev/stdout as --out is written in place: never replaced by a plain file.
+mkfifo "$work/fifo"
+timeout 30 cat "$work/fifo" >"$work/from-fifo" &
+reader=$!
+run export totals --out "$work/fifo"
+wait $reader || fail "reading the FIFO failed"
+[[ -p $work/fifo ]] || fail "export --out FIFO replaced the FIFO with a plain file"
+cmp -s "$work/from-fifo" "$work/totals.csv" || fail "the export through a FIFO differs from --out FILE"
+run export totals --out /dev/stdout | cmp -s - "$work/totals.csv" || fail "export --out /dev/stdout differs"
+[[ -c /dev/stdout || -p /dev/stdout || -L /dev/stdout ]] || fail "/dev/stdout is no longer a device"
+ls -a "$work" | grep -q '\.tmp-' && fail "a temporary file was left: $(ls -a "$work")"
+status=0
+"$cli" --db "$store" export totals --out "$work" 2>"$work/folder.err" || status=$?
+((status == 1)) && grep -q "is a folder" "$work/folder.err" || fail "export --out FOLDER: exit $status, $(cat "$work/folder.err")"
+
 # An empty store exports a header alone (CSV) or nothing (JSON Lines).
 empty=$work/empty
 "$collector" init --state-dir "$empty" >/dev/null 2>&1 || fail "init of $empty failed"
