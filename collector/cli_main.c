@@ -12,6 +12,8 @@
 
 #include <czmq.h>
 
+#include "cli_export.h"
+#include "cli_report.h"
 #include "cli_store.h"
 #include "curve.h"
 #include "ingest.h"
@@ -1079,6 +1081,8 @@ run (const source_t *source, const query_args_t *args, report_t *report, char *e
     case QUERY_KEYGEN:
     case QUERY_VERIFY: /* cli_store_run answers these */
     case QUERY_BACKUP:
+    case QUERY_EXPORT: /* cli_export_run */
+    case QUERY_REPORT: /* cli_report_run */
         break;
     }
     snprintf (err, err_len, "nothing to do");
@@ -1119,6 +1123,8 @@ main (int argc, char **argv)
         return run_keygen (&args);
     if (args.command == QUERY_VERIFY || args.command == QUERY_BACKUP)
         return cli_store_run (&args);
+    if (args.command == QUERY_EXPORT)
+        return cli_export_run (&args);
     if (!args.db && !args.collector)
         return usage_error (args.command,
                             "no store given: use --db DIR, or --collector ENDPOINT to ask a "
@@ -1130,6 +1136,12 @@ main (int argc, char **argv)
                        : db_open (&source, args.db, &code, err, sizeof err)) {
         fprintf (stderr, "totalplace: %s\n", err);
         return store_exit_status (code); /* QUERY_EXIT_FAILED, or 65 / 78 for a refused store */
+    }
+    if (args.command == QUERY_REPORT) {
+        cli_report_source_t from = {source.handle, source.totals, source.identity};
+        int status = cli_report_run (&args, &from);
+        source.close (&source.handle);
+        return status;
     }
     int status = QUERY_EXIT_OK;
     report_t *report = report_new (query_command_name (args.command));

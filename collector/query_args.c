@@ -35,6 +35,8 @@ enum {
     OPT_DIR = 1u << 18,
     OPT_INTO = 1u << 19,
     OPT_KEEP = 1u << 20,
+    OPT_OUT = 1u << 21,
+    OPT_META = 1u << 22,
 };
 /* What only a question to a running collector takes. */
 #define OPT_REMOTE  (OPT_TIMEOUT | OPT_CERT | OPT_COLLECTOR_CERT | OPT_ALLOW_PLAIN)
@@ -53,6 +55,8 @@ static const struct option LONG_OPTIONS[] = {
     {"dir", required_argument, NULL, OPT_DIR},
     {"into", required_argument, NULL, OPT_INTO},
     {"keep", required_argument, NULL, OPT_KEEP},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"meta", required_argument, NULL, OPT_META},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -133,6 +137,30 @@ static const command_info_t COMMANDS[] = {
      "NAME is the agent id for an agent (batches must carry it), else any name (A-Z a-z 0-9 . _ "
      "-).\n"
      "See docs/security.md for provisioning and rotation.\n"},
+    {QUERY_EXPORT, "export", OPT_OUT | OPT_META, 1,
+     "export records|totals [--format csv|jsonl] [--out FILE] [--meta FILE]",
+     "Writes every stored record, or every total cell, from one read transaction of the store\n"
+     "(--db only, beside a running collector), streamed in constant memory, for spreadsheets,\n"
+     "pandas or DuckDB. Amounts as integer pence and as exact pounds text (\"1234.50\").\n"
+     "  records  body_id, record_id, revision, neighbourhood, service, period, fiscal_year,\n"
+     "           amount_pence, amount, poolable, supplier, description, withdrawn\n"
+     "           (withdrawn records too: leave them out to re-add the totals)\n"
+     "  totals   neighbourhood, body_id, service, period, fiscal_year, poolable, amount_pence,\n"
+     "           amount, records\n"
+     "  --format csv|jsonl  RFC 4180 CSV with a header row (default), or one JSON object a line\n"
+     "  --out FILE          write FILE (in whole, or not at all) instead of stdout\n"
+     "  --meta FILE         also write FILE: a JSON object with the store id, the commit the\n"
+     "                      export read, the rows and their total\n"
+     "Exit status 65, and no --out file, when a value fails its checksum (the key is named).\n"},
+    {QUERY_REPORT, "report", OPT_NEIGHBOURHOOD | OPT_FISCAL_YEAR | OPT_OUT, 0,
+     "report --neighbourhood CODE [--fiscal-year YYYY-YY] [--out FILE]",
+     "Writes one self-contained HTML page about a neighbourhood (no script, nothing fetched,\n"
+     "printable on A4): the headline, spending by body (poolable or not), which budgets could\n"
+     "be pooled (body by service), spending by month and the member neighbourhoods, each chart\n"
+     "with its table. Prints the file's path. docs/report.md shows one.\n"
+     "  --neighbourhood CODE   the neighbourhood, e.g. E01000001\n"
+     "  --fiscal-year YYYY-YY  only this UK fiscal year (default: every month stored)\n"
+     "  --out FILE             the page to write (default totalplace-report-CODE.html)\n"},
     {QUERY_HELP, "help", 0, 1, "help [COMMAND]", "This help, or one command's.\n"},
 };
 #define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -310,8 +338,14 @@ apply_option (query_args_t *args, unsigned bit, const char *value, char *err, si
         return 0;
     }
     case OPT_FORMAT:
-        if (report_format_parse (value, &args->format))
-            return fail (err, err_len, "--format %.64s: use table, csv or json", value);
+        /* export's formats are its own; which applies is known once the command is. */
+        args->format_name = value;
+        return 0;
+    case OPT_OUT:
+    case OPT_META:
+        if (!*value)
+            return fail (err, err_len, "--%s needs a file", option_name (bit));
+        *(bit == OPT_OUT ? &args->out : &args->meta) = value;
         return 0;
     case OPT_HELP:
         args->help = true;
@@ -400,6 +434,12 @@ check_operands (query_args_t *args, const command_info_t *info, char **operands,
                          operands[0]);
         return fail (err, err_len, "%s needs %zu arguments (%s), got %zu", info->name,
                      info->operands, info->synopsis + strlen (info->name) + 1, operand_count);
+    }
+    if (info->command == QUERY_EXPORT) {
+        if (strcmp (operands[0], "records") != 0 && strcmp (operands[0], "totals") != 0)
+            return fail (err, err_len, "export %.64s: export records or totals", operands[0]);
+        args->export_what = operands[0][0] == 'r' ? QUERY_EXPORT_RECORDS : QUERY_EXPORT_TOTALS;
+        return 0;
     }
     if (info->command == QUERY_KEYGEN) {
         args->keygen_name = operands[0];
@@ -494,7 +534,19 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
         if ((given & bit & OPT_REMOTE) && !args->collector)
             return fail (err, err_len, "option --%s applies only with --collector",
                          option_name (bit));
-    if (info->command == QUERY_VERIFY || info->command == QUERY_BACKUP) {
+    if (args->format_name && info->command == QUERY_EXPORT) {
+        if (strcmp (args->format_name, "jsonl") == 0)
+            args->export_format = QUERY_EXPORT_JSONL;
+        else if (strcmp (args->format_name, "csv") != 0)
+            return fail (err, err_len, "--format %.64s: export writes csv or jsonl",
+                         args->format_name);
+    }
+    else if (args->format_name && report_format_parse (args->format_name, &args->format))
+        return fail (err, err_len, "--format %.64s: use table, csv or json", args->format_name);
+    if (info->command == QUERY_REPORT && !args->neighbourhood)
+        return fail (err, err_len, "report needs --neighbourhood CODE");
+    if (info->command == QUERY_VERIFY || info->command == QUERY_BACKUP ||
+        info->command == QUERY_EXPORT) {
         if (args->collector)
             return fail (err, err_len,
                          "%s reads the store folder itself: give --db DIR (it runs beside the "

@@ -31,7 +31,13 @@ typedef enum {
     QUERY_VERIFY,
     QUERY_BACKUP,
     QUERY_KEYGEN,
+    QUERY_EXPORT, /* cli_export.h */
+    QUERY_REPORT, /* cli_report.h */
 } query_command_t;
+
+/* What export writes, and how. */
+typedef enum { QUERY_EXPORT_RECORDS = 0, QUERY_EXPORT_TOTALS } query_export_t;
+typedef enum { QUERY_EXPORT_CSV = 0, QUERY_EXPORT_JSONL } query_export_format_t;
 
 /* What backup keeps by default with --into. */
 #define QUERY_DEFAULT_KEEP 7
@@ -50,6 +56,7 @@ typedef struct {
     const char *collector_cert; /* --collector-cert FILE: the collector's public certificate */
     bool allow_plain;           /* --allow-plain: no CURVE, to an ipc:// or loopback collector */
     report_format_t format;     /* --format, REPORT_TABLE by default */
+    const char *format_name;    /* --format as given (export takes csv or jsonl) */
     const char *neighbourhood;  /* --neighbourhood CODE, NULL for all */
     store_breakdown_t by;       /* --by, STORE_BY_NONE by default */
     store_filter_t filter;      /* --body --service --fiscal-year --month --poolable; -1 = either */
@@ -62,6 +69,11 @@ typedef struct {
     const char *backup_dest;    /* backup: DEST, NULL with --into */
     const char *backup_into;    /* backup: --into PARENT, NULL with DEST */
     unsigned backup_keep;       /* backup: --keep N (with --into), QUERY_DEFAULT_KEEP by default */
+    query_export_t export_what; /* export: records or totals */
+    query_export_format_t export_format; /* export: --format csv (default) or jsonl */
+    const char *out;                     /* export, report: --out FILE (NULL: export to stdout,
+                                            report to totalplace-report-NAME.html) */
+    const char *meta;                    /* export: --meta FILE, NULL for none */
 } query_args_t;
 
 /* Parses argv. Global options (--db, --collector, --timeout, --cert, --collector-cert,
@@ -72,11 +84,12 @@ typedef struct {
  * with --collector), keygen's name, role and bodies (curve_check_bodies), and that each option
  * applies to the subcommand and is given once. keygen takes none of the global options but help
  * and version. verify and backup read the store folder itself: they need --db and refuse
- * --collector; backup takes DEST, or --into PARENT with an optional --keep. Does not otherwise
- * require --db or --collector, nor certificates: the caller decides once help and version are
- * handled (and the environment is read). Returns 0, or -1 with a message in
- * err naming the option or word at fault (the caller adds the usage). Uses getopt_long, so it is
- * not thread-safe; it resets getopt's state and may be called again. */
+ * --collector, as does export (records or totals, --format csv or jsonl, --out, --meta); report
+ * needs --neighbourhood and takes --fiscal-year and --out; backup takes DEST, or --into PARENT with
+ * an optional --keep. Does not otherwise require --db or --collector, nor certificates: the caller
+ * decides once help and version are handled (and the environment is read). Returns 0, or -1 with a
+ * message in err naming the option or word at fault (the caller adds the usage). Uses getopt_long,
+ * so it is not thread-safe; it resets getopt's state and may be called again. */
 int query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t err_len);
 
 /* Name of a subcommand ("totals"), or "" for QUERY_NONE. */

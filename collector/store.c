@@ -3103,6 +3103,12 @@ store_snapshot_destroy (store_snapshot_t **self_p)
 }
 
 uint64_t
+store_snapshot_commit (store_snapshot_t *self)
+{
+    return (uint64_t)mdb_txn_id (self->txn);
+}
+
+uint64_t
 store_snapshot_entries (store_snapshot_t *self, store_db_t db)
 {
     MDB_stat stat;

@@ -257,6 +257,11 @@ store_snapshot_t *store_snapshot_new (store_t *store, char *err, size_t err_len)
 /* Ends the snapshot and sets *self_p to NULL; safe on NULL and twice. */
 void store_snapshot_destroy (store_snapshot_t **self_p);
 
+/* The commit the snapshot sees: LMDB's id of the last write transaction committed before it began
+ * (it grows by one per commit), so that two reads of one store can say whether they saw the same
+ * state. */
+uint64_t store_snapshot_commit (store_snapshot_t *self);
+
 /* Entries LMDB counts in db. */
 uint64_t store_snapshot_entries (store_snapshot_t *self, store_db_t db);
 

@@ -2,7 +2,8 @@
 # The main job on the bundled sample: a collector and four agents (a council, an NHS body, a police
 # force and Jobcentre/DWP) on loopback-only ipc:// sockets in a temporary folder. Every agent
 # delivers its export until each batch is acknowledged; then the totals are asked of the running
-# collector over its query endpoint (totalplace --collector) and everything stops cleanly.
+# collector over its query endpoint (totalplace --collector), the report page of the busiest
+# neighbourhood is written (its path printed last) and everything stops cleanly.
 # The sockets are ipc:// paths in a private folder, so the demo runs without CURVE
 # (--allow-plain, which only ipc:// and loopback endpoints accept); docs/security.md sets up keys.
 # Installs missing packages and builds first.
@@ -71,4 +72,11 @@ echo
 "${cli[@]}" pooling
 echo
 "${cli[@]}" totals --by body
+echo
+# The page to hand round (docs/report.md): the busiest neighbourhood's, kept in build/ after the
+# demo's own folder is gone.
+busiest=$("${cli[@]}" --format csv neighbourhoods | awk -F, 'NR == 2 { print $2 }')
+report=$("${cli[@]}" report --neighbourhood "$busiest" --out "$top/build/totalplace-report-$busiest.html")
+echo "Report for the busiest neighbourhood, $busiest (open it in a browser, or print it on A4):"
+echo "  $report"
 kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=""

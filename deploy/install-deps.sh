@@ -13,6 +13,7 @@ packages=(
   clang libclang-rt-14-dev valgrind procps psmisc
   systemd util-linux
   dpkg-dev lintian man-db groff-base adduser
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
