@@ -9,64 +9,6 @@
 
 #include "period.h"
 
-/* ---------------------------------------------------------------- collecting rows */
-
-/* Rows of a breakdown kept for a second pass (pooling joins two breakdowns). */
-typedef struct {
-    char **keys;
-    store_amount_t *amounts;
-    size_t count, capacity;
-    bool out_of_memory;
-} rows_t;
-
-static int
-rows_add (void *arg, const char *key, store_amount_t amount)
-{
-    rows_t *rows = arg;
-    if (rows->count == rows->capacity) {
-        size_t capacity = rows->capacity ? rows->capacity * 2 : 16;
-        char **keys = realloc (rows->keys, capacity * sizeof *keys);
-        if (keys)
-            rows->keys = keys;
-        store_amount_t *amounts = realloc (rows->amounts, capacity * sizeof *amounts);
-        if (amounts)
-            rows->amounts = amounts;
-        if (!keys || !amounts) {
-            rows->out_of_memory = true;
-            return 1;
-        }
-        rows->capacity = capacity;
-    }
-    rows->keys[rows->count] = strdup (key);
-    if (!rows->keys[rows->count]) {
-        rows->out_of_memory = true;
-        return 1;
-    }
-    rows->amounts[rows->count++] = amount;
-    return 0;
-}
-
-static void
-rows_clear (rows_t *rows)
-{
-    for (size_t i = 0; i < rows->count; i++)
-        free (rows->keys[i]);
-    free (rows->keys);
-    free (rows->amounts);
-    *rows = (rows_t){0};
-}
-
-/* Calls a source operation that fills rows, turning a stop for lack of memory into an error. */
-static int
-check_rows (int rc, const rows_t *rows, char *err, size_t err_len)
-{
-    if (rc == 0 && rows->out_of_memory) {
-        snprintf (err, err_len, "out of memory");
-        return STORE_ERR;
-    }
-    return rc;
-}
-
 /* ---------------------------------------------------------------- commands */
 
 typedef struct {
@@ -116,6 +58,11 @@ total_row (void *arg, const char *key, store_amount_t amount)
     return 0;
 }
 
+typedef struct {
+    report_t *report;
+    size_t key_count;
+} keys_state_t;
+
 static const char *
 poolable_name (int poolable)
 {
@@ -136,12 +83,39 @@ caption_append (char *caption, size_t len, const char *format, ...)
 }
 
 static int
+keys_row (void *arg, const char *const *keys, store_amount_t amount)
+{
+    keys_state_t *state = arg;
+    report_row (state->report);
+    for (size_t k = 0; k < state->key_count; k++)
+        report_text (state->report, keys[k]);
+    report_pence (state->report, amount.amount_pence);
+    report_integer (state->report, amount.records);
+    return 0;
+}
+
+/* The JSON name of a breakdown's column ("fiscal_year"). */
+static const char *
+breakdown_field (store_breakdown_t by)
+{
+    return by == STORE_BY_FISCAL_YEAR ? "fiscal_year" : query_breakdown_name (by);
+}
+
+static int
 run_totals (const cli_source_t *source, const query_args_t *args, report_t *report, char *err,
             size_t err_len)
 {
     const store_filter_t *filter = &args->filter;
     const char *by = query_breakdown_name (args->by);
+    char by_list[128] = "";
+    for (size_t i = 0; i < args->by_count; i++)
+        caption_append (by_list, sizeof by_list, "%s%s", i ? "," : "",
+                        query_breakdown_name (args->by_list[i]));
+    if (args->by_count > 1)
+        by = by_list;
     report_set_param (report, "neighbourhood", args->neighbourhood);
+    if (args->place)
+        report_set_param (report, "place", args->place);
     report_set_param (report, "by", by);
     report_set_param (report, "fiscal_year", filter->fiscal_year);
     report_set_param (report, "month", filter->month);
@@ -150,8 +124,11 @@ run_totals (const cli_source_t *source, const query_args_t *args, report_t *repo
     report_set_param (report, "poolable", poolable_name (filter->poolable));
 
     char caption[512];
-    snprintf (caption, sizeof caption, "Totals of %s",
-              args->neighbourhood ? args->neighbourhood : "all neighbourhoods");
+    if (args->place)
+        snprintf (caption, sizeof caption, "Totals of place %s", args->place);
+    else
+        snprintf (caption, sizeof caption, "Totals of %s",
+                  args->neighbourhood ? args->neighbourhood : "all neighbourhoods");
     if (by)
         caption_append (caption, sizeof caption, " by %s", by);
     const struct {
@@ -172,6 +149,21 @@ run_totals (const cli_source_t *source, const query_args_t *args, report_t *repo
         caption_append (caption, sizeof caption, ")");
     report_set_caption (report, caption);
 
+    if (args->place || args->by_count > 1) {
+        /* One question, one column per breakdown (one breakdown keeps the column "key"). */
+        report_column_t columns[STORE_MAX_BREAKDOWNS + 2];
+        size_t n = 0;
+        for (size_t i = 0; i < args->by_count; i++)
+            columns[n++] = (report_column_t){
+                query_breakdown_name (args->by_list[i]),
+                args->by_count == 1 ? "key" : breakdown_field (args->by_list[i]), REPORT_TEXT};
+        columns[n++] = (report_column_t){"total", "amount_pence", REPORT_PENCE};
+        columns[n++] = (report_column_t){"records", "records", REPORT_INTEGER};
+        report_add_section (report, "rows", columns, n, false);
+        keys_state_t state = {report, args->by_count};
+        return source->breakdown (source->handle, args->neighbourhood, args->place, args->by_list,
+                                  args->by_count, filter, keys_row, &state, err, err_len);
+    }
     if (by) {
         report_column_t columns[] = {{by, "key", REPORT_TEXT},
                                      {"total", "amount_pence", REPORT_PENCE},
@@ -187,46 +179,27 @@ run_totals (const cli_source_t *source, const query_args_t *args, report_t *repo
                            report, err, err_len);
 }
 
-/* The pooling rows of one neighbourhood: its bodies' totals joined with their poolable part.
- * Both lists come sorted by body, so one merge pass joins them. */
 static int
-pooling_of (const cli_source_t *source, const char *neighbourhood, report_t *report, char *err,
-            size_t err_len)
+pooling_row (void *arg, const place_totals_pooling_t *row)
 {
-    rows_t all = {0}, poolable = {0};
-    store_filter_t only_poolable = {.poolable = 1};
-    int rc = source->totals (source->handle, neighbourhood, STORE_BY_BODY, NULL, rows_add, &all,
-                             err, err_len);
-    rc = check_rows (rc, &all, err, err_len);
-    if (rc == 0) {
-        rc = source->totals (source->handle, neighbourhood, STORE_BY_BODY, &only_poolable, rows_add,
-                             &poolable, err, err_len);
-        rc = check_rows (rc, &poolable, err, err_len);
-    }
-    for (size_t i = 0, j = 0; rc == 0 && i < all.count; i++) {
-        while (j < poolable.count && strcmp (poolable.keys[j], all.keys[i]) < 0)
-            j++;
-        int64_t poolable_pence = 0;
-        if (j < poolable.count && strcmp (poolable.keys[j], all.keys[i]) == 0)
-            poolable_pence = poolable.amounts[j].amount_pence;
-        report_row (report);
-        report_text (report, neighbourhood);
-        report_text (report, all.keys[i]);
-        report_pence (report, all.amounts[i].amount_pence);
-        report_pence (report, poolable_pence);
-        report_share (report, poolable_pence, all.amounts[i].amount_pence);
-        report_integer (report, all.amounts[i].records);
-    }
-    rows_clear (&all);
-    rows_clear (&poolable);
-    return rc;
+    report_t *report = arg;
+    report_row (report);
+    report_text (report, row->where);
+    report_text (report, row->body);
+    report_pence (report, row->amount_pence);
+    report_pence (report, row->poolable_pence);
+    report_share (report, row->poolable_pence, row->amount_pence);
+    report_integer (report, row->records);
+    return 0;
 }
 
+/* One question, whatever is asked: the store (or the collector) joins each body's total with its
+ * poolable part. */
 static int
 run_pooling (const cli_source_t *source, const query_args_t *args, report_t *report, char *err,
              size_t err_len)
 {
-    static const report_column_t columns[] = {
+    report_column_t columns[] = {
         {"neighbourhood", "neighbourhood", REPORT_TEXT},
         {"body", "body", REPORT_TEXT},
         {"total", "amount_pence", REPORT_PENCE},
@@ -234,26 +207,74 @@ run_pooling (const cli_source_t *source, const query_args_t *args, report_t *rep
         {"share", "poolable_share_permille", REPORT_SHARE},
         {"records", "records", REPORT_INTEGER},
     };
+    if (args->place)
+        columns[0] = (report_column_t){"place", "place", REPORT_TEXT};
     report_set_param (report, "neighbourhood", args->neighbourhood);
-    char caption[128];
-    snprintf (caption, sizeof caption, "Poolable share of each body's spending in %s",
-              args->neighbourhood ? args->neighbourhood : "every neighbourhood (ranked)");
+    if (args->place)
+        report_set_param (report, "place", args->place);
+    char caption[256];
+    if (args->place)
+        snprintf (caption, sizeof caption, "Poolable share of each body's spending in place %s",
+                  args->place);
+    else
+        snprintf (caption, sizeof caption, "Poolable share of each body's spending in %s",
+                  args->neighbourhood ? args->neighbourhood : "every neighbourhood (ranked)");
     report_set_caption (report, caption);
     report_add_section (report, "rows", columns, 6, false);
-    if (args->neighbourhood)
-        return pooling_of (source, args->neighbourhood, report, err, err_len);
+    return source->pooling (source->handle, args->neighbourhood, args->place, pooling_row, report,
+                            err, err_len);
+}
 
-    rows_t ranked = {0};
-    int rc = source->neighbourhoods (source->handle, rows_add, &ranked, err, err_len);
-    rc = check_rows (rc, &ranked, err, err_len);
-    for (size_t i = 0; rc == 0 && i < ranked.count; i++) {
-        rc = pooling_of (source, ranked.keys[i], report, err, err_len);
-        /* Every record of it was withdrawn since the ranking was read: it is gone, not an error. */
-        if (rc == STORE_ERR_NOTFOUND)
-            rc = 0;
-    }
-    rows_clear (&ranked);
-    return rc;
+typedef struct {
+    report_t *report;
+    int64_t rank;
+} places_state_t;
+
+static int
+place_row (void *arg, const place_totals_place_t *place)
+{
+    places_state_t *state = arg;
+    report_t *report = state->report;
+    int64_t per_resident;
+    char per[32] = "n/a";
+    if (place_totals_per_resident (place->amount_pence, place->residents, &per_resident))
+        snprintf (per, sizeof per, "%lld", (long long)per_resident);
+    report_row (report);
+    report_integer (report, ++state->rank);
+    report_text (report, place->place);
+    report_integer (report, (int64_t)place->neighbourhoods);
+    report_integer (report, (int64_t)place->without_records);
+    report_integer (report, place->residents);
+    report_integer (report, (int64_t)place->unpopulated);
+    report_pence (report, place->amount_pence);
+    report_text (report, per);
+    report_pence (report, place->poolable_pence);
+    report_share (report, place->poolable_pence, place->amount_pence);
+    report_integer (report, place->records);
+    return 0;
+}
+
+static int
+run_places (const cli_source_t *source, report_t *report, char *err, size_t err_len)
+{
+    static const report_column_t columns[] = {
+        {"rank", "rank", REPORT_INTEGER},
+        {"place", "place", REPORT_TEXT},
+        {"neighbourhoods", "neighbourhoods", REPORT_INTEGER},
+        {"no records", "without_records", REPORT_INTEGER},
+        {"residents", "residents", REPORT_INTEGER},
+        {"unpopulated", "unpopulated", REPORT_INTEGER},
+        {"total", "amount_pence", REPORT_PENCE},
+        {"per resident (p)", "pence_per_resident", REPORT_TEXT},
+        {"poolable", "poolable_pence", REPORT_PENCE},
+        {"poolable share", "poolable_share_permille", REPORT_SHARE},
+        {"records", "records", REPORT_INTEGER},
+    };
+    report_set_caption (report, "Places ranked by total (per resident: pence, rounded half away "
+                                "from zero, of the residents the places file gives)");
+    report_add_section (report, "rows", columns, sizeof columns / sizeof columns[0], false);
+    places_state_t state = {report, 0};
+    return source->places (source->handle, place_row, &state, err, err_len);
 }
 
 static int
@@ -447,6 +468,8 @@ cli_answers_run (const cli_source_t *source, const query_args_t *args, report_t 
         return run_record (source, args, report, err, err_len);
     case QUERY_STATS:
         return run_stats (source, report, err, err_len);
+    case QUERY_PLACES:
+        return run_places (source, report, err, err_len);
     case QUERY_NONE:
     case QUERY_HELP:
     case QUERY_KEYGEN:

@@ -244,6 +244,18 @@ remote_text (const char *text)
     return (char *)(text ? text : "");
 }
 
+static void
+remote_filter (const store_filter_t *filter, Totalplace__TotalsFilter *wanted)
+{
+    wanted->body_id = remote_text (filter->body_id);
+    wanted->service = remote_text (filter->service);
+    wanted->fiscal_year = remote_text (filter->fiscal_year);
+    wanted->month = remote_text (filter->month);
+    wanted->poolable = filter->poolable < 0   ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_ANY
+                       : filter->poolable > 0 ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES
+                                              : TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO;
+}
+
 static int
 remote_totals (void *handle, const char *neighbourhood, store_breakdown_t by,
                const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
@@ -255,13 +267,7 @@ remote_totals (void *handle, const char *neighbourhood, store_breakdown_t by,
     query.neighbourhood = remote_text (neighbourhood);
     query.by = remote_breakdown (by);
     if (filter) {
-        wanted.body_id = remote_text (filter->body_id);
-        wanted.service = remote_text (filter->service);
-        wanted.fiscal_year = remote_text (filter->fiscal_year);
-        wanted.month = remote_text (filter->month);
-        wanted.poolable = filter->poolable < 0   ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_ANY
-                          : filter->poolable > 0 ? TOTALPLACE__POOLABLE_FILTER__POOLABLE_YES
-                                                 : TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO;
+        remote_filter (filter, &wanted);
         query.filter = &wanted;
     }
     Totalplace__QueryReply *reply = NULL;
@@ -270,6 +276,105 @@ remote_totals (void *handle, const char *neighbourhood, store_breakdown_t by,
         remote_rows (reply, row, arg);
         protobuf_c_message_free_unpacked (&reply->base, NULL);
     }
+    return rc;
+}
+
+/* A reply's rows of several keys; a row with another number of keys is a broken answer. */
+static int
+remote_key_rows (const Totalplace__QueryReply *reply, size_t key_count, store_keys_fn *row,
+                 void *arg, char *err, size_t err_len)
+{
+    static const char *const none[1] = {""};
+    for (size_t i = 0; i < reply->n_rows; i++) {
+        const Totalplace__TotalRow *r = reply->rows[i];
+        if (r->n_keys != key_count) {
+            snprintf (err, err_len, "the collector's answer has a row of %zu keys, not %zu",
+                      r->n_keys, key_count);
+            return STORE_ERR;
+        }
+        store_amount_t amount = {r->amount_pence, r->records};
+        if (row (arg, key_count ? (const char *const *)r->keys : none, amount))
+            break;
+    }
+    return 0;
+}
+
+/* A place or several breakdowns go as QUERY_BREAKDOWN (an older collector refuses it, saying
+ * `what` is not a question, rather than answering another question). */
+static int
+remote_breakdown_of (void *handle, const char *neighbourhood, const char *place,
+                     const store_breakdown_t *by, size_t by_count, const store_filter_t *filter,
+                     store_keys_fn *row, void *arg, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    Totalplace__TotalsFilter wanted = TOTALPLACE__TOTALS_FILTER__INIT;
+    Totalplace__Breakdown breakdowns[STORE_MAX_BREAKDOWNS];
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN;
+    query.neighbourhood = remote_text (neighbourhood);
+    query.place = remote_text (place);
+    for (size_t i = 0; i < by_count && i < STORE_MAX_BREAKDOWNS; i++)
+        breakdowns[i] = remote_breakdown (by[i]);
+    query.breakdowns = breakdowns;
+    query.n_breakdowns = by_count;
+    if (filter) {
+        remote_filter (filter, &wanted);
+        query.filter = &wanted;
+    }
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    if (rc == 0) {
+        rc = remote_key_rows (reply, by_count, row, arg, err, err_len);
+        protobuf_c_message_free_unpacked (&reply->base, NULL);
+    }
+    return rc;
+}
+
+static int
+remote_pooling (void *handle, const char *neighbourhood, const char *place,
+                place_totals_pooling_fn *row, void *arg, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_POOLING;
+    query.neighbourhood = remote_text (neighbourhood);
+    query.place = remote_text (place);
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    for (size_t i = 0; rc == 0 && i < reply->n_rows; i++) {
+        const Totalplace__TotalRow *r = reply->rows[i];
+        if (r->n_keys != 2) {
+            snprintf (err, err_len, "the collector's pooling answer has a row of %zu keys, not 2",
+                      r->n_keys);
+            rc = STORE_ERR;
+            break;
+        }
+        place_totals_pooling_t out = {r->keys[0], r->keys[1], r->amount_pence, r->poolable_pence,
+                                      r->records};
+        if (row (arg, &out))
+            break;
+    }
+    if (reply)
+        protobuf_c_message_free_unpacked (&reply->base, NULL);
+    return rc;
+}
+
+static int
+remote_places (void *handle, place_totals_place_fn *fn, void *arg, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_PLACES;
+    Totalplace__QueryReply *reply = NULL;
+    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    for (size_t i = 0; rc == 0 && i < reply->n_places; i++) {
+        const Totalplace__PlaceRow *r = reply->places[i];
+        place_totals_place_t out = {r->place ? r->place : "",   (size_t)r->neighbourhoods,
+                                    (size_t)r->without_records, r->residents,
+                                    (size_t)r->unpopulated,     r->amount_pence,
+                                    r->poolable_pence,          r->records};
+        if (fn (arg, &out))
+            break;
+    }
+    if (reply)
+        protobuf_c_message_free_unpacked (&reply->base, NULL);
     return rc;
 }
 
@@ -503,6 +608,9 @@ cli_client_open (cli_source_t *source, const query_args_t *args, char *err, size
                              remote_agents,
                              remote_identity,
                              remote_collector_counters,
+                             remote_breakdown_of,
+                             remote_pooling,
+                             remote_places,
                              remote_close};
     return 0;
 error:

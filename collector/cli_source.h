@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "ingest.h"
+#include "place_totals.h"
 #include "query.h"
 #include "query_args.h"
 #include "store.h"
@@ -30,6 +31,17 @@ typedef struct {
     /* The running collector's own counters; NULL for a store read directly. */
     int (*collector_counters) (void *handle, ingest_counters_t *ingest, query_counters_t *queries,
                                char *err, size_t err_len);
+    /* Totals of a neighbourhood, a place (by name: the --db source's places file, or the
+     * collector's) or all (both NULL), by 0 to STORE_MAX_BREAKDOWNS breakdowns: one question. An
+     * unknown place is STORE_ERR_NOTFOUND "unknown place NAME". */
+    int (*breakdown) (void *handle, const char *neighbourhood, const char *place,
+                      const store_breakdown_t *by, size_t by_count, const store_filter_t *filter,
+                      store_keys_fn *row, void *arg, char *err, size_t err_len);
+    /* The pooling rows of a neighbourhood, a place or all (place_totals_pooling): one question. */
+    int (*pooling) (void *handle, const char *neighbourhood, const char *place,
+                    place_totals_pooling_fn *row, void *arg, char *err, size_t err_len);
+    /* The places ranked (place_totals_rank): one question. */
+    int (*places) (void *handle, place_totals_place_fn *fn, void *arg, char *err, size_t err_len);
     void (*close) (void **handle);
 } cli_source_t;
 

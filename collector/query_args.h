@@ -31,6 +31,7 @@ typedef enum {
     QUERY_VERIFY,
     QUERY_BACKUP,
     QUERY_KEYGEN,
+    QUERY_PLACES,
 } query_command_t;
 
 /* What backup keeps by default with --into. */
@@ -51,17 +52,21 @@ typedef struct {
     bool allow_plain;           /* --allow-plain: no CURVE, to an ipc:// or loopback collector */
     report_format_t format;     /* --format, REPORT_TABLE by default */
     const char *neighbourhood;  /* --neighbourhood CODE, NULL for all */
-    store_breakdown_t by;       /* --by, STORE_BY_NONE by default */
-    store_filter_t filter;      /* --body --service --fiscal-year --month --poolable; -1 = either */
-    const char *body_id;        /* record: BODY_ID */
-    const char *record_id;      /* record: RECORD_ID */
-    const char *keygen_name;    /* keygen: NAME */
-    curve_role_t keygen_role;   /* keygen: --role */
-    const char *keygen_bodies;  /* keygen: --bodies LIST (role agent) */
-    const char *keygen_dir;     /* keygen: --dir DIR, NULL for the current folder */
-    const char *backup_dest;    /* backup: DEST, NULL with --into */
-    const char *backup_into;    /* backup: --into PARENT, NULL with DEST */
-    unsigned backup_keep;       /* backup: --keep N (with --into), QUERY_DEFAULT_KEEP by default */
+    const char *place;          /* --place NAME, NULL for none */
+    const char *places_file;    /* --places FILE (--db only) */
+    store_breakdown_t by;       /* --by's first breakdown, STORE_BY_NONE by default */
+    store_breakdown_t by_list[STORE_MAX_BREAKDOWNS]; /* --by's breakdowns, in order */
+    size_t by_count;                                 /* 0 without --by */
+    store_filter_t filter;     /* --body --service --fiscal-year --month --poolable; -1 = either */
+    const char *body_id;       /* record: BODY_ID */
+    const char *record_id;     /* record: RECORD_ID */
+    const char *keygen_name;   /* keygen: NAME */
+    curve_role_t keygen_role;  /* keygen: --role */
+    const char *keygen_bodies; /* keygen: --bodies LIST (role agent) */
+    const char *keygen_dir;    /* keygen: --dir DIR, NULL for the current folder */
+    const char *backup_dest;   /* backup: DEST, NULL with --into */
+    const char *backup_into;   /* backup: --into PARENT, NULL with DEST */
+    unsigned backup_keep;      /* backup: --keep N (with --into), QUERY_DEFAULT_KEEP by default */
 } query_args_t;
 
 /* Parses argv. Global options (--db, --collector, --timeout, --cert, --collector-cert,

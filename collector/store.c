@@ -2483,7 +2483,8 @@ typedef struct {
     store_dict_names_t names;
     row_set_t set;
     cell_filter_t filter;
-    store_breakdown_t by;
+    store_breakdown_t by[STORE_MAX_BREAKDOWNS];
+    size_t by_count;
 } cell_read_t;
 
 /* The text of an id a cell's key holds; damage of the cell when the dictionary has none. */
@@ -2503,11 +2504,12 @@ cell_name (cell_read_t *read, const MDB_val *key, unsigned kind, uint32_t id, co
 }
 
 static int
-breakdown_key (cell_read_t *read, const MDB_val *key, const store_codec_cell_t *cell,
-               char scratch[PERIOD_LEN], const char **text, char *err, size_t err_len)
+breakdown_key (cell_read_t *read, store_breakdown_t by, const MDB_val *key,
+               const store_codec_cell_t *cell, char scratch[PERIOD_LEN], const char **text,
+               char *err, size_t err_len)
 {
     char period[PERIOD_LEN];
-    switch (read->by) {
+    switch (by) {
     case STORE_BY_BODY:
         return cell_name (read, key, STORE_TEXT_BODY, cell->body, text, err, err_len);
     case STORE_BY_SERVICE:
@@ -2541,6 +2543,35 @@ emit_rows (const row_set_t *set, store_row_fn *row, void *arg)
     return 0;
 }
 
+/* The keys of a row of several breakdowns are joined by KEY_SEPARATOR, a control character no
+ * stored text holds (wire_check_text), so the joined keys sort as their lists do. */
+#define KEY_SEPARATOR '\x1f'
+
+static int
+emit_key_rows (const row_set_t *set, size_t by_count, store_keys_fn *row, void *arg, char *err,
+               size_t err_len)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        char *joined = set->rows[i].key;
+        const char *keys[STORE_MAX_BREAKDOWNS] = {""};
+        size_t n = 0;
+        /* The row's key is split in place: it is freed with the set, never read again. */
+        for (char *part = joined; by_count && n < by_count; n++) {
+            keys[n] = part;
+            char *end = strchr (part, KEY_SEPARATOR);
+            if (!end)
+                break;
+            *end = '\0';
+            part = end + 1;
+        }
+        if (by_count && n + 1 != by_count)
+            return fail (err, err_len, STORE_ERR, "a breakdown's key holds a separator");
+        if (row (arg, keys, set->rows[i].amount))
+            break;
+    }
+    return 0;
+}
+
 /* Adds one cell to the rows when it passes the filter. */
 static int
 add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err, size_t err_len)
@@ -2562,10 +2593,25 @@ add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err
                         err_len, "has a key that is not a cell's");
     if (!cell_matches (&cell, &read->filter))
         return 0;
-    char scratch[PERIOD_LEN];
-    const char *text;
-    rc = breakdown_key (read, key, &cell, scratch, &text, err, err_len);
-    return rc ? rc : row_set_add (&read->set, text, amount, err, err_len);
+    /* Room for every key: texts up to a service's 128 bytes, periods shorter. */
+    char joined[STORE_MAX_BREAKDOWNS * (WIRE_MAX_SERVICE + WIRE_MAX_BODY_ID + 2)];
+    size_t used = 0;
+    joined[0] = '\0';
+    for (size_t b = 0; b < read->by_count; b++) {
+        char scratch[PERIOD_LEN];
+        const char *text;
+        rc = breakdown_key (read, read->by[b], key, &cell, scratch, &text, err, err_len);
+        if (rc)
+            return rc;
+        size_t len = strlen (text);
+        if (used + len + 2 > sizeof joined)
+            return fail (err, err_len, STORE_ERR, "a breakdown's key is too long");
+        if (b)
+            joined[used++] = KEY_SEPARATOR;
+        memcpy (joined + used, text, len + 1);
+        used += len;
+    }
+    return row_set_add (&read->set, joined, amount, err, err_len);
 }
 
 /* The month of the cell key at key; damage when it is too short to hold one. */
@@ -2645,43 +2691,90 @@ add_all_cells (cell_read_t *read, MDB_cursor *cursor, char *err, size_t err_len)
                         err_len);
 }
 
-int
-store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
-              const store_filter_t *filter, store_row_fn *row, void *arg, char *err, size_t err_len)
+static int
+compare_ids (const void *a, const void *b)
 {
-    if (neighbourhood && strlen (neighbourhood) > MAX_KEY_BYTES / 2)
-        return fail (err, err_len, STORE_ERR_NOTFOUND, "no neighbourhood %.64s", neighbourhood);
-    cell_read_t read = {.store = self, .by = by};
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The ids of the neighbourhoods asked for that the store knows, sorted and once each. With strict
+ * (one neighbourhood asked by its code) an unknown one, or one with no total, is NOTFOUND. */
+static int
+resolve_neighbourhoods (cell_read_t *read, const store_question_t *question, bool strict,
+                        uint32_t **ids, size_t *count, char *err, size_t err_len)
+{
+    size_t asked = question->neighbourhood_count;
+    *count = 0;
+    *ids = malloc ((asked ? asked : 1) * sizeof **ids);
+    if (!*ids)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    for (size_t i = 0; i < asked; i++) {
+        const char *code = question->neighbourhoods[i];
+        store_dict_fault_t fault;
+        uint32_t id;
+        int rc = strlen (code) > MAX_KEY_BYTES / 2
+                     ? STORE_DICT_NOTFOUND
+                     : store_dict_find (&read->dict, STORE_TEXT_NEIGHBOURHOOD, code, strlen (code),
+                                        &id, &fault);
+        if (rc == STORE_DICT_OK && strict) {
+            store_amount_t total;
+            unsigned char key_bytes[STORE_CODEC_ID_LEN];
+            MDB_val key = {sizeof key_bytes, key_bytes};
+            store_codec_id (id, key_bytes);
+            rc = get_amount (read->store, read->txn, STORE_DB_NEIGHBOURHOODS, &key, &total, err,
+                             err_len);
+            if (rc == MDB_NOTFOUND)
+                rc = STORE_DICT_NOTFOUND;
+            else if (rc)
+                return rc;
+        }
+        if (rc == STORE_DICT_NOTFOUND) {
+            if (strict)
+                return fail (err, err_len, STORE_ERR_NOTFOUND,
+                             "neighbourhood %.64s has no records in this store", code);
+            continue; /* a member of a place with no records adds nothing */
+        }
+        if (rc)
+            return dict_failed (read->store, read->txn, &fault, err, err_len);
+        (*ids)[(*count)++] = id;
+    }
+    if (*count)
+        qsort (*ids, *count, sizeof **ids, compare_ids);
+    size_t kept = 0;
+    for (size_t i = 0; i < *count; i++)
+        if (kept == 0 || (*ids)[kept - 1] != (*ids)[i])
+            (*ids)[kept++] = (*ids)[i];
+    *count = kept;
+    return 0;
+}
+
+static int
+totals_read (store_t *self, const store_question_t *question, bool strict, store_keys_fn *row,
+             void *arg, char *err, size_t err_len)
+{
+    if (question->by_count > STORE_MAX_BREAKDOWNS)
+        return fail (err, err_len, STORE_ERR, "at most %d breakdowns in one question",
+                     STORE_MAX_BREAKDOWNS);
+    cell_read_t read = {.store = self, .by_count = question->by_count};
+    for (size_t b = 0; b < question->by_count; b++) {
+        read.by[b] = question->by[b];
+        if (read.by[b] == STORE_BY_NONE)
+            return fail (err, err_len, STORE_ERR, "breakdown %zu of the question is none", b + 1);
+    }
+    uint32_t *ids = NULL;
+    size_t id_count = 0;
     int rc = begin_read (self, &read.txn, err, err_len);
     if (rc)
         return rc;
     read.dict = dict_of (self, read.txn);
     MDB_cursor *cursor = NULL;
-    uint32_t neighbourhood_id = 0;
-    if (neighbourhood) {
-        store_dict_fault_t fault;
-        rc = store_dict_find (&read.dict, STORE_TEXT_NEIGHBOURHOOD, neighbourhood,
-                              strlen (neighbourhood), &neighbourhood_id, &fault);
-        store_amount_t total;
-        unsigned char key_bytes[STORE_CODEC_ID_LEN];
-        MDB_val key = {sizeof key_bytes, key_bytes};
-        if (rc == STORE_DICT_OK) {
-            store_codec_id (neighbourhood_id, key_bytes);
-            rc = get_amount (self, read.txn, STORE_DB_NEIGHBOURHOODS, &key, &total, err, err_len);
-        }
-        else if (rc == STORE_DICT_NOTFOUND)
-            rc = MDB_NOTFOUND;
-        else
-            rc = dict_failed (self, read.txn, &fault, err, err_len);
-        if (rc == MDB_NOTFOUND) {
-            rc = fail (err, err_len, STORE_ERR_NOTFOUND,
-                       "neighbourhood %s has no records in this store", neighbourhood);
-            goto out;
-        }
+    if (question->neighbourhoods) {
+        rc = resolve_neighbourhoods (&read, question, strict, &ids, &id_count, err, err_len);
         if (rc)
             goto out;
     }
-    rc = resolve_filter (self, read.txn, filter, &read.filter, err, err_len);
+    rc = resolve_filter (self, read.txn, question->filter, &read.filter, err, err_len);
     if (rc)
         goto out;
     rc = mdb_cursor_open (read.txn, self->cells, &cursor);
@@ -2691,24 +2784,59 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
     }
     if (read.filter.none)
         rc = 0;
-    else if (neighbourhood)
-        rc = add_neighbourhood_cells (&read, cursor, neighbourhood_id, err, err_len);
+    else if (question->neighbourhoods)
+        for (size_t i = 0; rc == 0 && i < id_count; i++)
+            rc = add_neighbourhood_cells (&read, cursor, ids[i], err, err_len);
     else
         rc = add_all_cells (&read, cursor, err, err_len);
     if (rc)
         goto out;
-    /* A breakdown with no matching cells still has a total: zero. */
-    if (by == STORE_BY_NONE && read.set.count == 0)
+    /* A total with no matching cells is still a total: zero. */
+    if (question->by_count == 0 && read.set.count == 0)
         rc = row_set_add (&read.set, "", (store_amount_t){0, 0}, err, err_len);
     if (rc == 0)
-        rc = emit_rows (&read.set, row, arg);
+        rc = emit_key_rows (&read.set, question->by_count, row, arg, err, err_len);
 out:
     if (cursor)
         mdb_cursor_close (cursor);
     end_read (self, read.txn);
+    free (ids);
     row_set_clear (&read.set);
     store_dict_names_clear (&read.names);
     return rc;
+}
+
+int
+store_totals_of (store_t *self, const store_question_t *question, store_keys_fn *row, void *arg,
+                 char *err, size_t err_len)
+{
+    return totals_read (self, question, question->strict, row, arg, err, err_len);
+}
+
+/* store_totals' rows: one key each. */
+typedef struct {
+    store_row_fn *row;
+    void *arg;
+} one_key_t;
+
+static int
+one_key_row (void *arg, const char *const *keys, store_amount_t amount)
+{
+    one_key_t *one = arg;
+    return one->row (one->arg, keys[0], amount);
+}
+
+int
+store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
+              const store_filter_t *filter, store_row_fn *row, void *arg, char *err, size_t err_len)
+{
+    store_question_t question = {.by = {by}, .by_count = by != STORE_BY_NONE, .filter = filter};
+    if (neighbourhood) {
+        question.neighbourhoods = &neighbourhood;
+        question.neighbourhood_count = 1;
+    }
+    one_key_t one = {row, arg};
+    return totals_read (self, &question, true, one_key_row, &one, err, err_len);
 }
 
 static int
