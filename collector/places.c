@@ -112,11 +112,17 @@ on_cell (void *data, size_t len, void *arg)
         parse_error (p, p->row_line, "column %zu contains a NUL byte", column + 1);
         return;
     }
-    if (column >= COLUMNS || (p->header_done && column >= p->columns)) {
+    if (!p->header_done && column >= COLUMNS) {
+        parse_error (p, p->row_line,
+                     "field header: the header must be place,neighbourhood or "
+                     "place,neighbourhood,population");
+        return;
+    }
+    if (p->header_done && column >= p->columns) {
         if (len)
             parse_error (p, p->row_line, "column %zu is beyond the header's %s", column + 1,
-                         p->header_done && p->columns == 2 ? "place,neighbourhood"
-                                                           : "place,neighbourhood,population");
+                         p->columns == 2 ? "place,neighbourhood"
+                                         : "place,neighbourhood,population");
         return;
     }
     size_t keep = len < MAX_CELL ? len : MAX_CELL;

@@ -103,6 +103,7 @@ test_refusals (void **state)
 {
     (void)state;
     refused ("place,code\nA,N1\n", ":1: field header");
+    refused ("place,neighbourhood,population,notes\nA,N1,1,x\n", ":1: field header");
     refused ("", ":1: field header: no header row");
     refused ("place,neighbourhood\n", "no place in the file");
     refused ("place,neighbourhood\nA,N1\n,N2\n", ":3: field place");
