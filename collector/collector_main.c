@@ -89,7 +89,8 @@ s_usage (FILE *out)
         "                           loopback endpoints only (collector/allow_plain = 1)\n"
         "      --syslog             log to syslog instead of stderr (log/syslog = 1)\n"
         "  -v, --verbose            log each group commit (log/level = debug)\n"
-        "  -n, --check              check the configuration, then exit 0 if valid, 1 if not\n"
+        "  -n, --check              check the configuration (certificates and places file\n"
+        "                           included), then exit 0 if valid, 1 if not\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
@@ -686,6 +687,12 @@ main (int argc, char **argv)
         auth_options_t auth_options = s_auth_options (config);
         auth_summary_t summary;
         int rc = auth_check (&auth_options, &summary, err, sizeof err);
+        /* So is the places file: a bad one would stop the collector at start. */
+        places_t *places = NULL;
+        if (rc == 0 && config->places_file && *config->places_file &&
+            !(places = places_new (config->places_file, err, sizeof err)))
+            rc = -1;
+        places_destroy (&places);
         if (rc)
             fprintf (stderr, PROGRAM ": %s\n", err);
         else if (config->allow_plain)

@@ -106,6 +106,12 @@ kill -HUP "${PIDS[collector]}"
 wait_for 20 "the reload error" grep -q "places.csv:2: field neighbourhood" "$WORK/collector.log"
 ask collector totals --place Solo >/dev/null || fail "a bad places file on reload dropped the loaded places"
 stop collector
+# --check reads the places file too.
+status=0
+"${RUN[@]}" "$COLLECTOR" --state-dir "$WORK/collector" "${COLLECTOR_SECURITY[@]}" \
+  --places "$WORK/places.csv" --check >"$WORK/check.log" 2>&1 || status=$?
+[[ $status == 1 ]] && grep -q "places.csv:2: field neighbourhood" "$WORK/check.log" \
+  || fail "--check passed a bad places file (status $status): $(cat "$WORK/check.log")"
 # A bad file at start: refused, exit non-zero, file:line in the message.
 status=0
 "${RUN[@]}" "$COLLECTOR" --state-dir "$WORK/collector" --ingest "$INGEST" --query "$QUERY" \
