@@ -2475,6 +2475,83 @@ cell_matches (const store_codec_cell_t *cell, const cell_filter_t *filter)
            (filter->poolable < 0 || (filter->poolable != 0) == cell->poolable);
 }
 
+/* Cells summed by their breakdowns' values as ids (body, service and neighbourhood ids, the month,
+ * the fiscal year's number, poolable), before any text is looked up: a cell then costs a hash
+ * probe, and each group is named once, from the key of a cell of it, when the rows are made. */
+typedef struct {
+    uint32_t values[STORE_MAX_BREAKDOWNS];
+    unsigned char key[STORE_CODEC_CELL_KEY_LEN]; /* a cell of the group, to name it by */
+    store_amount_t amount;
+    bool used;
+} group_t;
+
+typedef struct {
+    group_t *slots;
+    size_t count, capacity; /* capacity: 0 or a power of two */
+} group_table_t;
+
+static void
+group_table_clear (group_table_t *table)
+{
+    free (table->slots);
+    *table = (group_table_t){0};
+}
+
+static uint64_t
+group_hash (const uint32_t *values)
+{
+    uint64_t h = UINT64_C (0x9e3779b97f4a7c15);
+    for (size_t i = 0; i < STORE_MAX_BREAKDOWNS; i++) {
+        h ^= values[i];
+        h *= UINT64_C (0xff51afd7ed558ccd);
+        h ^= h >> 33;
+    }
+    return h;
+}
+
+/* The slot of values: its group, or the free slot where it goes. */
+static group_t *
+group_slot (group_t *slots, size_t capacity, const uint32_t *values)
+{
+    size_t i = (size_t)group_hash (values) & (capacity - 1);
+    while (slots[i].used && memcmp (slots[i].values, values, sizeof slots[i].values) != 0)
+        i = (i + 1) & (capacity - 1);
+    return &slots[i];
+}
+
+/* Adds amount to the group of values (new: named later by key). The amounts are the cells' own,
+ * each within a total the store holds, but their sum may still overflow: that is an error. */
+static int
+group_add (group_table_t *table, const uint32_t *values, const MDB_val *key, store_amount_t amount,
+           char *err, size_t err_len)
+{
+    if ((table->count + 1) * 2 > table->capacity) {
+        size_t capacity = table->capacity ? table->capacity * 2 : 64;
+        group_t *slots = calloc (capacity, sizeof *slots);
+        if (!slots)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        for (size_t i = 0; i < table->capacity; i++)
+            if (table->slots[i].used)
+                *group_slot (slots, capacity, table->slots[i].values) = table->slots[i];
+        free (table->slots);
+        table->slots = slots;
+        table->capacity = capacity;
+    }
+    group_t *group = group_slot (table->slots, table->capacity, values);
+    if (!group->used) {
+        *group = (group_t){.used = true, .amount = amount};
+        memcpy (group->values, values, sizeof group->values);
+        memcpy (group->key, key->mv_data, sizeof group->key);
+        table->count++;
+        return 0;
+    }
+    if (__builtin_add_overflow (group->amount.amount_pence, amount.amount_pence,
+                                &group->amount.amount_pence) ||
+        __builtin_add_overflow (group->amount.records, amount.records, &group->amount.records))
+        return fail (err, err_len, STORE_ERR, "a total of this question overflows int64 pence");
+    return 0;
+}
+
 /* One read of cells: its transaction, the names met so far, the rows, what to keep. */
 typedef struct {
     store_t *store;
@@ -2485,6 +2562,7 @@ typedef struct {
     cell_filter_t filter;
     store_breakdown_t by[STORE_MAX_BREAKDOWNS];
     size_t by_count;
+    group_table_t groups; /* cells summed by the ids of their breakdowns, named at the end */
 } cell_read_t;
 
 /* The text of an id a cell's key holds; damage of the cell when the dictionary has none. */
@@ -2572,7 +2650,30 @@ emit_key_rows (const row_set_t *set, size_t by_count, store_keys_fn *row, void *
     return 0;
 }
 
-/* Adds one cell to the rows when it passes the filter. */
+/* The value a cell groups by for one breakdown: cells of one value have the same text. */
+static uint32_t
+breakdown_value (store_breakdown_t by, const store_codec_cell_t *cell)
+{
+    switch (by) {
+    case STORE_BY_BODY:
+        return cell->body;
+    case STORE_BY_SERVICE:
+        return cell->service;
+    case STORE_BY_NEIGHBOURHOOD:
+        return cell->neighbourhood;
+    case STORE_BY_MONTH:
+        return cell->month;
+    case STORE_BY_FISCAL_YEAR:
+        return (cell->month + 9) / 12; /* months count from January: April starts a year */
+    case STORE_BY_POOLABLE:
+        return cell->poolable ? 1 : 0;
+    case STORE_BY_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Adds one cell to its group when it passes the filter. */
 static int
 add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err, size_t err_len)
 {
@@ -2593,25 +2694,72 @@ add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err
                         err_len, "has a key that is not a cell's");
     if (!cell_matches (&cell, &read->filter))
         return 0;
-    /* Room for every key: texts up to a service's 128 bytes, periods shorter. */
-    char joined[STORE_MAX_BREAKDOWNS * (WIRE_MAX_SERVICE + WIRE_MAX_BODY_ID + 2)];
-    size_t used = 0;
-    joined[0] = '\0';
-    for (size_t b = 0; b < read->by_count; b++) {
-        char scratch[PERIOD_LEN];
-        const char *text;
-        rc = breakdown_key (read, read->by[b], key, &cell, scratch, &text, err, err_len);
-        if (rc)
-            return rc;
-        size_t len = strlen (text);
-        if (used + len + 2 > sizeof joined)
-            return fail (err, err_len, STORE_ERR, "a breakdown's key is too long");
-        if (b)
-            joined[used++] = KEY_SEPARATOR;
-        memcpy (joined + used, text, len + 1);
-        used += len;
+    if (key->mv_size != STORE_CODEC_CELL_KEY_LEN)
+        return damaged (read->store, read->txn, STORE_DB_CELLS, key->mv_data, key->mv_size, err,
+                        err_len, "has a key that is not a cell's");
+    uint32_t values[STORE_MAX_BREAKDOWNS] = {0};
+    for (size_t b = 0; b < read->by_count; b++)
+        values[b] = breakdown_value (read->by[b], &cell);
+    return group_add (&read->groups, values, key, amount, err, err_len);
+}
+
+static int
+compare_rows (const void *a, const void *b)
+{
+    return strcmp (((const row_t *)a)->key, ((const row_t *)b)->key);
+}
+
+/* Names every group (its keys as text, joined) into the rows, then sorts them by text once. */
+static int
+name_groups (cell_read_t *read, char *err, size_t err_len)
+{
+    row_set_t *set = &read->set;
+    if (read->groups.count) {
+        set->rows = malloc (read->groups.count * sizeof *set->rows);
+        if (!set->rows)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        set->capacity = read->groups.count;
     }
-    return row_set_add (&read->set, joined, amount, err, err_len);
+    for (size_t i = 0; i < read->groups.capacity; i++) {
+        const group_t *group = &read->groups.slots[i];
+        if (!group->used)
+            continue;
+        MDB_val key = {sizeof group->key, (void *)group->key};
+        store_codec_cell_t cell;
+        if (store_codec_cell_key_split (key.mv_data, key.mv_size, &cell))
+            return damaged (read->store, read->txn, STORE_DB_CELLS, key.mv_data, key.mv_size, err,
+                            err_len, "has a key that is not a cell's");
+        /* Room for every key: texts up to a service's 128 bytes, periods shorter. */
+        char joined[STORE_MAX_BREAKDOWNS * (WIRE_MAX_SERVICE + WIRE_MAX_BODY_ID + 2)];
+        size_t used = 0;
+        joined[0] = '\0';
+        for (size_t b = 0; b < read->by_count; b++) {
+            char scratch[PERIOD_LEN];
+            const char *text;
+            int rc = breakdown_key (read, read->by[b], &key, &cell, scratch, &text, err, err_len);
+            if (rc)
+                return rc;
+            size_t len = strlen (text);
+            if (used + len + 2 > sizeof joined)
+                return fail (err, err_len, STORE_ERR, "a breakdown's key is too long");
+            if (b)
+                joined[used++] = KEY_SEPARATOR;
+            memcpy (joined + used, text, len + 1);
+            used += len;
+        }
+        char *copy = strdup (joined);
+        if (!copy)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        set->rows[set->count++] = (row_t){copy, group->amount};
+    }
+    if (set->count)
+        qsort (set->rows, set->count, sizeof *set->rows, compare_rows);
+    /* Groups of other ids have other texts (one text, one id), so no two rows share a key. */
+    for (size_t i = 1; i < set->count; i++)
+        if (strcmp (set->rows[i - 1].key, set->rows[i].key) == 0)
+            return fail (err, err_len, STORE_ERR, "two groups of this question are both named %s",
+                         set->rows[i].key);
+    return 0;
 }
 
 /* The month of the cell key at key; damage when it is too short to hold one. */
@@ -2789,6 +2937,8 @@ totals_read (store_t *self, const store_question_t *question, bool strict, store
             rc = add_neighbourhood_cells (&read, cursor, ids[i], err, err_len);
     else
         rc = add_all_cells (&read, cursor, err, err_len);
+    if (rc == 0)
+        rc = name_groups (&read, err, err_len);
     if (rc)
         goto out;
     /* A total with no matching cells is still a total: zero. */
@@ -2801,6 +2951,7 @@ out:
         mdb_cursor_close (cursor);
     end_read (self, read.txn);
     free (ids);
+    group_table_clear (&read.groups);
     row_set_clear (&read.set);
     store_dict_names_clear (&read.names);
     return rc;
