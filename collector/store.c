@@ -2774,43 +2774,63 @@ key_month (cell_read_t *read, const MDB_val *key, uint32_t *month, char *err, si
     return 0;
 }
 
-/* One neighbourhood's cells: cells are month-first, so they lie in one run per month. Seeks to
- * (month, neighbourhood) from the filter's first month on: the key found is either the start of the
- * run, or tells the next month present, where the seek is made again. About one seek per month. */
+/* The cells of some neighbourhoods (ids ascending): cells are month-first, so each neighbourhood's
+ * lie in one run per month. Month by month, seeks to (month, neighbourhood) for each neighbourhood
+ * that may have cells in it: the key found is either the start of the run, or tells the next month
+ * that neighbourhood may have cells in. About one seek per month per neighbourhood, made in key
+ * order within a month, so that one month's seeks share the branch pages above its cells. */
 static int
-add_neighbourhood_cells (cell_read_t *read, MDB_cursor *cursor, uint32_t neighbourhood, char *err,
-                         size_t err_len)
+add_neighbourhood_cells (cell_read_t *read, MDB_cursor *cursor, const uint32_t *ids, size_t count,
+                         char *err, size_t err_len)
 {
+    const uint32_t none = UINT32_MAX; /* no cell at or after: done */
+    uint32_t *next = malloc ((count ? count : 1) * sizeof *next);
+    if (!next)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        next[i] = read->filter.first_month;
     unsigned char seek[STORE_CODEC_CELL_KEY_LEN] = {0};
-    store_codec_cell_t first = {.neighbourhood = neighbourhood};
     MDB_val key, value;
     int rc = 0;
-    for (uint32_t month = read->filter.first_month; month <= read->filter.last_month;) {
-        first.month = month;
-        store_codec_cell_key (&first, seek);
-        key = (MDB_val){STORE_CODEC_CELL_PREFIX, seek};
-        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-        uint32_t found = month;
-        while (rc == 0) {
-            int bad = key_month (read, &key, &found, err, err_len);
-            if (bad)
-                return bad;
-            if (found != month || memcmp (key.mv_data, seek, STORE_CODEC_CELL_PREFIX) != 0)
-                break; /* past the run, or no cell of this month at or past the neighbourhood */
-            int added = add_cell (read, &key, &value, err, err_len);
-            if (added)
-                return added;
-            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    for (uint32_t month = read->filter.first_month; rc == 0 && month <= read->filter.last_month;) {
+        uint32_t following = none;
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            if (next[i] != month) {
+                following = next[i] < following ? next[i] : following;
+                continue;
+            }
+            store_codec_cell_t first = {.month = month, .neighbourhood = ids[i]};
+            store_codec_cell_key (&first, seek);
+            key = (MDB_val){STORE_CODEC_CELL_PREFIX, seek};
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+            uint32_t found = month;
+            while (rc == 0) {
+                rc = key_month (read, &key, &found, err, err_len);
+                if (rc)
+                    goto out;
+                if (found != month || memcmp (key.mv_data, seek, STORE_CODEC_CELL_PREFIX) != 0)
+                    break; /* past the run, or no cell of this month at or past the neighbourhood */
+                rc = add_cell (read, &key, &value, err, err_len);
+                if (rc)
+                    goto out;
+                rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+            }
+            if (rc == MDB_NOTFOUND) {
+                next[i] = none; /* the last key is behind it */
+                rc = 0;
+            }
+            else if (rc == 0)
+                next[i] = found > month ? found : month + 1;
+            following = next[i] < following ? next[i] : following;
         }
-        if (rc)
-            break;
-        /* The next month present, at the least the one after this. */
-        month = found > month ? found : month + 1;
+        month = following;
     }
-    if (rc == 0 || rc == MDB_NOTFOUND)
-        return 0;
-    return read_failed (read->store, read->txn, rc, STORE_DB_CELLS, seek, STORE_CODEC_CELL_PREFIX,
-                        err, err_len);
+    if (rc)
+        rc = read_failed (read->store, read->txn, rc, STORE_DB_CELLS, seek, STORE_CODEC_CELL_PREFIX,
+                          err, err_len);
+out:
+    free (next);
+    return rc;
 }
 
 /* Every cell of the filter's months. */
@@ -2933,8 +2953,7 @@ totals_read (store_t *self, const store_question_t *question, bool strict, store
     if (read.filter.none)
         rc = 0;
     else if (question->neighbourhoods)
-        for (size_t i = 0; rc == 0 && i < id_count; i++)
-            rc = add_neighbourhood_cells (&read, cursor, ids[i], err, err_len);
+        rc = add_neighbourhood_cells (&read, cursor, ids, id_count, err, err_len);
     else
         rc = add_all_cells (&read, cursor, err, err_len);
     if (rc == 0)
