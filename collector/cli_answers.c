@@ -69,6 +69,9 @@ poolable_name (int poolable)
     return poolable < 0 ? NULL : poolable ? "yes" : "no";
 }
 
+static void caption_append (char *caption, size_t len, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 /* Appends to a caption being built; a caption cut short is still a caption. */
 static void
 caption_append (char *caption, size_t len, const char *format, ...)
