@@ -355,17 +355,108 @@ cli_report_default_path (const char *name, char *out, size_t out_len)
     return 0;
 }
 
+/* A place as the source knows it: its members with records (in code order) and its residents. */
+typedef struct {
+    const char *name;
+    char **codes;
+    size_t count, capacity;
+    bool found, out_of_memory;
+    int64_t residents;
+} place_scope_t;
+
+static int
+place_member (void *arg, const char *const *keys, store_amount_t amount)
+{
+    (void)amount;
+    place_scope_t *place = arg;
+    if (place->count == place->capacity) {
+        size_t capacity = place->capacity ? place->capacity * 2 : 16;
+        char **codes = realloc (place->codes, capacity * sizeof *codes);
+        if (!codes) {
+            place->out_of_memory = true;
+            return 1;
+        }
+        place->codes = codes;
+        place->capacity = capacity;
+    }
+    if (!(place->codes[place->count] = strdup (keys[0]))) {
+        place->out_of_memory = true;
+        return 1;
+    }
+    place->count++;
+    return 0;
+}
+
+static int
+place_residents (void *arg, const place_totals_place_t *row)
+{
+    place_scope_t *place = arg;
+    if (strcmp (row->place, place->name) != 0)
+        return 0;
+    place->found = true;
+    /* Per resident only when every member has a population: a partial sum would flatter it. */
+    place->residents = row->unpopulated == 0 ? row->residents : 0;
+    return 1;
+}
+
+static void
+place_scope_clear (place_scope_t *place)
+{
+    for (size_t i = 0; i < place->count; i++)
+        free (place->codes[i]);
+    free (place->codes);
+    *place = (place_scope_t){0};
+}
+
+/* The members and residents of the place args name, from source. Returns 0 or a store error code
+ * with a message (STORE_ERR_NOTFOUND for an unknown place or one without records). */
+static int
+place_scope (const query_args_t *args, const cli_report_source_t *source, place_scope_t *place,
+             char *err, size_t err_len)
+{
+    *place = (place_scope_t){.name = args->place};
+    if (!source->breakdown || !source->places)
+        return err_text (err, err_len, STORE_ERR, "this source cannot answer for places");
+    store_breakdown_t by = STORE_BY_NEIGHBOURHOOD;
+    store_filter_t filter = {.fiscal_year = args->filter.fiscal_year, .poolable = -1};
+    int rc = source->places (source->handle, place_residents, place, err, err_len);
+    if (rc == 0 && !place->found)
+        return err_text (err, err_len, STORE_ERR_NOTFOUND, "unknown place \"%.128s\"", args->place);
+    if (rc == 0)
+        rc = source->breakdown (source->handle, NULL, args->place, &by, 1, &filter, place_member,
+                                place, err, err_len);
+    if (rc == 0 && place->out_of_memory)
+        rc = err_text (err, err_len, STORE_ERR, "out of memory");
+    if (rc == 0 && place->count == 0)
+        rc = err_text (err, err_len, STORE_ERR_NOTFOUND, "place \"%.128s\" has no records%s%s",
+                       args->place, args->filter.fiscal_year ? " in " : "",
+                       args->filter.fiscal_year ? args->filter.fiscal_year : "");
+    return rc;
+}
+
 int
 cli_report_run (const query_args_t *args, const cli_report_source_t *source)
 {
     char err[ERR_LEN], default_path[PATH_MAX];
     const char *members[] = {args->neighbourhood};
     cli_report_scope_t scope = {args->neighbourhood, members, 1, 0, args->filter.fiscal_year};
+    place_scope_t place = {0};
+    if (args->place) {
+        int code = place_scope (args, source, &place, err, sizeof err);
+        if (code) {
+            place_scope_clear (&place);
+            fprintf (stderr, "totalplace: report: %s\n", err);
+            return code == STORE_ERR_DAMAGED ? store_exit_status (code) : QUERY_EXIT_FAILED;
+        }
+        scope = (cli_report_scope_t){args->place, (const char *const *)place.codes, place.count,
+                                     place.residents, args->filter.fiscal_year};
+    }
     const char *path = args->out;
     if (!path) {
         if (cli_report_default_path (scope.name, default_path, sizeof default_path)) {
             fprintf (stderr, "totalplace: report: the name %.64s is too long for a file name\n",
                      scope.name);
+            place_scope_clear (&place);
             return QUERY_EXIT_FAILED;
         }
         path = default_path;
@@ -383,6 +474,7 @@ cli_report_run (const query_args_t *args, const cli_report_source_t *source)
             rc = staged_file_commit (&staged, err, sizeof err);
     }
     cli_report_destroy (&report);
+    place_scope_clear (&place);
     if (rc) {
         fprintf (stderr, "totalplace: report: %s\n", err);
         return code == STORE_ERR_DAMAGED ? store_exit_status (code) : QUERY_EXIT_FAILED;

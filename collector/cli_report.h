@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "place_totals.h"
 #include "query_args.h"
 #include "report_page.h"
 #include "store.h"
@@ -20,6 +21,12 @@ typedef struct {
                    const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
                    size_t err_len);
     int (*identity) (void *handle, store_identity_t *identity, char *err, size_t err_len);
+    /* For --place: the place's totals by neighbourhood (its members with records), and the places
+     * ranked (for its residents); as cli_source.h's functions of the same names. */
+    int (*breakdown) (void *handle, const char *neighbourhood, const char *place,
+                      const store_breakdown_t *by, size_t by_count, const store_filter_t *filter,
+                      store_keys_fn *row, void *arg, char *err, size_t err_len);
+    int (*places) (void *handle, place_totals_place_fn *fn, void *arg, char *err, size_t err_len);
 } cli_report_source_t;
 
 /* What the page is about. */
@@ -51,7 +58,9 @@ void cli_report_destroy (cli_report_t **self_p);
  * '_' or '-' written as '-'. Returns 0, or -1 when it does not fit. */
 int cli_report_default_path (const char *name, char *out, size_t out_len);
 
-/* Runs `totalplace report` as args say: gathers the figures of --neighbourhood, writes the page to
+/* Runs `totalplace report` as args say: gathers the figures of --neighbourhood or of --place (its
+ * members with records in the period; its residents when the places file gives every member a
+ * population, else none), writes the page to
  * --out (or the default path) under a temporary name, renamed when whole, and prints the page's
  * path on stdout. Returns the exit status (0; 1 when it could not; 65 for a damaged store),
  * messages on stderr. */

@@ -51,6 +51,10 @@ static const setting_t s_settings[] = {
     {"collector/metrics_allow_remote", SETTING_BOOL, "0", 0, 0, FIELD (metrics_allow_remote),
      "1: allow a metrics_endpoint address other than loopback (firewall it: no authentication)",
      NULL},
+    {"collector/places_file", SETTING_STRING, "", 0, 0, FIELD (places_file),
+     "the places CSV (place,neighbourhood[,population]) for the CLI's --place and places; "
+     "read at start and on reload; empty: none",
+     NULL},
     {"limits/max_agents", SETTING_UINT, "1000", 1, 1000000, FIELD (max_agents),
      "agents connected at once; the batches of one more are answered ACK_RETRY", NULL},
     {"limits/max_query_clients", SETTING_UINT, "64", 1, 100000, FIELD (max_query_clients),

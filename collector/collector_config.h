@@ -34,6 +34,7 @@ typedef struct {
     bool allow_plain;           /* collector/allow_plain: no CURVE, local endpoints only */
     char *metrics_endpoint;     /* collector/metrics_endpoint: HOST:PORT of GET /metrics; "": off */
     bool metrics_allow_remote;  /* collector/metrics_allow_remote: a non-loopback address allowed */
+    char *places_file;          /* collector/places_file: the places CSV; "" for none */
     uint64_t max_agents;        /* limits/max_agents: connected agents at once */
     uint64_t max_query_clients; /* limits/max_query_clients: connected query clients at once */
     uint64_t max_batch_kb;      /* limits/max_batch_kb: largest Batch frame accepted (KiB) */

@@ -21,6 +21,8 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics_server.h"
+#include "place_totals.h"
+#include "places.h"
 #include "query.h"
 #include "store.h"
 #include "store_upgrade.h"
@@ -81,12 +83,14 @@ s_usage (FILE *out)
         "                           (replaces collector/ingest_endpoints)\n"
         "  -q, --query ENDPOINT     endpoint to bind for the totalplace CLI; repeat for several\n"
         "                           (replaces collector/query_endpoints; \"\" for none)\n"
+        "      --places FILE        the places CSV for --place questions (collector/places_file)\n"
         "  -o, --set KEY=VALUE      set any config key, e.g. -o collector/max_group_batches=64\n"
         "      --allow-plain        no CURVE: accept unauthenticated peers, on ipc:// and\n"
         "                           loopback endpoints only (collector/allow_plain = 1)\n"
         "      --syslog             log to syslog instead of stderr (log/syslog = 1)\n"
         "  -v, --verbose            log each group commit (log/level = debug)\n"
-        "  -n, --check              check the configuration, then exit 0 if valid, 1 if not\n"
+        "  -n, --check              check the configuration (certificates and places file\n"
+        "                           included), then exit 0 if valid, 1 if not\n"
         "  -h, --help               show this help\n"
         "  -V, --version            show the version\n"
         "\n"
@@ -157,12 +161,19 @@ static int
 s_parse_options (int argc, char **argv, options_t *options)
 {
     static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'}, {"state-dir", required_argument, NULL, 's'},
-        {"ingest", required_argument, NULL, 'i'}, {"query", required_argument, NULL, 'q'},
-        {"set", required_argument, NULL, 'o'},    {"syslog", no_argument, NULL, 'S'},
-        {"allow-plain", no_argument, NULL, 'P'},  {"verbose", no_argument, NULL, 'v'},
-        {"check", no_argument, NULL, 'n'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"ingest", required_argument, NULL, 'i'},
+        {"query", required_argument, NULL, 'q'},
+        {"set", required_argument, NULL, 'o'},
+        {"syslog", no_argument, NULL, 'S'},
+        {"allow-plain", no_argument, NULL, 'P'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"check", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"places", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long (argc, argv, "c:s:i:q:o:vnhV", long_options, NULL)) != -1) {
@@ -194,6 +205,11 @@ s_parse_options (int argc, char **argv, options_t *options)
                 return 2;
             break;
         }
+        case 'p':
+            if (s_add_override (options, "collector/places_file", strlen ("collector/places_file"),
+                                optarg))
+                return 2;
+            break;
         case 'S':
             if (s_add_override (options, "log/syslog", strlen ("log/syslog"), "1"))
                 return 2;
@@ -299,10 +315,49 @@ s_log_summary (const char *when, const auth_summary_t *summary)
         log_warning ("collector", "no agent certificate is authorised: no agent can deliver");
 }
 
+static int
+s_warn_unknown (void *arg, const char *place, const char *code)
+{
+    log_warning ("collector",
+                 "places file %s: place \"%s\": neighbourhood %s has no records in "
+                 "the store (yet)",
+                 (const char *)arg, place, code);
+    return 0;
+}
+
+/* Reads collector/places_file and hands it to the query server (none when the key is empty).
+ * Returns 0, or -1 having logged why (file:line): at start the collector then stops; on reload it
+ * keeps the places it had. */
+static int
+s_load_places (const collector_config_t *config, store_t *store, query_t *query, bool reload)
+{
+    char err[1024];
+    places_t *places = NULL;
+    const char *path = config->places_file;
+    if (path && *path) {
+        places = places_new (path, err, sizeof err);
+        if (!places) {
+            log_error ("collector", "%s%s", err,
+                       reload ? "; keeping the places loaded before" : "");
+            return -1;
+        }
+        if (place_totals_unknown (store, places, s_warn_unknown, (void *)path, err, sizeof err))
+            log_warning ("collector", "cannot check the places' neighbourhoods: %s", err);
+        log_info ("collector", "places file %s: %zu places", path, places_count (places));
+    }
+    if (query && query_set_places (query, &places, err, sizeof err)) {
+        log_error ("collector", "%s", err);
+        places_destroy (&places);
+        return -1;
+    }
+    places_destroy (&places);
+    return 0;
+}
+
 /* Applies what can change while running; names what needs a restart. */
 static void
 s_reload_config (const options_t *options, collector_config_t *running, ingest_t *ingest,
-                 auth_t *auth)
+                 auth_t *auth, store_t *store, query_t *query)
 {
     char err[COLLECTOR_CONFIG_ERR_LEN];
     collector_config_t *fresh = s_build_config (options, err, sizeof err);
@@ -347,6 +402,12 @@ s_reload_config (const options_t *options, collector_config_t *running, ingest_t
     else if (!auth_is_plain (auth))
         s_log_summary ("certificates reloaded", &summary);
 
+    /* The places file is read again; a bad one leaves the running places as they are. */
+    if (s_load_places (fresh, store, query, true) == 0) {
+        free (running->places_file);
+        running->places_file = fresh->places_file;
+        fresh->places_file = NULL;
+    }
     running->max_group_batches = fresh->max_group_batches;
     running->max_group_records = fresh->max_group_records;
     running->max_batch_kb = fresh->max_batch_kb;
@@ -626,6 +687,12 @@ main (int argc, char **argv)
         auth_options_t auth_options = s_auth_options (config);
         auth_summary_t summary;
         int rc = auth_check (&auth_options, &summary, err, sizeof err);
+        /* So is the places file: a bad one would stop the collector at start. */
+        places_t *places = NULL;
+        if (rc == 0 && config->places_file && *config->places_file &&
+            !(places = places_new (config->places_file, err, sizeof err)))
+            rc = -1;
+        places_destroy (&places);
         if (rc)
             fprintf (stderr, PROGRAM ": %s\n", err);
         else if (config->allow_plain)
@@ -751,6 +818,9 @@ main (int argc, char **argv)
             }
     }
 
+    if (s_load_places (config, store, query, false))
+        goto done;
+
     log_info ("collector",
               PROGRAM " %s started: store %s (format %u, created %s) in %s, ingest on %s, "
                       "queries on %s (%s), groups of up to %" PRIu64 " batches / %" PRIu64
@@ -784,7 +854,7 @@ main (int argc, char **argv)
             health_reloading ();
             log_info ("collector", "SIGHUP: reloading %s",
                       options.config_path ? options.config_path : "the command-line settings");
-            s_reload_config (&options, config, ingest, auth);
+            s_reload_config (&options, config, ingest, auth, store, query);
             health_ready ("reloaded");
         }
         if (config->log_stats_interval &&

@@ -5,6 +5,7 @@
  *   "BIND" endpoint  ->  replies "is": 0 or -1, and a message
  *   "AUTH" auth_t * handshake_timeout_ms  ->  (before any BIND) replies "is": 0 or -1, and a
  * message
+ *   "PLACES" places_t * (or NULL)  ->  takes the places to answer with, frees the old; "is" 0
  *   "$TERM"          ->  exits after the question in hand
  * Answers are built by query_answer, which needs nothing but the store (and, for STATS, the ingest
  * server and these counters), so the tests can drive it with any bytes at all. */
@@ -23,6 +24,7 @@
 
 #include "log.h"
 #include "period.h"
+#include "place_totals.h"
 #include "quoted_text.h"
 #include "wire.h"
 
@@ -78,6 +80,12 @@ what_name (Totalplace__QueryWhat what)
         return "QUERY_RECORD";
     case TOTALPLACE__QUERY_WHAT__QUERY_STATS:
         return "QUERY_STATS";
+    case TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN:
+        return "QUERY_BREAKDOWN";
+    case TOTALPLACE__QUERY_WHAT__QUERY_POOLING:
+        return "QUERY_POOLING";
+    case TOTALPLACE__QUERY_WHAT__QUERY_PLACES:
+        return "QUERY_PLACES";
     default:
         return NULL;
     }
@@ -142,25 +150,51 @@ query_validate (const Totalplace__Query *query, char *reason, size_t reason_len)
     if (!name)
         return fail (reason, reason_len,
                      "what %d is not a question: use QUERY_NEIGHBOURHOODS (1), QUERY_TOTALS (2), "
-                     "QUERY_RECORD (3) or QUERY_STATS (4)",
+                     "QUERY_RECORD (3), QUERY_STATS (4), QUERY_BREAKDOWN (5), QUERY_POOLING (6) "
+                     "or QUERY_PLACES (7)",
                      (int)query->what);
     bool totals = query->what == TOTALPLACE__QUERY_WHAT__QUERY_TOTALS;
     bool record = query->what == TOTALPLACE__QUERY_WHAT__QUERY_RECORD;
+    bool breakdown = query->what == TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN;
+    bool pooling = query->what == TOTALPLACE__QUERY_WHAT__QUERY_POOLING;
+    bool where = totals || breakdown || pooling;
     /* A field the question does not read is a client's mistake: say so rather than ignore it. */
     const char *stray = NULL;
-    if (!totals && is_set (query->neighbourhood))
+    if (!where && is_set (query->neighbourhood))
         stray = "neighbourhood";
     else if (!totals && query->by != TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE)
         stray = "by";
-    else if (!totals && query->filter)
+    else if (!(totals || breakdown) && query->filter)
         stray = "filter";
+    else if (!(breakdown || pooling) && is_set (query->place))
+        stray = "place";
+    else if (!breakdown && query->n_breakdowns)
+        stray = "breakdowns";
     else if (!record && is_set (query->body_id))
         stray = "body_id";
     else if (!record && is_set (query->record_id))
         stray = "record_id";
     if (stray)
         return fail (reason, reason_len, "%s does not apply to %s", stray, name);
-    if (totals) {
+    if (is_set (query->place) && is_set (query->neighbourhood))
+        return fail (reason, reason_len, "neighbourhood and place are both set: ask for one");
+    if (is_set (query->place) &&
+        wire_check_text ("place", query->place, PLACES_MAX_NAME, true, reason, reason_len))
+        return -1;
+    if (breakdown && query->n_breakdowns > STORE_MAX_BREAKDOWNS)
+        return fail (reason, reason_len, "breakdowns has %zu entries, more than %d",
+                     query->n_breakdowns, STORE_MAX_BREAKDOWNS);
+    for (size_t i = 0; breakdown && i < query->n_breakdowns; i++) {
+        if ((int)query->breakdowns[i] <= (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE ||
+            (int)query->breakdowns[i] > (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD)
+            return fail (reason, reason_len, "breakdowns[%zu] %d is not a breakdown (1 to %d)", i,
+                         (int)query->breakdowns[i],
+                         (int)TOTALPLACE__BREAKDOWN__BREAKDOWN_NEIGHBOURHOOD);
+        for (size_t j = 0; j < i; j++)
+            if (query->breakdowns[j] == query->breakdowns[i])
+                return fail (reason, reason_len, "breakdowns[%zu] repeats breakdowns[%zu]", i, j);
+    }
+    if (where) {
         if (is_set (query->neighbourhood) &&
             wire_check_identifier ("neighbourhood", query->neighbourhood, WIRE_MAX_NEIGHBOURHOOD,
                                    reason, reason_len))
@@ -197,6 +231,9 @@ typedef struct {
     Totalplace__IngestCounters ingest;
     Totalplace__QueryCounters queries;
     Totalplace__SpendingRecord *record; /* from store_get_record */
+    Totalplace__PlaceRow *places;
+    size_t place_count, place_capacity;
+    Totalplace__PlaceRow **place_pointers; /* reply.places */
     bool out_of_memory;
 } answer_t;
 
@@ -233,6 +270,81 @@ add_row (void *arg, const char *key, store_amount_t amount)
     return 0;
 }
 
+/* A row of several keys (QUERY_BREAKDOWN, QUERY_POOLING): the keys are copied into one block. */
+static int
+add_keys_row (answer_t *answer, const char *const *keys, size_t key_count, store_amount_t amount,
+              int64_t poolable_pence)
+{
+    if (add_row (answer, "", amount))
+        return 1;
+    Totalplace__TotalRow *row = &answer->rows[answer->row_count - 1];
+    row->poolable_pence = poolable_pence;
+    if (!key_count)
+        return 0;
+    size_t bytes = key_count * sizeof (char *);
+    for (size_t k = 0; k < key_count; k++)
+        bytes += strlen (keys[k]) + 1;
+    char **block = malloc (bytes);
+    if (!block) {
+        answer->out_of_memory = true;
+        return 1;
+    }
+    char *text = (char *)(block + key_count);
+    for (size_t k = 0; k < key_count; k++) {
+        size_t len = strlen (keys[k]) + 1;
+        memcpy (text, keys[k], len);
+        block[k] = text;
+        text += len;
+    }
+    row->keys = block;
+    row->n_keys = key_count;
+    return 0;
+}
+
+typedef struct {
+    answer_t *answer;
+    size_t key_count;
+} keys_arg_t;
+
+static int
+add_breakdown_row (void *arg, const char *const *keys, store_amount_t amount)
+{
+    keys_arg_t *k = arg;
+    return add_keys_row (k->answer, keys, k->key_count, amount, 0);
+}
+
+static int
+add_pooling_row (void *arg, const place_totals_pooling_t *pooling)
+{
+    const char *keys[2] = {pooling->where, pooling->body};
+    return add_keys_row (arg, keys, 2, (store_amount_t){pooling->amount_pence, pooling->records},
+                         pooling->poolable_pence);
+}
+
+static int
+add_place (void *arg, const place_totals_place_t *place)
+{
+    answer_t *answer = arg;
+    char *copy = strdup (place->place);
+    if (!copy || !grow ((void **)&answer->places, &answer->place_capacity, answer->place_count,
+                        sizeof *answer->places)) {
+        free (copy);
+        answer->out_of_memory = true;
+        return 1;
+    }
+    Totalplace__PlaceRow *row = &answer->places[answer->place_count++];
+    *row = (Totalplace__PlaceRow)TOTALPLACE__PLACE_ROW__INIT;
+    row->place = copy;
+    row->neighbourhoods = place->neighbourhoods;
+    row->without_records = place->without_records;
+    row->residents = place->residents;
+    row->unpopulated = place->unpopulated;
+    row->amount_pence = place->amount_pence;
+    row->poolable_pence = place->poolable_pence;
+    row->records = place->records;
+    return 0;
+}
+
 static int
 add_agent (void *arg, const store_agent_t *agent)
 {
@@ -256,8 +368,14 @@ add_agent (void *arg, const store_agent_t *agent)
 static void
 answer_clear (answer_t *answer)
 {
-    for (size_t i = 0; i < answer->row_count; i++)
+    for (size_t i = 0; i < answer->row_count; i++) {
         free (answer->rows[i].key);
+        free (answer->rows[i].keys);
+    }
+    for (size_t i = 0; i < answer->place_count; i++)
+        free (answer->places[i].place);
+    free (answer->places);
+    free (answer->place_pointers);
     for (size_t i = 0; i < answer->agent_count; i++)
         free (answer->agents[i].agent_id);
     free (answer->rows);
@@ -281,6 +399,15 @@ link_items (answer_t *answer)
             answer->row_pointers[i] = &answer->rows[i];
         answer->reply.rows = answer->row_pointers;
         answer->reply.n_rows = answer->row_count;
+    }
+    if (answer->place_count) {
+        answer->place_pointers = calloc (answer->place_count, sizeof *answer->place_pointers);
+        if (!answer->place_pointers)
+            return -1;
+        for (size_t i = 0; i < answer->place_count; i++)
+            answer->place_pointers[i] = &answer->places[i];
+        answer->reply.places = answer->place_pointers;
+        answer->reply.n_places = answer->place_count;
     }
     if (answer->agent_count) {
         answer->agent_pointers = calloc (answer->agent_count, sizeof *answer->agent_pointers);
@@ -321,9 +448,8 @@ optional (const char *text)
     return is_set (text) ? text : NULL;
 }
 
-static int
-read_totals (store_t *store, const Totalplace__Query *query, answer_t *answer, char *err,
-             size_t err_len)
+static void
+filter_of (const Totalplace__Query *query, store_filter_t *out)
 {
     store_filter_t filter = {.poolable = -1};
     const Totalplace__TotalsFilter *f = query->filter;
@@ -337,8 +463,74 @@ read_totals (store_t *store, const Totalplace__Query *query, answer_t *answer, c
         else if (f->poolable == TOTALPLACE__POOLABLE_FILTER__POOLABLE_NO)
             filter.poolable = 0;
     }
+    *out = filter;
+}
+
+static int
+read_totals (store_t *store, const Totalplace__Query *query, answer_t *answer, char *err,
+             size_t err_len)
+{
+    store_filter_t filter;
+    filter_of (query, &filter);
     return store_totals (store, optional (query->neighbourhood), breakdown_of (query->by), &filter,
                          add_row, answer, err, err_len);
+}
+
+/* The neighbourhoods a question names: one, a place's members, or NULL for all. A place the
+ * collector has no places file for, or that its file does not hold, is NOT_FOUND. */
+static int
+where_of (const places_t *places, const Totalplace__Query *query, const char *const **codes,
+          size_t *count, char *err, size_t err_len)
+{
+    *codes = NULL;
+    *count = 0;
+    if (is_set (query->neighbourhood)) {
+        *codes = (const char *const *)&query->neighbourhood;
+        *count = 1;
+        return 0;
+    }
+    if (!is_set (query->place))
+        return 0;
+    const places_place_t *place = places ? places_find (places, query->place) : NULL;
+    if (!place) {
+        char quoted[QUOTED_TEXT_LEN];
+        fail (err, err_len, "unknown place %s%s", quoted_text (query->place, quoted, sizeof quoted),
+              places ? "" : " (the collector has no places file: collector/places_file)");
+        return STORE_ERR_NOTFOUND;
+    }
+    *codes = place->neighbourhoods;
+    *count = place->count;
+    return 0;
+}
+
+static int
+read_breakdown (store_t *store, const places_t *places, const Totalplace__Query *query,
+                answer_t *answer, char *err, size_t err_len)
+{
+    store_filter_t filter;
+    filter_of (query, &filter);
+    store_question_t question = {.filter = &filter, .by_count = query->n_breakdowns};
+    for (size_t i = 0; i < query->n_breakdowns; i++)
+        question.by[i] = breakdown_of (query->breakdowns[i]);
+    int rc = where_of (places, query, &question.neighbourhoods, &question.neighbourhood_count, err,
+                       err_len);
+    /* One neighbourhood asked by its code must have records, as QUERY_TOTALS says. */
+    question.strict = is_set (query->neighbourhood);
+    keys_arg_t arg = {answer, query->n_breakdowns};
+    return rc ? rc : store_totals_of (store, &question, add_breakdown_row, &arg, err, err_len);
+}
+
+static int
+read_pooling (store_t *store, const places_t *places, const Totalplace__Query *query,
+              answer_t *answer, char *err, size_t err_len)
+{
+    const char *const *codes;
+    size_t count;
+    int rc = where_of (places, query, &codes, &count, err, err_len);
+    const char *where = is_set (query->place) ? query->place : query->neighbourhood;
+    return rc ? rc
+              : place_totals_pooling (store, where, codes, count, is_set (query->neighbourhood),
+                                      add_pooling_row, answer, err, err_len);
 }
 
 static int
@@ -407,7 +599,8 @@ read_stats (store_t *store, ingest_t *ingest, const query_counters_t *counters, 
 /* Reads the answer to a valid query into answer->reply. Returns 0 or a store error code. */
 static int
 read_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters,
-             const Totalplace__Query *query, answer_t *answer, char *err, size_t err_len)
+             const places_t *places, const Totalplace__Query *query, answer_t *answer, char *err,
+             size_t err_len)
 {
     int rc = STORE_ERR;
     switch (query->what) {
@@ -424,6 +617,21 @@ read_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters,
         break;
     case TOTALPLACE__QUERY_WHAT__QUERY_STATS:
         rc = read_stats (store, ingest, counters, answer, err, err_len);
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN:
+        rc = read_breakdown (store, places, query, answer, err, err_len);
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_POOLING:
+        rc = read_pooling (store, places, query, answer, err, err_len);
+        break;
+    case TOTALPLACE__QUERY_WHAT__QUERY_PLACES:
+        if (!places) {
+            fail (err, err_len,
+                  "the collector has no places file (collector/places_file, --places)");
+            rc = STORE_ERR_NOTFOUND;
+        }
+        else
+            rc = place_totals_rank (store, places, add_place, answer, err, err_len);
         break;
     default:
         snprintf (err, err_len, "no such question");
@@ -453,6 +661,15 @@ int
 query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters, const void *frame,
               size_t size, uint8_t **reply, size_t *reply_size, Totalplace__QueryStatus *status)
 {
+    return query_answer_places (store, ingest, counters, NULL, frame, size, reply, reply_size,
+                                status);
+}
+
+int
+query_answer_places (store_t *store, ingest_t *ingest, const query_counters_t *counters,
+                     const places_t *places, const void *frame, size_t size, uint8_t **reply,
+                     size_t *reply_size, Totalplace__QueryStatus *status)
+{
     char reason[STORE_ERR_LEN];
     Totalplace__Query *query = NULL;
     if (size > QUERY_MAX_MESSAGE_BYTES)
@@ -477,7 +694,7 @@ query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters
     answer.reply = (Totalplace__QueryReply)TOTALPLACE__QUERY_REPLY__INIT;
     answer.reply.query_id = query->query_id;
     char err[STORE_ERR_LEN] = "";
-    int rc = read_answer (store, ingest, counters, query, &answer, err, sizeof err);
+    int rc = read_answer (store, ingest, counters, places, query, &answer, err, sizeof err);
     int encoded = -1;
     if (rc == 0) {
         answer.reply.status = TOTALPLACE__QUERY_STATUS__QUERY_OK;
@@ -516,6 +733,7 @@ typedef struct {
     query_counters_t counters; /* published to shared after each question */
     log_limit_t bad_log, refused_log, limit_log;
     server_peers_t peers; /* connections, fed by the monitor */
+    places_t *places;     /* the collector's places file, NULL when none */
 } server_t;
 
 static const char *
@@ -668,9 +886,9 @@ s_answer_one (server_t *self)
         }
         else if (frames == 1 || delimiter) {
             int64_t started = zclock_usecs ();
-            answered = query_answer (self->shared->store, self->shared->ingest, &self->counters,
-                                     zmq_msg_data (request), zmq_msg_size (request), &reply,
-                                     &reply_size, &status);
+            answered = query_answer_places (self->shared->store, self->shared->ingest,
+                                            &self->counters, self->places, zmq_msg_data (request),
+                                            zmq_msg_size (request), &reply, &reply_size, &status);
             metrics_histogram_observe (&self->counters.answer_seconds,
                                        (double)(zclock_usecs () - started) / 1e6);
         }
@@ -729,6 +947,17 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
     int rc = 0;
     if (command && streq (command, "$TERM"))
         rc = -1;
+    else if (command && streq (command, "PLACES")) {
+        /* Between questions: no answer is reading the old places while they are freed. */
+        places_t *places = NULL;
+        zframe_t *frame = zmsg_pop (request);
+        if (frame && zframe_size (frame) == sizeof places)
+            memcpy (&places, zframe_data (frame), sizeof places);
+        zframe_destroy (&frame);
+        places_destroy (&self->places);
+        self->places = places;
+        zsock_send (reader, "is", 0, "");
+    }
     else if (command && streq (command, "AUTH")) {
         auth_t *auth = NULL;
         char message[256] = "";
@@ -806,6 +1035,7 @@ s_server_destroy (server_t **self_p)
         zsock_destroy (&self->monitor);
     }
     zsock_destroy (&self->router);
+    places_destroy (&self->places);
     free (self);
     *self_p = NULL;
 }
@@ -949,4 +1179,18 @@ query_counters (query_t *self, query_counters_t *counters)
     pthread_mutex_lock (&self->lock);
     *counters = self->counters;
     pthread_mutex_unlock (&self->lock);
+}
+
+int
+query_set_places (query_t *self, places_t **places, char *err, size_t err_len)
+{
+    if (zsock_send (self->actor, "sp", "PLACES", (void *)*places))
+        return fail (err, err_len, "cannot hand the places to the query thread");
+    *places = NULL; /* the thread owns them from now on */
+    int rc = -1;
+    char *message = NULL;
+    if (zsock_recv (self->actor, "is", &rc, &message))
+        return fail (err, err_len, "no answer from the query thread about the places");
+    zstr_free (&message);
+    return 0;
 }

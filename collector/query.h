@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "ingest.h"
 #include "metrics_text.h"
+#include "places.h"
 #include "spending.pb-c.h"
 #include "store.h"
 
@@ -82,6 +83,18 @@ int query_validate (const Totalplace__Query *query, char *reason, size_t reason_
 int query_answer (store_t *store, ingest_t *ingest, const query_counters_t *counters,
                   const void *frame, size_t size, uint8_t **reply, size_t *reply_size,
                   Totalplace__QueryStatus *status);
+
+/* query_answer with the collector's places (NULL: none loaded), for QUERY_BREAKDOWN and
+ * QUERY_POOLING with a place and QUERY_PLACES; a place it does not hold is QUERY_NOT_FOUND
+ * "unknown place NAME". */
+int query_answer_places (store_t *store, ingest_t *ingest, const query_counters_t *counters,
+                         const places_t *places, const void *frame, size_t size, uint8_t **reply,
+                         size_t *reply_size, Totalplace__QueryStatus *status);
+
+/* Hands the server the places to answer with from its next question on (NULL: none), taking
+ * *places (set to NULL); the ones it held are freed. For the collector's start and SIGHUP
+ * reload. Returns 0, or -1 with a message (then *places is left to the caller). */
+int query_set_places (query_t *self, places_t **places, char *err, size_t err_len);
 
 /* Name of a reply status, e.g. "NOT_FOUND". */
 const char *query_status_name (Totalplace__QueryStatus status);

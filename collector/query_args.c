@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "period.h"
+#include "places.h"
 #include "settings.h"
 #include "wire.h"
 
@@ -37,10 +38,13 @@ enum {
     OPT_KEEP = 1u << 20,
     OPT_OUT = 1u << 21,
     OPT_META = 1u << 22,
+    OPT_PLACE = 1u << 23,
+    OPT_PLACES = 1u << 24,
 };
 /* What only a question to a running collector takes. */
-#define OPT_REMOTE  (OPT_TIMEOUT | OPT_CERT | OPT_COLLECTOR_CERT | OPT_ALLOW_PLAIN)
-#define OPT_GLOBAL  (OPT_DB | OPT_COLLECTOR | OPT_REMOTE | OPT_FORMAT | OPT_HELP | OPT_VERSION)
+#define OPT_REMOTE (OPT_TIMEOUT | OPT_CERT | OPT_COLLECTOR_CERT | OPT_ALLOW_PLAIN)
+#define OPT_GLOBAL                                                                                 \
+    (OPT_DB | OPT_COLLECTOR | OPT_REMOTE | OPT_FORMAT | OPT_HELP | OPT_VERSION | OPT_PLACES)
 #define OPT_FILTERS (OPT_FISCAL_YEAR | OPT_MONTH | OPT_BODY | OPT_SERVICE | OPT_POOLABLE)
 
 static const struct option LONG_OPTIONS[] = {
@@ -67,6 +71,8 @@ static const struct option LONG_OPTIONS[] = {
     {"body", required_argument, NULL, OPT_BODY},
     {"service", required_argument, NULL, OPT_SERVICE},
     {"poolable", required_argument, NULL, OPT_POOLABLE},
+    {"place", required_argument, NULL, OPT_PLACE},
+    {"places", required_argument, NULL, OPT_PLACES},
     {NULL, 0, NULL, 0},
 };
 
@@ -83,23 +89,35 @@ static const command_info_t COMMANDS[] = {
     {QUERY_NEIGHBOURHOODS, "neighbourhoods", 0, 0, "neighbourhoods",
      "Every neighbourhood ranked by its total, largest first.\n"
      "Columns: rank, neighbourhood, total, records.\n"},
-    {QUERY_TOTALS, "totals", OPT_NEIGHBOURHOOD | OPT_BY | OPT_FILTERS, 0,
-     "totals [--neighbourhood CODE] [--by BREAKDOWN] [--fiscal-year YYYY-YY]\n"
-     "         [--month YYYY-MM] [--body ID] [--service NAME] [--poolable yes|no]",
-     "The total of one neighbourhood (or of all), one row, or broken down with --by.\n"
+    {QUERY_TOTALS, "totals", OPT_NEIGHBOURHOOD | OPT_PLACE | OPT_BY | OPT_FILTERS, 0,
+     "totals [--neighbourhood CODE | --place NAME] [--by BREAKDOWN[,BREAKDOWN...]]\n"
+     "         [--fiscal-year YYYY-YY] [--month YYYY-MM] [--body ID] [--service NAME]\n"
+     "         [--poolable yes|no]",
+     "The total of one neighbourhood, of a place or of all, one row, or broken down with --by.\n"
      "  --neighbourhood CODE  one neighbourhood, e.g. E01000001 (default: all)\n"
-     "  --by BREAKDOWN        body, service, fiscal-year, month, poolable or neighbourhood\n"
+     "  --place NAME          a place: the sum of its neighbourhoods (--places FILE with --db)\n"
+     "  --by LIST             one to three of body, service, fiscal-year, month, poolable,\n"
+     "                        neighbourhood, comma-separated: a row per combination\n"
      "  --fiscal-year YYYY-YY only this UK fiscal year, e.g. 2013-14 (April 2013 to March 2014)\n"
      "  --month YYYY-MM       only this month, e.g. 2013-04\n"
      "  --body ID             only this public body, e.g. GB-LAE-BNS\n"
      "  --service NAME        only this service area, spelled exactly as stored\n"
      "  --poolable yes|no     only budgets the body does (yes) or does not (no) consider poolable\n"
-     "Columns: the breakdown's key (none without --by), total, records.\n"},
-    {QUERY_POOLING, "pooling", OPT_NEIGHBOURHOOD, 0, "pooling [--neighbourhood CODE]",
-     "Per neighbourhood and body, how much of the total is poolable.\n"
+     "Columns: one per breakdown (none without --by), total, records.\n"},
+    {QUERY_POOLING, "pooling", OPT_NEIGHBOURHOOD | OPT_PLACE, 0,
+     "pooling [--neighbourhood CODE | --place NAME]",
+     "Per neighbourhood (or place) and body, how much of the total is poolable.\n"
      "  --neighbourhood CODE  one neighbourhood (default: all, in ranked order)\n"
-     "Columns: neighbourhood, body, total, poolable, share (poolable / total, n/a when the total\n"
-     "is zero or negative), records.\n"},
+     "  --place NAME          a place: its neighbourhoods summed (--places FILE with --db)\n"
+     "Columns: neighbourhood (or place), body, total, poolable, share (poolable / total, n/a\n"
+     "when the total is zero or negative), records.\n"},
+    {QUERY_PLACES, "places", 0, 0, "places",
+     "Every place of the places file (--places FILE with --db; the collector's own with\n"
+     "--collector) ranked by total, largest first.\n"
+     "Columns: rank, place, neighbourhoods, no records (members the store has no records\n"
+     "of), residents (the sum of the members' known populations), unpopulated (members with no\n"
+     "population), total, per resident (pence, rounded half away from zero; n/a without\n"
+     "residents), poolable, poolable share (per mille of the total), records.\n"},
     {QUERY_RECORD, "record", 0, 2, "record BODY_ID RECORD_ID",
      "One stored record with every field, its revision and whether it was withdrawn.\n"
      "Put -- before a RECORD_ID that starts with '-'.\n"},
@@ -152,15 +170,17 @@ static const command_info_t COMMANDS[] = {
      "  --meta FILE         also write FILE: a JSON object with the store id, the commit the\n"
      "                      export read, the rows and their total\n"
      "Exit status 65, and no --out file, when a value fails its checksum (the key is named).\n"},
-    {QUERY_REPORT, "report", OPT_NEIGHBOURHOOD | OPT_FISCAL_YEAR | OPT_OUT, 0,
-     "report --neighbourhood CODE [--fiscal-year YYYY-YY] [--out FILE]",
-     "Writes one self-contained HTML page about a neighbourhood (no script, nothing fetched,\n"
-     "printable on A4): the headline, spending by body (poolable or not), which budgets could\n"
-     "be pooled (body by service), spending by month and the member neighbourhoods, each chart\n"
-     "with its table. Prints the file's path. docs/report.md shows one.\n"
+    {QUERY_REPORT, "report", OPT_NEIGHBOURHOOD | OPT_PLACE | OPT_FISCAL_YEAR | OPT_OUT, 0,
+     "report --neighbourhood CODE | --place NAME [--fiscal-year YYYY-YY] [--out FILE]",
+     "Writes one self-contained HTML page about a neighbourhood or a place (no script, nothing\n"
+     "fetched, printable on A4): the headline (with pence per resident for a place whose\n"
+     "neighbourhoods all have a population), spending by body (poolable or not), which budgets\n"
+     "could be pooled (body by service), spending by month and the member neighbourhoods, each\n"
+     "chart with its table. Prints the file's path. docs/report.md shows one.\n"
      "  --neighbourhood CODE   the neighbourhood, e.g. E01000001\n"
+     "  --place NAME           a place: its neighbourhoods added up (--places FILE with --db)\n"
      "  --fiscal-year YYYY-YY  only this UK fiscal year (default: every month stored)\n"
-     "  --out FILE             the page to write (default totalplace-report-CODE.html)\n"},
+     "  --out FILE             the page to write (default totalplace-report-NAME.html)\n"},
     {QUERY_HELP, "help", 0, 1, "help [COMMAND]", "This help, or one command's.\n"},
 };
 #define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -255,6 +275,37 @@ check_text (const char *what, const char *value, size_t max_len, char *err, size
     for (const unsigned char *p = (const unsigned char *)value; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return fail (err, err_len, "%s must not hold control characters", what);
+    return 0;
+}
+
+/* --by LIST: one to STORE_MAX_BREAKDOWNS names, comma-separated, each once. */
+static int
+parse_by (query_args_t *args, const char *value, char *err, size_t err_len)
+{
+    const char *word = value;
+    while (true) {
+        size_t len = strcspn (word, ",");
+        size_t i = 0;
+        while (i < sizeof BREAKDOWNS / sizeof BREAKDOWNS[0] &&
+               (strlen (BREAKDOWNS[i].name) != len || strncmp (word, BREAKDOWNS[i].name, len) != 0))
+            i++;
+        if (i == sizeof BREAKDOWNS / sizeof BREAKDOWNS[0])
+            return fail (err, err_len,
+                         "--by %.64s: use one to %d of body, service, fiscal-year, month, "
+                         "poolable, neighbourhood, comma-separated",
+                         value, STORE_MAX_BREAKDOWNS);
+        for (size_t j = 0; j < args->by_count; j++)
+            if (args->by_list[j] == BREAKDOWNS[i].by)
+                return fail (err, err_len, "--by %.64s names %s twice", value, BREAKDOWNS[i].name);
+        if (args->by_count == STORE_MAX_BREAKDOWNS)
+            return fail (err, err_len, "--by %.64s: at most %d breakdowns", value,
+                         STORE_MAX_BREAKDOWNS);
+        args->by_list[args->by_count++] = BREAKDOWNS[i].by;
+        if (!word[len])
+            break;
+        word += len + 1;
+    }
+    args->by = args->by_list[0];
     return 0;
 }
 
@@ -353,19 +404,19 @@ apply_option (query_args_t *args, unsigned bit, const char *value, char *err, si
     case OPT_VERSION:
         args->version = true;
         return 0;
+    case OPT_PLACE:
+        args->place = value;
+        return check_text ("--place", value, PLACES_MAX_NAME, err, err_len);
+    case OPT_PLACES:
+        if (!*value)
+            return fail (err, err_len, "--places needs a file");
+        args->places_file = value;
+        return 0;
     case OPT_NEIGHBOURHOOD:
         args->neighbourhood = value;
         return check_code ("--neighbourhood", value, WIRE_MAX_NEIGHBOURHOOD, err, err_len);
     case OPT_BY:
-        for (size_t i = 0; i < sizeof BREAKDOWNS / sizeof BREAKDOWNS[0]; i++)
-            if (strcmp (value, BREAKDOWNS[i].name) == 0) {
-                args->by = BREAKDOWNS[i].by;
-                return 0;
-            }
-        return fail (err, err_len,
-                     "--by %.64s: use body, service, fiscal-year, month, poolable or "
-                     "neighbourhood",
-                     value);
+        return parse_by (args, value, err, err_len);
     case OPT_FISCAL_YEAR:
         if (period_fiscal_year_parse (value, &year))
             return fail (err, err_len,
@@ -530,6 +581,15 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
                          info->name);
     if (args->db && args->collector)
         return fail (err, err_len, "give either --db or --collector, not both");
+    if (args->place && args->neighbourhood)
+        return fail (err, err_len, "give either --neighbourhood or --place, not both");
+    if (args->places_file && args->collector)
+        return fail (err, err_len,
+                     "option --places applies only with --db: a collector answers with its own "
+                     "places file (collector/places_file)");
+    if (args->db && !args->places_file && (args->place || info->command == QUERY_PLACES))
+        return fail (err, err_len, "%s with --db needs --places FILE, the places file",
+                     args->place ? "--place" : "places");
     for (unsigned bit = OPT_TIMEOUT; bit <= OPT_ALLOW_PLAIN; bit <<= 1)
         if ((given & bit & OPT_REMOTE) && !args->collector)
             return fail (err, err_len, "option --%s applies only with --collector",
@@ -543,8 +603,8 @@ query_args_parse (query_args_t *args, int argc, char **argv, char *err, size_t e
     }
     else if (args->format_name && report_format_parse (args->format_name, &args->format))
         return fail (err, err_len, "--format %.64s: use table, csv or json", args->format_name);
-    if (info->command == QUERY_REPORT && !args->neighbourhood)
-        return fail (err, err_len, "report needs --neighbourhood CODE");
+    if (info->command == QUERY_REPORT && !args->neighbourhood && !args->place)
+        return fail (err, err_len, "report needs --neighbourhood CODE or --place NAME");
     if (info->command == QUERY_VERIFY || info->command == QUERY_BACKUP ||
         info->command == QUERY_EXPORT) {
         if (args->collector)
@@ -584,6 +644,8 @@ static const char GLOBAL_HELP[] =
     "                         (NAME.cert); default $TOTALPLACE_COLLECTOR_CERT\n"
     "  --allow-plain          with --collector: no CURVE, to an ipc:// or loopback collector\n"
     "                         that runs with collector/allow_plain = 1\n"
+    "  --places FILE          with --db: the places file (place,neighbourhood[,population])\n"
+    "                         for --place and places\n"
     "  --format FORMAT        table (default, for people), csv (for spreadsheets) or json\n"
     "  -h, --help             this help; COMMAND --help for one command's\n"
     "  -V, --version          the version\n";

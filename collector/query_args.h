@@ -33,6 +33,7 @@ typedef enum {
     QUERY_KEYGEN,
     QUERY_EXPORT, /* cli_export.h */
     QUERY_REPORT, /* cli_report.h */
+    QUERY_PLACES,
 } query_command_t;
 
 /* What export writes, and how. */
@@ -58,7 +59,11 @@ typedef struct {
     report_format_t format;     /* --format, REPORT_TABLE by default */
     const char *format_name;    /* --format as given (export takes csv or jsonl) */
     const char *neighbourhood;  /* --neighbourhood CODE, NULL for all */
-    store_breakdown_t by;       /* --by, STORE_BY_NONE by default */
+    const char *place;          /* --place NAME, NULL for none */
+    const char *places_file;    /* --places FILE (--db only) */
+    store_breakdown_t by;       /* --by's first breakdown, STORE_BY_NONE by default */
+    store_breakdown_t by_list[STORE_MAX_BREAKDOWNS]; /* --by's breakdowns, in order */
+    size_t by_count;                                 /* 0 without --by */
     store_filter_t filter;      /* --body --service --fiscal-year --month --poolable; -1 = either */
     const char *body_id;        /* record: BODY_ID */
     const char *record_id;      /* record: RECORD_ID */

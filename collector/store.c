@@ -2475,6 +2475,83 @@ cell_matches (const store_codec_cell_t *cell, const cell_filter_t *filter)
            (filter->poolable < 0 || (filter->poolable != 0) == cell->poolable);
 }
 
+/* Cells summed by their breakdowns' values as ids (body, service and neighbourhood ids, the month,
+ * the fiscal year's number, poolable), before any text is looked up: a cell then costs a hash
+ * probe, and each group is named once, from the key of a cell of it, when the rows are made. */
+typedef struct {
+    uint32_t values[STORE_MAX_BREAKDOWNS];
+    unsigned char key[STORE_CODEC_CELL_KEY_LEN]; /* a cell of the group, to name it by */
+    store_amount_t amount;
+    bool used;
+} group_t;
+
+typedef struct {
+    group_t *slots;
+    size_t count, capacity; /* capacity: 0 or a power of two */
+} group_table_t;
+
+static void
+group_table_clear (group_table_t *table)
+{
+    free (table->slots);
+    *table = (group_table_t){0};
+}
+
+static uint64_t
+group_hash (const uint32_t *values)
+{
+    uint64_t h = UINT64_C (0x9e3779b97f4a7c15);
+    for (size_t i = 0; i < STORE_MAX_BREAKDOWNS; i++) {
+        h ^= values[i];
+        h *= UINT64_C (0xff51afd7ed558ccd);
+        h ^= h >> 33;
+    }
+    return h;
+}
+
+/* The slot of values: its group, or the free slot where it goes. */
+static group_t *
+group_slot (group_t *slots, size_t capacity, const uint32_t *values)
+{
+    size_t i = (size_t)group_hash (values) & (capacity - 1);
+    while (slots[i].used && memcmp (slots[i].values, values, sizeof slots[i].values) != 0)
+        i = (i + 1) & (capacity - 1);
+    return &slots[i];
+}
+
+/* Adds amount to the group of values (new: named later by key). The amounts are the cells' own,
+ * each within a total the store holds, but their sum may still overflow: that is an error. */
+static int
+group_add (group_table_t *table, const uint32_t *values, const MDB_val *key, store_amount_t amount,
+           char *err, size_t err_len)
+{
+    if ((table->count + 1) * 2 > table->capacity) {
+        size_t capacity = table->capacity ? table->capacity * 2 : 64;
+        group_t *slots = calloc (capacity, sizeof *slots);
+        if (!slots)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        for (size_t i = 0; i < table->capacity; i++)
+            if (table->slots[i].used)
+                *group_slot (slots, capacity, table->slots[i].values) = table->slots[i];
+        free (table->slots);
+        table->slots = slots;
+        table->capacity = capacity;
+    }
+    group_t *group = group_slot (table->slots, table->capacity, values);
+    if (!group->used) {
+        *group = (group_t){.used = true, .amount = amount};
+        memcpy (group->values, values, sizeof group->values);
+        memcpy (group->key, key->mv_data, sizeof group->key);
+        table->count++;
+        return 0;
+    }
+    if (__builtin_add_overflow (group->amount.amount_pence, amount.amount_pence,
+                                &group->amount.amount_pence) ||
+        __builtin_add_overflow (group->amount.records, amount.records, &group->amount.records))
+        return fail (err, err_len, STORE_ERR, "a total of this question overflows int64 pence");
+    return 0;
+}
+
 /* One read of cells: its transaction, the names met so far, the rows, what to keep. */
 typedef struct {
     store_t *store;
@@ -2483,7 +2560,9 @@ typedef struct {
     store_dict_names_t names;
     row_set_t set;
     cell_filter_t filter;
-    store_breakdown_t by;
+    store_breakdown_t by[STORE_MAX_BREAKDOWNS];
+    size_t by_count;
+    group_table_t groups; /* cells summed by the ids of their breakdowns, named at the end */
 } cell_read_t;
 
 /* The text of an id a cell's key holds; damage of the cell when the dictionary has none. */
@@ -2503,11 +2582,12 @@ cell_name (cell_read_t *read, const MDB_val *key, unsigned kind, uint32_t id, co
 }
 
 static int
-breakdown_key (cell_read_t *read, const MDB_val *key, const store_codec_cell_t *cell,
-               char scratch[PERIOD_LEN], const char **text, char *err, size_t err_len)
+breakdown_key (cell_read_t *read, store_breakdown_t by, const MDB_val *key,
+               const store_codec_cell_t *cell, char scratch[PERIOD_LEN], const char **text,
+               char *err, size_t err_len)
 {
     char period[PERIOD_LEN];
-    switch (read->by) {
+    switch (by) {
     case STORE_BY_BODY:
         return cell_name (read, key, STORE_TEXT_BODY, cell->body, text, err, err_len);
     case STORE_BY_SERVICE:
@@ -2541,7 +2621,59 @@ emit_rows (const row_set_t *set, store_row_fn *row, void *arg)
     return 0;
 }
 
-/* Adds one cell to the rows when it passes the filter. */
+/* The keys of a row of several breakdowns are joined by KEY_SEPARATOR, a control character no
+ * stored text holds (wire_check_text), so the joined keys sort as their lists do. */
+#define KEY_SEPARATOR '\x1f'
+
+static int
+emit_key_rows (const row_set_t *set, size_t by_count, store_keys_fn *row, void *arg, char *err,
+               size_t err_len)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        char *joined = set->rows[i].key;
+        const char *keys[STORE_MAX_BREAKDOWNS] = {""};
+        size_t n = 0;
+        /* The row's key is split in place: it is freed with the set, never read again. */
+        for (char *part = joined; by_count && n < by_count; n++) {
+            keys[n] = part;
+            char *end = strchr (part, KEY_SEPARATOR);
+            if (!end)
+                break;
+            *end = '\0';
+            part = end + 1;
+        }
+        if (by_count && n + 1 != by_count)
+            return fail (err, err_len, STORE_ERR, "a breakdown's key holds a separator");
+        if (row (arg, keys, set->rows[i].amount))
+            break;
+    }
+    return 0;
+}
+
+/* The value a cell groups by for one breakdown: cells of one value have the same text. */
+static uint32_t
+breakdown_value (store_breakdown_t by, const store_codec_cell_t *cell)
+{
+    switch (by) {
+    case STORE_BY_BODY:
+        return cell->body;
+    case STORE_BY_SERVICE:
+        return cell->service;
+    case STORE_BY_NEIGHBOURHOOD:
+        return cell->neighbourhood;
+    case STORE_BY_MONTH:
+        return cell->month;
+    case STORE_BY_FISCAL_YEAR:
+        return (cell->month + 9) / 12; /* months count from January: April starts a year */
+    case STORE_BY_POOLABLE:
+        return cell->poolable ? 1 : 0;
+    case STORE_BY_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Adds one cell to its group when it passes the filter. */
 static int
 add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err, size_t err_len)
 {
@@ -2562,10 +2694,72 @@ add_cell (cell_read_t *read, const MDB_val *key, const MDB_val *value, char *err
                         err_len, "has a key that is not a cell's");
     if (!cell_matches (&cell, &read->filter))
         return 0;
-    char scratch[PERIOD_LEN];
-    const char *text;
-    rc = breakdown_key (read, key, &cell, scratch, &text, err, err_len);
-    return rc ? rc : row_set_add (&read->set, text, amount, err, err_len);
+    if (key->mv_size != STORE_CODEC_CELL_KEY_LEN)
+        return damaged (read->store, read->txn, STORE_DB_CELLS, key->mv_data, key->mv_size, err,
+                        err_len, "has a key that is not a cell's");
+    uint32_t values[STORE_MAX_BREAKDOWNS] = {0};
+    for (size_t b = 0; b < read->by_count; b++)
+        values[b] = breakdown_value (read->by[b], &cell);
+    return group_add (&read->groups, values, key, amount, err, err_len);
+}
+
+static int
+compare_rows (const void *a, const void *b)
+{
+    return strcmp (((const row_t *)a)->key, ((const row_t *)b)->key);
+}
+
+/* Names every group (its keys as text, joined) into the rows, then sorts them by text once. */
+static int
+name_groups (cell_read_t *read, char *err, size_t err_len)
+{
+    row_set_t *set = &read->set;
+    if (read->groups.count) {
+        set->rows = malloc (read->groups.count * sizeof *set->rows);
+        if (!set->rows)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        set->capacity = read->groups.count;
+    }
+    for (size_t i = 0; i < read->groups.capacity; i++) {
+        const group_t *group = &read->groups.slots[i];
+        if (!group->used)
+            continue;
+        MDB_val key = {sizeof group->key, (void *)group->key};
+        store_codec_cell_t cell;
+        if (store_codec_cell_key_split (key.mv_data, key.mv_size, &cell))
+            return damaged (read->store, read->txn, STORE_DB_CELLS, key.mv_data, key.mv_size, err,
+                            err_len, "has a key that is not a cell's");
+        /* Room for every key: texts up to a service's 128 bytes, periods shorter. */
+        char joined[STORE_MAX_BREAKDOWNS * (WIRE_MAX_SERVICE + WIRE_MAX_BODY_ID + 2)];
+        size_t used = 0;
+        joined[0] = '\0';
+        for (size_t b = 0; b < read->by_count; b++) {
+            char scratch[PERIOD_LEN];
+            const char *text;
+            int rc = breakdown_key (read, read->by[b], &key, &cell, scratch, &text, err, err_len);
+            if (rc)
+                return rc;
+            size_t len = strlen (text);
+            if (used + len + 2 > sizeof joined)
+                return fail (err, err_len, STORE_ERR, "a breakdown's key is too long");
+            if (b)
+                joined[used++] = KEY_SEPARATOR;
+            memcpy (joined + used, text, len + 1);
+            used += len;
+        }
+        char *copy = strdup (joined);
+        if (!copy)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        set->rows[set->count++] = (row_t){copy, group->amount};
+    }
+    if (set->count)
+        qsort (set->rows, set->count, sizeof *set->rows, compare_rows);
+    /* Groups of other ids have other texts (one text, one id), so no two rows share a key. */
+    for (size_t i = 1; i < set->count; i++)
+        if (strcmp (set->rows[i - 1].key, set->rows[i].key) == 0)
+            return fail (err, err_len, STORE_ERR, "two groups of this question are both named %s",
+                         set->rows[i].key);
+    return 0;
 }
 
 /* The month of the cell key at key; damage when it is too short to hold one. */
@@ -2580,43 +2774,63 @@ key_month (cell_read_t *read, const MDB_val *key, uint32_t *month, char *err, si
     return 0;
 }
 
-/* One neighbourhood's cells: cells are month-first, so they lie in one run per month. Seeks to
- * (month, neighbourhood) from the filter's first month on: the key found is either the start of the
- * run, or tells the next month present, where the seek is made again. About one seek per month. */
+/* The cells of some neighbourhoods (ids ascending): cells are month-first, so each neighbourhood's
+ * lie in one run per month. Month by month, seeks to (month, neighbourhood) for each neighbourhood
+ * that may have cells in it: the key found is either the start of the run, or tells the next month
+ * that neighbourhood may have cells in. About one seek per month per neighbourhood, made in key
+ * order within a month, so that one month's seeks share the branch pages above its cells. */
 static int
-add_neighbourhood_cells (cell_read_t *read, MDB_cursor *cursor, uint32_t neighbourhood, char *err,
-                         size_t err_len)
+add_neighbourhood_cells (cell_read_t *read, MDB_cursor *cursor, const uint32_t *ids, size_t count,
+                         char *err, size_t err_len)
 {
+    const uint32_t none = UINT32_MAX; /* no cell at or after: done */
+    uint32_t *next = malloc ((count ? count : 1) * sizeof *next);
+    if (!next)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        next[i] = read->filter.first_month;
     unsigned char seek[STORE_CODEC_CELL_KEY_LEN] = {0};
-    store_codec_cell_t first = {.neighbourhood = neighbourhood};
     MDB_val key, value;
     int rc = 0;
-    for (uint32_t month = read->filter.first_month; month <= read->filter.last_month;) {
-        first.month = month;
-        store_codec_cell_key (&first, seek);
-        key = (MDB_val){STORE_CODEC_CELL_PREFIX, seek};
-        rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
-        uint32_t found = month;
-        while (rc == 0) {
-            int bad = key_month (read, &key, &found, err, err_len);
-            if (bad)
-                return bad;
-            if (found != month || memcmp (key.mv_data, seek, STORE_CODEC_CELL_PREFIX) != 0)
-                break; /* past the run, or no cell of this month at or past the neighbourhood */
-            int added = add_cell (read, &key, &value, err, err_len);
-            if (added)
-                return added;
-            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    for (uint32_t month = read->filter.first_month; rc == 0 && month <= read->filter.last_month;) {
+        uint32_t following = none;
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            if (next[i] != month) {
+                following = next[i] < following ? next[i] : following;
+                continue;
+            }
+            store_codec_cell_t first = {.month = month, .neighbourhood = ids[i]};
+            store_codec_cell_key (&first, seek);
+            key = (MDB_val){STORE_CODEC_CELL_PREFIX, seek};
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE);
+            uint32_t found = month;
+            while (rc == 0) {
+                rc = key_month (read, &key, &found, err, err_len);
+                if (rc)
+                    goto out;
+                if (found != month || memcmp (key.mv_data, seek, STORE_CODEC_CELL_PREFIX) != 0)
+                    break; /* past the run, or no cell of this month at or past the neighbourhood */
+                rc = add_cell (read, &key, &value, err, err_len);
+                if (rc)
+                    goto out;
+                rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+            }
+            if (rc == MDB_NOTFOUND) {
+                next[i] = none; /* the last key is behind it */
+                rc = 0;
+            }
+            else if (rc == 0)
+                next[i] = found > month ? found : month + 1;
+            following = next[i] < following ? next[i] : following;
         }
-        if (rc)
-            break;
-        /* The next month present, at the least the one after this. */
-        month = found > month ? found : month + 1;
+        month = following;
     }
-    if (rc == 0 || rc == MDB_NOTFOUND)
-        return 0;
-    return read_failed (read->store, read->txn, rc, STORE_DB_CELLS, seek, STORE_CODEC_CELL_PREFIX,
-                        err, err_len);
+    if (rc)
+        rc = read_failed (read->store, read->txn, rc, STORE_DB_CELLS, seek, STORE_CODEC_CELL_PREFIX,
+                          err, err_len);
+out:
+    free (next);
+    return rc;
 }
 
 /* Every cell of the filter's months. */
@@ -2645,43 +2859,90 @@ add_all_cells (cell_read_t *read, MDB_cursor *cursor, char *err, size_t err_len)
                         err_len);
 }
 
-int
-store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
-              const store_filter_t *filter, store_row_fn *row, void *arg, char *err, size_t err_len)
+static int
+compare_ids (const void *a, const void *b)
 {
-    if (neighbourhood && strlen (neighbourhood) > MAX_KEY_BYTES / 2)
-        return fail (err, err_len, STORE_ERR_NOTFOUND, "no neighbourhood %.64s", neighbourhood);
-    cell_read_t read = {.store = self, .by = by};
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The ids of the neighbourhoods asked for that the store knows, sorted and once each. With strict
+ * (one neighbourhood asked by its code) an unknown one, or one with no total, is NOTFOUND. */
+static int
+resolve_neighbourhoods (cell_read_t *read, const store_question_t *question, bool strict,
+                        uint32_t **ids, size_t *count, char *err, size_t err_len)
+{
+    size_t asked = question->neighbourhood_count;
+    *count = 0;
+    *ids = malloc ((asked ? asked : 1) * sizeof **ids);
+    if (!*ids)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    for (size_t i = 0; i < asked; i++) {
+        const char *code = question->neighbourhoods[i];
+        store_dict_fault_t fault;
+        uint32_t id;
+        int rc = strlen (code) > MAX_KEY_BYTES / 2
+                     ? STORE_DICT_NOTFOUND
+                     : store_dict_find (&read->dict, STORE_TEXT_NEIGHBOURHOOD, code, strlen (code),
+                                        &id, &fault);
+        if (rc == STORE_DICT_OK && strict) {
+            store_amount_t total;
+            unsigned char key_bytes[STORE_CODEC_ID_LEN];
+            MDB_val key = {sizeof key_bytes, key_bytes};
+            store_codec_id (id, key_bytes);
+            rc = get_amount (read->store, read->txn, STORE_DB_NEIGHBOURHOODS, &key, &total, err,
+                             err_len);
+            if (rc == MDB_NOTFOUND)
+                rc = STORE_DICT_NOTFOUND;
+            else if (rc)
+                return rc;
+        }
+        if (rc == STORE_DICT_NOTFOUND) {
+            if (strict)
+                return fail (err, err_len, STORE_ERR_NOTFOUND,
+                             "neighbourhood %.64s has no records in this store", code);
+            continue; /* a member of a place with no records adds nothing */
+        }
+        if (rc)
+            return dict_failed (read->store, read->txn, &fault, err, err_len);
+        (*ids)[(*count)++] = id;
+    }
+    if (*count)
+        qsort (*ids, *count, sizeof **ids, compare_ids);
+    size_t kept = 0;
+    for (size_t i = 0; i < *count; i++)
+        if (kept == 0 || (*ids)[kept - 1] != (*ids)[i])
+            (*ids)[kept++] = (*ids)[i];
+    *count = kept;
+    return 0;
+}
+
+static int
+totals_read (store_t *self, const store_question_t *question, bool strict, store_keys_fn *row,
+             void *arg, char *err, size_t err_len)
+{
+    if (question->by_count > STORE_MAX_BREAKDOWNS)
+        return fail (err, err_len, STORE_ERR, "at most %d breakdowns in one question",
+                     STORE_MAX_BREAKDOWNS);
+    cell_read_t read = {.store = self, .by_count = question->by_count};
+    for (size_t b = 0; b < question->by_count; b++) {
+        read.by[b] = question->by[b];
+        if (read.by[b] == STORE_BY_NONE)
+            return fail (err, err_len, STORE_ERR, "breakdown %zu of the question is none", b + 1);
+    }
+    uint32_t *ids = NULL;
+    size_t id_count = 0;
     int rc = begin_read (self, &read.txn, err, err_len);
     if (rc)
         return rc;
     read.dict = dict_of (self, read.txn);
     MDB_cursor *cursor = NULL;
-    uint32_t neighbourhood_id = 0;
-    if (neighbourhood) {
-        store_dict_fault_t fault;
-        rc = store_dict_find (&read.dict, STORE_TEXT_NEIGHBOURHOOD, neighbourhood,
-                              strlen (neighbourhood), &neighbourhood_id, &fault);
-        store_amount_t total;
-        unsigned char key_bytes[STORE_CODEC_ID_LEN];
-        MDB_val key = {sizeof key_bytes, key_bytes};
-        if (rc == STORE_DICT_OK) {
-            store_codec_id (neighbourhood_id, key_bytes);
-            rc = get_amount (self, read.txn, STORE_DB_NEIGHBOURHOODS, &key, &total, err, err_len);
-        }
-        else if (rc == STORE_DICT_NOTFOUND)
-            rc = MDB_NOTFOUND;
-        else
-            rc = dict_failed (self, read.txn, &fault, err, err_len);
-        if (rc == MDB_NOTFOUND) {
-            rc = fail (err, err_len, STORE_ERR_NOTFOUND,
-                       "neighbourhood %s has no records in this store", neighbourhood);
-            goto out;
-        }
+    if (question->neighbourhoods) {
+        rc = resolve_neighbourhoods (&read, question, strict, &ids, &id_count, err, err_len);
         if (rc)
             goto out;
     }
-    rc = resolve_filter (self, read.txn, filter, &read.filter, err, err_len);
+    rc = resolve_filter (self, read.txn, question->filter, &read.filter, err, err_len);
     if (rc)
         goto out;
     rc = mdb_cursor_open (read.txn, self->cells, &cursor);
@@ -2691,24 +2952,61 @@ store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
     }
     if (read.filter.none)
         rc = 0;
-    else if (neighbourhood)
-        rc = add_neighbourhood_cells (&read, cursor, neighbourhood_id, err, err_len);
+    else if (question->neighbourhoods)
+        rc = add_neighbourhood_cells (&read, cursor, ids, id_count, err, err_len);
     else
         rc = add_all_cells (&read, cursor, err, err_len);
+    if (rc == 0)
+        rc = name_groups (&read, err, err_len);
     if (rc)
         goto out;
-    /* A breakdown with no matching cells still has a total: zero. */
-    if (by == STORE_BY_NONE && read.set.count == 0)
+    /* A total with no matching cells is still a total: zero. */
+    if (question->by_count == 0 && read.set.count == 0)
         rc = row_set_add (&read.set, "", (store_amount_t){0, 0}, err, err_len);
     if (rc == 0)
-        rc = emit_rows (&read.set, row, arg);
+        rc = emit_key_rows (&read.set, question->by_count, row, arg, err, err_len);
 out:
     if (cursor)
         mdb_cursor_close (cursor);
     end_read (self, read.txn);
+    free (ids);
+    group_table_clear (&read.groups);
     row_set_clear (&read.set);
     store_dict_names_clear (&read.names);
     return rc;
+}
+
+int
+store_totals_of (store_t *self, const store_question_t *question, store_keys_fn *row, void *arg,
+                 char *err, size_t err_len)
+{
+    return totals_read (self, question, question->strict, row, arg, err, err_len);
+}
+
+/* store_totals' rows: one key each. */
+typedef struct {
+    store_row_fn *row;
+    void *arg;
+} one_key_t;
+
+static int
+one_key_row (void *arg, const char *const *keys, store_amount_t amount)
+{
+    one_key_t *one = arg;
+    return one->row (one->arg, keys[0], amount);
+}
+
+int
+store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by,
+              const store_filter_t *filter, store_row_fn *row, void *arg, char *err, size_t err_len)
+{
+    store_question_t question = {.by = {by}, .by_count = by != STORE_BY_NONE, .filter = filter};
+    if (neighbourhood) {
+        question.neighbourhoods = &neighbourhood;
+        question.neighbourhood_count = 1;
+    }
+    one_key_t one = {row, arg};
+    return totals_read (self, &question, true, one_key_row, &one, err, err_len);
 }
 
 static int

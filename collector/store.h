@@ -197,6 +197,30 @@ int store_totals (store_t *self, const char *neighbourhood, store_breakdown_t by
                   const store_filter_t *filter, store_row_fn *row, void *arg, char *err,
                   size_t err_len);
 
+/* Several breakdowns in one question, and sums of several neighbourhoods (a place). */
+#define STORE_MAX_BREAKDOWNS 3
+typedef struct {
+    /* The neighbourhoods summed, by code: NULL for every neighbourhood. Codes the store does not
+     * know (no records) add nothing; a code given twice counts once. */
+    const char *const *neighbourhoods;
+    size_t neighbourhood_count;
+    store_breakdown_t by[STORE_MAX_BREAKDOWNS]; /* the first by_count, none of them STORE_BY_NONE */
+    size_t by_count;                            /* 0 to STORE_MAX_BREAKDOWNS */
+    const store_filter_t *filter;               /* NULL for none */
+    bool strict; /* a neighbourhood asked for has no records: STORE_ERR_NOTFOUND, not a zero */
+} store_question_t;
+
+/* Called once per row with by_count keys (one key "" when by_count is 0), rows in ascending order
+ * of their keys compared in turn. Return non-zero to stop early. */
+typedef int (store_keys_fn) (void *arg, const char *const *keys, store_amount_t amount);
+
+/* Totals of the question's neighbourhoods (the sum of them, exact in pence: an overflow of int64
+ * is an error, never a wrong total) matching its filter, broken down by each combination of its
+ * breakdowns that has records (one row, zero when nothing matches, without a breakdown). All rows
+ * come from one read transaction. Returns 0, STORE_ERR_NOTFOUND (strict only) or STORE_ERR. */
+int store_totals_of (store_t *self, const store_question_t *question, store_keys_fn *row, void *arg,
+                     char *err, size_t err_len);
+
 /* Every neighbourhood with its total, ranked by amount (largest first, then by code). */
 int store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, size_t err_len);
 

@@ -2,8 +2,10 @@
 # The main job on the bundled sample: a collector and four agents (a council, an NHS body, a police
 # force and Jobcentre/DWP) on loopback-only ipc:// sockets in a temporary folder. Every agent
 # delivers its export until each batch is acknowledged; then the totals are asked of the running
-# collector over its query endpoint (totalplace --collector), the report page of the busiest
-# neighbourhood is written (its path printed last) and everything stops cleanly.
+# collector over its query endpoint (totalplace --collector), with the sample's places
+# (deploy/sample/places.csv: three places of the sample's eight neighbourhoods, with made-up
+# populations), the report page of the place with the most spending is written (its path printed
+# last) and everything stops cleanly.
 # The sockets are ipc:// paths in a private folder, so the demo runs without CURVE
 # (--allow-plain, which only ipc:// and loopback endpoints accept); docs/security.md sets up keys.
 # Installs missing packages and builds first.
@@ -28,7 +30,7 @@ query="ipc://$work/query.sock"
 build/collector/totalplace-collector init --state-dir "$work/collector" >/dev/null \
   2>"$work/collector.log" || { cat "$work/collector.log" >&2; exit 1; }
 build/collector/totalplace-collector --state-dir "$work/collector" --ingest "$ingest" \
-  --query "$query" --allow-plain 2>>"$work/collector.log" &
+  --query "$query" --allow-plain --places deploy/sample/places.csv 2>>"$work/collector.log" &
 collector_pid=$!
 for _ in $(seq 100); do [[ -S $work/ingest.sock && -S $work/query.sock ]] && break; sleep 0.1; done
 [[ -S $work/ingest.sock && -S $work/query.sock ]] ||
@@ -73,10 +75,12 @@ echo
 echo
 "${cli[@]}" totals --by body
 echo
-# The page to hand round (docs/report.md): the busiest neighbourhood's, kept in build/ after the
-# demo's own folder is gone.
-busiest=$("${cli[@]}" --format csv neighbourhoods | awk -F, 'NR == 2 { print $2 }')
-report=$("${cli[@]}" report --neighbourhood "$busiest" --out "$top/build/totalplace-report-$busiest.html")
-echo "Report for the busiest neighbourhood, $busiest (open it in a browser, or print it on A4):"
+"${cli[@]}" places
+echo
+# The page to hand round (docs/report.md): the place with the most spending, kept in build/ after
+# the demo's own folder is gone.
+top_place=$("${cli[@]}" --format csv places | awk -F, 'NR == 2 { print $2 }')
+report=$("${cli[@]}" report --place "$top_place" --out "$top/build/totalplace-report.html")
+echo "Report for the place with the most spending, $top_place (open it in a browser, or print it on A4):"
 echo "  $report"
 kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=""

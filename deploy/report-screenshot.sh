@@ -9,7 +9,7 @@ cd "$top"
 log=$(mktemp /tmp/totalplace-screenshot.XXXXXX)
 trap 'rm -f "$log"' EXIT
 bash deploy/demo.sh >"$log" 2>&1 || { cat "$log" >&2; echo "the demo failed" >&2; exit 1; }
-page=$(awk '/^Report for the busiest neighbourhood/ { getline; print $1 }' "$log")
+page=$(awk '/^Report for the place with the most spending/ { getline; print $1 }' "$log")
 [[ -n $page && -s $page ]] || { cat "$log" >&2; echo "the demo printed no report page" >&2; exit 1; }
 profile=$(mktemp -d /tmp/totalplace-chromium.XXXXXX)
 trap 'rm -f "$log"; rm -rf "$profile"' EXIT

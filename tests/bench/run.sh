@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The benchmarks of docs/performance.md in one run, all ratios measured on the same machine in the
 # same run: generated exports; the raw LMDB and ZeroMQ ceilings; the collector alone; query
-# latency (read-only, whole command, query endpoint), idle and while ingest runs; `totalplace verify`
-# and `totalplace backup` of the store beside the running collector; the collector again with a
-# store that keeps no checksums (their cost); four agents to a collector end to end with durable
+# latency (read-only, a place of 10 neighbourhoods, whole command, query endpoint), idle and while
+# ingest runs; `totalplace verify` and `totalplace backup` of the store beside the running
+# collector; the collector again with a store that keeps no checksums (their cost); four agents to
+# a collector end to end with durable
 # acks; one agent taking one file of 2,000,000 rows (its memory); PostgreSQL and SQLite loading the
 # same files. Prints a summary and writes every figure to
 # WORK/results (KEY=VALUE) and WORK/summary.md.
@@ -288,6 +289,10 @@ echo "== query latency at $records records: read-only in process, whole command,
 "$LATENCY" --db "$work/alone" --count 20000 >"$work/q-store.out" 2>>"$work/query.log" ||
   fail "tp_latency (store)"
 record query_store "$work/q-store.out"
+# A place of 10 neighbourhoods (random ones, a new place each time) by body: one store_totals_of.
+"$LATENCY" --db "$work/alone" --count 20000 --place-size 10 >"$work/q-place.out" \
+  2>>"$work/query.log" || fail "tp_latency (a place of 10 neighbourhoods)"
+record query_place "$work/q-place.out"
 "$LATENCY" --db "$work/alone" --count 300 -- "$CLI" --db "$work/alone" totals --by body \
   --neighbourhood >"$work/q-cli.out" 2>>"$work/query.log" || fail "tp_latency (totalplace --db)"
 record query_cli_db "$work/q-cli.out"
@@ -739,6 +744,7 @@ verdict() { gawk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "" || v == "n/
   echo "| scaling: last / first $((step / 1000))k records (collector alone) | $(get alone.last_step_records_per_s) / $(get alone.first_step_records_per_s) = $(get alone.last_over_first) | >= 0.80 | $(verdict "$(get alone.last_over_first)" ">=" 0.8) |"
   echo "| query p50 / p99 / max, read-only store_totals by body | $(get query_store.p50_us) / $(get query_store.p99_us) / $(get query_store.max_us) µs | p99 < 1000 µs | $(verdict "$(get query_store.p99_us)" "<" 1000) |"
   echo "| same, while ingest runs | $(get query_store_busy.p50_us) / $(get query_store_busy.p99_us) / $(get query_store_busy.max_us) µs | | |"
+  echo "| query p50 / p99 / max, read-only: a place of 10 neighbourhoods by body | $(get query_place.p50_us) / $(get query_place.p99_us) / $(get query_place.max_us) µs | p99 < 1000 µs at 10M | $(verdict "$(get query_place.p99_us)" "<" 1000) |"
   echo "| query through the endpoint (in-process client) | $(get query_endpoint.p50_us) / $(get query_endpoint.p99_us) / $(get query_endpoint.max_us) µs | p99 < 2000 µs | $(verdict "$(get query_endpoint.p99_us)" "<" 2000) |"
   echo "| same, while ingest runs | $(get query_endpoint_busy.p50_us) / $(get query_endpoint_busy.p99_us) / $(get query_endpoint_busy.max_us) µs | | |"
   echo "| whole command \`totalplace --db\` | $(get query_cli_db.p50_us) / $(get query_cli_db.p99_us) / $(get query_cli_db.max_us) µs | | |"
@@ -765,7 +771,7 @@ echo
 if ((smoke)); then
   # The smoke test's own checks: each tool produced its figures and the totals agreed.
   for key in lmdb.records_per_s zmq.records_per_s alone.records_per_s e2e.records_per_s \
-    query_store.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone \
+    query_store.p99_us query_place.p99_us query_cli_db.p99_us alone_mem.collector.peak_anon_kb check.e2e_equals_alone \
     nochecksums.records_per_s verify.seconds backup.seconds backup.copy_ms big_mem.agent.peak_anon_kb nojournal.records_per_s \
     alone_mem.collector.cpu_ms e2e_mem.collector.write_bytes e2e.bytes_per_record; do
     [[ -n $(get "$key") ]] || fail "no $key in the results"

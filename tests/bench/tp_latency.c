@@ -1,5 +1,6 @@
 /* tp_latency: latency of "totals of one neighbourhood broken down", the central team's everyday
- * question. In-process through store_totals on the store opened read-only, through the
+ * question, or with --place-size N of a place of N random neighbourhoods broken down by body (one
+ * store_totals_of question). In-process through the store opened read-only, through the
  * collector's query endpoint (a DEALER sending Query frames), or as a whole command (any CLI
  * invocation given after --, with the neighbourhood code appended) run once per query. Prints
  * p50/p90/p99/max as KEY=VALUE lines. */
@@ -51,6 +52,15 @@ static int
 count_row (void *arg, const char *key, store_amount_t amount)
 {
     (void)key;
+    (void)amount;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static int
+count_keys_row (void *arg, const char *const *keys, store_amount_t amount)
+{
+    (void)keys;
     (void)amount;
     (*(uint64_t *)arg)++;
     return 0;
@@ -151,17 +161,23 @@ usage (FILE *out)
              "  --count N        queries (default 10000)\n"
              "  --interval-us U  start one query every U microseconds (default 0: back to back)\n"
              "  --while-pid PID  stop early once process PID has ended (after one query at least)\n"
-             "  --seed S         random seed for the neighbourhoods asked (default 1)\n");
+             "  --seed S         random seed for the neighbourhoods asked (default 1)\n"
+             "  --place-size N   in process: ask for a place of N random neighbourhoods by body\n");
 }
 
 int
 main (int argc, char *argv[])
 {
-    static const struct option long_options[] = {
-        {"db", required_argument, NULL, 'd'},          {"count", required_argument, NULL, 'c'},
-        {"interval-us", required_argument, NULL, 'i'}, {"while-pid", required_argument, NULL, 'p'},
-        {"seed", required_argument, NULL, 's'},        {"help", no_argument, NULL, 'h'},
-        {"endpoint", required_argument, NULL, 'e'},    {NULL, 0, NULL, 0}};
+    static const struct option long_options[] = {{"db", required_argument, NULL, 'd'},
+                                                 {"count", required_argument, NULL, 'c'},
+                                                 {"interval-us", required_argument, NULL, 'i'},
+                                                 {"while-pid", required_argument, NULL, 'p'},
+                                                 {"seed", required_argument, NULL, 's'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"endpoint", required_argument, NULL, 'e'},
+                                                 {"place-size", required_argument, NULL, 'P'},
+                                                 {NULL, 0, NULL, 0}};
+    size_t place_size = 0;
     const char *db = NULL, *endpoint = NULL;
     uint64_t count = 10000, interval_us = 0, seed = 1;
     pid_t while_pid = 0;
@@ -186,6 +202,9 @@ main (int argc, char *argv[])
         case 'e':
             endpoint = optarg;
             break;
+        case 'P':
+            place_size = (size_t)strtoull (optarg, NULL, 10);
+            break;
         case 'h':
             usage (stdout);
             return 0;
@@ -194,7 +213,7 @@ main (int argc, char *argv[])
             return 2;
         }
     }
-    if (!db || count == 0) {
+    if (!db || count == 0 || (place_size && (endpoint || optind < argc))) {
         usage (stderr);
         return 2;
     }
@@ -253,9 +272,22 @@ main (int argc, char *argv[])
         random ^= random >> 7;
         random ^= random << 17;
         const char *code = codes.codes[random % codes.count];
+        const char *members[64];
+        for (size_t m = 0; m < place_size && m < 64; m++) {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            members[m] = codes.codes[random % codes.count];
+        }
+        store_question_t place = {.neighbourhoods = members,
+                                  .neighbourhood_count = place_size < 64 ? place_size : 64,
+                                  .by = {STORE_BY_BODY},
+                                  .by_count = 1};
         int64_t started = now_ns ();
         int rc;
-        if (command)
+        if (place_size)
+            rc = store_totals_of (store, &place, count_keys_row, &rows, err, sizeof err);
+        else if (command)
             rc = run_command (command, words, code);
         else if (socket)
             rc = ask_endpoint (socket, done + 1, code, &rows, err, sizeof err);

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """report_check: checks one page of `totalplace report` against the CLI (test_report.sh).
 
-Usage: report_check.py figures PAGE NEIGHBOURHOOD [FISCAL_YEAR] -- CLI SOURCE...
+Usage: report_check.py figures PAGE WHERE [FISCAL_YEAR] -- CLI SOURCE...
     Reads the page's tables and headline with html.parser and asks the real CLI (CLI SOURCE... is
     the command with its --db or --collector) the same questions as CSV: every figure of the page
-    must equal the CLI's to the penny. Prints the number of figures compared.
+    must equal the CLI's to the penny. WHERE is a neighbourhood code, or place=NAME for a place
+    (then the members and the per-resident figure are compared with `totals --by neighbourhood`
+    and `places`). Prints the number of figures compared.
 Usage: report_check.py png FILE WIDTH HEIGHT
     Decodes the PNG with zlib (standard library only), prints its size, distinct colours and the
     share of non-white pixels, and fails when it is blank or lacks the charts' colours.
@@ -77,7 +79,9 @@ def share(text):
 
 def figures(argv):
     split = argv.index("--")
-    page_file, neighbourhood = argv[0], argv[1]
+    page_file, where = argv[0], argv[1]
+    place = where[len("place="):] if where.startswith("place=") else None
+    scope = ["--place", place] if place else ["--neighbourhood", where]
     fiscal_year = argv[2] if split > 2 else None
     cli = argv[split + 1:]
     filters = ["--fiscal-year", fiscal_year] if fiscal_year else []
@@ -102,11 +106,11 @@ def figures(argv):
     month_rows = page.tables["months-table"][1:]
     member_rows = page.tables["neighbourhoods"][1:]
 
-    total = ask("totals", "--neighbourhood", neighbourhood, *filters)[0]
+    total = ask("totals", *scope, *filters)[0]
     same("headline total", pence(page.headline["total"]), pence(total["total"]))
     same("headline records", count(page.headline["records"]), int(total["records"]))
     poolable = {r["poolable"]: r for r in
-                ask("totals", "--neighbourhood", neighbourhood, "--by", "poolable", *filters)}
+                ask("totals", *scope, "--by", "poolable", *filters)}
     poolable_pence = pence(poolable["yes"]["total"]) if "yes" in poolable else 0
     share_text = page.headline["poolable-share"]
     same("headline poolable", pence(share_text[share_text.index("(") + 1:share_text.index(")")]),
@@ -114,16 +118,16 @@ def figures(argv):
 
     # Bodies: the pooling answer (total, poolable, share, records) when the whole period is asked;
     # pooling takes no fiscal year, so a year's page is compared with totals --poolable yes.
-    by_body = ask("totals", "--neighbourhood", neighbourhood, "--by", "body", *filters)
+    by_body = ask("totals", *scope, "--by", "body", *filters)
     same("bodies count", count(page.headline["bodies-count"]), len(by_body))
     same("bodies listed", sorted(r[0] for r in body_rows), sorted(r["body"] for r in by_body))
     if fiscal_year:
-        yes = {r["body"]: r for r in ask("totals", "--neighbourhood", neighbourhood, "--by", "body",
+        yes = {r["body"]: r for r in ask("totals", *scope, "--by", "body",
                                          "--poolable", "yes", *filters)}
         expected = {r["body"]: (pence(r["total"]), pence(yes[r["body"]]["total"]) if r["body"] in yes
                                 else 0, int(r["records"])) for r in by_body}
     else:
-        pooling = ask("pooling", "--neighbourhood", neighbourhood)
+        pooling = ask("pooling", *scope)
         expected = {r["body"]: (pence(r["total"]), pence(r["poolable"]), int(r["records"]))
                     for r in pooling}
         for r in pooling:
@@ -139,7 +143,7 @@ def figures(argv):
     # Budgets: body by service, all and poolable only.
     expected_budgets = {}
     for body in (r["body"] for r in by_body):
-        base = ["totals", "--neighbourhood", neighbourhood, "--body", body, "--by", "service"]
+        base = ["totals", *scope, "--body", body, "--by", "service"]
         yes = {r["service"]: pence(r["total"]) for r in ask(*base, "--poolable", "yes", *filters)}
         for r in ask(*base, *filters):
             expected_budgets[(body, r["service"])] = (pence(r["total"]), yes.get(r["service"], 0),
@@ -153,7 +157,7 @@ def figures(argv):
         word = "no" if pool_p == 0 else "yes" if pool_p == total_p else "in part"
         same("budget %s / %s could be pooled" % (row[0], row[1]), row[2], word)
 
-    by_month = ask("totals", "--neighbourhood", neighbourhood, "--by", "month", *filters)
+    by_month = ask("totals", *scope, "--by", "month", *filters)
     same("months", [(r[0], pence(r[1]), count(r[2])) for r in month_rows],
          [(r["month"], pence(r["total"]), int(r["records"])) for r in by_month])
     compared += 2 * len(month_rows)
@@ -163,8 +167,27 @@ def figures(argv):
         if len(by_month) > 1:
             same("period to", period.split(" ")[2], by_month[-1]["month"])
 
-    same("members", [(r[0], pence(r[1]), count(r[3])) for r in member_rows],
-         [(neighbourhood, pence(total["total"]), int(total["records"]))])
+    if place:
+        members = ask("totals", *scope, "--by", "neighbourhood", *filters)
+        same("members", [(r[0], pence(r[1]), count(r[3])) for r in member_rows],
+             [(r["neighbourhood"], pence(r["total"]), int(r["records"])) for r in members])
+        # Per resident: only when every member has a population; pence rounded half away from
+        # zero, worked out here from the CLI's total and the places answer's residents.
+        row = next(r for r in ask("places") if r["place"] == place)
+        per_resident = page.headline["per-resident"]
+        if row["unpopulated"] != "0":
+            same("per resident", per_resident.split(" ")[0], "n/a")
+        else:
+            residents, amount = int(row["residents"]), pence(total["total"])
+            magnitude = (abs(amount) * 2 + residents) // (2 * residents)
+            same("per resident", pence(per_resident), -magnitude if amount < 0 else magnitude)
+            same("residents", count(per_resident.split("(")[1].split(" ")[0]), residents)
+            if not fiscal_year:
+                same("per resident as places says", pence(per_resident),
+                     int(row["per resident (p)"]))
+    else:
+        same("members", [(r[0], pence(r[1]), count(r[3])) for r in member_rows],
+             [(where, pence(total["total"]), int(total["records"]))])
 
     for p in problems:
         print("  " + p, file=sys.stderr)

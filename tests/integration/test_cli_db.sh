@@ -195,6 +195,15 @@ expect_failure 2 "unknown option --frob" --db "$store" stats --frob
 expect_failure 2 "--month 2013-13" --db "$store" totals --month 2013-13
 expect_failure 2 "--fiscal-year 2013-15" --db "$store" totals --fiscal-year 2013-15
 expect_failure 2 "--by colour" --db "$store" totals --by colour
+expect_failure 2 "names body twice" --db "$store" totals --by body,month,body
+expect_failure 2 "at most 3 breakdowns" --db "$store" totals --by body,month,service,poolable
+expect_failure 2 "--by body,," --db "$store" totals --by body,,
+expect_failure 2 "either --neighbourhood or --place" --db "$store" totals --neighbourhood E01000001 --place X
+expect_failure 2 "--place with --db needs --places FILE" --db "$store" totals --place X
+expect_failure 2 "places with --db needs --places FILE" --db "$store" places
+expect_failure 2 "--places applies only with --db" --collector tcp://127.0.0.1:1 --places x.csv places
+expect_failure 2 "does not apply to places" --db "$store" --places x.csv places --place X
+expect_failure 1 "x.csv: cannot open the places file" --db "$store" --places "$work/x.csv" places
 expect_failure 2 "--poolable maybe" --db "$store" totals --poolable maybe
 expect_failure 2 "--format xml" --db "$store" --format xml stats
 expect_failure 2 "does not apply to pooling" --db "$store" pooling --by body

@@ -238,6 +238,46 @@ test_validate_names_each_bad_field (void **state)
     query.record_id = "X";
     assert_invalid (&query, "record_id does not apply");
     query.record_id = "";
+    query.place = "Estate";
+    assert_invalid (&query, "place does not apply to QUERY_TOTALS");
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN;
+    assert_valid (&query);
+    query.neighbourhood = "E01000001";
+    assert_invalid (&query, "neighbourhood and place are both set");
+    query.neighbourhood = "";
+    query.place = "bad\x01";
+    assert_invalid (&query, "place");
+    query.place = "";
+    Totalplace__Breakdown breakdowns[4] = {
+        TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY, TOTALPLACE__BREAKDOWN__BREAKDOWN_MONTH,
+        TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY, TOTALPLACE__BREAKDOWN__BREAKDOWN_SERVICE};
+    query.breakdowns = breakdowns;
+    query.n_breakdowns = 2;
+    assert_valid (&query);
+    query.n_breakdowns = 3;
+    assert_invalid (&query, "breakdowns[2] repeats breakdowns[0]");
+    query.n_breakdowns = 4;
+    assert_invalid (&query, "more than 3");
+    breakdowns[1] = TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE;
+    query.n_breakdowns = 2;
+    assert_invalid (&query, "breakdowns[1] 0 is not a breakdown");
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_POOLING;
+    assert_invalid (&query, "breakdowns does not apply to QUERY_POOLING");
+    query.n_breakdowns = 0;
+    query.breakdowns = NULL;
+    assert_valid (&query);
+    query.by = TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY;
+    assert_invalid (&query, "by does not apply to QUERY_POOLING");
+    query.by = TOTALPLACE__BREAKDOWN__BREAKDOWN_NONE;
+    query.filter = &filter;
+    assert_invalid (&query, "filter does not apply to QUERY_POOLING");
+    query.filter = NULL;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_PLACES;
+    assert_valid (&query);
+    query.place = "Estate";
+    assert_invalid (&query, "place does not apply to QUERY_PLACES");
+    query.place = "";
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_TOTALS;
     assert_valid (&query);
 
     /* Totals: codes, enums, periods, text. */
@@ -512,6 +552,146 @@ test_answer_totals (void **state)
         assert_same_as_store (fx->store, NULL, breakdowns[i].wire, breakdowns[i].store,
                               &store_month, &month);
     }
+}
+
+/* query_answer_places with places; the reply must always decode. */
+static Totalplace__QueryReply *
+answer_places (store_t *store, const places_t *places, const Totalplace__Query *query)
+{
+    size_t size;
+    uint8_t *data = encode (query, &size);
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    Totalplace__QueryStatus status = TOTALPLACE__QUERY_STATUS__QUERY_STATUS_UNSPECIFIED;
+    assert_int_equal (
+        query_answer_places (store, NULL, NULL, places, data, size, &reply, &reply_size, &status),
+        0);
+    free (data);
+    Totalplace__QueryReply *decoded = (Totalplace__QueryReply *)wire_decode (
+        &totalplace__query_reply__descriptor, reply, reply_size, NULL, 0);
+    assert_non_null (decoded);
+    assert_int_equal (decoded->status, status);
+    free (reply);
+    return decoded;
+}
+
+static void
+assert_keys_row (const Totalplace__QueryReply *reply, size_t i, const char *key0, const char *key1,
+                 int64_t amount, int64_t poolable, int64_t records)
+{
+    assert_true (i < reply->n_rows);
+    const Totalplace__TotalRow *row = reply->rows[i];
+    assert_int_equal (row->n_keys, key1 ? 2 : 1);
+    assert_string_equal (row->keys[0], key0);
+    if (key1)
+        assert_string_equal (row->keys[1], key1);
+    assert_int_equal (row->amount_pence, amount);
+    assert_int_equal (row->poolable_pence, poolable);
+    assert_int_equal (row->records, records);
+}
+
+/* QUERY_BREAKDOWN, QUERY_POOLING and QUERY_PLACES from fill()'s store, worked out by hand. */
+static void
+test_answer_places_and_pooling (void **state)
+{
+    fixture_t *fx = *state;
+    char path[700], err[512];
+    snprintf (path, sizeof path, "%s/places.csv", fx->dir);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("place,neighbourhood,population\nBoth,E01000001,3\nBoth,E01000002,4\n"
+           "Second,E01000002,4\nSecond,E09999999,\n",
+           file);
+    fclose (file);
+    places_t *places = places_new (path, err, sizeof err);
+    if (!places)
+        fail_msg ("places_new: %s", err);
+
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_BREAKDOWN;
+    query.place = "Both";
+    Totalplace__Breakdown by[] = {TOTALPLACE__BREAKDOWN__BREAKDOWN_BODY,
+                                  TOTALPLACE__BREAKDOWN__BREAKDOWN_POOLABLE};
+    query.breakdowns = by;
+    query.n_breakdowns = 2;
+    Totalplace__QueryReply *reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_OK);
+    assert_int_equal (reply->n_rows, 3);
+    assert_string_equal (reply->rows[0]->keys[0], "GB-A");
+    assert_string_equal (reply->rows[0]->keys[1], "no");
+    assert_int_equal (reply->rows[0]->amount_pence, 250);
+    assert_string_equal (reply->rows[1]->keys[1], "yes");
+    assert_int_equal (reply->rows[1]->amount_pence, 1040);
+    assert_string_equal (reply->rows[2]->keys[0], "GB-B");
+    reply_free (&reply);
+    /* No breakdown: the place's total, one row of no keys. */
+    query.n_breakdowns = 0;
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->n_rows, 1);
+    assert_int_equal (reply->rows[0]->n_keys, 0);
+    assert_int_equal (reply->rows[0]->amount_pence, 990);
+    assert_int_equal (reply->rows[0]->records, 4);
+    reply_free (&reply);
+    /* An unknown place, and any place without a places file. */
+    query.place = "Nowhere";
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND);
+    assert_mentions (reply->error, "unknown place \"Nowhere\"");
+    reply_free (&reply);
+    query.place = "Both";
+    reply = answer_places (fx->store, NULL, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND);
+    assert_mentions (reply->error, "no places file");
+    reply_free (&reply);
+
+    /* Pooling: a place, one neighbourhood, all (neighbourhoods ranked by total). */
+    query = (Totalplace__Query)TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_POOLING;
+    query.place = "Both";
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->n_rows, 2);
+    assert_keys_row (reply, 0, "Both", "GB-A", 1290, 1040, 3);
+    assert_keys_row (reply, 1, "Both", "GB-B", -300, 0, 1);
+    reply_free (&reply);
+    query.place = "";
+    query.neighbourhood = "E01000002";
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->n_rows, 1);
+    assert_keys_row (reply, 0, "E01000002", "GB-A", 40, 40, 1);
+    reply_free (&reply);
+    query.neighbourhood = "E09999999";
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND);
+    reply_free (&reply);
+    query.neighbourhood = "";
+    reply = answer_places (fx->store, NULL, &query);
+    assert_int_equal (reply->n_rows, 3);
+    assert_keys_row (reply, 0, "E01000001", "GB-A", 1250, 1000, 2);
+    assert_keys_row (reply, 1, "E01000001", "GB-B", -300, 0, 1);
+    assert_keys_row (reply, 2, "E01000002", "GB-A", 40, 40, 1);
+    reply_free (&reply);
+
+    /* Places ranked: Both 990 (7 residents: 141.43 -> 141), Second 40 (one member unknown). */
+    query = (Totalplace__Query)TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_PLACES;
+    reply = answer_places (fx->store, places, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_OK);
+    assert_int_equal (reply->n_places, 2);
+    assert_string_equal (reply->places[0]->place, "Both");
+    assert_int_equal (reply->places[0]->amount_pence, 990);
+    assert_int_equal (reply->places[0]->poolable_pence, 1040);
+    assert_int_equal (reply->places[0]->residents, 7);
+    assert_int_equal (reply->places[0]->records, 4);
+    assert_string_equal (reply->places[1]->place, "Second");
+    assert_int_equal (reply->places[1]->neighbourhoods, 2);
+    assert_int_equal (reply->places[1]->without_records, 1);
+    assert_int_equal (reply->places[1]->unpopulated, 1);
+    assert_int_equal (reply->places[1]->amount_pence, 40);
+    reply_free (&reply);
+    reply = answer_places (fx->store, NULL, &query);
+    assert_int_equal (reply->status, TOTALPLACE__QUERY_STATUS__QUERY_NOT_FOUND);
+    reply_free (&reply);
+    places_destroy (&places);
 }
 
 static void
@@ -986,6 +1166,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_answer_garbage_is_bad_query, setup, teardown),
         cmocka_unit_test_setup_teardown (test_answer_survives_mutations, setup, teardown),
         cmocka_unit_test_setup_teardown (test_answer_totals, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_answer_places_and_pooling, setup, teardown),
         cmocka_unit_test_setup_teardown (test_answer_not_found_and_record, setup, teardown),
         cmocka_unit_test_setup_teardown (test_answer_stats, setup, teardown),
         cmocka_unit_test_setup_teardown (test_answer_too_large, setup, teardown),

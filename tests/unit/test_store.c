@@ -446,6 +446,138 @@ test_breakdowns_and_filters (void **state)
     assert_int_equal (totals (f, "E09999999", STORE_BY_NONE, NULL, &rows), STORE_ERR_NOTFOUND);
 }
 
+/* Rows of several keys, joined with '|' for comparison. */
+static int
+collect_keys (void *arg, const char *const *keys, store_amount_t amount)
+{
+    rows_t *rows = arg;
+    assert_true (rows->count < 32);
+    size_t n = rows->count++;
+    rows->keys[n][0] = '\0';
+    for (size_t k = 0; k < (size_t)rows->amounts[31].records; k++) /* key count kept in slot 31 */
+        snprintf (rows->keys[n] + strlen (rows->keys[n]),
+                  sizeof rows->keys[0] - strlen (rows->keys[n]), "%s%s", k ? "|" : "", keys[k]);
+    rows->amounts[n] = amount;
+    return 0;
+}
+
+static int
+ask (fixture_t *f, const store_question_t *question, rows_t *rows)
+{
+    memset (rows, 0, sizeof *rows);
+    rows->amounts[31].records = (int64_t)question->by_count;
+    char err[STORE_ERR_LEN];
+    int rc = store_totals_of (f->store, question, collect_keys, rows, err, sizeof err);
+    if (rc && rc != STORE_ERR_NOTFOUND)
+        print_message ("store_totals_of: %s\n", err);
+    return rc;
+}
+
+static void
+test_several_breakdowns_and_places (void **state)
+{
+    fixture_t *f = *state;
+    struct {
+        const char *body, *id, *neighbourhood, *period;
+        int64_t amount;
+        bool poolable;
+    } input[] = {
+        {"GB-LAE-BNS", "C1", "E01000001", "2013-05", 1000, true},
+        {"GB-LAE-BNS", "C2", "E01000002", "2013-06", 2001, false},
+        {"GB-NHS-RFF", "N1", "E01000002", "2013-05", 4000, true},
+        {"GB-PF-SYP", "P1", "E01000003", "2013-07", 8000, false},
+        {"GB-PF-SYP", "P2", "E01000001", "2014-07", -500, false},
+    };
+    for (size_t i = 0; i < sizeof input / sizeof input[0]; i++)
+        assert_int_equal (
+            apply_one (f,
+                       test_record (input[i].body, input[i].id, 1, input[i].neighbourhood,
+                                    "Services", input[i].period, input[i].amount,
+                                    input[i].poolable),
+                       NULL, 0),
+            STORE_ACCEPTED);
+    /* Two neighbourhoods whose totals fit int64 but whose sum (a place of both) does not: 4,612
+     * records of the largest amount a record may hold in each. */
+    const int64_t per_record = WIRE_MAX_ABS_AMOUNT_PENCE, count = INT64_MAX / per_record / 2 + 1;
+    const char *big_codes[] = {"E01000004", "E01000005"};
+    for (size_t n = 0; n < 2; n++) {
+        Totalplace__SpendingRecord **big = calloc ((size_t)count, sizeof *big);
+        store_result_t *results = calloc ((size_t)count, sizeof *results);
+        for (int64_t i = 0; i < count; i++) {
+            char id[32];
+            snprintf (id, sizeof id, "B%zu-%lld", n, (long long)i);
+            big[i] = test_record ("GB-BIG", id, 1, big_codes[n], "Services", "2013-05", per_record,
+                                  false);
+        }
+        apply_records (f, big, (size_t)count, results);
+        for (int64_t i = 0; i < count; i++)
+            assert_int_equal (results[i].outcome, STORE_ACCEPTED);
+        free (big);
+        free (results);
+    }
+    rows_t rows;
+    /* neighbourhood x body over the three small neighbourhoods, in key order. */
+    const char *small[] = {"E01000001", "E01000002", "E01000003"};
+    store_question_t q = {.neighbourhoods = small,
+                          .neighbourhood_count = 3,
+                          .by = {STORE_BY_NEIGHBOURHOOD, STORE_BY_BODY},
+                          .by_count = 2};
+    assert_int_equal (ask (f, &q, &rows), 0);
+    assert_int_equal (rows.count, 5);
+    assert_string_equal (rows.keys[0], "E01000001|GB-LAE-BNS");
+    assert_int_equal (rows.amounts[0].amount_pence, 1000);
+    assert_string_equal (rows.keys[1], "E01000001|GB-PF-SYP");
+    assert_int_equal (rows.amounts[1].amount_pence, -500);
+    assert_string_equal (rows.keys[2], "E01000002|GB-LAE-BNS");
+    assert_string_equal (rows.keys[3], "E01000002|GB-NHS-RFF");
+    assert_string_equal (rows.keys[4], "E01000003|GB-PF-SYP");
+
+    /* A place: the sum of its members equals the members' own totals added up, to the penny; a
+     * member with no records adds nothing and a member given twice counts once. */
+    const char *place[] = {"E01000002", "E01000001", "E09999999", "E01000001"};
+    q = (store_question_t){.neighbourhoods = place, .neighbourhood_count = 4};
+    assert_int_equal (ask (f, &q, &rows), 0);
+    assert_int_equal (rows.count, 1);
+    store_amount_t one = total_of (f, "E01000001"), two = total_of (f, "E01000002");
+    assert_int_equal (rows.amounts[0].amount_pence, one.amount_pence + two.amount_pence);
+    assert_int_equal (rows.amounts[0].amount_pence, 1000 + 2001 + 4000 - 500);
+    assert_int_equal (rows.amounts[0].records, one.records + two.records);
+
+    /* Three breakdowns with a filter over the place. */
+    store_filter_t filter = {.fiscal_year = "2013-14", .poolable = -1};
+    q = (store_question_t){.neighbourhoods = place,
+                           .neighbourhood_count = 4,
+                           .by = {STORE_BY_POOLABLE, STORE_BY_MONTH, STORE_BY_BODY},
+                           .by_count = 3,
+                           .filter = &filter};
+    assert_int_equal (ask (f, &q, &rows), 0);
+    assert_int_equal (rows.count, 3);
+    assert_string_equal (rows.keys[0], "no|2013-06|GB-LAE-BNS");
+    assert_int_equal (rows.amounts[0].amount_pence, 2001);
+    assert_string_equal (rows.keys[1], "yes|2013-05|GB-LAE-BNS");
+    assert_string_equal (rows.keys[2], "yes|2013-05|GB-NHS-RFF");
+
+    /* A place of members with no records: a zero total, not an error. */
+    const char *empty[] = {"E09999998"};
+    q = (store_question_t){.neighbourhoods = empty, .neighbourhood_count = 1};
+    assert_int_equal (ask (f, &q, &rows), 0);
+    assert_int_equal (rows.count, 1);
+    assert_int_equal (rows.amounts[0].amount_pence, 0);
+    q.strict = true; /* as one neighbourhood asked by its code */
+    assert_int_equal (ask (f, &q, &rows), STORE_ERR_NOTFOUND);
+
+    /* An overflow of the place's sum is an error, never a wrong total. */
+    const char *big[] = {"E01000004", "E01000005"};
+    q = (store_question_t){.neighbourhoods = big, .neighbourhood_count = 2};
+    assert_int_equal (ask (f, &q, &rows), STORE_ERR);
+
+    /* Misuse: a breakdown of none, too many breakdowns. */
+    q = (store_question_t){.by = {STORE_BY_NONE}, .by_count = 1};
+    assert_int_equal (ask (f, &q, &rows), STORE_ERR);
+    q = (store_question_t){.by_count = STORE_MAX_BREAKDOWNS + 1};
+    assert_int_equal (ask (f, &q, &rows), STORE_ERR);
+}
+
 /* Found by fuzz_batch: ranking an empty store passed NULL to qsort (UBSan). */
 static void
 test_empty_store_has_no_neighbourhoods (void **state)
@@ -692,6 +824,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_upstream_rejections_are_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown (test_fiscal_year_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown (test_breakdowns_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown (test_several_breakdowns_and_places, setup, teardown),
         cmocka_unit_test_setup_teardown (test_empty_store_has_no_neighbourhoods, setup, teardown),
         cmocka_unit_test_setup_teardown (test_neighbourhoods_are_ranked, setup, teardown),
         cmocka_unit_test_setup_teardown (test_duplicates_within_one_group, setup, teardown),
