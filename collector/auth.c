@@ -590,6 +590,10 @@ s_zap_actor (zsock_t *pipe, void *args)
         }
     }
     zpoller_destroy (&poller);
+    /* libzmq closes a socket in its reaper thread, after this actor has said it is done: unbind
+     * first (synchronous for inproc), so that the next handler of this process can bind at once. */
+    if (handler && streq (message, "OK"))
+        zsock_unbind (handler, "%s", ZAP_ENDPOINT);
     zsock_destroy (&handler);
 }
 
