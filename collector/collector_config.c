@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "curve.h"
+#include "err_text.h"
 #include "metrics_server.h"
 #include "settings.h"
 #include "wire.h"
@@ -80,13 +81,7 @@ static const setting_t s_settings[] = {
 
 static const settings_table_t s_table = {s_settings, sizeof (s_settings) / sizeof (s_settings[0])};
 
-static int
-fail (char *err, size_t err_len, const char *message)
-{
-    if (err && err_len)
-        snprintf (err, err_len, "%s", message);
-    return -1;
-}
+#define fail(err, err_len, message) err_text (err, err_len, -1, "%s", message)
 
 collector_config_t *
 collector_config_new (void)

@@ -15,13 +15,13 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <czmq.h>
 
+#include "err_text.h"
 #include "log.h"
 #include "period.h"
 #include "place_totals.h"
@@ -46,20 +46,7 @@ struct _query_t {
     query_counters_t counters; /* guarded by lock */
 };
 
-static int fail (char *err, size_t err_len, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return -1;
-}
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 /* protobuf-c leaves an absent string pointing at "", but a message built by hand may hold NULL. */
 static bool

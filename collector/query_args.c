@@ -4,10 +4,10 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "err_text.h"
 #include "period.h"
 #include "places.h"
 #include "settings.h"
@@ -197,15 +197,7 @@ static const struct {
     {"neighbourhood", STORE_BY_NEIGHBOURHOOD},
 };
 
-static int
-fail (char *err, size_t err_len, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err, err_len, format, args);
-    va_end (args);
-    return -1;
-}
+#define fail(err, err_len, ...) err_text (err, err_len, -1, __VA_ARGS__)
 
 static const command_info_t *
 find_command (const char *name)

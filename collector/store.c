@@ -18,13 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "err_text.h"
 #include "lmdb_file.h"
 #include "period.h"
+#include "quoted_text.h"
+#include "report.h"
 #include "store_codec.h"
 #include "store_dict.h"
 #include "store_journal.h"
-#include "quoted_text.h"
-#include "report.h"
 
 /* Key layout of store format 2 (docs/architecture.md, "LMDB layout"; the bytes in store_codec.h).
  * Texts are interned: records and cells hold ids, and two dictionaries say what each id stands
@@ -113,20 +114,7 @@ struct _store_t {
     double journal_seconds;
 };
 
-static int fail (char *err, size_t err_len, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static int
-fail (char *err, size_t err_len, int code, const char *format, ...)
-{
-    if (err && err_len) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (err, err_len, format, args);
-        va_end (args);
-    }
-    return code;
-}
+#define fail(err, err_len, code, ...) err_text (err, err_len, code, __VA_ARGS__)
 
 const char *
 store_outcome_name (store_outcome_t outcome)
