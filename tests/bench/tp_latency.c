@@ -1,7 +1,8 @@
 /* tp_latency: latency of "totals of one neighbourhood broken down", the central team's everyday
  * question, or with --place-size N of a place of N random neighbourhoods broken down by body (one
- * store_totals_of question). In-process through the store opened read-only, through the
- * collector's query endpoint (a DEALER sending Query frames), or as a whole command (any CLI
+ * store_totals_of question); with --adjacent the place's neighbourhoods are N neighbouring codes,
+ * as a real estate's or ward's LSOAs are. In-process through the store opened read-only, through
+ * the collector's query endpoint (a DEALER sending Query frames), or as a whole command (any CLI
  * invocation given after --, with the neighbourhood code appended) run once per query. Prints
  * p50/p90/p99/max as KEY=VALUE lines. */
 #include <errno.h>
@@ -147,6 +148,12 @@ ask_endpoint (void *socket, uint64_t id, const char *code, uint64_t *rows, char 
     return rc;
 }
 
+static int
+compare_codes (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
 static void
 usage (FILE *out)
 {
@@ -162,22 +169,21 @@ usage (FILE *out)
              "  --interval-us U  start one query every U microseconds (default 0: back to back)\n"
              "  --while-pid PID  stop early once process PID has ended (after one query at least)\n"
              "  --seed S         random seed for the neighbourhoods asked (default 1)\n"
-             "  --place-size N   in process: ask for a place of N random neighbourhoods by body\n");
+             "  --place-size N   in process: ask for a place of N random neighbourhoods by body\n"
+             "  --adjacent       with --place-size: N neighbouring codes from a random one\n");
 }
 
 int
 main (int argc, char *argv[])
 {
-    static const struct option long_options[] = {{"db", required_argument, NULL, 'd'},
-                                                 {"count", required_argument, NULL, 'c'},
-                                                 {"interval-us", required_argument, NULL, 'i'},
-                                                 {"while-pid", required_argument, NULL, 'p'},
-                                                 {"seed", required_argument, NULL, 's'},
-                                                 {"help", no_argument, NULL, 'h'},
-                                                 {"endpoint", required_argument, NULL, 'e'},
-                                                 {"place-size", required_argument, NULL, 'P'},
-                                                 {NULL, 0, NULL, 0}};
+    static const struct option long_options[] = {
+        {"db", required_argument, NULL, 'd'},          {"count", required_argument, NULL, 'c'},
+        {"interval-us", required_argument, NULL, 'i'}, {"while-pid", required_argument, NULL, 'p'},
+        {"seed", required_argument, NULL, 's'},        {"help", no_argument, NULL, 'h'},
+        {"endpoint", required_argument, NULL, 'e'},    {"place-size", required_argument, NULL, 'P'},
+        {"adjacent", no_argument, NULL, 'a'},          {NULL, 0, NULL, 0}};
     size_t place_size = 0;
+    bool adjacent = false;
     const char *db = NULL, *endpoint = NULL;
     uint64_t count = 10000, interval_us = 0, seed = 1;
     pid_t while_pid = 0;
@@ -204,6 +210,9 @@ main (int argc, char *argv[])
             break;
         case 'P':
             place_size = (size_t)strtoull (optarg, NULL, 10);
+            break;
+        case 'a':
+            adjacent = true;
             break;
         case 'h':
             usage (stdout);
@@ -237,6 +246,7 @@ main (int argc, char *argv[])
     code_list_t codes = {0};
     int status = 1;
     int64_t *latency = NULL;
+    const char **by_code = NULL; /* --adjacent: the codes in code order */
     void *context = NULL, *socket = NULL;
     if (endpoint) {
         context = zmq_ctx_new ();
@@ -254,6 +264,17 @@ main (int argc, char *argv[])
         codes.count == 0) {
         fprintf (stderr, "tp_latency: no neighbourhoods to ask about in %s %s\n", db, err);
         goto out;
+    }
+    /* Ranked by total as the store lists them; --adjacent takes runs of them in code order. */
+    by_code = adjacent ? calloc (codes.count, sizeof *by_code) : NULL;
+    if (adjacent && !by_code) {
+        fprintf (stderr, "tp_latency: out of memory\n");
+        goto out;
+    }
+    if (adjacent) {
+        for (size_t i = 0; i < codes.count; i++)
+            by_code[i] = codes.codes[i];
+        qsort (by_code, codes.count, sizeof *by_code, compare_codes);
     }
     uint64_t random = seed * UINT64_C (0x9e3779b97f4a7c15) + 1, rows = 0, errors = 0, done = 0;
     int64_t next_start = now_ns ();
@@ -278,6 +299,11 @@ main (int argc, char *argv[])
             random ^= random >> 7;
             random ^= random << 17;
             members[m] = codes.codes[random % codes.count];
+        }
+        if (adjacent) {
+            size_t first = random % codes.count;
+            for (size_t m = 0; m < place_size && m < 64; m++)
+                members[m] = by_code[(first + m) % codes.count];
         }
         store_question_t place = {.neighbourhoods = members,
                                   .neighbourhood_count = place_size < 64 ? place_size : 64,
@@ -321,6 +347,7 @@ out:
         free (codes.codes[i]);
     free (codes.codes);
     free (latency);
+    free (by_code);
     free (command);
     if (socket)
         zmq_close (socket);
