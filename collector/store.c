@@ -2352,6 +2352,28 @@ row_set_clear (row_set_t *set)
     *set = (row_set_t){0};
 }
 
+/* Puts a copy of key with amount at index at (count to append), moving the rows after it. */
+static int
+row_set_insert (row_set_t *set, size_t at, const char *key, store_amount_t amount, char *err,
+                size_t err_len)
+{
+    if (set->count == set->capacity) {
+        size_t capacity = set->capacity ? set->capacity * 2 : 16;
+        row_t *rows = realloc (set->rows, capacity * sizeof *rows);
+        if (!rows)
+            return fail (err, err_len, STORE_ERR, "out of memory");
+        set->rows = rows;
+        set->capacity = capacity;
+    }
+    char *copy = strdup (key);
+    if (!copy)
+        return fail (err, err_len, STORE_ERR, "out of memory");
+    memmove (&set->rows[at + 1], &set->rows[at], (set->count - at) * sizeof *set->rows);
+    set->rows[at] = (row_t){copy, amount};
+    set->count++;
+    return 0;
+}
+
 static int
 row_set_add (row_set_t *set, const char *key, store_amount_t amount, char *err, size_t err_len)
 {
@@ -2374,21 +2396,7 @@ row_set_add (row_set_t *set, const char *key, store_amount_t amount, char *err, 
             return fail (err, err_len, STORE_ERR, "total for \"%s\" overflows int64 pence", key);
         return 0;
     }
-    if (set->count == set->capacity) {
-        size_t capacity = set->capacity ? set->capacity * 2 : 16;
-        row_t *rows = realloc (set->rows, capacity * sizeof *rows);
-        if (!rows)
-            return fail (err, err_len, STORE_ERR, "out of memory");
-        set->rows = rows;
-        set->capacity = capacity;
-    }
-    char *copy = strdup (key);
-    if (!copy)
-        return fail (err, err_len, STORE_ERR, "out of memory");
-    memmove (&set->rows[low + 1], &set->rows[low], (set->count - low) * sizeof *set->rows);
-    set->rows[low] = (row_t){copy, amount};
-    set->count++;
-    return 0;
+    return row_set_insert (set, low, key, amount, err, err_len);
 }
 
 /* A filter resolved to ids and months in one read transaction. */
@@ -3048,8 +3056,8 @@ store_neighbourhoods (store_t *self, store_row_fn *row, void *arg, char *err, si
                          "names neighbourhood id %u, which texts does not hold", (unsigned)id);
         else if (rc)
             rc = dict_failed (self, txn, &fault, err, err_len);
-        else
-            rc = row_set_add (&set, code, amount, err, err_len);
+        else /* one row per neighbourhood: appended, ranked once below (not kept sorted) */
+            rc = row_set_insert (&set, set.count, code, amount, err, err_len);
         if (rc)
             goto out;
     }
