@@ -190,13 +190,20 @@ wait_for 30 "round 2's first records" more_than $((held + 300))
 backup "$WORK/backup2"
 wait_for 60 "council to take its third part" test -f "$WORK/council/inbox/done/council.3.csv"
 first=$(agent_status council --format json | jq '.next_seq')
-give council 4
-# A few of the fourth part's batches acknowledged: the kill lands in the middle of its delivery.
-wait_for 60 "council's fourth part under way" \
-  bash -c "(( \$('$AGENT' --state-dir '$WORK/council/state' status --format json | jq '.highest_acked_seq') >= $first + 5 ))"
-# Council is paused for the kill, so that on a slow machine (a sanitizer build) it cannot finish its
-# part between the check above and the kill: the kill then always lands mid-delivery.
+# Council takes and delivers its fourth part in slices of 20 ms (x TIME_SCALE under valgrind),
+# paused between them, until a few of the part's batches are acknowledged: the kill then always
+# lands in the middle of its delivery, however fast the collector acknowledges (from its journal)
+# and however slow the machine (a sanitizer build). Polling while it ran freely missed the middle:
+# its 140 batches can all go between two polls.
 kill -STOP "${PIDS[council]}"
+give council 4
+acked=0 slice_seconds=$(printf '0.%03d' $((20 * TIME_SCALE)))
+for ((slice = 0; slice < 3000; slice++)); do
+  acked=$(agent_status council --format json | jq '.highest_acked_seq')
+  ((acked >= first + 5)) && break
+  kill -CONT "${PIDS[council]}"; sleep "$slice_seconds"; kill -STOP "${PIDS[council]}"
+done
+((acked >= first + 5)) || fail "council acknowledged only up to $acked of its fourth part (from $first) in 3000 slices"
 stop collector KILL || true
 pending=$(agent_status council --format json | jq '.pending.batches')
 kill -CONT "${PIDS[council]}"
