@@ -201,18 +201,26 @@ remote_rows (const Totalplace__QueryReply *reply, store_row_fn *row, void *arg)
     return 0;
 }
 
+/* Asks query and hands each row of the reply (one key each) to row. */
 static int
-remote_neighbourhoods (void *handle, store_row_fn *row, void *arg, char *err, size_t err_len)
+remote_ask_rows (void *handle, Totalplace__Query *query, store_row_fn *row, void *arg, char *err,
+                 size_t err_len)
 {
-    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
-    query.what = TOTALPLACE__QUERY_WHAT__QUERY_NEIGHBOURHOODS;
     Totalplace__QueryReply *reply = NULL;
-    int rc = remote_ask (handle, &query, &reply, err, err_len);
+    int rc = remote_ask (handle, query, &reply, err, err_len);
     if (rc == 0) {
         remote_rows (reply, row, arg);
         protobuf_c_message_free_unpacked (&reply->base, NULL);
     }
     return rc;
+}
+
+static int
+remote_neighbourhoods (void *handle, store_row_fn *row, void *arg, char *err, size_t err_len)
+{
+    Totalplace__Query query = TOTALPLACE__QUERY__INIT;
+    query.what = TOTALPLACE__QUERY_WHAT__QUERY_NEIGHBOURHOODS;
+    return remote_ask_rows (handle, &query, row, arg, err, err_len);
 }
 
 static Totalplace__Breakdown
@@ -270,13 +278,7 @@ remote_totals (void *handle, const char *neighbourhood, store_breakdown_t by,
         remote_filter (filter, &wanted);
         query.filter = &wanted;
     }
-    Totalplace__QueryReply *reply = NULL;
-    int rc = remote_ask (handle, &query, &reply, err, err_len);
-    if (rc == 0) {
-        remote_rows (reply, row, arg);
-        protobuf_c_message_free_unpacked (&reply->base, NULL);
-    }
-    return rc;
+    return remote_ask_rows (handle, &query, row, arg, err, err_len);
 }
 
 /* A reply's rows of several keys; a row with another number of keys is a broken answer. */
